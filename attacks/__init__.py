@@ -1,0 +1,1 @@
+"""The attack registry over torchattacks."""

@@ -1,0 +1,3 @@
+"""vib-bench: a benchmark and adversarial-robustness suite for classifier regularizers."""
+
+__version__ = "0.1.0"

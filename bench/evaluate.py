@@ -1,0 +1,86 @@
+"""Clean evaluation: error, NLL, calibration (ECE, Brier) and, for VIB, the rate."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Put the model in eval mode and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | str = "cpu"):
+    """Run a block with its own RNG stream, leaving the caller's RNG state untouched."""
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
+        torch.manual_seed(seed)
+        yield
+
+
+@torch.no_grad()
+def predict_log_probs(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
+    """log p(y|x) for every row of ``x`` (model in eval mode, large batches)."""
+    device = device or next(model.parameters()).device
+    out = []
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))
+    return torch.cat(out)
+
+
+def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> float:
+    """ECE with equal-width confidence bins (Guo et al. 2017)."""
+    conf, pred = probs.max(dim=1)
+    correct = (pred == y).float()
+    bins = torch.clamp((conf * n_bins).long(), max=n_bins - 1)
+    ece = torch.zeros((), dtype=torch.float64)
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.double().mean() * (conf[m].double().mean() - correct[m].double().mean()).abs()
+    return float(ece)
+
+
+@torch.no_grad()
+def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1000, seed: int = 0,
+                  device=None) -> tuple[dict, torch.Tensor]:
+    """Metrics on (x, y) and the per-example correctness vector.
+
+    A stochastic model is evaluated as it predicts (averaging its samples) with a fixed noise seed.
+    """
+    device = device or next(model.parameters()).device
+    with seeded(seed, device):
+        logp = predict_log_probs(model, x, batch_size, device).cpu()
+    y = y.cpu()
+    probs = logp.exp()
+    correct = logp.argmax(1) == y
+    onehot = torch.nn.functional.one_hot(y, probs.shape[1]).to(probs.dtype)
+    metrics = {
+        "n": int(len(y)),
+        "error": float(1.0 - correct.double().mean()),
+        "nll": float(-logp.gather(1, y[:, None]).double().mean()),
+        "ece": expected_calibration_error(probs, y),
+        "brier": float(((probs - onehot) ** 2).sum(1).double().mean()),
+    }
+    extra: dict[str, list] = {}
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            for k, v in model.extra_metrics(x[i:i + batch_size].to(device)).items():
+                extra.setdefault(k, []).append(v.double().cpu())
+    for k, parts in extra.items():
+        metrics[f"{k}_nats"] = float(torch.cat(parts).mean())
+    return metrics, correct

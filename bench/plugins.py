@@ -1,0 +1,55 @@
+"""User models without editing the package: ``--plugin FILE`` or the ``vib_bench.models`` entry point.
+
+A plugin is a Python file whose factories register themselves with ``models.register_model``.
+Its absolute path is recorded in the run's results file, so later stages (attack, info...) load it
+again and can rebuild the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from .errors import BenchError
+
+_loaded: dict[str, object] = {}
+
+
+def load_plugin(path: str | Path) -> str:
+    path = Path(path).expanduser().resolve()
+    key = str(path)
+    if key in _loaded:
+        return key
+    if not path.is_file():
+        raise BenchError(f"--plugin {path}: no such file")
+    mod_name = "vib_bench_plugin_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BenchError:
+        raise
+    except Exception as e:
+        del sys.modules[mod_name]
+        raise BenchError(f"--plugin {path}: failed to import ({type(e).__name__}: {e})") from None
+    _loaded[key] = module
+    return key
+
+
+def load_plugins(paths) -> list[str]:
+    return [load_plugin(p) for p in (paths or [])]
+
+
+def load_entry_points() -> None:
+    """Load installed packages that advertise models under the ``vib_bench.models`` group."""
+    for ep in metadata.entry_points(group="vib_bench.models"):
+        if ep.value in _loaded:
+            continue
+        try:
+            _loaded[ep.value] = ep.load()
+        except Exception as e:
+            raise BenchError(f"entry point {ep.name} ({ep.value}) failed to load: {e}") from None

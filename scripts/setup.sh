@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create ./.venv on first use and install vib-bench (editable, with test tools) into it.
+# Idempotent: a second call only checks that the install is complete.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "vib-bench: creating a virtual environment in .venv" >&2
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import bench, models, attacks, torchattacks, pytest" >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.vib-bench-installed ]; then
+  echo "vib-bench: installing dependencies into .venv (first run only; torch is large)" >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  # torch and torchvision first, pinned as a pair (a mismatched pair fails to import torchvision).
+  .venv/bin/python -m pip install --quiet "torch==${VIB_BENCH_TORCH:-2.14.1}" "torchvision==${VIB_BENCH_TORCHVISION:-0.29.1}"
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  touch .venv/.vib-bench-installed
+fi
