@@ -45,6 +45,11 @@ def scale_input(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1) * 2.0 - 1.0
 
 
+def widths(hidden) -> list[int]:
+    """Hidden-layer widths from a list, a tuple or a single int (``--set hidden=64``)."""
+    return [int(h) for h in (hidden if isinstance(hidden, (list, tuple)) else [hidden])]
+
+
 def mlp_layers(in_features: int, hidden, activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:
     acts = {"relu": nn.ReLU, "tanh": nn.Tanh}
     if activation not in acts:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .base import Classifier, entropy_from_logits, mlp_layers, scale_input
+from .base import Classifier, widths, entropy_from_logits, mlp_layers, scale_input
 
 # Strengths chosen on the validation split (the last 10,000 MNIST training images); see README,
 # "How the regularization strengths were chosen".
@@ -31,7 +31,7 @@ class MLPClassifier(Classifier):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if confidence_penalty < 0:
             raise ValueError(f"confidence_penalty must be >= 0, got {confidence_penalty}")
-        hidden = [int(h) for h in hidden]
+        hidden = widths(hidden)
         super().__init__(in_shape, num_classes, hidden=hidden, activation=activation, dropout=dropout,
                          label_smoothing=label_smoothing, confidence_penalty=confidence_penalty)
         self.body = mlp_layers(self.in_features, hidden, activation, dropout)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .base import Classifier, mlp_layers, scale_input
+from .base import Classifier, widths, mlp_layers, scale_input
 
 
 def _log_softplus(t: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ class VIBClassifier(Classifier):
             raise ValueError(f"k must be >= 1, got {k}")
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        hidden = [int(h) for h in hidden]
+        hidden = widths(hidden)
         super().__init__(in_shape, num_classes, hidden=hidden, k=int(k), beta=float(beta),
                          n_samples=int(n_samples), sigma_shift=float(sigma_shift), activation=activation)
         self.k, self.beta, self.n_samples = int(k), float(beta), int(n_samples)
