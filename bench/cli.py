@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 from .errors import BenchError
 
 # Modules that add subcommands (each has ``register(subparsers)``), in --help order.
-COMMAND_MODULES = ["bench.cli"]
+COMMAND_MODULES = ["bench.cli", "bench.suite", "bench.attack"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,8 +123,8 @@ def cmd_list(args) -> int:
 def train_config_from_args(args):
     from .train import TrainConfig
 
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       train_split=args.train_split).validate()
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train_split=args.train_split,
+                       snapshot_every=args.snapshot_every, snapshot_n=args.snapshot_n).validate()
 
 
 def cmd_train(args) -> int:
@@ -170,6 +171,9 @@ def add_train_args(p, epochs_default=None):
                    help="train: hold out the validation split (default); trainval: all training data")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument, e.g. --set hidden=64,64 --set k=16 (repeatable)")
+    p.add_argument("--snapshot-every", type=int, default=0, metavar="EPOCHS",
+                   help="save every layer's activations on a fixed sample every EPOCHS epochs (information plane)")
+    p.add_argument("--snapshot-n", type=int, default=2000, metavar="N", help="size of that sample (default 2000)")
     add_plugins(p)
     add_device(p)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
@@ -215,6 +219,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("vib-bench: interrupted (finished work is saved; rerun with --resume)", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not a user error: one line unless asked for the traceback
+        if os.environ.get("VIB_BENCH_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())[:300]
+        print(f"vib-bench: internal error: {type(e).__name__}: {msg} (set VIB_BENCH_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

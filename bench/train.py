@@ -50,6 +50,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     train_split: str = "train"      # "train" (validation held out) or "trainval" (all training data)
     log_every: int = 50             # steps between progress updates and divergence checks
+    snapshot_every: int = 0         # epochs between hidden-activation snapshots (0: none)
+    snapshot_n: int = 2000          # size of the fixed sample (first N training examples) snapshotted
 
     def validate(self) -> "TrainConfig":
         checks = [
@@ -62,6 +64,8 @@ class TrainConfig:
             (0 <= self.ema_decay < 1, f"ema decay must be in [0, 1), got {self.ema_decay}"),
             (self.train_split in ("train", "trainval"), "--train-split must be train or trainval"),
             (self.log_every >= 1, "log_every must be >= 1"),
+            (self.snapshot_every >= 0, "--snapshot-every must be >= 0"),
+            (self.snapshot_n >= 1, "--snapshot-n must be >= 1"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -93,6 +97,26 @@ def _adam(params, cfg: TrainConfig, device: torch.device):
         return torch.optim.Adam(params, fused=True, **kw)
     except (RuntimeError, TypeError):  # fused unsupported for this device/dtype
         return torch.optim.Adam(params, **kw)
+
+
+def make_train_step(model, ema_model, opt, cfg: TrainConfig):
+    """One optimisation step plus the EMA update; shared by the engine and the speed benchmark."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema_params = [p for p, q in zip(ema_model.parameters(), model.parameters()) if q.requires_grad]
+    buffers = list(zip(ema_model.buffers(), model.buffers()))
+
+    def step(xb, yb, ema_updates: int) -> dict:
+        loss, stats = model.loss(xb, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(cfg.ema_decay, ema_updates))
+            for b_ema, b in buffers:
+                b_ema.copy_(b)
+        return stats
+
+    return step
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -190,8 +214,8 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     model = build_model(name, overrides, data.in_shape, data.num_classes).to(device)
     ema_model = copy.deepcopy(model).eval()
     params = [p for p in model.parameters() if p.requires_grad]
-    ema_params = [p for p, q in zip(ema_model.parameters(), model.parameters()) if q.requires_grad]
     opt = _adam(params, cfg, device)
+    train_step = make_train_step(model, ema_model, opt, cfg)
     shuffle = torch.Generator().manual_seed(seed)
 
     x_fit, y_fit = data.split(cfg.train_split)
@@ -240,15 +264,7 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
             t0 = time.perf_counter()
             for step in range(steps_per_epoch):
                 idx = perm[step * bs:(step + 1) * bs]
-                loss, stats = model.loss(x_fit[idx], y_fit[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    d = ema_decay_at(cfg.ema_decay, ema_updates)
-                    torch._foreach_lerp_(ema_params, params, 1.0 - d)
-                    for b_ema, b in zip(ema_model.buffers(), model.buffers()):
-                        b_ema.copy_(b)
+                stats = train_step(x_fit[idx], y_fit[idx], ema_updates)
                 ema_updates += 1
                 for k, v in stats.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
@@ -269,6 +285,8 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
                     "val_time_s": val_time, "examples_per_s": n / train_time}
             log_lines.append(json.dumps(line))
             atomic_write_text(mdir / LOG, "".join(ln + "\n" for ln in log_lines))
+            if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
+                save_snapshot(mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1, device)
             ck = {"epoch": epoch + 1, "ema_updates": ema_updates, "model": model.state_dict(),
                   "ema": ema_model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
                   "rng": _rng_state(device)}
@@ -288,6 +306,50 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
                       final_val_error=epochs_log[-1]["val_error"] if epochs_log else None)
     ckpt_path.unlink(missing_ok=True)  # the final weights are in model.safetensors
     return st
+
+
+SNAPSHOTS = "snapshots"
+
+
+@torch.no_grad()
+def layer_activations(model, x) -> dict[str, torch.Tensor]:
+    """Every hidden layer's activations (outputs of the ReLU/Tanh modules, in order), the
+    representation (z = mu for VIB) and the logits, for the information plane."""
+    from .evaluate import eval_mode, seeded
+
+    acts: dict[str, torch.Tensor] = {}
+    hooks = []
+    idx = 0
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.ReLU, torch.nn.Tanh)):
+            idx += 1
+            name = f"hidden{idx}"
+            hooks.append(mod.register_forward_hook(
+                lambda m, i, o, name=name: acts.setdefault(name, o.detach().float().cpu())))
+    try:
+        with eval_mode(model), seeded(0, x.device):
+            rep = model.representation(x).detach().float().cpu()
+            for h in hooks:
+                h.remove()
+            hooks = []
+            logits = model(x).detach().float().cpu()
+    finally:
+        for h in hooks:
+            h.remove()
+    acts["representation"] = rep
+    acts["logits"] = logits
+    return acts
+
+
+def save_snapshot(mdir: Path, model, x, y, epoch: int, device) -> Path:
+    """Store the layers' activations on a fixed sample at ``epoch`` (safetensors, one file each)."""
+    from safetensors.torch import save
+
+    acts = layer_activations(model, x)
+    acts["labels"] = y.detach().cpu()
+    path = mdir / SNAPSHOTS / f"epoch{epoch:04d}.safetensors"
+    atomic_write_bytes(path, save({k: v.contiguous().clone() for k, v in acts.items()}, metadata={"epoch": str(epoch)}))
+    return path
 
 
 def _save_checkpoint(path: Path, ck: dict) -> None:

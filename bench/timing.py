@@ -1,0 +1,80 @@
+"""Throughput: inference examples/s at several batch sizes and training examples/s, per model.
+
+Measured with ``torch.utils.benchmark`` (warm-up, then blocks of repetitions until a minimum run
+time); statistics are over the blocks' per-call times and quoted as examples/s. Compare medians,
+and only between like machines: the machine is recorded alongside.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+
+import torch
+import logging
+
+# torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU machines.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+from torch.utils import benchmark  # noqa: E402
+
+from .env import device_name
+from .evaluate import eval_mode
+from .flops import train_flops_per_example
+
+
+def _stats(times_s: list[float], batch: int) -> dict:
+    rates = sorted(batch / t for t in times_s)
+    q = statistics.quantiles(rates, n=4) if len(rates) >= 2 else [rates[0]] * 3
+    return {"median": statistics.median(rates), "iqr": q[2] - q[0], "mean": statistics.fmean(rates),
+            "stddev": statistics.stdev(rates) if len(rates) > 1 else 0.0, "min": rates[0], "max": rates[-1],
+            "rounds": len(rates), "batch_size": batch}
+
+
+def _measure(fn, min_run_time: float) -> list[float]:
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    m = timer.blocked_autorange(min_run_time=min_run_time)
+    return list(m.times)
+
+
+def machine(device) -> dict:
+    device = torch.device(device)
+    from .env import cpu_model
+
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "device": device.type,
+            "device_name": device_name(device), "torch": torch.__version__}
+
+
+def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cpu",
+               batch_sizes=(1, 100, 1000), train_batch: int = 100, min_run_time: float = 0.5,
+               seed: int = 0) -> dict:
+    """Time one model's prediction (as it predicts: VIB averages its samples) and training step."""
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(seed)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out = {"params": int(sum(p.numel() for p in model.parameters())), "inference": {},
+           "train_flops_per_example": train_flops_per_example(model), "machine": machine(device)}
+    with eval_mode(model), torch.no_grad():
+        for bs in batch_sizes:
+            x = torch.rand(bs, *in_shape, generator=g).to(device)
+
+            def infer():
+                model(x)
+                sync()
+
+            out["inference"][str(bs)] = _stats(_measure(infer, min_run_time), bs)
+
+    from .train import TrainConfig, _adam, make_train_step
+
+    trainee = copy.deepcopy(model).train()
+    ema = copy.deepcopy(model)
+    cfg = TrainConfig()
+    step = make_train_step(trainee, ema, _adam(list(trainee.parameters()), cfg, device), cfg)
+    x = torch.rand(train_batch, *in_shape, generator=g).to(device)
+    y = torch.randint(0, num_classes, (train_batch,), generator=g).to(device)
+
+    def train():
+        step(x, y, 10_000)
+        sync()
+
+    out["train"] = _stats(_measure(train, min_run_time), train_batch)
+    return out
