@@ -1,10 +1,9 @@
-import os
-
 import pytest
 import torch
 
-# Two cores, many small models: one thread per test process keeps timings stable and tests fast.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tiny models: one thread is fastest for them, and it keeps timing ratios meaningful when anything
+# else shares the CPU (OpenMP threads spinning on an oversubscribed CPU slow torch down ~100x).
+torch.set_num_threads(1)
 
 
 @pytest.fixture
