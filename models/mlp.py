@@ -15,7 +15,7 @@ from .base import Classifier, widths, entropy_from_logits, mlp_layers, scale_inp
 
 # Strengths chosen on the validation split (the last 10,000 MNIST training images); see README,
 # "How the regularization strengths were chosen".
-DROPOUT_P = 0.2
+DROPOUT_P = 0.1
 CONFIDENCE_PENALTY_BETA = 1.0
 LABEL_SMOOTHING = 0.1
 
