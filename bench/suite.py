@@ -57,6 +57,23 @@ def load_suite(name_or_path: str) -> dict:
     return suite
 
 
+def suite_overrides(suite: dict, names: list[str], dataset) -> dict[str, dict]:
+    """``[overrides]`` keys go to every model that takes them; ``[overrides."NAME"]`` tables to one model."""
+    from .train import build_model, overrides_per_model
+
+    table = suite.get("overrides", {})
+    shared = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    specific = {k: v for k, v in table.items() if isinstance(v, dict)}
+    unknown = sorted(set(specific) - set(names))
+    if unknown:
+        raise BenchError(f"suite {suite['name']}: [overrides.{unknown[0]!r}] names a model the suite does not run")
+    per_model = overrides_per_model(names, shared, dataset.in_shape, dataset.num_classes)
+    for name, ov in specific.items():
+        per_model[name] = {**per_model[name], **ov}
+        build_model(name, per_model[name], dataset.in_shape, dataset.num_classes)  # fail fast on bad values
+    return per_model
+
+
 def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(), resume=False, progress=None,
               log=print) -> int:
     """Train, evaluate, attack, time, then write the leaderboard. Returns the exit status."""
@@ -65,7 +82,7 @@ def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(),
     from . import plugins
     from .data import load_dataset
     from .runs import open_run, train_run
-    from .train import TrainConfig, overrides_per_model
+    from .train import TrainConfig
 
     out = Path(out)
     plugins.load_plugins(plugin_paths)
@@ -74,7 +91,7 @@ def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(),
     seeds = [int(s) for s in suite.get("seeds", [0])]
     cfg = TrainConfig.from_dict({"epochs": 20, **suite.get("train", {})}).validate()
     dataset = load_dataset(suite["dataset"], data_dir)
-    per_model = overrides_per_model(names, suite.get("overrides", {}), dataset.in_shape, dataset.num_classes)
+    per_model = suite_overrides(suite, names, dataset)
     t0 = time.perf_counter()
     log(f"suite {suite['name']}: {len(names)} models x {len(seeds)} seed(s) on {dataset.name}, "
         f"{cfg.epochs} epochs, on {device} -> {out}")

@@ -57,3 +57,15 @@ def test_throughput_scales_with_model_cost():
     # ~1,000x the multiply-adds must be clearly slower (a timer that measured nothing would not be)
     assert t_small["inference"]["100"]["median"] > 3 * t_big["inference"]["100"]["median"]
     assert t_small["train"]["median"] > 3 * t_big["train"]["median"]
+
+
+def test_suite_overrides_shared_and_per_model(digits):
+    from bench.suite import suite_overrides
+
+    suite = load_suite("smoke")
+    per_model = suite_overrides(suite, ["mlp", "vib_beta1e-3", "vib_k2_beta1e-3"], digits)
+    assert per_model["mlp"] == {"hidden": [64, 64]}
+    assert per_model["vib_beta1e-3"] == {"hidden": [64, 64], "k": 16}
+    assert per_model["vib_k2_beta1e-3"] == {"hidden": [64, 64], "k": 2}
+    with pytest.raises(BenchError, match="does not run"):
+        suite_overrides(suite, ["mlp", "vib_beta1e-3"], digits)

@@ -1,0 +1,545 @@
+"""``vib-bench leaderboard``: one row per model, generated from a results file and never edited by hand.
+
+Every number comes from ``results.json`` (natural units, floats) and is formatted only here. Each
+column has a key (for ``--sort-by`` and ``history --metric``), a header, a direction ("lower is
+better", "higher is better" or none) and a display scale; the best value of a directed column is
+marked (bold, or ``best`` in CSV). Columns without data in a run are left out, so a run that has
+only been trained still renders.
+
+Robust accuracy, as the attack stage records it: an example counts as robust when it is classified
+correctly both clean and attacked. For a randomised model (VIB, or anything whose outputs vary
+between forward passes) the leaderboard takes the worse of its protocols: ``paper`` (gradients
+through the model's own sample average) and ``eot`` (gradients averaged over many draws, e.g.
+``eot_pgd`` for PGD). ``worst@eps`` is the per-example worst case over every attack run at that eps.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import BenchError
+from .results import load_results, results_path
+from .stats import mean_std, trapezoid_auc
+
+LEADERBOARD_NAME = "leaderboard.md"
+FORMATS = ("github", "latex", "html", "csv")
+STANDARD_EPS = (0.1, 0.3)          # the L-inf points of the MNIST threat model (Madry et al.)
+STANDARD_ATTACKS = ("fgsm", "pgd")
+EPS_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    better: str | None = None       # "min", "max" or None (no best is marked)
+    scale: float = 1.0              # display = value * scale
+    digits: int = 2
+    with_std: bool = False          # show "mean ± std" over seeds
+    thousands: bool = False         # integers with separators (throughput, parameters)
+    proportion: bool = False        # a fraction of ``n`` examples (binomial noise applies)
+    doc: str = ""
+
+    def fmt(self, value: float) -> str:
+        if value is None or not math.isfinite(value):
+            return ""
+        v = value * self.scale
+        return f"{v:,.0f}" if self.thousands else f"{v:.{self.digits}f}"
+
+
+def _robust_columns() -> list[Column]:
+    cols = []
+    for family, label in (("fgsm", "FGSM"), ("pgd", "PGD"), ("worst", "worst")):
+        for eps in STANDARD_EPS:
+            what = ("per-example worst case over every attack run" if family == "worst"
+                    else f"{label}; randomised models: the worse of {family} and eot_{family} (if run)")
+            cols.append(Column(f"{family}@{eps:g}", f"{label} ε={eps:g} %", "max", 100.0, 1, proportion=True,
+                               doc=f"robust accuracy (%) at L-inf eps {eps:g}, {what}"))
+    return cols
+
+
+COLUMNS: list[Column] = [
+    Column("clean_error", "clean err %", "min", 100.0, 2, with_std=True, proportion=True,
+           doc="test error (%), mean ± sample std over seeds"),
+    Column("nll", "NLL", "min", 1.0, 3, doc="test negative log-likelihood (nats), mean over seeds"),
+    Column("ece", "ECE %", "min", 100.0, 2, doc="expected calibration error (%, 15 equal-width bins), mean over seeds"),
+    Column("rate", "rate (nats)", None, 1.0, 1,
+           doc="VIB rate: mean KL(p(z|x) || N(0, I)) on the test set, an upper bound on I(X;Z) (nats)"),
+    *_robust_columns(),
+    Column("auc", "AUC %", "max", 100.0, 1, proportion=True,
+           doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)"),
+    Column("infer_ex_s", "infer ex/s", "max", thousands=True,
+           doc="inference examples/s at batch 100 (median of timing rounds)"),
+    Column("train_ex_s", "train ex/s", "max", thousands=True,
+           doc="training examples/s at batch 100 (median of timing rounds)"),
+    Column("params", "params", None, thousands=True, doc="number of parameters"),
+]
+COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+TEXT_KEYS = ("model", "seeds", "flags", "notes")
+
+# Sanity-check flags: name -> (short label, what it means and what to do). True (or a non-empty
+# warning string) means raised. Order = display order.
+FLAGS: dict[str, tuple[str, str]] = {
+    "outside_eps_ball": ("outside-ball!", "An adversarial example left the eps-ball: the attack or the projection is broken; do not trust this row's robust numbers and report the bug."),
+    "outside_unit_box": ("outside-[0,1]!", "An adversarial image has pixels outside [0, 1]: the attack does not clamp; the numbers are not for valid images."),
+    "eps0_differs_from_clean": ("eps0!=clean", "At eps = 0 the robust accuracy differs from clean accuracy: predictions are not reproducible (unseeded noise or batch-dependent behaviour); fix that before comparing."),
+    "accuracy_rises_with_eps": ("acc-rises-with-eps", "Robust accuracy increases with a larger budget: the attack is failing to optimise (too few steps, bad step size); strengthen it."),
+    "weaker_than_fgsm": ("weaker-than-fgsm", "An iterative attack did worse than single-step FGSM: a sign of gradient masking or a badly tuned attack; add restarts or steps."),
+    "gradient_free_stronger": ("masking?", "A gradient-free attack (Square) beat every gradient attack: gradients are probably masked or obfuscated; trust the worst case, not PGD."),
+    "zero_gradients": ("zero-grad", "The input gradient is exactly zero for many examples: gradient attacks cannot work (masking); evaluate with gradient-free or EOT attacks."),
+    "large_eps_not_zero": ("large-eps-robust?", "At L-inf eps 0.5 any image can be turned grey, yet accuracy stayed above 5%: the attack is not reaching the model; suspect masking."),
+    "returns_probabilities": ("probs-not-logits", "forward() returns probabilities instead of logits: attack losses saturate; return logits."),
+    "undeclared_randomness": ("undeclared-random", "Repeated forward passes differ although the model does not declare itself stochastic: attack it with EOT and declare it."),
+    "eot_not_run": ("no-eot", "A randomised model was not attacked with an EOT attack: its robust accuracy may be overstated; add eot_pgd."),
+    "eot_needed": ("eot-needed", "Averaging gradients over the model's randomness (EOT) found lower accuracy than the paper protocol: the paper-style number was inflated by noisy gradients."),
+    "randomised": ("randomised", "The model's predictions are random (e.g. VIB samples z): it is evaluated with a fixed noise seed and attacked with both the paper and the EOT protocol; its leaderboard number is the worse of the two."),
+}
+INFO_FLAGS = ("randomised", "eot_needed")
+
+
+# ------------------------------------------------------------------------------------ extraction
+def _num(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None else math.nan
+
+
+def _same_eps(a, b) -> bool:
+    try:
+        return abs(float(a) - float(b)) <= EPS_TOL
+    except (TypeError, ValueError):
+        return False
+
+
+def _records(entry: dict) -> list[dict]:
+    """A seed's attack records that carry a number (robust accuracy and eps); others are ignored."""
+    recs = entry.get("attacks") or []
+    return [r for r in recs if isinstance(r, dict) and math.isfinite(_num(r.get("robust_acc")))
+            and math.isfinite(_num(r.get("eps")))]
+
+
+def robust_accuracy(records: list[dict], family: str, eps: float, norm: str = "Linf") -> float:
+    """One seed's leaderboard robust accuracy for ``family`` (an attack name, or ``worst``) at ``eps``.
+
+    ``pgd`` covers ``pgd`` and ``eot_pgd`` (the worse wins); ``worst`` prefers the attack stage's
+    leaderboard worst-case record (per-example, over every attack and protocol) and falls back to
+    the minimum over attacks (an upper bound on the per-example worst case) when none is stored.
+    """
+    at = [r for r in records if r.get("norm", "Linf") == norm and _same_eps(r.get("eps"), eps)]
+    if family == "worst":
+        wc = [r for r in at if r.get("attack") == "worst_case"]
+        if wc:
+            lead = ([r for r in wc if r.get("leaderboard")] or
+                    [r for r in wc if r.get("protocol") in ("all", "standard")] or wc)
+            return min(_num(r["robust_acc"]) for r in lead)
+        at = [r for r in at if r.get("attack") != "worst_case"]
+    else:
+        at = [r for r in at if r.get("attack") in (family, f"eot_{family}")]
+    return min((_num(r["robust_acc"]) for r in at), default=math.nan)
+
+
+def linf_grid(entry: dict) -> set[float]:
+    """The L-inf eps values at which a seed has a worst-case number."""
+    return {round(float(r["eps"]), 9) for r in _records(entry) if r.get("norm", "Linf") == "Linf"
+            and isinstance(r.get("eps"), (int, float))}
+
+
+def common_grid(data: dict) -> list[float]:
+    """L-inf eps values present for every attacked (model, seed): the AUC grid, comparable across rows."""
+    grids = [linf_grid(e) for m in data["models"].values() for e in (m.get("seeds") or {}).values()
+             if _records(e)]
+    if not grids:
+        return []
+    return sorted(set.intersection(*grids))
+
+
+def _raised(v) -> bool:
+    return v is True or (isinstance(v, str) and bool(v.strip()))
+
+
+def flag_norms(model_entry: dict) -> dict[str, set[str]]:
+    """Raised flag -> the norms of the attack records that raised it (empty set: a model-level flag)."""
+    seen: dict[str, set[str]] = {}
+    if model_entry.get("stochastic"):
+        seen["randomised"] = set()
+    for e in (model_entry.get("seeds") or {}).values():
+        for k, v in (e.get("attack_checks") or {}).items():
+            if _raised(v) and k != "declared_stochastic":
+                seen.setdefault(k, set())
+        for r in _records(e):
+            for k, v in (r.get("checks") or {}).items():
+                if _raised(v):
+                    seen.setdefault(k, set()).add(r.get("norm", "Linf"))
+    return seen
+
+
+def raised_flags(model_entry: dict) -> list[str]:
+    """Names of the sanity-check flags raised for any seed of a model (display order of ``FLAGS``)."""
+    seen = flag_norms(model_entry)
+    return [f for f in FLAGS if f in seen] + sorted(set(seen) - set(FLAGS))
+
+
+def flag_label(name: str, norms: set[str] | None = None) -> str:
+    """Short label; qualified with the norm when only L2 cells raised it (the table's columns are L-inf)."""
+    label = FLAGS[name][0] if name in FLAGS else name
+    return f"{label} (L2)" if norms == {"L2"} else label
+
+
+def seed_values(entry: dict, grid: list[float]) -> dict[str, float]:
+    """Every leaderboard metric of one (model, seed), natural units; NaN when absent."""
+    clean = entry.get("clean") or {}
+    recs = _records(entry)
+    out = {"clean_error": _num(clean.get("error")), "nll": _num(clean.get("nll")), "ece": _num(clean.get("ece")),
+           "rate": _num(clean.get("rate_nats"))}
+    for family in (*STANDARD_ATTACKS, "worst"):
+        for eps in STANDARD_EPS:
+            out[f"{family}@{eps:g}"] = robust_accuracy(recs, family, eps) if recs else math.nan
+    if recs and len(grid) >= 2:
+        acc = [robust_accuracy(recs, "worst", e) for e in grid]
+        out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
+    else:
+        out["auc"] = math.nan
+    tp = entry.get("throughput") or {}
+    out["infer_ex_s"] = _num(((tp.get("inference") or {}).get("100") or {}).get("median"))
+    out["train_ex_s"] = _num((tp.get("train") or {}).get("median"))
+    out["params"] = _num(tp.get("params"))
+    return out
+
+
+def seed_n(entry: dict, key: str) -> float:
+    """Examples behind a proportion metric of one seed (for binomial noise); NaN when unknown."""
+    if key == "clean_error":
+        return _num((entry.get("clean") or {}).get("n"))
+    ns = [_num(r.get("n")) for r in _records(entry) if r.get("norm", "Linf") == "Linf"]
+    ns = [n for n in ns if math.isfinite(n)]
+    return min(ns) if ns else math.nan
+
+
+def done_seeds(model_entry: dict) -> list[str]:
+    return sorted((s for s, e in (model_entry.get("seeds") or {}).items()
+                   if (e.get("train") or {}).get("state", "done") == "done" and e.get("clean")), key=_seed_sort)
+
+
+def _seed_sort(s: str):
+    return (0, int(s)) if str(s).isdigit() else (1, str(s))
+
+
+def _failures(model_entry: dict) -> list[str]:
+    """Why seeds are missing from a row: a training error, an unfinished state, or no evaluation."""
+    out = []
+    done = set(done_seeds(model_entry))
+    for s, e in sorted((model_entry.get("seeds") or {}).items(), key=lambda kv: _seed_sort(kv[0])):
+        if s in done:
+            continue
+        t = e.get("train") or {}
+        state = t.get("state", "done")
+        if t.get("error"):
+            out.append(f"seed {s} {state}: {' '.join(str(t['error']).split())[:100]}")
+        elif state != "done":
+            out.append(f"seed {s}: {state}")
+        else:
+            out.append(f"seed {s}: not evaluated")
+    return out
+
+
+# ------------------------------------------------------------------------------------ the table
+@dataclass
+class Leaderboard:
+    """The numbers behind a leaderboard: ``mean``/``std`` (models x metric keys, natural units),
+    ``text`` (models x seeds/flags/notes) and the columns that have data, in display order."""
+
+    data: dict
+    columns: list[Column]
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    text: pd.DataFrame
+    grid: list[float]
+    sort_by: str
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.mean.index)
+
+    def best(self, key: str) -> set[str]:
+        """Models holding the best displayed value of a directed column (ties all count)."""
+        col = COLUMN_BY_KEY[key]
+        if col.better is None:
+            return set()
+        shown = {m: col.fmt(v) for m, v in self.mean[key].items() if math.isfinite(v)}
+        if len(shown) < 2:
+            return set()
+        vals = {m: float(s.replace(",", "")) for m, s in shown.items()}
+        target = (min if col.better == "min" else max)(vals.values())
+        best = {m for m, v in vals.items() if v == target}
+        return set() if len(best) == len(vals) else best  # all tied: nobody is best
+
+
+def sort_keys() -> list[str]:
+    return ["model"] + [c.key for c in COLUMNS]
+
+
+def build_leaderboard(data: dict, sort_by: str | None = None) -> Leaderboard:
+    """The leaderboard of a loaded results file; ``sort_by`` is a column key (best first) or ``model``."""
+    explicit = sort_by is not None
+    sort_by = sort_by or "clean_error"
+    if sort_by not in sort_keys():
+        raise BenchError(f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())})")
+    grid = common_grid(data)
+    means, stds, texts = {}, {}, {}
+    for name, m in data["models"].items():
+        seeds = done_seeds(m)
+        per_seed = [seed_values(m["seeds"][s], grid) for s in seeds]
+        means[name], stds[name] = {}, {}
+        for c in COLUMNS:
+            means[name][c.key], stds[name][c.key] = mean_std([v[c.key] for v in per_seed])
+        total = len(m.get("seeds") or {})
+        fails = _failures(m)
+        texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
+                       "flags": ", ".join(flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)),
+                       "notes": "; ".join(fails)}
+    keys = [c.key for c in COLUMNS]
+    mean = pd.DataFrame.from_dict(means, orient="index", columns=keys, dtype=float)
+    std = pd.DataFrame.from_dict(stds, orient="index", columns=keys, dtype=float)
+    text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes"])
+    columns = [c for c in COLUMNS if mean[c.key].notna().any()] if len(mean) else []
+    if sort_by != "model" and sort_by not in [c.key for c in columns]:
+        if explicit and len(mean):
+            raise BenchError(f"--sort-by {sort_by}: this run has no {sort_by} data")
+        sort_by = "model"  # e.g. every model failed: nothing to rank by
+    if len(mean):
+        if sort_by == "model":
+            order = sorted(mean.index)
+        else:
+            col = COLUMN_BY_KEY[sort_by]
+            # best first, ties broken by clean error, then by name
+            frame = pd.DataFrame({"k": mean[sort_by] * (-1 if col.better == "max" else 1),
+                                  "tie": mean["clean_error"], "name": mean.index}, index=mean.index)
+            order = list(frame.sort_values(["k", "tie", "name"], na_position="last", kind="mergesort").index)
+        mean, std, text = mean.loc[order], std.loc[order], text.loc[order]
+    return Leaderboard(data, columns, mean, std, text, grid, sort_by)
+
+
+# ------------------------------------------------------------------------------------ rendering
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "ε": r"$\varepsilon$", "|": r"\textbar{}", "<": r"\textless{}",
+                  ">": r"\textgreater{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _escape(text: str, fmt: str) -> str:
+    if fmt == "latex":
+        return latex_escape(text)
+    if fmt == "html":
+        return html.escape(text)
+    return text.replace("|", r"\|")  # a pipe would split a Markdown cell
+
+
+def _bold(text: str, fmt: str) -> str:
+    return {"latex": r"\textbf{%s}", "html": "<b>%s</b>", "github": "**%s**"}[fmt] % text
+
+
+def _cell(lb: Leaderboard, model: str, col: Column, fmt: str, best: set[str]) -> str:
+    v = lb.mean.at[model, col.key]
+    text = col.fmt(v)
+    if text and col.with_std and math.isfinite(lb.std.at[model, col.key]):
+        pm = {"latex": r" $\pm$ ", "html": " ± ", "github": " ± "}[fmt]
+        text += pm + col.fmt(lb.std.at[model, col.key])
+    if text and model in best:
+        text = _bold(text, fmt)
+    return text
+
+
+def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[str]]:
+    show_flags = bool(lb.text["flags"].astype(bool).any()) if len(lb.text) else False
+    show_notes = bool(lb.text["notes"].astype(bool).any()) if len(lb.text) else False
+    headers = ["model", "seeds"] + [c.header for c in lb.columns] + (["flags"] if show_flags else []) \
+        + (["notes"] if show_notes else [])
+    align = ["left", "right"] + ["right"] * len(lb.columns) + ["left"] * (show_flags + show_notes)
+    best = {c.key: lb.best(c.key) for c in lb.columns}
+    rows = []
+    for m in lb.models:
+        row = [_escape(m, fmt), lb.text.at[m, "seeds"]]
+        row += [_cell(lb, m, c, fmt, best[c.key]) for c in lb.columns]
+        if show_flags:
+            row.append(_escape(lb.text.at[m, "flags"], fmt))
+        if show_notes:
+            row.append(_escape(lb.text.at[m, "notes"], fmt))
+        rows.append(row)
+    return [_escape(h, fmt) for h in headers], rows, align
+
+
+def to_csv(lb: Leaderboard) -> str:
+    """Raw numbers in natural units (fractions, not %), a ``_std`` column per mean ± std metric, and
+    ``best``: the keys of the columns in which this model holds the best value."""
+    cols = {"model": lb.models, "seeds": list(lb.text["seeds"])}
+    for c in lb.columns:
+        cols[c.key] = list(lb.mean[c.key])
+        if c.with_std:
+            cols[f"{c.key}_std"] = list(lb.std[c.key])
+    cols["flags"] = [";".join(f.strip() for f in s.split(",") if f.strip()) for s in lb.text["flags"]]
+    cols["notes"] = list(lb.text["notes"])
+    best = {c.key: lb.best(c.key) for c in lb.columns}
+    cols["best"] = [";".join(k for k in best if m in best[k]) for m in lb.models]
+    return pd.DataFrame(cols).to_csv(index=False, float_format="%.8g", lineterminator="\n")
+
+
+def render(lb: Leaderboard, fmt: str = "github") -> str:
+    """The table alone, in ``github`` (Markdown pipe table), ``latex``, ``html`` or ``csv``."""
+    from tabulate import tabulate
+
+    if fmt not in FORMATS:
+        raise BenchError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    if fmt == "csv":
+        return to_csv(lb)
+    headers, rows, align = _rows(lb, fmt)
+    table_fmt = {"github": "pipe", "latex": "latex_raw", "html": "unsafehtml"}[fmt]
+    return tabulate(rows, headers=headers, tablefmt=table_fmt, colalign=align, disable_numparse=True) + "\n"
+
+
+def render_leaderboard(data: dict, fmt: str = "github", sort_by: str | None = None) -> str:
+    return render(build_leaderboard(data, sort_by), fmt)
+
+
+def _commit(env: dict) -> str:
+    git = env.get("git") or {}
+    if not git.get("commit"):
+        return "unknown commit"
+    return git["commit"][:10] + (" (dirty tree)" if git.get("dirty") else "")
+
+
+def describe_run(data: dict) -> str:
+    """One line: data set, seeds, recipe and code version of a run."""
+    run = data.get("run") or {}
+    ds = run.get("dataset") or {}
+    train = run.get("train") or {}
+    env = (data.get("environments") or {}).get("train") or data.get("environment") or {}
+    seeds = run.get("seeds") or []
+    parts = [f"{ds.get('name', '?')} test set ({ds.get('n_test', '?')} examples, {ds.get('checksum', 'no checksum')})",
+             f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}",
+             f"{train.get('epochs', '?')} epochs",
+             f"commit {_commit(env)}"]
+    suite = run.get("suite") or {}
+    if suite.get("name"):
+        parts.insert(0, f"suite {suite['name']}")
+    return ", ".join(parts)
+
+
+def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
+    """Plain-text notes that explain the table (attack protocol, throughput machine, flags)."""
+    notes = []
+    keys = {c.key for c in lb.columns}
+    if keys & {f"{f}@{e:g}" for f in (*STANDARD_ATTACKS, "worst") for e in STANDARD_EPS} or "auc" in keys:
+        ns = sorted({int(seed_n(e, "robust")) for m in lb.data["models"].values()
+                     for e in (m.get("seeds") or {}).values() if math.isfinite(seed_n(e, "robust"))})
+        n_txt = f"the first {ns[0]} test examples" if len(ns) == 1 else "the attacked test examples"
+        notes.append(f"Robust accuracy: % of {n_txt} classified correctly both clean and attacked (L-inf); "
+                     "for randomised models the worse of the paper and EOT protocols; "
+                     "worst = per-example worst case over every attack run.")
+    if "auc" in keys:
+        notes.append(f"AUC: worst-case accuracy integrated over L-inf eps "
+                     f"{', '.join(f'{e:g}' for e in lb.grid)} (trapezoid), divided by the eps range.")
+    if keys & {"infer_ex_s", "train_ex_s"}:
+        machines = set()
+        for m in lb.data["models"].values():
+            for e in (m.get("seeds") or {}).values():
+                mach = (e.get("throughput") or {}).get("machine")
+                if mach:
+                    machines.add(f"{mach.get('device_name', '?')} ({mach.get('device', '?')}, "
+                                 f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
+        if machines:
+            notes.append("Throughput: median examples/s at batch 100, measured on " + "; ".join(sorted(machines)) + ".")
+    directed = [c for c in lb.columns if c.better]
+    if directed and len(lb.models) > 1:
+        notes.append("Best value per column in bold." if fmt != "csv" else "Best: see the best column.")
+    used = []
+    for flags in lb.text["flags"]:
+        for f in flags.split(", "):
+            f = f.removesuffix(" (L2)")
+            if f and f not in used:
+                used.append(f)
+    by_label = {v[0]: v[1] for v in FLAGS.values()}
+    for f in used:
+        if f in by_label:
+            notes.append(f"`{f}`: {by_label[f]}")
+    return notes
+
+
+def leaderboard_markdown(data: dict, sort_by: str | None = None) -> str:
+    """The ``leaderboard.md`` document: title, run description, table and notes."""
+    lb = build_leaderboard(data, sort_by)
+    lines = ["# vib-bench leaderboard", "", describe_run(data) + ".", ""]
+    if not lb.models:
+        lines += ["No models in this run yet.", ""]
+    else:
+        lines += [render(lb, "github").rstrip("\n"), ""]
+        lines += [f"- {n}" for n in footnotes(lb)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _run_dir_of(run_dir_or_file) -> Path:
+    return results_path(run_dir_or_file).parent
+
+
+def write_leaderboard(run_dir, sort_by: str | None = None) -> Path:
+    """(Re)write ``RUN_DIR/leaderboard.md`` atomically from the results file; returns its path."""
+    from .io import atomic_write_text
+
+    data = load_results(run_dir)
+    path = _run_dir_of(run_dir) / LEADERBOARD_NAME
+    atomic_write_text(path, leaderboard_markdown(data, sort_by))
+    return path
+
+
+# ------------------------------------------------------------------------------------ CLI
+def cmd_leaderboard(args) -> int:
+    import sys
+
+    from .io import atomic_write_text
+
+    data = load_results(args.run_dir)
+    text = render_leaderboard(data, args.format, args.sort_by)
+    path = _run_dir_of(args.run_dir) / LEADERBOARD_NAME
+    try:
+        atomic_write_text(path, leaderboard_markdown(data, args.sort_by))
+    except OSError as e:  # a read-only run (someone else's results) still gets a leaderboard on stdout
+        print(f"vib-bench: warning: could not write {path}: {e.strerror or e}", file=sys.stderr)
+    if args.out:
+        try:
+            atomic_write_text(args.out, text)
+        except OSError as e:
+            raise BenchError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def column_help() -> str:
+    width = max(len(c.key) for c in COLUMNS)
+    return "\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
+
+
+def register(sub) -> None:
+    import argparse
+
+    p = sub.add_parser("leaderboard", help="one row per model from a run's results file (also writes leaderboard.md)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Render a run's leaderboard from its results file and (re)write "
+                                   "RUN_DIR/leaderboard.md.\n\ncolumn keys (for --sort-by; also `model`):\n"
+                                   + column_help())
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or its results.json")
+    p.add_argument("--format", choices=FORMATS, default="github",
+                   help="github (Markdown), latex, html or csv (raw numbers in natural units); default github")
+    p.add_argument("--sort-by", default=None, metavar="KEY",
+                   help="column key to sort by, best first (default clean_error); e.g. pgd@0.3, worst@0.3, auc, model")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the table to FILE instead of stdout")
+    p.set_defaults(func=cmd_leaderboard)
+

@@ -1,0 +1,170 @@
+"""Small, dependency-free statistics for comparing runs.
+
+Everything works on proportions in [0, 1] or on paired boolean vectors (one entry per test
+example: was it classified correctly?). Two runs evaluated on the same test set are *paired*, so
+the right test for "did the error change?" is McNemar's: only the examples on which the two runs
+disagree carry information, and under "no change" each disagreement is a fair coin flip.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- intervals
+def z_value(confidence: float = 0.95) -> float:
+    """The two-sided standard-normal quantile for ``confidence`` (0.95 -> 1.96)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return math.sqrt(2.0) * _erfinv(confidence)
+
+
+def _erfinv(y: float) -> float:
+    # Winitzki's approximation refined by two Newton steps on erf: exact to ~1e-15 in (-1, 1).
+    a = 0.147
+    ln = math.log(1.0 - y * y)
+    t = 2.0 / (math.pi * a) + ln / 2.0
+    x = math.copysign(math.sqrt(math.sqrt(t * t - ln / a) - t), y)
+    for _ in range(2):
+        x -= (math.erf(x) - y) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+    return x
+
+
+def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (good coverage even near 0 and 1)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = z_value(confidence)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# ----------------------------------------------------------------------------- tests
+def normal_two_sided_p(z: float) -> float:
+    """P(|Z| >= |z|) for a standard normal Z."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+def _binom_half_pmf(n: int, upto: int) -> np.ndarray:
+    # P(X = i) for X ~ Bin(n, 1/2), i = 0..upto, via log-gamma: no overflow for large n.
+    logc = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(upto + 1)])
+    return np.exp(logc - n * math.log(2.0))
+
+
+def mcnemar(base: Sequence[bool], new: Sequence[bool], mid_p: bool = False) -> dict:
+    """McNemar's exact test on paired correctness vectors.
+
+    ``b`` counts examples the base got right and the new run got wrong, ``c`` the reverse. Under
+    the null hypothesis (same accuracy) ``b ~ Bin(b + c, 1/2)``; the two-sided exact p-value is
+    ``min(1, 2 P(X <= min(b, c)))``. The mid-p variant subtracts half the probability of the
+    observed value, which is less conservative and still has close to nominal size.
+    """
+    base = np.asarray(base, dtype=bool)
+    new = np.asarray(new, dtype=bool)
+    if base.shape != new.shape:
+        raise ValueError(f"paired vectors differ in length ({base.size} vs {new.size})")
+    b = int(np.sum(base & ~new))
+    c = int(np.sum(~base & new))
+    return {"b": b, "c": c, "n": int(base.size), "p": mcnemar_p(b, c, mid_p=mid_p)}
+
+
+def mcnemar_p(b: int, c: int, mid_p: bool = False) -> float:
+    """Two-sided exact (or mid-p) McNemar p-value from the discordant counts ``b`` and ``c``."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    pmf = _binom_half_pmf(n, k)
+    tail = float(pmf.sum())
+    if mid_p:
+        tail -= 0.5 * float(pmf[k])
+    return min(1.0, 2.0 * tail)
+
+
+def two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> float:
+    """Two-sided p-value of the pooled z-test for p1 == p2 (unpaired; used when no per-example data).
+
+    ``x1``/``x2`` are success counts (they may be fractional when derived from rounded rates).
+    Ignoring the pairing makes this test conservative for runs on the same test set.
+    """
+    if n1 <= 0 or n2 <= 0:
+        return 1.0
+    p1, p2 = x1 / n1, x2 / n2
+    pool = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0 if p1 == p2 else 0.0
+    return normal_two_sided_p((p1 - p2) / se)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error control, valid under any dependence)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# ----------------------------------------------------------------------------- summaries
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; NaN, i.e. unknown, for a single value); NaNs are dropped."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (math.nan, math.nan)
+    return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan)
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of a proportion ``p`` measured on ``n`` examples."""
+    if n is None or n <= 0 or not math.isfinite(p):
+        return math.nan
+    return math.sqrt(max(p * (1 - p), 0.0) / n)
+
+
+def detect_steps(values: Sequence[float], noise: Sequence[float], factor: float = 3.0) -> list[bool]:
+    """Flag step changes between consecutive points (asv-style: a jump larger than the noise).
+
+    ``noise[i]`` is the standard error of ``values[i]``. Point ``i`` (i >= 1) is a step when
+    ``|values[i] - values[i-1]| > factor * sqrt(noise[i-1]^2 + noise[i]^2)``. A point whose noise
+    is unknown (NaN) is compared against the median noise of the others; if no point has a known
+    noise, nothing is flagged. The first point is never a step.
+    """
+    vals = np.asarray(values, dtype=float)
+    tols = step_tolerances(noise, factor)
+    out = [False]
+    for i in range(1, len(vals)):
+        ok = math.isfinite(vals[i]) and math.isfinite(vals[i - 1]) and math.isfinite(tols[i])
+        out.append(bool(ok and abs(vals[i] - vals[i - 1]) > tols[i]))
+    return out
+
+
+def step_tolerances(noise: Sequence[float], factor: float = 3.0) -> list[float]:
+    """The largest change between point i-1 and point i that :func:`detect_steps` calls noise (NaN for i=0)."""
+    se = np.asarray(noise, dtype=float)
+    known = se[np.isfinite(se)]
+    if known.size == 0:
+        return [math.nan] * len(se)
+    se = np.where(np.isfinite(se), se, float(np.median(known)))
+    return [math.nan] + [factor * math.hypot(se[i - 1], se[i]) for i in range(1, len(se))]
+
+
+def trapezoid_auc(eps: Sequence[float], acc: Sequence[float]) -> float:
+    """Area under accuracy-vs-eps by the trapezoid rule, divided by the eps range (a mean accuracy)."""
+    x = np.asarray(eps, dtype=float)
+    y = np.asarray(acc, dtype=float)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if x.size < 2 or x[-1] == x[0]:
+        return math.nan
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0) / (x[-1] - x[0]))

@@ -1,0 +1,146 @@
+"""Leaderboard rendering against committed golden files.
+
+The golden results file (tests/data/golden_results.json) is hand-made in the results schema, with
+attack records (deterministic and randomised protocols, a raised flag), throughput, a partly failed
+and a wholly failed model. A rendering change must be deliberate: regenerate the golden outputs with
+``VIB_BENCH_UPDATE_GOLDEN=1 pytest tests/test_leaderboard.py`` and review the diff.
+"""
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.leaderboard import (COLUMNS, build_leaderboard, leaderboard_markdown, render_leaderboard, robust_accuracy,
+                               write_leaderboard)
+from conftest import one_error_line
+
+DATA = Path(__file__).parent / "data"
+GOLDEN_RESULTS = DATA / "golden_results.json"
+GOLDEN = {"github": "golden_leaderboard.md", "latex": "golden_leaderboard.tex", "html": "golden_leaderboard.html",
+          "csv": "golden_leaderboard.csv"}
+UPDATE = os.environ.get("VIB_BENCH_UPDATE_GOLDEN") == "1"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = DATA / name
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; if deliberate, regenerate with VIB_BENCH_UPDATE_GOLDEN=1"
+
+
+@pytest.fixture
+def golden():
+    return json.loads(GOLDEN_RESULTS.read_text())
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    shutil.copy(GOLDEN_RESULTS, d / "results.json")
+    return d
+
+
+@pytest.mark.parametrize("fmt", list(GOLDEN))
+def test_cli_renders_every_format_exactly(run_dir, fmt, capsys):
+    assert main(["leaderboard", str(run_dir), "--format", fmt]) == 0
+    check_golden(GOLDEN[fmt], capsys.readouterr().out)
+    # leaderboard.md is (re)written whatever the format
+    check_golden("golden_leaderboard_doc.md", (run_dir / "leaderboard.md").read_text())
+
+
+def test_write_leaderboard_is_the_document(run_dir):
+    path = write_leaderboard(run_dir)
+    assert path == run_dir / "leaderboard.md"
+    check_golden("golden_leaderboard_doc.md", path.read_text())
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]  # written atomically
+
+
+def test_columns_and_marks(golden):
+    lb = build_leaderboard(golden)
+    assert lb.models == ["mlp", "dropout", "vib_beta1e-3", "vib_beta1e-2", "broken"]  # clean error, failures last
+    assert lb.best("clean_error") == {"mlp"}
+    assert lb.best("rate") == set()                      # no direction, no best
+    text = render_leaderboard(golden, "github")
+    assert "**12.08 ± 0.20**" in text                    # mean ± sample std, in %, bold best
+    assert "masking?" in text and "randomised" in text  # raised flags and the randomised note
+    assert "seed 0 failed: BenchError: out of memory at step 12" in text  # failure row keeps its error
+    assert r"loss is NaN \| diverged" in text           # a pipe cannot break the Markdown table
+
+
+def test_randomised_model_takes_the_worse_protocol(golden):
+    recs = golden["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]
+    paper = next(r for r in recs if (r["attack"], r["eps"]) == ("pgd", 0.1))["robust_acc"]
+    eot = next(r for r in recs if (r["attack"], r["eps"]) == ("eot_pgd", 0.1))["robust_acc"]
+    assert eot < paper and robust_accuracy(recs, "pgd", 0.1) == eot
+    worst = next(r for r in recs if r["attack"] == "worst_case" and r["eps"] == 0.1 and r.get("leaderboard"))
+    assert robust_accuracy(recs, "worst", 0.1) == worst["robust_acc"]
+
+
+def test_all_tied_means_no_best(golden):
+    for m in golden["models"].values():
+        for e in m["seeds"].values():
+            if "clean" in e:
+                e["clean"]["nll"] = 0.5
+    assert build_leaderboard(golden).best("nll") == set()
+
+
+def test_sort_by(run_dir, capsys):
+    assert main(["leaderboard", str(run_dir), "--sort-by", "pgd@0.1", "--format", "csv"]) == 0
+    order = [line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert order == ["mlp", "dropout", "vib_beta1e-2", "vib_beta1e-3", "broken"]  # higher is better: descending
+    assert main(["leaderboard", str(run_dir), "--sort-by", "model", "--format", "csv"]) == 0
+    order = [line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert order == sorted(order)
+
+
+def test_unknown_sort_key_is_one_line_error(run_dir, capsys):
+    assert main(["leaderboard", str(run_dir), "--sort-by", "accuracy"]) == 2
+    assert "unknown column" in one_error_line(capsys)
+
+
+def test_run_without_attacks_or_timing_still_renders(tmp_path, golden, capsys):
+    data = copy.deepcopy(golden)
+    for m in data["models"].values():
+        for e in m["seeds"].values():
+            for k in ("attacks", "attack_checks", "throughput"):
+                e.pop(k, None)
+    d = tmp_path / "trained_only"
+    d.mkdir()
+    (d / "results.json").write_text(json.dumps(data))
+    assert main(["leaderboard", str(d)]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "clean err %" in header and "rate (nats)" in header
+    assert "PGD" not in header and "AUC" not in header and "ex/s" not in header and "params" not in header
+    # a column that exists but has no data here cannot be sorted by
+    assert main(["leaderboard", str(d), "--sort-by", "pgd@0.3"]) == 2
+    assert "no pgd@0.3 data" in one_error_line(capsys)
+
+
+def test_out_file(run_dir, tmp_path, capsys):
+    out = tmp_path / "table.tex"
+    assert main(["leaderboard", str(run_dir), "--format", "latex", "--out", str(out)]) == 0
+    assert out.read_text() == (DATA / GOLDEN["latex"]).read_text()
+
+
+@pytest.mark.parametrize("content", ['{"schema": "vib-bench/results/1", "models": {"mlp": ', "[1, 2, 3]\n", ""])
+def test_bad_results_file_is_one_line_error(tmp_path, content, capsys):
+    (tmp_path / "results.json").write_text(content)
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    assert "results file" in one_error_line(capsys)
+
+
+def test_empty_run_renders(tmp_path, golden):
+    golden["models"] = {}
+    assert "No models in this run yet." in leaderboard_markdown(golden)
+
+
+def test_every_column_is_documented():
+    assert all(c.doc for c in COLUMNS)
+    assert len({c.key for c in COLUMNS}) == len(COLUMNS)

@@ -1,0 +1,109 @@
+"""Figures and the self-contained HTML report, on the golden results file plus synthetic training logs."""
+
+import base64
+import html.parser
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.report import make_figures, read_train_log
+
+DATA = Path(__file__).parent / "data"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("report") / "run"
+    d.mkdir()
+    shutil.copy(DATA / "golden_results.json", d / "results.json")
+    data = json.loads((d / "results.json").read_text())
+    for model, m in data["models"].items():
+        for seed in m["seeds"]:
+            log = d / "models" / model / f"seed{seed}" / "train_log.jsonl"
+            log.parent.mkdir(parents=True)
+            lines = [json.dumps({"epoch": e, "lr": 1e-3, "loss": 2.0 / e, "ce": 1.9 / e,
+                                 **({"kl": 30.0 - e} if "vib" in model else {}),
+                                 "val_error": 0.5 / e, "val_nll": 1.5 / e, "epoch_time_s": 0.1}) for e in range(1, 6)]
+            log.write_text("\n".join(lines) + '\n{"epoch": 6, "lo')  # a torn last line is skipped
+    return d
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    """Run ``vib-bench report`` once (figures are the slow part) and share the result."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["report", str(run_dir)])
+    return status, out.getvalue()
+
+
+def test_make_figures(run_dir, report):
+    figures = sorted((run_dir / "figures").glob("*.png"))
+    assert [p.name for p in figures] == ["beta_sweep.png", "robust_accuracy.png", "training_curves.png"]
+    assert all(p.read_bytes()[:8] == PNG for p in figures)
+    assert len(read_train_log(run_dir / "models" / "mlp" / "seed0" / "train_log.jsonl")) == 5
+
+
+def test_figures_skip_what_is_missing(tmp_path):
+    d = tmp_path / "bare"
+    d.mkdir()
+    data = json.loads((DATA / "golden_results.json").read_text())
+    data["models"] = {"mlp": data["models"]["mlp"]}
+    for e in data["models"]["mlp"]["seeds"].values():
+        e.pop("attacks")
+    (d / "results.json").write_text(json.dumps(data))
+    assert make_figures(d) == []  # no attacks, no beta sweep, no training logs
+    assert not (d / "figures").exists()
+
+
+class _Page(html.parser.HTMLParser):
+    VOID = {"img", "meta", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.mismatched, self.images = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        elif tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if self.stack and self.stack[-1] == tag:
+            self.stack.pop()
+        else:
+            self.mismatched.append(tag)
+
+
+def test_report_is_one_self_contained_page(run_dir, report):
+    status, out = report
+    assert status == 0 and out.strip() == f"wrote {run_dir / 'report.html'}"
+    page = (run_dir / "report.html").read_text()
+    parser = _Page()
+    parser.feed(page)
+    assert parser.stack == [] and parser.mismatched == []          # well-formed
+    assert len(parser.images) == 3
+    for src in parser.images:                                       # embedded, nothing to fetch
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    # the leaderboard, the flags explained, the environment
+    assert "<b>12.08 ± 0.20</b>" in page and "vib_beta1e-3" in page
+    assert "<code>masking?</code> (vib_beta1e-3): A gradient-free attack" in page
+    assert "Environment" in page and "Test CPU" in page and "0123456789" in page
+    assert (run_dir / "leaderboard.md").exists()
+
+
+def test_report_on_a_missing_run_is_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no results file" in err[0]
