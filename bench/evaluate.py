@@ -42,17 +42,25 @@ def predict_log_probs(model, x: torch.Tensor, batch_size: int = 1000, device=Non
     return torch.cat(out)
 
 
+def reliability_bins(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> dict:
+    """Equal-width confidence bins: per bin, the count, mean confidence and accuracy (empty: None)."""
+    conf, pred = probs.double().max(dim=1)
+    correct = (pred == y).double()
+    bins = torch.clamp((conf * n_bins).long(), max=n_bins - 1)
+    count = torch.bincount(bins, minlength=n_bins).double()
+    conf_sum = torch.bincount(bins, weights=conf, minlength=n_bins)
+    acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
+    nz = count > 0
+    mean = lambda s: [float(v) if ok else None for v, ok in zip(s / count.clamp_min(1), nz)]  # noqa: E731
+    return {"edges": [i / n_bins for i in range(n_bins + 1)], "count": [int(c) for c in count],
+            "confidence": mean(conf_sum), "accuracy": mean(acc_sum)}
+
+
 def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> float:
     """ECE with equal-width confidence bins (Guo et al. 2017)."""
-    conf, pred = probs.max(dim=1)
-    correct = (pred == y).float()
-    bins = torch.clamp((conf * n_bins).long(), max=n_bins - 1)
-    ece = torch.zeros((), dtype=torch.float64)
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += m.double().mean() * (conf[m].double().mean() - correct[m].double().mean()).abs()
-    return float(ece)
+    r = reliability_bins(probs, y, n_bins)
+    n = sum(r["count"])
+    return float(sum(c / n * abs(cf - a) for c, cf, a in zip(r["count"], r["confidence"], r["accuracy"]) if c))
 
 
 @torch.no_grad()
@@ -75,6 +83,7 @@ def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 
         "nll": float(-logp.gather(1, y[:, None]).double().mean()),
         "ece": expected_calibration_error(probs, y),
         "brier": float(((probs - onehot) ** 2).sum(1).double().mean()),
+        "reliability": reliability_bins(probs, y),
     }
     extra: dict[str, list] = {}
     with eval_mode(model):

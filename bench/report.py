@@ -279,8 +279,36 @@ def make_figures(run_dir) -> list[Path]:
     fig_dir = rd / FIGURES_DIR
     made = [plot_robust_accuracy(data, fig_dir / "robust_accuracy.png"),
             plot_beta_sweep(data, fig_dir / "beta_sweep.png"),
-            plot_training_curves(data, rd, fig_dir / "training_curves.png")]
+            plot_training_curves(data, rd, fig_dir / "training_curves.png"),
+            plot_reliability(data, fig_dir / "reliability.png")]
     return [p for p in made if p is not None]
+
+
+def plot_reliability(data: dict, path: Path) -> Path | None:
+    """Reliability diagram per model (first seed): accuracy against confidence."""
+    items = []
+    for name, m in data["models"].items():
+        for seed in sorted(m.get("seeds", {}), key=int):
+            rel = (m["seeds"][seed].get("clean") or {}).get("reliability")
+            if rel:
+                items.append((name, seed, rel, m["seeds"][seed]["clean"]))
+                break
+    if not items:
+        return None
+    fig, axes = _grid(len(items))
+    for ax, (name, seed, rel, clean) in zip(axes, items):
+        edges = rel["edges"]
+        width = edges[1] - edges[0]
+        for lo, acc, cnt in zip(edges[:-1], rel["accuracy"], rel["count"]):
+            if cnt:
+                ax.bar(lo, acc, width=width, align="edge", color="tab:blue", edgecolor="white", alpha=0.8)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{name} (seed {seed})\nECE {100 * clean['ece']:.2f}%, NLL {clean['nll']:.3f}", fontsize=9)
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+    return _save(fig, path)
 
 
 # ------------------------------------------------------------------------------------ HTML report
@@ -301,6 +329,7 @@ _FIGURE_CAPTIONS = {
     "robust_accuracy.png": "Robust accuracy vs eps for every attack, all models overlaid.",
     "beta_sweep.png": "The VIB sweep: clean error, worst-case robust accuracy and rate against beta.",
     "training_curves.png": "Training curves: loss terms and validation metrics per epoch.",
+    "reliability.png": "Reliability diagrams: accuracy per confidence bin (a calibrated model follows the diagonal).",
 }
 
 

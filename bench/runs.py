@@ -23,6 +23,7 @@ from .results import (RESULTS_NAME, load_results, model_dir, new_results, save_p
 from .train import WEIGHTS, TrainConfig, config_dict, load_weights, train_model
 
 COMPARED_RUN_KEYS = ("dataset", "train")
+CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again if any is missing
 
 
 def init_run(run_dir: Path, run: dict, resume: bool, device) -> dict:
@@ -135,7 +136,7 @@ def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[in
             entry = seed_entry(data, name, seed)
             entry["train"] = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
             if status["state"] == "done":
-                if "clean" not in entry or not status.get("skipped"):
+                if not CLEAN_KEYS <= set(entry.get("clean", {})) or not status.get("skipped"):
                     evaluate_clean(run_dir, data, dataset, name, seed, device)
                 c = entry["clean"]
                 log(f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
