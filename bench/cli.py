@@ -15,7 +15,8 @@ import sys
 from .errors import BenchError
 
 # Modules that add subcommands (each has ``register(subparsers)``), in --help order.
-COMMAND_MODULES = ["bench.cli", "bench.suite", "bench.attack"]
+COMMAND_MODULES = ["bench.cli", "bench.suite", "bench.attack", "bench.leaderboard", "bench.compare",
+                   "bench.report", "bench.info", "bench.mi"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,11 +113,16 @@ def cmd_list(args) -> int:
     elif args.what == "datasets":
         for name, (desc, _) in DATASETS.items():
             print(f"{name:16s} {desc}")
-    else:
-        mod = importlib.import_module({"attacks": "attacks", "estimators": "bench.mi"}[args.what])
-        lister = getattr(mod, {"attacks": "describe_attacks", "estimators": "describe_estimators"}[args.what], None)
-        for line in (lister() if lister else []):
+    elif args.what == "attacks":
+        from attacks import describe_attacks
+
+        for line in describe_attacks():
             print(line)
+    else:
+        from .mi import ESTIMATORS
+
+        for name, est in ESTIMATORS.items():
+            print(f"{name:16s} {est.description}")
     return 0
 
 

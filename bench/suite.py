@@ -22,7 +22,7 @@ SUITE_DIR = Path(__file__).resolve().parent / "suites"
 SECTIONS = {
     "": {"name", "description", "dataset", "models", "seeds", "train", "overrides", "attack", "timing", "info"},
     "train": {"epochs", "lr", "batch_size", "train_split"},
-    "attack": {"attacks", "eps", "eps_l2", "n_examples", "batch_size"},
+    "attack": {"attacks", "eps", "eps_l2", "n_examples", "batch_size", "eot_iter", "set"},
     "timing": {"batch_sizes", "min_run_time", "train_batch"},
 }
 
@@ -106,8 +106,9 @@ def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(),
         t1 = time.perf_counter()
         a = suite["attack"]
         attack.attack_run(out, attacks=a.get("attacks"), eps=a.get("eps"), eps_l2=a.get("eps_l2"),
-                          n_examples=a.get("n_examples"), batch_size=a.get("batch_size"), device=device,
-                          resume=True, progress=progress, log=log)
+                          n_examples=a.get("n_examples"), batch_size=a.get("batch_size"), eot_iter=a.get("eot_iter"),
+                          attack_set=a.get("set"), device=device,
+                          data_dir=data_dir, resume=True, progress=progress, log=log)
         log(f"[attack] done in {time.perf_counter() - t1:.0f} s")
 
     t2 = time.perf_counter()
