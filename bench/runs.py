@@ -22,7 +22,6 @@ from .results import (RESULTS_NAME, load_results, model_dir, new_results, save_p
                       write_results)
 from .train import WEIGHTS, TrainConfig, config_dict, load_weights, train_model
 
-COMPARED_RUN_KEYS = ("dataset", "train")
 CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again if any is missing
 
 
@@ -35,10 +34,15 @@ def init_run(run_dir: Path, run: dict, resume: bool, device) -> dict:
             raise BenchError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
         data = load_results(run_dir)
         old = data["run"]
-        for key in COMPARED_RUN_KEYS:
-            if old.get(key) != run.get(key):
-                raise BenchError(f"--resume: {run_dir} was started with different {key} settings "
-                                 f"({old.get(key)} vs {run.get(key)})")
+        same_data = all(old["dataset"].get(k) == run["dataset"].get(k) for k in ("name", "checksum"))
+        if not same_data:
+            raise BenchError(f"--resume: {run_dir} was trained on {old['dataset'].get('name')} "
+                             f"({old['dataset'].get('checksum')}), not {run['dataset']['name']} ({run['dataset']['checksum']})")
+        # Compare recipes as TrainConfig objects, so settings added later compare at their defaults.
+        if TrainConfig.from_dict(old["train"]) != TrainConfig.from_dict(run["train"]):
+            raise BenchError(f"--resume: {run_dir} was started with different train settings "
+                             f"({old['train']} vs {run['train']})")
+        old["train"] = run["train"]
         for name, ov in run["models"].items():
             if name in old["models"] and old["models"][name] != ov:
                 raise BenchError(f"--resume: model {name} was started with overrides {old['models'][name]}, not {ov}")
