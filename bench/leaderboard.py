@@ -71,6 +71,10 @@ COLUMNS: list[Column] = [
     Column("rate", "rate (nats)", None, 1.0, 1,
            doc="VIB rate: mean KL(p(z|x) || N(0, I)) on the test set, an upper bound on I(X;Z) (nats)"),
     *_robust_columns(),
+    Column("ixz", "I(X;Z) est", None, 1.0, 2,
+           doc="`vib-bench info`: largest estimate of I(X;Z) among the estimators run (each a lower bound; nats)"),
+    Column("izy", "I(Z;Y) est", None, 1.0, 3,
+           doc="`vib-bench info`: largest estimate of I(Z;Y) among the estimators run (each a lower bound; nats)"),
     Column("auc", "AUC %", "max", 100.0, 1, proportion=True,
            doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)"),
     Column("infer_ex_s", "infer ex/s", "max", thousands=True,
@@ -202,6 +206,11 @@ def seed_values(entry: dict, grid: list[float]) -> dict[str, float]:
         out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
     else:
         out["auc"] = math.nan
+    estimates = (entry.get("info") or {}).get("estimates") or {}
+    for key, quantity in (("ixz", "I(X;Z)"), ("izy", "I(Z;Y)")):
+        vals = [_num(e.get("nats")) for e in (estimates.get(quantity) or {}).values()]
+        vals = [v for v in vals if math.isfinite(v)]
+        out[key] = max(vals) if vals else math.nan
     tp = entry.get("throughput") or {}
     out["infer_ex_s"] = _num(((tp.get("inference") or {}).get("100") or {}).get("median"))
     out["train_ex_s"] = _num((tp.get("train") or {}).get("median"))

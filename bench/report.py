@@ -329,6 +329,7 @@ _FIGURE_CAPTIONS = {
     "robust_accuracy.png": "Robust accuracy vs eps for every attack, all models overlaid.",
     "beta_sweep.png": "The VIB sweep: clean error, worst-case robust accuracy and rate against beta.",
     "training_curves.png": "Training curves: loss terms and validation metrics per epoch.",
+    "info_beta.png": "The information plane of the VIB beta sweep: I(Z;Y) against I(X;Z), bounds and estimates.",
     "reliability.png": "Reliability diagrams: accuracy per confidence bin (a calibrated model follows the diagonal).",
 }
 

@@ -1,0 +1,287 @@
+"""Tests for bench.info: the ``info`` and ``infoplane`` subcommands and their building blocks.
+
+Models are tiny digits networks trained in-test on one thread; MI estimates use a few dozen critic
+steps, so each test takes a few seconds at most.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from bench import info
+from bench.cli import main
+from bench.errors import BenchError
+from bench.train import TrainConfig, load_weights, train_model
+from conftest import one_error_line
+
+# Few critic steps: these tests check plumbing and bookkeeping, not the estimators' accuracy.
+FAST_MI = ["--steps", "30", "--restarts", "2", "--batch-size", "32", "--threads", "1"]
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A digits run with an MLP, a tanh MLP and a VIB, snapshots every epoch on 400 examples."""
+    out = tmp_path_factory.mktemp("info") / "run"
+    rc = main(["train", "--models", "mlp,mlp_tanh,vib_beta1e-3", "--dataset", "digits", "--epochs", "3",
+               "--lr", "3e-3", "--set", "hidden=16,12", "--set", "k=4", "--snapshot-every", "1",
+               "--snapshot-n", "400", "--threads", "1", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    import shutil
+
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst)
+    return dst
+
+
+def results(run_dir):
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def info_of(run_dir, model, seed="0"):
+    return results(run_dir)["models"][model]["seeds"][seed].get("info")
+
+
+# ---------------------------------------------------------------------------- the rate (KL bound)
+def _vib_rate(tmp_path, digits, beta):
+    train_model("vib_beta1e-3", 0, digits, TrainConfig(epochs=25, lr=3e-3), tmp_path / f"b{beta:g}",
+                overrides={"hidden": [32], "k": 4, "beta": beta}, progress=False)
+    model = load_weights(tmp_path / f"b{beta:g}" / "models/vib_beta1e-3/seed0/model.safetensors")
+    x, y = digits.split("test")
+    rep = info.info_representation(model, x, y)
+    return info.info_bounds(rep["rate"], rep["ce"], y)
+
+
+def test_large_beta_collapses_the_rate_and_small_beta_does_not(tmp_path, digits):
+    collapsed = _vib_rate(tmp_path, digits, 30.0)
+    assert 0 <= collapsed["rate_nats"] < 0.05
+    # a collapsed posterior carries no label information either: the variational bound is ~0 or below
+    assert collapsed["izy_lower_nats"] < 0.1
+    free = _vib_rate(tmp_path, digits, 1e-4)
+    assert free["rate_nats"] > 5.0
+    assert free["izy_lower_nats"] > 1.0
+    # data processing: H(Y) - CE <= I(Z;Y) <= I(X;Z) <= rate
+    assert free["izy_lower_nats"] <= free["h_y_nats"] <= free["rate_nats"]
+
+
+def test_bounds_of_a_deterministic_model(digits):
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, hidden=[8])
+    x, y = digits.split("test")
+    rep = info.info_representation(model, x, y)
+    assert rep["kind"] == "last hidden" and rep["rate"] is None and rep["z"].shape == (len(x), 8)
+    b = info.info_bounds(rep["rate"], rep["ce"], y)
+    assert b["rate_nats"] is None
+    assert b["h_y_nats"] == pytest.approx(info.label_entropy(y))
+    expected_ce = torch.nn.functional.cross_entropy(model.eval()(x), y).item()
+    assert b["izy_lower_nats"] == pytest.approx(b["h_y_nats"] - expected_ce, abs=1e-5)
+
+
+def test_vib_sample_is_fixed_and_not_the_mean(digits):
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[8], k=3, sigma_shift=0.0)
+    x, y = digits.split("test")
+    a = info.info_representation(model, x, y)["z"]
+    b = info.info_representation(model, x, y, batch_size=7)["z"]  # batching does not change the draw
+    torch.testing.assert_close(a, b)
+    mu = model.eval().encode(x)[0]
+    assert (a - mu).abs().mean() > 0.1
+
+
+# ------------------------------------------------------------------------------------- flags
+def test_flags_say_which_bound_is_contradicted():
+    bounds = {"rate_nats": 3.0, "rate_se_nats": 0.0, "izy_lower_nats": 1.5, "izy_lower_se_nats": 0.0,
+              "h_y_nats": 2.3}
+    est = lambda v, s=0.05: {"estimator": "mine", "nats": v, "std_nats": s}  # noqa: E731
+    assert info.check_estimate("I(X;Z)", est(2.0), bounds) == []
+    (f,) = info.check_estimate("I(X;Z)", est(3.5), bounds)
+    assert f["flag"] == "above_upper_bound" and f["bound"] == "rate"
+    (f,) = info.check_estimate("I(X;Z)", est(1.0), bounds)  # I(X;Z) >= I(Z;Y) >= H(Y) - CE
+    assert f["flag"] == "below_lower_bound" and "loose" in f["message"]
+    (f,) = info.check_estimate("I(Z;Y)", est(2.6), bounds)
+    assert f["flag"] == "above_upper_bound" and f["bound"] == "H(Y)"
+    assert info.check_estimate("I(Z;Y)", est(2.6, s=0.2), bounds) == []  # within its spread
+    # the spread of the bound itself widens the tolerance
+    assert info.check_estimate("I(X;Z)", est(3.2), {**bounds, "rate_se_nats": 0.1}) == []
+    # restarts that disagree, and a negative mean where no analytic lower bound applies (MI >= 0)
+    (f,) = info.check_estimate("I(X;Z)", {**est(2.0, s=1.5), "values_nats": [0.5, 2.0, 3.5]}, bounds)
+    assert f["flag"] == "unstable" and "0.50, 2.00, 3.50" in f["message"]
+    (f,) = info.check_estimate("I(Z;Y)", est(-0.3), {**bounds, "izy_lower_nats": -0.2})
+    assert f["flag"] == "below_lower_bound" and f["bound_nats"] == 0.0
+    near = {**est(4.5), "near_ceiling": True, "notice": "near the log N ceiling", "ceiling_nats": 4.85}
+    assert [f["flag"] for f in info.check_estimate("I(X;Z)", near, {**bounds, "rate_nats": None})] == ["near_ceiling"]
+
+
+# ------------------------------------------------------------------------------------- binning
+def test_binning_of_the_label_itself_gives_h_y():
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 1, 0])
+    h_y = info.label_entropy(y)
+    assert h_y == pytest.approx(-(0.4 * math.log(0.4) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)
+                                  + 0.1 * math.log(0.1)))
+    r = info.binned_information(y.float()[:, None], y, bins=4, lo=0.0, hi=3.0)
+    assert r["ixt_nats"] == pytest.approx(h_y) and r["ity_nats"] == pytest.approx(h_y)
+    # a constant layer carries nothing
+    r = info.binned_information(torch.full((10, 5), 0.3), y, bins=30, lo=-1.0, hi=1.0)
+    assert r["ixt_nats"] == 0.0 and r["ity_nats"] == 0.0 and r["distinct"] == 1
+
+
+def test_binning_hand_computed_cases():
+    y = torch.tensor([0, 1, 0, 1])
+    # T splits the samples in two halves independent of Y: H(T) = ln 2, I(T;Y) = 0
+    t = torch.tensor([[-0.9], [-0.9], [0.9], [0.9]])
+    r = info.binned_information(t, y, bins=2, lo=-1.0, hi=1.0)
+    assert r["ixt_nats"] == pytest.approx(math.log(2)) and r["ity_nats"] == pytest.approx(0.0, abs=1e-12)
+    # two units, rows (a, a, b, c): H(T) = 1.5 ln 2; I(T;Y) = H(T) + H(Y) - H(T,Y) = 1.5 ln2 + ln2 - 2 ln2
+    t = torch.tensor([[0.1, 0.1], [0.1, 0.1], [0.9, 0.1], [0.9, 0.9]])
+    r = info.binned_information(t, y, bins=2, lo=0.0, hi=1.0)
+    assert r["distinct"] == 3
+    assert r["ixt_nats"] == pytest.approx(1.5 * math.log(2))
+    assert r["ity_nats"] == pytest.approx(0.5 * math.log(2))
+    # equal-width bins over [lo, hi], the top edge inside the last bin, values outside clamped
+    codes = info.discretize(torch.tensor([-1.0, -0.34, 0.0, 0.99, 1.0, 7.0]), -1.0, 1.0, 3)
+    assert codes.tolist() == [0, 0, 1, 2, 2, 2]
+
+
+def test_binning_never_exceeds_log_n():
+    gen = torch.Generator().manual_seed(0)
+    for n, units, bins in ((50, 1, 3), (200, 20, 30), (500, 64, 100)):
+        t = torch.rand(n, units, generator=gen) * 2 - 1
+        y = torch.randint(0, 10, (n,), generator=gen)
+        r = info.binned_information(t, y, bins, -1.0, 1.0)
+        assert 0 <= r["ity_nats"] <= r["ixt_nats"] <= math.log(n) + 1e-9
+        assert r["ity_nats"] <= info.label_entropy(y) + 1e-9
+        assert (r["ixt_nats"] / math.log(2)) <= math.log2(n) + 1e-9
+    # wide layer, fine bins: every example is its own binned vector, H(T) = log n exactly
+    r = info.binned_information(torch.rand(300, 64, generator=gen), torch.zeros(300, dtype=torch.long), 30, 0, 1)
+    assert r["ixt_nats"] == pytest.approx(math.log(300)) and r["ity_nats"] == 0.0
+
+
+def test_layer_ranges():
+    acts = [torch.tensor([[0.0, 0.5]]), torch.tensor([[0.2, 3.0]])]
+    assert info.layer_range("hidden1", acts, "relu")[:2] == (0.0, 3.0)
+    assert info.layer_range("hidden2", [a - 0.5 for a in acts], "tanh")[:2] == (-1.0, 1.0)
+    assert info.layer_range("representation", [a - 1 for a in acts], "relu")[:2] == (-1.0, 2.0)
+
+
+# ------------------------------------------------------------------------------- info command
+def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
+    rc = main(["info", str(run_copy), "--estimators", "mine", *FAST_MI])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "I(X;Z)" in out and "estimate (bits)" in out and "infinite in theory" in out
+    data = results(run_copy)
+    assert "info" in data["environments"]
+    for model in ("mlp", "mlp_tanh", "vib_beta1e-3"):
+        rec = info_of(run_copy, model)
+        assert rec["n"] == 360
+        assert set(rec["estimates"]) == {"I(X;Z)", "I(Z;Y)"}
+        for q in ("I(X;Z)", "I(Z;Y)"):
+            e = rec["estimates"][q]["mine"]
+            assert e["n_samples"] == 360 and len(e["values_nats"]) == 2
+            assert e["bits"] == pytest.approx(e["nats"] / math.log(2))
+        assert {"rate_nats", "izy_lower_nats", "h_y_nats"} <= set(rec["bounds"])
+        assert isinstance(rec["flags"], list) and rec["seconds"] > 0
+        assert rec["flags"] == info.record_flags(rec)
+    vib = info_of(run_copy, "vib_beta1e-3")
+    assert vib["representation"] == "z sample" and vib["bounds"]["rate_nats"] > 0 and vib["notes"] == []
+    mlp = info_of(run_copy, "mlp")
+    assert mlp["representation"] == "last hidden" and mlp["bounds"]["rate_nats"] is None and mlp["notes"]
+    assert mlp["bounds"]["h_y_nats"] == pytest.approx(vib["bounds"]["h_y_nats"])
+    assert (run_copy / "figures" / "info_beta.png").stat().st_size > 1000
+
+    # --resume: everything is there, nothing is recomputed
+    before = results(run_copy)["models"]
+    assert main(["info", str(run_copy), "--estimators", "mine", "--resume", *FAST_MI]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 3
+    assert results(run_copy)["models"] == before
+
+    # --resume with another estimator computes only that one and keeps the first
+    assert main(["info", str(run_copy), "--models", "vib*", "--estimators", "mine,infonce", "--resume",
+                 *FAST_MI]) == 0
+    rec = info_of(run_copy, "vib_beta1e-3")
+    assert set(rec["estimates"]["I(X;Z)"]) == {"mine", "infonce"}
+    assert rec["estimates"]["I(X;Z)"]["mine"] == before["vib_beta1e-3"]["seeds"]["0"]["info"]["estimates"]["I(X;Z)"]["mine"]
+    assert info_of(run_copy, "mlp") == before["mlp"]["seeds"]["0"]["info"]  # not selected: untouched
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--estimators", "mine,magic"], "unknown MI estimator 'magic'"),
+    (["--estimators", "mine", "--n-examples", "100"], "too few samples"),
+    (["--estimators", "mine", "--n-examples", "100000"], "--n-examples"),
+    (["--models", "nothing*"], "no trained models"),
+    (["--steps", "0"], "--steps"),
+])
+def test_info_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):
+    before = (run_copy / "results.json").read_bytes()
+    assert main(["info", str(run_copy), *argv]) == 2
+    assert needle in one_error_line(capsys)
+    assert (run_copy / "results.json").read_bytes() == before
+
+
+# -------------------------------------------------------------------------- infoplane command
+def test_infoplane_binning_and_mine(run_copy, capsys):
+    assert main(["infoplane", str(run_copy), "--models", "mlp_tanh,vib*", "--estimator", "binning,mine",
+                 "--steps", "30", "--batch-size", "32", "--threads", "1"]) == 0
+    capsys.readouterr()
+    data = results(run_copy)
+    assert "infoplane" in data["environments"]
+    tanh = data["models"]["mlp_tanh"]["seeds"]["0"]
+    assert set(tanh["infoplane"]) == {"binning", "mine"}
+    assert list(tanh["infoplane"]["binning"]) == ["hidden1", "hidden2"]
+    for est in ("binning", "mine"):
+        pts = tanh["infoplane"][est]["hidden1"]
+        assert [p["epoch"] for p in pts] == [1, 2, 3]
+        assert all({"epoch", "ixt_nats", "ity_nats"} <= set(p) for p in pts)
+    assert all(p["ixt_nats"] <= math.log(400) + 1e-9 for p in tanh["infoplane"]["binning"]["hidden2"])
+    assert tanh["infoplane_setup"]["binning"]["ranges"]["hidden1"]["lo"] == -1.0  # tanh: [-1, 1]
+    assert tanh["infoplane_setup"]["mine"]["steps"] == 30
+    # the VIB's representation (mu) is not a hidden ReLU output, so it is a layer of its own
+    vib = data["models"]["vib_beta1e-3"]["seeds"]["0"]["infoplane"]["binning"]
+    assert list(vib) == ["hidden1", "hidden2", "representation"]
+    assert "infoplane" not in data["models"]["mlp"]["seeds"]["0"]
+    for m in ("mlp_tanh", "vib_beta1e-3"):
+        assert (run_copy / "figures" / f"infoplane_{m}_seed0.png").stat().st_size > 1000
+
+    # a second estimator run keeps the first one's record; --layers picks layers
+    assert main(["infoplane", str(run_copy), "--models", "mlp_tanh", "--bins", "5", "--layers", "hidden2,logits"]) == 0
+    tanh = results(run_copy)["models"]["mlp_tanh"]["seeds"]["0"]
+    assert list(tanh["infoplane"]["binning"]) == ["hidden2", "logits"] and "mine" in tanh["infoplane"]
+
+
+def test_infoplane_without_snapshots_is_one_line(tmp_path, capsys):
+    out = tmp_path / "nosnap"
+    assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
+                 "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["infoplane", str(out)]) == 2
+    assert "--snapshot-every" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--estimator", "kde"], "unknown information-plane estimator 'kde'"),
+    (["--estimator", "mine", "--batch-size", "256"], "too few samples"),
+    (["--bins", "1"], "--bins"),
+    (["--layers", "hidden9"], "no layer 'hidden9'"),
+])
+def test_infoplane_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):
+    before = (run_copy / "results.json").read_bytes()
+    assert main(["infoplane", str(run_copy), "--models", "mlp", *argv]) == 2
+    assert needle in one_error_line(capsys)
+    assert (run_copy / "results.json").read_bytes() == before
+
+
+def test_binned_information_rejects_mismatched_lengths():
+    with pytest.raises(BenchError):
+        info.binned_information(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long), 10, 0, 1)
