@@ -11,7 +11,6 @@ fi
 if ! .venv/bin/python -c "import bench, models, attacks, torchattacks, pytest" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.vib-bench-installed ]; then
   echo "vib-bench: installing dependencies into .venv (first run only; torch is large)" >&2
-  .venv/bin/python -m pip install --quiet --upgrade pip
   # torch and torchvision first, pinned as a pair (a mismatched pair fails to import torchvision).
   .venv/bin/python -m pip install --quiet "torch==${VIB_BENCH_TORCH:-2.14.1}" "torchvision==${VIB_BENCH_TORCHVISION:-0.29.1}"
   .venv/bin/python -m pip install --quiet -e ".[dev]"
