@@ -654,11 +654,9 @@ def attack_run(run_dir, *, attacks=None, eps=None, eps_l2=None, n_examples=None,
 
     from .env import environment
     from .results import update_results
-    from .runs import load_run_dataset, open_run, trained_models
+    from .runs import load_run_dataset, open_run, require_run_dir, trained_models
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BenchError(f"{run_dir}: no such run directory")
+    run_dir = require_run_dir(run_dir)
     if resume and fresh:
         raise BenchError("--resume and --fresh contradict each other; pick one")
     attacks = list_attacks(list(attacks)) if attacks else list(DEFAULT_ATTACKS)

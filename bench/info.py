@@ -483,12 +483,10 @@ def cmd_info(args) -> int:
     from .cli import set_threads
     from .env import environment, resolve_device
     from .results import seed_entry, update_results
-    from .runs import load_run_dataset, load_trained, open_run
+    from .runs import load_run_dataset, load_trained, open_run, require_run_dir
 
     set_threads(args.threads)
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise BenchError(f"{run_dir}: no such run directory")
+    run_dir = require_run_dir(args.run_dir)
     estimators = _check_estimators(args.estimators)
     _positive(args.steps, "--steps")
     _positive(args.restarts, "--restarts")
@@ -716,12 +714,10 @@ def cmd_infoplane(args) -> int:
     from .cli import parse_list, set_threads
     from .env import environment, resolve_device
     from .results import model_dir, seed_entry, update_results
-    from .runs import load_run_dataset, open_run
+    from .runs import load_run_dataset, open_run, require_run_dir
 
     set_threads(args.threads)
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise BenchError(f"{run_dir}: no such run directory")
+    run_dir = require_run_dir(args.run_dir)
     estimators = _check_plane_estimators(args.estimator)
     if args.bins < 2:
         raise BenchError(f"--bins must be >= 2, got {args.bins}")

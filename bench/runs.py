@@ -83,6 +83,13 @@ def load_run_dataset(data: dict, data_dir=None):
     return ds
 
 
+def require_run_dir(run_dir) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BenchError(f"{run_dir}: no such run directory")
+    return run_dir
+
+
 def open_run(run_dir) -> dict:
     """Load a run's results file and the plugins its models need."""
     data = load_results(run_dir)
