@@ -641,10 +641,27 @@ def _parse_attack_set(items) -> dict:
     return dict(out)
 
 
+def _check_budget_value(attack: str, key: str, value, default) -> None:
+    """A budget override must have the type of the registry's default; numbers must be >= 0."""
+    where = f"--attack-set {attack}.{key}={value!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BenchError(f"{where}: expected true or false")
+    elif isinstance(default, int):
+        least = 1 if key in ("steps", "n_queries", "eot_iter", "square_queries", "n_restarts") else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise BenchError(f"{where}: expected an integer >= {least}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise BenchError(f"{where}: expected a number >= 0")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise BenchError(f"{where}: expected a string")
+
+
 def attack_run(run_dir, *, attacks=None, eps=None, eps_l2=None, n_examples=None, batch_size: int = 1000,
                eot_iter=None, attack_set=None, grid_eps: float = 0.2, grid: bool = True, models=None,
                device="cpu", data_dir=None, resume: bool = False, fresh: bool = False, progress=None,
-               log=print) -> int:
+               plugin_paths=(), log=print) -> int:
     """Attack every trained model of a run (the ``attack`` command and the ``run`` suite stage).
 
     ``attacks`` are names or wildcards (default: fgsm, pgd, eot_pgd); ``eps`` / ``eps_l2`` the L-inf
@@ -678,6 +695,8 @@ def attack_run(run_dir, *, attacks=None, eps=None, eps_l2=None, n_examples=None,
         if bad:
             raise BenchError(f"--attack-set {a}.{bad[0]}: attack {a} has no such setting "
                              f"(settings: {', '.join(spec.budget) or 'none'})")
+        for key, value in ov.items():
+            _check_budget_value(a, key, value, spec.budget[key])
     norms_run = {get_spec(a).norm for a in attacks}
     if not any(eps_linf if norm == "Linf" else eps_l2 for norm in norms_run):
         raise BenchError(f"nothing to run: no eps for the {' and '.join(sorted(norms_run))} attacks selected "
@@ -710,6 +729,8 @@ def attack_run(run_dir, *, attacks=None, eps=None, eps_l2=None, n_examples=None,
     def set_env(d):
         d.setdefault("environments", {})["attack"] = env
         d["environment"] = env  # the environment of the stage that last wrote
+        # attack plugins are recorded like model plugins, so later --resume finds them
+        d["run"]["plugins"] = sorted(set(d["run"].get("plugins", [])) | {str(Path(q).resolve()) for q in plugin_paths})
     update_results(run_dir, set_env)
     progress = progress if progress is not None else sys.stderr.isatty()
     opts = SimpleNamespace(device=device, attacks=attacks, eps_linf=eps_linf, eps_l2=eps_l2, batch_size=batch_size,
@@ -740,7 +761,7 @@ def cmd_attack(args) -> int:
         attack_set=_parse_attack_set(args.attack_set), grid_eps=args.grid_eps, grid=not args.no_grid,
         models=parse_list(args.models, what="model pattern") if args.models else None,
         device=resolve_device(args.device), data_dir=args.data_dir, resume=args.resume, fresh=args.fresh,
-        progress=args.progress)
+        progress=args.progress, plugin_paths=args.plugin)
 
 
 def register(sub) -> None:

@@ -21,7 +21,8 @@ COMMAND_MODULES = ["bench.cli", "bench.suite", "bench.attack", "bench.leaderboar
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + message
-        raise BenchError(f"{self.prog}: {message}")
+        sub = self.prog.removeprefix("vib-bench").strip()
+        raise BenchError(f"{sub}: {message}" if sub else message)
 
 
 # ------------------------------------------------------------------------------ shared arguments
@@ -71,7 +72,7 @@ def add_data(p):
 
 def add_plugins(p):
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                   help="Python file that registers extra models (repeatable)")
+                   help="Python file that registers extra models or attacks (repeatable)")
 
 
 def add_progress(p):

@@ -564,6 +564,8 @@ def cmd_history(args) -> int:
 
     runs = order_runs([Run.load(p) for p in args.results], args.order)
     patterns = parse_list(args.model, what="model pattern") if args.model else None
+    if not args.noise_factor > 0:
+        raise BenchError(f"--noise-factor must be > 0, got {args.noise_factor}")
     rows = history_frame(runs, args.metric, patterns, noise_factor=args.noise_factor,
                          throughput_threshold=args.throughput_threshold)
     if not rows:

@@ -25,6 +25,8 @@ def load_plugin(path: str | Path) -> str:
         return key
     if not path.is_file():
         raise BenchError(f"--plugin {path}: no such file")
+    if path.suffix != ".py":
+        raise BenchError(f"--plugin {path}: not a Python file (.py)")
     mod_name = "vib_bench_plugin_" + hashlib.sha1(key.encode()).hexdigest()[:10]
     spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)

@@ -28,6 +28,8 @@ CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again 
 def init_run(run_dir: Path, run: dict, resume: bool, device) -> dict:
     """Create a run's results file, or check that ``--resume`` continues a compatible run."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BenchError(f"{run_dir} is a file, not a run directory")
     path = run_dir / RESULTS_NAME
     if path.exists():
         if not resume:

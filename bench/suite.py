@@ -133,7 +133,7 @@ def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(),
     return 1 if failed else 0
 
 
-def time_run(run_dir: Path, timing: dict, *, device, log=print) -> None:
+def time_run(run_dir: Path, timing: dict, *, device, fresh: bool = False, log=print) -> None:
     """Throughput of every trained model (first seed only: speed does not depend on the seed)."""
     from .results import seed_entry, write_results
     from .runs import load_trained, open_run, trained_models
@@ -146,7 +146,8 @@ def time_run(run_dir: Path, timing: dict, *, device, log=print) -> None:
             continue
         seen.add(name)
         entry = seed_entry(data, name, seed)
-        if "throughput" in entry:
+        if "throughput" in entry and not fresh:
+            log(f"{name}: already timed (pass --fresh to time it again)")
             continue
         model = load_trained(run_dir, name, seed, device)
         ds = data["run"]["dataset"]
@@ -176,8 +177,13 @@ def cmd_time(args) -> int:
     from .cli import set_threads
     from .env import resolve_device
 
+    from .runs import require_run_dir
+
     set_threads(args.threads)
-    time_run(Path(args.run_dir), {"min_run_time": args.min_run_time}, device=resolve_device(args.device))
+    if not args.min_run_time > 0:
+        raise BenchError(f"--min-run-time must be > 0, got {args.min_run_time}")
+    time_run(require_run_dir(args.run_dir), {"min_run_time": args.min_run_time}, device=resolve_device(args.device),
+             fresh=args.fresh)
     return 0
 
 
@@ -198,6 +204,7 @@ def register(sub) -> None:
     p = sub.add_parser("time", help="measure inference and training throughput of a run's models")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement (default 0.5)")
+    p.add_argument("--fresh", action="store_true", help="time models that were timed before again")
     p.add_argument("--threads", type=int, default=None)
     add_device(p)
     p.set_defaults(func=cmd_time)

@@ -350,3 +350,20 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
     args = [a if a != "0,0.1" else "0,0.1,0.2" for a in ATTACK_ARGS]
     assert main(["attack", str(tiny_run), *args, "--resume", "--models", "mlp", "--no-grid"]) == 0
     assert calls[n_cells:] == [c for c in calls[n_cells:] if " 0.2" in c] and len(calls) == n_cells + 2
+
+
+@pytest.mark.parametrize("setting, needle", [("pgd.steps=abc", "integer"), ("pgd.steps=-3", "integer"),
+                                             ("pgd.alpha=-1", "number >= 0"), ("pgd.random_start=maybe", "true or false")])
+def test_bad_attack_set_values_are_refused_before_anything_is_written(tmp_path, capsys, setting, needle):
+    from bench.cli import main
+    from conftest import one_error_line
+
+    run = tmp_path / "run"
+    assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
+                 "--out", str(run), "--no-progress"]) == 0
+    before = (run / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(["attack", str(run), "--attacks", "pgd", "--eps", "0.1", "--n-examples", "20",
+                 "--attack-set", setting]) == 2
+    assert needle in one_error_line(capsys)
+    assert (run / "results.json").read_bytes() == before

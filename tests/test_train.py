@@ -185,3 +185,15 @@ def test_plugin_models_register_and_train(tmp_path, capsys):
     from bench.runs import load_trained
 
     assert load_trained(tmp_path / "run", "my_wide_mlp", 0)(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_out_that_is_a_file_and_non_python_plugin(tmp_path, capsys):
+    afile = tmp_path / "not_a_dir"
+    afile.write_text("x")
+    assert main(["train", "--models", "mlp", "--epochs", "1", "--out", str(afile)]) == 2
+    assert "is a file" in one_error_line(capsys)
+    assert afile.read_text() == "x"
+    suite = tmp_path / "suite.toml"
+    suite.write_text("x = 1\n")
+    assert main(["list", "models", "--plugin", str(suite)]) == 2
+    assert "not a Python file" in one_error_line(capsys)
