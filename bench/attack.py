@@ -79,22 +79,11 @@ def per_example_key(attack: str, norm: str, eps: float, protocol: str | None = N
 
 # ------------------------------------------------------------------------------------ cost accounting
 @functools.lru_cache(maxsize=4)
-def matmul_peak_flops(device: str = "cpu", n: int = 2048) -> float:
-    """The fp32 matmul rate this process reaches (FLOP/s): best of a few n x n products."""
-    dev = torch.device(device)
-    a = torch.randn(n, n, device=dev)
-    b = torch.randn(n, n, device=dev)
-    best = float("inf")
-    for i in range(4):
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        a @ b
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        if i:  # the first product warms up
-            best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
+def matmul_peak_flops(device: str = "cpu") -> float:
+    """The fp32 matmul rate this process reaches (FLOP/s), measured once per process (bench.flops)."""
+    from .flops import matmul_peak_gflops
+
+    return matmul_peak_gflops(device) * 1e9
 
 
 class CostMeter:

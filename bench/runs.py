@@ -153,7 +153,7 @@ def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[in
                     evaluate_clean(run_dir, data, dataset, name, seed, device)
                 c = entry["clean"]
                 log(f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
-                    f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.2f} s/epoch), "
+                    f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch), "
                     f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
             else:
                 log(f"{name} seed {seed}: FAILED: {status.get('error')}")
