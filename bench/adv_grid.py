@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from .io import atomic_write_figure
+
 
 def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor, pred_clean: torch.Tensor,
                   pred_adv: torch.Tensor, title: str) -> Path:
@@ -17,7 +19,6 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x, adv = x.detach().cpu().float(), adv.detach().cpu().float()
     k = len(x)
     delta = adv - x
@@ -42,5 +43,4 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return atomic_write_figure(fig, path)

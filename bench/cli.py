@@ -158,8 +158,9 @@ def cmd_train(args) -> int:
           f"({len(dataset.split(cfg.train_split)[0])} examples, {cfg.epochs} epochs) on {device} -> {args.out}")
     data = train_run(args.out, dataset, per_model, seeds, cfg, plugin_paths=args.plugin,
                      device=device, resume=args.resume, progress=args.progress)
-    failed = [(m, s) for m in names for s in seeds
-              if data["models"].get(m, {}).get("seeds", {}).get(str(s), {}).get("train", {}).get("state") != "done"]
+    from .runs import failed_models
+
+    failed = failed_models(data, names, seeds)
     if failed:
         print(f"{len(failed)} model(s) failed: " + ", ".join(f"{m} seed {s}" for m, s in failed), file=sys.stderr)
         return 1

@@ -522,11 +522,9 @@ def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
 
 def plot_history(rows: list[dict], metric: str, path) -> Path:
     """Metric vs run, one line per model (error bars: std over seeds), steps circled in red."""
-    import io
-
     from matplotlib.figure import Figure
 
-    from .io import atomic_write_bytes
+    from .io import atomic_write_figure
 
     col = COLUMN_BY_KEY[metric]
     runs = list(dict.fromkeys((r["index"], r["run"]) for r in rows))
@@ -540,11 +538,10 @@ def plot_history(rows: list[dict], metric: str, path) -> Path:
         x = [pos[r["index"]] for r in s]
         y = [r["value"] * col.scale for r in s]
         e = [(r["std"] if r["seeds"] > 1 else 0.0) * col.scale for r in s]
-        line = ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=model)
+        ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=model)
         steps = [(xi, yi) for xi, yi, r in zip(x, y, s) if r["step"]]
         if steps:
             ax.scatter(*zip(*steps), s=140, facecolors="none", edgecolors="red", linewidths=1.8, zorder=5)
-        del line
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels([label for _, label in runs], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(col.header)
@@ -552,11 +549,7 @@ def plot_history(rows: list[dict], metric: str, path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    path = Path(path)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return atomic_write_figure(fig, path)
 
 
 def cmd_history(args) -> int:

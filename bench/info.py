@@ -349,14 +349,9 @@ def format_bounds_table(items) -> str:
 
 
 def _save_fig(fig, path: Path) -> Path:
-    import io
+    from .io import atomic_write_figure
 
-    from .io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return atomic_write_figure(fig, path, dpi=110)
 
 
 def _beta_points(data: dict) -> list[dict]:

@@ -47,5 +47,15 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(_clean(obj), indent=1, sort_keys=False) + "\n").encode())
 
 
+def atomic_write_figure(fig, path: str | os.PathLike, **savefig_kw) -> Path:
+    """Render a matplotlib figure to PNG and write it atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig_kw)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 from collections import defaultdict
 from pathlib import Path
 
 from .errors import BenchError
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_figure, atomic_write_text
 from .leaderboard import (FLAGS, INFO_FLAGS, STANDARD_EPS, _records, _seed_sort, build_leaderboard, describe_run,
                           done_seeds, footnotes, raised_flags, render, robust_accuracy, seed_values, write_leaderboard)
 from .results import load_results, results_path
@@ -44,13 +43,6 @@ def _colors(models: list[str]) -> dict[str, tuple]:
 
     cmap = colormaps["tab10" if len(models) <= 10 else "tab20"]
     return {m: cmap(i % cmap.N) for i, m in enumerate(models)}
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 def _legend(fig, colors: dict, models, extra=()) -> None:
@@ -145,7 +137,7 @@ def plot_robust_accuracy(data: dict, path: Path) -> Path | None:
     fig.suptitle("Robust accuracy vs eps (mean ± std over seeds)", fontsize=10)
     shown = [m for m in data["models"] if any(m in series[k] for k in panels)]
     _legend(fig, colors, shown, [("worst case, paper protocol only (randomised models)", "--")] if dashed else ())
-    return _save(fig, path)
+    return atomic_write_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------ beta sweep
@@ -208,7 +200,7 @@ def plot_beta_sweep(data: dict, path: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.suptitle("VIB sweep over beta (mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return atomic_write_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------ training curves
@@ -269,7 +261,7 @@ def plot_training_curves(data: dict, run_dir: Path, path: Path) -> Path | None:
         ax.grid(alpha=0.3)
     fig.suptitle("Training curves (mean over seeds)", fontsize=10)
     _legend(fig, colors, [m for m in data["models"] if m in logs])
-    return _save(fig, path)
+    return atomic_write_figure(fig, path)
 
 
 def make_figures(run_dir) -> list[Path]:
@@ -308,7 +300,7 @@ def plot_reliability(data: dict, path: Path) -> Path | None:
         ax.set_title(f"{name} (seed {seed})\nECE {100 * clean['ece']:.2f}%, NLL {clean['nll']:.3f}", fontsize=9)
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
-    return _save(fig, path)
+    return atomic_write_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------ HTML report

@@ -70,6 +70,12 @@ def load_run_plugins(data: dict) -> None:
     plugins.load_plugins(data["run"].get("plugins", []))
 
 
+def failed_models(data: dict, names, seeds) -> list[tuple[str, int]]:
+    """(model, seed) pairs of ``names`` x ``seeds`` whose training did not finish."""
+    return [(m, s) for m in names for s in seeds
+            if data["models"].get(m, {}).get("seeds", {}).get(str(s), {}).get("train", {}).get("state") != "done"]
+
+
 def load_run_dataset(data: dict, data_dir=None):
     """The data set a run was trained on, checked to be byte-identical to the one recorded."""
     from .data import load_dataset

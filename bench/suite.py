@@ -81,7 +81,7 @@ def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(),
 
     from . import plugins
     from .data import load_dataset
-    from .runs import open_run, train_run
+    from .runs import failed_models, open_run, train_run
     from .train import TrainConfig
 
     out = Path(out)
@@ -128,9 +128,7 @@ def run_suite(suite: dict, out: Path, *, device, data_dir=None, plugin_paths=(),
     log(f"leaderboard: {path}")
     log(path.read_text())
     log(f"suite {suite['name']} finished in {time.perf_counter() - t0:.0f} s")
-    failed = [(m, s) for m in names for s in seeds
-              if data["models"].get(m, {}).get("seeds", {}).get(str(s), {}).get("train", {}).get("state") != "done"]
-    return 1 if failed else 0
+    return 1 if failed_models(data, names, seeds) else 0
 
 
 def time_run(run_dir: Path, timing: dict, *, device, fresh: bool = False, log=print) -> None:
