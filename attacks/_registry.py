@@ -14,7 +14,6 @@ together with ``repr`` of the torchattacks object.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -22,9 +21,13 @@ from typing import Callable
 
 import torch
 
-from bench.errors import BenchError
+import registry
 
 NORMS = ("Linf", "L2")
+
+
+class AttackError(ValueError):
+    """A mistake in naming, configuring or calling an attack; its message is one line."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,12 @@ def register_attack(fn: Callable | None = None, *, norm: str, description: str =
                     iterative: bool = True, randomised_only: bool = False, costly: bool = False):
     """Register ``factory(model, eps, **budget) -> torchattacks.Attack``; a duplicate name is an error."""
     if norm not in NORMS:
-        raise BenchError(f"attack norm must be one of {NORMS}, got {norm!r}")
+        raise AttackError(f"attack norm must be one of {NORMS}, got {norm!r}")
 
     def deco(f: Callable) -> Callable:
         key = name or f.__name__
         if key in _ATTACKS:
-            raise BenchError(f"attack {key!r} is already registered")
+            raise AttackError(f"attack {key!r} is already registered")
         budget = {p.name: p.default for p in inspect.signature(f).parameters.values()
                   if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
         doc = description or ((f.__doc__ or "").strip().splitlines() or [""])[0]
@@ -75,26 +78,22 @@ def register_attack(fn: Callable | None = None, *, norm: str, description: str =
 
 def get_spec(name: str) -> AttackSpec:
     if name not in _ATTACKS:
-        raise BenchError(f"unknown attack {name!r} (see `vib-bench list attacks`)")
+        raise AttackError(f"unknown attack {name!r}{registry.NoMatch(name, registry.suggest(name, _ATTACKS)).hint()} "
+                          "(see `vib-bench list attacks`)")
     return _ATTACKS[name]
 
 
 def list_attacks(pattern: str | list[str] | None = None) -> list[str]:
     """Registered attack names matching shell-style patterns, in registration order."""
-    names = list(_ATTACKS)
-    if not pattern:
-        return names
-    out: list[str] = []
-    for pat in ([pattern] if isinstance(pattern, str) else pattern):
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pat.strip())]
-        if not hits:
-            raise BenchError(f"unknown attack {pat.strip()!r} (see `vib-bench list attacks`)")
-        out.extend(h for h in hits if h not in out)
-    return out
+    try:
+        return registry.select(list(_ATTACKS), pattern)
+    except registry.NoMatch as e:
+        raise AttackError(f"unknown attack {e.pattern!r}{e.hint()} (see `vib-bench list attacks`)") from None
 
 
-def describe_attacks() -> list[str]:
-    return [_ATTACKS[n].describe() for n in _ATTACKS]
+def describe_attacks(pattern: str | list[str] | None = None) -> list[str]:
+    """One line per registered attack matching ``pattern`` (all by default)."""
+    return [_ATTACKS[n].describe() for n in list_attacks(pattern)]
 
 
 def check_eps(norm: str, eps: float, what: str = "eps") -> float:
@@ -102,11 +101,11 @@ def check_eps(norm: str, eps: float, what: str = "eps") -> float:
     try:
         eps = float(eps)
     except (TypeError, ValueError):
-        raise BenchError(f"{what} {eps!r} is not a number") from None
+        raise AttackError(f"{what} {eps!r} is not a number") from None
     if not math.isfinite(eps) or eps < 0:
-        raise BenchError(f"{what} {eps:g} must be a finite number >= 0")
+        raise AttackError(f"{what} {eps:g} must be a finite number >= 0")
     if norm == "Linf" and eps > 1:
-        raise BenchError(f"{what} {eps:g} is outside [0, 1]: an L-inf budget above 1 means nothing for [0, 1] images")
+        raise AttackError(f"{what} {eps:g} is outside [0, 1]: an L-inf budget above 1 means nothing for [0, 1] images")
     return eps
 
 
@@ -160,9 +159,9 @@ class Attack:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
-            raise BenchError(f"attack {self.name}: inputs must be image batches (N, C, H, W), got shape {tuple(x.shape)}")
+            raise AttackError(f"attack {self.name}: inputs must be image batches (N, C, H, W), got shape {tuple(x.shape)}")
         if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-            raise BenchError(f"attack {self.name}: inputs must lie in [0, 1] (got [{float(x.min()):g}, {float(x.max()):g}])")
+            raise AttackError(f"attack {self.name}: inputs must lie in [0, 1] (got [{float(x.min()):g}, {float(x.max()):g}])")
         with attack_mode(self.model), torch.enable_grad():
             adv = self.ta(x, y)
         return adv.detach()
@@ -178,14 +177,14 @@ def create_attack(name: str, model, eps: float | None = None, **overrides) -> At
         eps = None if eps is None else check_eps(spec.norm, eps)
     else:
         if eps is None:
-            raise BenchError(f"attack {name} needs an eps")
+            raise AttackError(f"attack {name} needs an eps")
         eps = check_eps(spec.norm, eps)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(spec.budget))
     if unknown:
-        raise BenchError(f"attack {name} has no setting {unknown[0]!r} (settings: {', '.join(spec.budget) or 'none'})")
+        raise AttackError(f"attack {name} has no setting {unknown[0]!r} (settings: {', '.join(spec.budget) or 'none'})")
     budget = {**spec.budget, **overrides}
     try:
         return Attack(spec, model, eps, budget)
     except (TypeError, ValueError, AssertionError) as e:
-        raise BenchError(f"attack {name}: {e}") from None
+        raise AttackError(f"attack {name}: {e}") from None

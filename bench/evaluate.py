@@ -2,44 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module):
-    """Put the model in eval mode and restore its previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-@contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device | str = "cpu"):
-    """Run a block with its own RNG stream, leaving the caller's RNG state untouched."""
-    if seed is None:
-        yield
-        return
-    device = torch.device(device)
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
-        torch.manual_seed(seed)
-        yield
-
-
-@torch.no_grad()
-def predict_log_probs(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
-    """log p(y|x) for every row of ``x`` (model in eval mode, large batches)."""
-    device = device or next(model.parameters()).device
-    out = []
-    with eval_mode(model):
-        for i in range(0, len(x), batch_size):
-            out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))
-    return torch.cat(out)
+from .protocol import EVAL_BATCH, EVAL_SEED, eval_mode, predict_log_probs, seeded
 
 
 def reliability_bins(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> dict:
@@ -64,11 +29,12 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int
 
 
 @torch.no_grad()
-def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1000, seed: int = 0,
+def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH, seed: int = EVAL_SEED,
                   device=None) -> tuple[dict, torch.Tensor]:
     """Metrics on (x, y) and the per-example correctness vector.
 
-    A stochastic model is evaluated as it predicts (averaging its samples) with a fixed noise seed.
+    A stochastic model is evaluated as it predicts (averaging its samples) with a fixed noise seed; the
+    defaults are the evaluation protocol's (``bench.protocol``), so attacks at eps = 0 reproduce them.
     """
     device = device or next(model.parameters()).device
     with seeded(seed, device):

@@ -23,14 +23,14 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BenchError
-from .results import load_results, results_path
+from .protocol import FLAG_BY_LABEL, FLAGS
+from .results import AttackRecord, ModelResult, Results, SeedResult, norm_eps
+from .rundir import LEADERBOARD, run_dir_of
 from .stats import mean_std, trapezoid_auc
 
-LEADERBOARD_NAME = "leaderboard.md"
 FORMATS = ("github", "latex", "html", "csv")
 STANDARD_EPS = (0.1, 0.3)          # the L-inf points of the MNIST threat model (Madry et al.)
 STANDARD_ATTACKS = ("fgsm", "pgd")
-EPS_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -86,118 +86,77 @@ COLUMNS: list[Column] = [
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 TEXT_KEYS = ("model", "seeds", "flags", "notes")
 
-# Sanity-check flags: name -> (short label, what it means and what to do). True (or a non-empty
-# warning string) means raised. Order = display order.
-FLAGS: dict[str, tuple[str, str]] = {
-    "outside_eps_ball": ("outside-ball!", "An adversarial example left the eps-ball: the attack or the projection is broken; do not trust this row's robust numbers and report the bug."),
-    "outside_unit_box": ("outside-[0,1]!", "An adversarial image has pixels outside [0, 1]: the attack does not clamp; the numbers are not for valid images."),
-    "eps0_differs_from_clean": ("eps0!=clean", "At eps = 0 the robust accuracy differs from clean accuracy: predictions are not reproducible (unseeded noise or batch-dependent behaviour); fix that before comparing."),
-    "accuracy_rises_with_eps": ("acc-rises-with-eps", "Robust accuracy increases with a larger budget: the attack is failing to optimise (too few steps, bad step size); strengthen it."),
-    "weaker_than_fgsm": ("weaker-than-fgsm", "An iterative attack did worse than single-step FGSM: a sign of gradient masking or a badly tuned attack; add restarts or steps."),
-    "gradient_free_stronger": ("masking?", "A gradient-free attack (Square) beat every gradient attack: gradients are probably masked or obfuscated; trust the worst case, not PGD."),
-    "zero_gradients": ("zero-grad", "The input gradient is exactly zero for many examples: gradient attacks cannot work (masking); evaluate with gradient-free or EOT attacks."),
-    "large_eps_not_zero": ("large-eps-robust?", "At L-inf eps 0.5 any image can be turned grey, yet accuracy stayed above 5%: the attack is not reaching the model; suspect masking."),
-    "returns_probabilities": ("probs-not-logits", "forward() returns probabilities instead of logits: attack losses saturate; return logits."),
-    "undeclared_randomness": ("undeclared-random", "Repeated forward passes differ although the model does not declare itself stochastic: attack it with EOT and declare it."),
-    "eot_not_run": ("no-eot", "A randomised model was not attacked with an EOT attack: its robust accuracy may be overstated; add eot_pgd."),
-    "eot_needed": ("eot-needed", "Averaging gradients over the model's randomness (EOT) found lower accuracy than the paper protocol: the paper-style number was inflated by noisy gradients."),
-    "randomised": ("randomised", "The model's predictions are random (e.g. VIB samples z): it is evaluated with a fixed noise seed and attacked with both the paper and the EOT protocol; its leaderboard number is the worse of the two."),
-}
-INFO_FLAGS = ("randomised", "eot_needed")
-
-
 # ------------------------------------------------------------------------------------ extraction
 def _num(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None else math.nan
 
 
-def _same_eps(a, b) -> bool:
-    try:
-        return abs(float(a) - float(b)) <= EPS_TOL
-    except (TypeError, ValueError):
-        return False
-
-
-def _records(entry: dict) -> list[dict]:
-    """A seed's attack records that carry a number (robust accuracy and eps); others are ignored."""
-    recs = entry.get("attacks") or []
-    return [r for r in recs if isinstance(r, dict) and math.isfinite(_num(r.get("robust_acc")))
-            and math.isfinite(_num(r.get("eps")))]
-
-
-def robust_accuracy(records: list[dict], family: str, eps: float, norm: str = "Linf") -> float:
+def robust_accuracy(records: list[AttackRecord], family: str, eps: float, norm: str = "Linf") -> float:
     """One seed's leaderboard robust accuracy for ``family`` (an attack name, or ``worst``) at ``eps``.
 
     ``pgd`` covers ``pgd`` and ``eot_pgd`` (the worse wins); ``worst`` prefers the attack stage's
     leaderboard worst-case record (per-example, over every attack and protocol) and falls back to
     the minimum over attacks (an upper bound on the per-example worst case) when none is stored.
     """
-    at = [r for r in records if r.get("norm", "Linf") == norm and _same_eps(r.get("eps"), eps)]
+    eps = norm_eps(eps)
+    at = [r for r in records if r.norm == norm and r.eps == eps]
     if family == "worst":
-        wc = [r for r in at if r.get("attack") == "worst_case"]
+        wc = [r for r in at if r.is_worst_case]
         if wc:
-            lead = ([r for r in wc if r.get("leaderboard")] or
-                    [r for r in wc if r.get("protocol") in ("all", "standard")] or wc)
-            return min(_num(r["robust_acc"]) for r in lead)
-        at = [r for r in at if r.get("attack") != "worst_case"]
+            lead = ([r for r in wc if r.leaderboard] or
+                    [r for r in wc if r.protocol in ("all", "standard")] or wc)
+            return min(r.robust_acc for r in lead)
+        at = [r for r in at if not r.is_worst_case]
     else:
-        at = [r for r in at if r.get("attack") in (family, f"eot_{family}")]
-    return min((_num(r["robust_acc"]) for r in at), default=math.nan)
+        at = [r for r in at if r.attack in (family, f"eot_{family}")]
+    return min((r.robust_acc for r in at), default=math.nan)
 
 
-def linf_grid(entry: dict) -> set[float]:
+def linf_grid(entry: SeedResult) -> set[float]:
     """The L-inf eps values at which a seed has a worst-case number."""
-    return {round(float(r["eps"]), 9) for r in _records(entry) if r.get("norm", "Linf") == "Linf"
-            and isinstance(r.get("eps"), (int, float))}
+    return {r.eps for r in entry.records() if r.norm == "Linf"}
 
 
-def common_grid(data: dict) -> list[float]:
+def common_grid(res: Results) -> list[float]:
     """L-inf eps values present for every attacked (model, seed): the AUC grid, comparable across rows."""
-    grids = [linf_grid(e) for m in data["models"].values() for e in (m.get("seeds") or {}).values()
-             if _records(e)]
+    grids = [linf_grid(e) for e in res.iter_seeds() if e.records()]
     if not grids:
         return []
     return sorted(set.intersection(*grids))
 
 
-def _raised(v) -> bool:
-    return v is True or (isinstance(v, str) and bool(v.strip()))
-
-
-def flag_norms(model_entry: dict) -> dict[str, set[str]]:
+def flag_norms(model: ModelResult) -> dict[str, set[str]]:
     """Raised flag -> the norms of the attack records that raised it (empty set: a model-level flag)."""
     seen: dict[str, set[str]] = {}
-    if model_entry.get("stochastic"):
+    if model.stochastic:
         seen["randomised"] = set()
-    for e in (model_entry.get("seeds") or {}).values():
-        for k, v in (e.get("attack_checks") or {}).items():
-            if _raised(v) and k != "declared_stochastic":
+    for e in model.seeds():
+        for k, v in e.attack_checks.items():
+            if (v is True or (isinstance(v, str) and v.strip())) and k != "declared_stochastic":
                 seen.setdefault(k, set())
-        for r in _records(e):
-            for k, v in (r.get("checks") or {}).items():
-                if _raised(v):
-                    seen.setdefault(k, set()).add(r.get("norm", "Linf"))
+        for r in e.records():
+            for k in r.raised():
+                seen.setdefault(k, set()).add(r.norm)
     return seen
 
 
-def raised_flags(model_entry: dict) -> list[str]:
+def raised_flags(model: ModelResult) -> list[str]:
     """Names of the sanity-check flags raised for any seed of a model (display order of ``FLAGS``)."""
-    seen = flag_norms(model_entry)
+    seen = flag_norms(model)
     return [f for f in FLAGS if f in seen] + sorted(set(seen) - set(FLAGS))
 
 
 def flag_label(name: str, norms: set[str] | None = None) -> str:
     """Short label; qualified with the norm when only L2 cells raised it (the table's columns are L-inf)."""
-    label = FLAGS[name][0] if name in FLAGS else name
+    label = FLAGS[name].label if name in FLAGS else name
     return f"{label} (L2)" if norms == {"L2"} else label
 
 
-def seed_values(entry: dict, grid: list[float]) -> dict[str, float]:
+def seed_values(entry: SeedResult, grid: list[float]) -> dict[str, float]:
     """Every leaderboard metric of one (model, seed), natural units; NaN when absent."""
-    clean = entry.get("clean") or {}
-    recs = _records(entry)
-    out = {"clean_error": _num(clean.get("error")), "nll": _num(clean.get("nll")), "ece": _num(clean.get("ece")),
-           "rate": _num(clean.get("rate_nats"))}
+    recs = entry.records()
+    out = {"clean_error": entry.clean_metric("error"), "nll": entry.clean_metric("nll"),
+           "ece": entry.clean_metric("ece"), "rate": entry.clean_metric("rate_nats")}
     for family in (*STANDARD_ATTACKS, "worst"):
         for eps in STANDARD_EPS:
             out[f"{family}@{eps:g}"] = robust_accuracy(recs, family, eps) if recs else math.nan
@@ -206,49 +165,37 @@ def seed_values(entry: dict, grid: list[float]) -> dict[str, float]:
         out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
     else:
         out["auc"] = math.nan
-    estimates = (entry.get("info") or {}).get("estimates") or {}
     for key, quantity in (("ixz", "I(X;Z)"), ("izy", "I(Z;Y)")):
-        vals = [_num(e.get("nats")) for e in (estimates.get(quantity) or {}).values()]
+        vals = [_num(e.get("nats")) for e in entry.info_estimates(quantity).values()]
         vals = [v for v in vals if math.isfinite(v)]
         out[key] = max(vals) if vals else math.nan
-    tp = entry.get("throughput") or {}
-    out["infer_ex_s"] = _num(((tp.get("inference") or {}).get("100") or {}).get("median"))
-    out["train_ex_s"] = _num((tp.get("train") or {}).get("median"))
-    out["params"] = _num(tp.get("params"))
+    out["infer_ex_s"] = entry.throughput_median("inference", "100")
+    out["train_ex_s"] = entry.throughput_median("train")
+    out["params"] = _num(entry.throughput.get("params"))
     return out
 
 
-def seed_n(entry: dict, key: str) -> float:
+def seed_n(entry: SeedResult, key: str) -> float:
     """Examples behind a proportion metric of one seed (for binomial noise); NaN when unknown."""
     if key == "clean_error":
-        return _num((entry.get("clean") or {}).get("n"))
-    ns = [_num(r.get("n")) for r in _records(entry) if r.get("norm", "Linf") == "Linf"]
+        return entry.clean_metric("n")
+    ns = [_num(r.n) for r in entry.records() if r.norm == "Linf"]
     ns = [n for n in ns if math.isfinite(n)]
     return min(ns) if ns else math.nan
 
 
-def done_seeds(model_entry: dict) -> list[str]:
-    return sorted((s for s, e in (model_entry.get("seeds") or {}).items()
-                   if (e.get("train") or {}).get("state", "done") == "done" and e.get("clean")), key=_seed_sort)
-
-
-def _seed_sort(s: str):
-    return (0, int(s)) if str(s).isdigit() else (1, str(s))
-
-
-def _failures(model_entry: dict) -> list[str]:
+def _failures(model: ModelResult) -> list[str]:
     """Why seeds are missing from a row: a training error, an unfinished state, or no evaluation."""
     out = []
-    done = set(done_seeds(model_entry))
-    for s, e in sorted((model_entry.get("seeds") or {}).items(), key=lambda kv: _seed_sort(kv[0])):
-        if s in done:
+    for e in model.seeds():
+        if e.is_done:
             continue
-        t = e.get("train") or {}
-        state = t.get("state", "done")
+        t = e.train
+        s = e.seed_id
         if t.get("error"):
-            out.append(f"seed {s} {state}: {' '.join(str(t['error']).split())[:100]}")
-        elif state != "done":
-            out.append(f"seed {s}: {state}")
+            out.append(f"seed {s} {e.state}: {' '.join(str(t['error']).split())[:100]}")
+        elif e.state != "done":
+            out.append(f"seed {s}: {e.state}")
         else:
             out.append(f"seed {s}: not evaluated")
     return out
@@ -260,7 +207,7 @@ class Leaderboard:
     """The numbers behind a leaderboard: ``mean``/``std`` (models x metric keys, natural units),
     ``text`` (models x seeds/flags/notes) and the columns that have data, in display order."""
 
-    data: dict
+    results: Results
     columns: list[Column]
     mean: pd.DataFrame
     std: pd.DataFrame
@@ -290,21 +237,22 @@ def sort_keys() -> list[str]:
     return ["model"] + [c.key for c in COLUMNS]
 
 
-def build_leaderboard(data: dict, sort_by: str | None = None) -> Leaderboard:
+def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
     """The leaderboard of a loaded results file; ``sort_by`` is a column key (best first) or ``model``."""
     explicit = sort_by is not None
     sort_by = sort_by or "clean_error"
     if sort_by not in sort_keys():
         raise BenchError(f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())})")
-    grid = common_grid(data)
+    grid = common_grid(res)
     means, stds, texts = {}, {}, {}
-    for name, m in data["models"].items():
-        seeds = done_seeds(m)
-        per_seed = [seed_values(m["seeds"][s], grid) for s in seeds]
+    for m in res.models():
+        name = m.name
+        seeds = m.done_seeds()
+        per_seed = [seed_values(s, grid) for s in seeds]
         means[name], stds[name] = {}, {}
         for c in COLUMNS:
             means[name][c.key], stds[name][c.key] = mean_std([v[c.key] for v in per_seed])
-        total = len(m.get("seeds") or {})
+        total = len(m.seed_ids())
         fails = _failures(m)
         texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
                        "flags": ", ".join(flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)),
@@ -328,7 +276,7 @@ def build_leaderboard(data: dict, sort_by: str | None = None) -> Leaderboard:
                                   "tie": mean["clean_error"], "name": mean.index}, index=mean.index)
             order = list(frame.sort_values(["k", "tie", "name"], na_position="last", kind="mergesort").index)
         mean, std, text = mean.loc[order], std.loc[order], text.loc[order]
-    return Leaderboard(data, columns, mean, std, text, grid, sort_by)
+    return Leaderboard(res, columns, mean, std, text, grid, sort_by)
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -412,8 +360,8 @@ def render(lb: Leaderboard, fmt: str = "github") -> str:
     return tabulate(rows, headers=headers, tablefmt=table_fmt, colalign=align, disable_numparse=True) + "\n"
 
 
-def render_leaderboard(data: dict, fmt: str = "github", sort_by: str | None = None) -> str:
-    return render(build_leaderboard(data, sort_by), fmt)
+def render_leaderboard(res: Results, fmt: str = "github", sort_by: str | None = None) -> str:
+    return render(build_leaderboard(res, sort_by), fmt)
 
 
 def _commit(env: dict) -> str:
@@ -423,20 +371,17 @@ def _commit(env: dict) -> str:
     return git["commit"][:10] + (" (dirty tree)" if git.get("dirty") else "")
 
 
-def describe_run(data: dict) -> str:
+def describe_run(res: Results) -> str:
     """One line: data set, seeds, recipe and code version of a run."""
-    run = data.get("run") or {}
-    ds = run.get("dataset") or {}
-    train = run.get("train") or {}
-    env = (data.get("environments") or {}).get("train") or data.get("environment") or {}
-    seeds = run.get("seeds") or []
+    ds = res.dataset
+    train = res.train_config
+    seeds = res.seeds
     parts = [f"{ds.get('name', '?')} test set ({ds.get('n_test', '?')} examples, {ds.get('checksum', 'no checksum')})",
              f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}",
              f"{train.get('epochs', '?')} epochs",
-             f"commit {_commit(env)}"]
-    suite = run.get("suite") or {}
-    if suite.get("name"):
-        parts.insert(0, f"suite {suite['name']}")
+             f"commit {_commit(res.environment('train'))}"]
+    if res.suite.get("name"):
+        parts.insert(0, f"suite {res.suite['name']}")
     return ", ".join(parts)
 
 
@@ -445,8 +390,7 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
     notes = []
     keys = {c.key for c in lb.columns}
     if keys & {f"{f}@{e:g}" for f in (*STANDARD_ATTACKS, "worst") for e in STANDARD_EPS} or "auc" in keys:
-        ns = sorted({int(seed_n(e, "robust")) for m in lb.data["models"].values()
-                     for e in (m.get("seeds") or {}).values() if math.isfinite(seed_n(e, "robust"))})
+        ns = sorted({int(seed_n(e, "robust")) for e in lb.results.iter_seeds() if math.isfinite(seed_n(e, "robust"))})
         n_txt = f"the first {ns[0]} test examples" if len(ns) == 1 else "the attacked test examples"
         notes.append(f"Robust accuracy: % of {n_txt} classified correctly both clean and attacked (L-inf); "
                      "for randomised models the worse of the paper and EOT protocols; "
@@ -456,12 +400,11 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
                      f"{', '.join(f'{e:g}' for e in lb.grid)} (trapezoid), divided by the eps range.")
     if keys & {"infer_ex_s", "train_ex_s"}:
         machines = set()
-        for m in lb.data["models"].values():
-            for e in (m.get("seeds") or {}).values():
-                mach = (e.get("throughput") or {}).get("machine")
-                if mach:
-                    machines.add(f"{mach.get('device_name', '?')} ({mach.get('device', '?')}, "
-                                 f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
+        for e in lb.results.iter_seeds():
+            mach = e.machine
+            if mach:
+                machines.add(f"{mach.get('device_name', '?')} ({mach.get('device', '?')}, "
+                             f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
         if machines:
             notes.append("Throughput: median examples/s at batch 100, measured on " + "; ".join(sorted(machines)) + ".")
     directed = [c for c in lb.columns if c.better]
@@ -473,17 +416,16 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
             f = f.removesuffix(" (L2)")
             if f and f not in used:
                 used.append(f)
-    by_label = {v[0]: v[1] for v in FLAGS.values()}
     for f in used:
-        if f in by_label:
-            notes.append(f"`{f}`: {by_label[f]}")
+        if f in FLAG_BY_LABEL:
+            notes.append(f"`{f}`: {FLAG_BY_LABEL[f].text}")
     return notes
 
 
-def leaderboard_markdown(data: dict, sort_by: str | None = None) -> str:
+def leaderboard_markdown(res: Results, sort_by: str | None = None) -> str:
     """The ``leaderboard.md`` document: title, run description, table and notes."""
-    lb = build_leaderboard(data, sort_by)
-    lines = ["# vib-bench leaderboard", "", describe_run(data) + ".", ""]
+    lb = build_leaderboard(res, sort_by)
+    lines = ["# vib-bench leaderboard", "", describe_run(res) + ".", ""]
     if not lb.models:
         lines += ["No models in this run yet.", ""]
     else:
@@ -493,62 +435,16 @@ def leaderboard_markdown(data: dict, sort_by: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _run_dir_of(run_dir_or_file) -> Path:
-    return results_path(run_dir_or_file).parent
-
-
 def write_leaderboard(run_dir, sort_by: str | None = None) -> Path:
     """(Re)write ``RUN_DIR/leaderboard.md`` atomically from the results file; returns its path."""
     from .io import atomic_write_text
 
-    data = load_results(run_dir)
-    path = _run_dir_of(run_dir) / LEADERBOARD_NAME
-    atomic_write_text(path, leaderboard_markdown(data, sort_by))
+    res = Results.load(run_dir)
+    path = run_dir_of(run_dir) / LEADERBOARD
+    atomic_write_text(path, leaderboard_markdown(res, sort_by))
     return path
-
-
-# ------------------------------------------------------------------------------------ CLI
-def cmd_leaderboard(args) -> int:
-    import sys
-
-    from .io import atomic_write_text
-
-    data = load_results(args.run_dir)
-    text = render_leaderboard(data, args.format, args.sort_by)
-    path = _run_dir_of(args.run_dir) / LEADERBOARD_NAME
-    try:
-        atomic_write_text(path, leaderboard_markdown(data, args.sort_by))
-    except OSError as e:  # a read-only run (someone else's results) still gets a leaderboard on stdout
-        print(f"vib-bench: warning: could not write {path}: {e.strerror or e}", file=sys.stderr)
-    if args.out:
-        try:
-            atomic_write_text(args.out, text)
-        except OSError as e:
-            raise BenchError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
 
 
 def column_help() -> str:
     width = max(len(c.key) for c in COLUMNS)
     return "\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
-
-
-def register(sub) -> None:
-    import argparse
-
-    p = sub.add_parser("leaderboard", help="one row per model from a run's results file (also writes leaderboard.md)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Render a run's leaderboard from its results file and (re)write "
-                                   "RUN_DIR/leaderboard.md.\n\ncolumn keys (for --sort-by; also `model`):\n"
-                                   + column_help())
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or its results.json")
-    p.add_argument("--format", choices=FORMATS, default="github",
-                   help="github (Markdown), latex, html or csv (raw numbers in natural units); default github")
-    p.add_argument("--sort-by", default=None, metavar="KEY",
-                   help="column key to sort by, best first (default clean_error); e.g. pgd@0.3, worst@0.3, auc, model")
-    p.add_argument("--out", default=None, metavar="FILE", help="write the table to FILE instead of stdout")
-    p.set_defaults(func=cmd_leaderboard)
-

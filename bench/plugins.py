@@ -13,6 +13,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from attacks import AttackError
+from models import ModelError
+
 from .errors import BenchError
 
 _loaded: dict[str, object] = {}
@@ -33,7 +36,8 @@ def load_plugin(path: str | Path) -> str:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except BenchError:
+    except (BenchError, ModelError, AttackError):  # e.g. a duplicate name: already one line
+        del sys.modules[mod_name]
         raise
     except Exception as e:
         del sys.modules[mod_name]

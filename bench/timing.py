@@ -1,4 +1,4 @@
-"""Throughput: inference examples/s at several batch sizes and training examples/s, per model.
+"""The timing stage. Throughput: inference examples/s at several batch sizes and training examples/s, per model.
 
 Measured with ``torch.utils.benchmark`` (warm-up, then blocks of repetitions until a minimum run
 time); statistics are over the blocks' per-call times and quoted as examples/s. Compare medians,
@@ -17,9 +17,10 @@ import logging
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402
 
-from .env import device_name
-from .evaluate import eval_mode
+from .env import cpu_model, device_name
+from .errors import BenchError
 from .flops import train_flops_per_example
+from .protocol import eval_mode
 
 
 def _stats(times_s: list[float], batch: int) -> dict:
@@ -38,8 +39,6 @@ def _measure(fn, min_run_time: float) -> list[float]:
 
 def machine(device) -> dict:
     device = torch.device(device)
-    from .env import cpu_model
-
     return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "device": device.type,
             "device_name": device_name(device), "torch": torch.__version__}
 
@@ -63,12 +62,12 @@ def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cp
 
             out["inference"][str(bs)] = _stats(_measure(infer, min_run_time), bs)
 
-    from .train import TrainConfig, _adam, make_train_step
+    from .training import TrainConfig, make_optimizer, make_train_step
 
     trainee = copy.deepcopy(model).train()
     ema = copy.deepcopy(model)
     cfg = TrainConfig()
-    step = make_train_step(trainee, ema, _adam(list(trainee.parameters()), cfg, device), cfg)
+    step = make_train_step(trainee, ema, make_optimizer(list(trainee.parameters()), cfg, device), cfg)
     x = torch.rand(train_batch, *in_shape, generator=g).to(device)
     y = torch.randint(0, num_classes, (train_batch,), generator=g).to(device)
 
@@ -78,3 +77,32 @@ def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cp
 
     out["train"] = _stats(_measure(train, min_run_time), train_batch)
     return out
+
+
+def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -> None:
+    """Throughput of every trained model (first seed only: speed does not depend on the seed)."""
+    from .runs import open_run, trained_models
+    from .weights import load_trained
+
+    if "min_run_time" in timing and not float(timing["min_run_time"]) > 0:
+        raise BenchError(f"--min-run-time must be > 0, got {timing['min_run_time']}")
+    res = open_run(run_dir)
+    seen = set()
+    for name, seed in trained_models(run_dir, res):
+        if name in seen:
+            continue
+        seen.add(name)
+        entry = res.seed(name, seed)
+        if entry.throughput and not fresh:
+            log(f"{name}: already timed (pass --fresh to time it again)")
+            continue
+        model = load_trained(run_dir, name, seed, device)
+        ds = res.dataset
+        tp = throughput(model, ds["in_shape"], ds["num_classes"], device=device,
+                        batch_sizes=tuple(timing.get("batch_sizes", (1, 100, 1000))),
+                        train_batch=int(timing.get("train_batch", 100)),
+                        min_run_time=float(timing.get("min_run_time", 0.5)))
+        entry.set_throughput(tp)
+        log(f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
+            f"@100, training {tp['train']['median']:,.0f} ex/s")
+        res.save()

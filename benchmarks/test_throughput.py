@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from bench.train import TrainConfig, _adam, make_train_step
+from bench.training import TrainConfig, make_optimizer, make_train_step
 from models import create_model, list_models
 
 BATCH = 100
@@ -42,7 +42,7 @@ def test_train_step(benchmark, name, batch):
     torch.manual_seed(0)
     model = create_model(name).train()
     cfg = TrainConfig()
-    step = make_train_step(model, copy.deepcopy(model), _adam(list(model.parameters()), cfg, "cpu"), cfg)
+    step = make_train_step(model, copy.deepcopy(model), make_optimizer(list(model.parameters()), cfg, "cpu"), cfg)
     x, y = batch
     benchmark.extra_info["examples_per_call"] = BATCH
     stats = benchmark(step, x, y, 10_000)

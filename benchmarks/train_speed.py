@@ -13,7 +13,6 @@ Prints, all measured in this one run:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -41,14 +40,14 @@ def mnist_like(n=10_000):
 def time_ours(model_name, x, y, steps, warmup, device):
     import copy
 
-    from bench.train import TrainConfig, _adam, make_train_step
+    from bench.training import TrainConfig, make_optimizer, make_train_step
     from models import create_model
 
     torch.manual_seed(0)
     model = create_model(model_name).to(device).train()
     ema = copy.deepcopy(model)
     cfg = TrainConfig()
-    step = make_train_step(model, ema, _adam([p for p in model.parameters()], cfg, device), cfg)
+    step = make_train_step(model, ema, make_optimizer([p for p in model.parameters()], cfg, device), cfg)
     x, y = x.to(device), y.to(device)
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(x), generator=g).to(device)

@@ -2,7 +2,7 @@
 
 A model variant is one small decorated factory::
 
-    @register_model
+    @register_model(name="vib_beta1e-3")
     def vib_beta1e_3(**kw):
         return _vib(beta=1e-3, **kw)
 
@@ -12,12 +12,15 @@ dropped, so CLI options that only some models understand can default to ``None``
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Callable
 
-from bench.errors import BenchError
+import registry
 
 _MODELS: dict[str, Callable] = {}
+
+
+class ModelError(ValueError):
+    """A mistake in naming, registering or configuring a model; its message is one line."""
 
 
 def register_model(fn: Callable | None = None, *, name: str | None = None):
@@ -30,41 +33,50 @@ def register_model(fn: Callable | None = None, *, name: str | None = None):
     def deco(f: Callable) -> Callable:
         key = name or f.__name__
         if key in _MODELS and _MODELS[key] is not f:
-            raise BenchError(f"model {key!r} is already registered")
+            raise ModelError(f"model {key!r} is already registered")
         _MODELS[key] = f
         return f
 
     return deco(fn) if fn is not None else deco
 
 
+def unregister_model(name: str) -> None:
+    """Remove a registered model (for tests and plugins that register temporary models)."""
+    _MODELS.pop(name, None)
+
+
 def list_models(pattern: str | list[str] | None = None) -> list[str]:
     """Registered names matching one or more shell-style patterns (``'vib*'``), sorted."""
-    names = sorted(_MODELS)
-    if not pattern:
-        return names
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    out: list[str] = []
-    for pat in patterns:
-        pat = pat.strip()
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
-        if not hits:
-            raise BenchError(f"no registered model matches {pat!r} (see `vib-bench list models`)")
-        out.extend(h for h in hits if h not in out)
-    return out
+    try:
+        return registry.select(sorted(_MODELS), pattern)
+    except registry.NoMatch as e:
+        raise ModelError(f"no registered model matches {e.pattern!r}{e.hint()} (see `vib-bench list models`)") from None
+
+
+def describe_model(name: str) -> str:
+    """The first line of a registered model's docstring."""
+    doc = (get_factory(name).__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""
 
 
 def is_model(name: str) -> bool:
     return name in _MODELS
 
 
+def get_factory(name: str) -> Callable:
+    if name not in _MODELS:
+        raise ModelError(f"unknown model {name!r}{registry.NoMatch(name, registry.suggest(name, _MODELS)).hint()} "
+                         "(see `vib-bench list models`)")
+    return _MODELS[name]
+
+
 def create_model(name: str, **overrides):
     """Build a registered model. ``None``-valued overrides are ignored."""
-    if name not in _MODELS:
-        raise BenchError(f"unknown model {name!r} (see `vib-bench list models`)")
+    factory = get_factory(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
     try:
-        model = _MODELS[name](**kwargs)
+        model = factory(**kwargs)
     except (TypeError, ValueError) as e:  # an override the factory rejects
-        raise BenchError(f"model {name!r}: {e}") from None
+        raise ModelError(f"model {name!r}: {e}") from None
     model.registry_name = name
     return model

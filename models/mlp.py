@@ -6,7 +6,6 @@ comparison between them is a comparison of the regularizer alone.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

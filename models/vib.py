@@ -86,15 +86,31 @@ def _vib(**kw):
     return VIBClassifier(**kw)
 
 
-def _register_vib(name: str, **defaults):
-    def factory(**kw):
-        return _vib(**{**defaults, **kw})
-
-    factory.__name__ = name.replace("-", "_")
-    factory.__doc__ = f"VIB, K={defaults.get('k', 256)}, beta={defaults['beta']:g}."
-    register_model(factory, name=name)
+@register_model(name="vib_beta1e-4")
+def vib_beta1e_4(**kw):
+    """VIB, K=256, beta=0.0001."""
+    return _vib(**{"beta": 1e-4, **kw})
 
 
-for _beta in ("1e-4", "1e-3", "1e-2", "1e-1"):
-    _register_vib(f"vib_beta{_beta}", beta=float(_beta))
-_register_vib("vib_k2_beta1e-3", beta=1e-3, k=2)
+@register_model(name="vib_beta1e-3")
+def vib_beta1e_3(**kw):
+    """VIB, K=256, beta=0.001."""
+    return _vib(**{"beta": 1e-3, **kw})
+
+
+@register_model(name="vib_beta1e-2")
+def vib_beta1e_2(**kw):
+    """VIB, K=256, beta=0.01."""
+    return _vib(**{"beta": 1e-2, **kw})
+
+
+@register_model(name="vib_beta1e-1")
+def vib_beta1e_1(**kw):
+    """VIB, K=256, beta=0.1."""
+    return _vib(**{"beta": 1e-1, **kw})
+
+
+@register_model(name="vib_k2_beta1e-3")
+def vib_k2_beta1e_3(**kw):
+    """VIB, K=2, beta=0.001."""
+    return _vib(**{"beta": 1e-3, "k": 2, **kw})

@@ -12,12 +12,13 @@ import torch
 from torch import nn
 
 import attacks
-from attacks import create_attack, get_spec, list_attacks
-from bench import attack as battack
+from attacks import AttackError, create_attack, get_spec, list_attacks
+from bench.attack import checks as attack_checks, cost as attack_cost, stage as attack_stage
 from bench.cli import main
 from bench.data import load_dataset
-from bench.errors import BenchError
-from bench.evaluate import seeded
+from conftest import one_error_line
+from bench.protocol import predict_correct, seeded
+from bench.results import AttackRecord, Results
 from models.mlp import MLPClassifier
 from models.vib import VIBClassifier
 
@@ -72,7 +73,7 @@ def tiny_vib(digits):
 
 
 def _acc(model, x, y):
-    return float(battack.predict_correct(model, x, y, "cpu").double().mean())
+    return float(predict_correct(model, x, y, "cpu").double().mean())
 
 
 # ------------------------------------------------------------------------------------------ registry
@@ -98,8 +99,8 @@ def test_registered_attack_invariants(name, which, digits, request):
         assert float(size.max()) <= eps + 1e-6
     # robust accuracy (correct both clean and attacked) never exceeds clean accuracy, and the
     # attack does not make a correctly classified example easier on average either
-    clean = battack.predict_correct(model, x, y, "cpu")
-    attacked = battack.predict_correct(model, adv, y, "cpu")
+    clean = predict_correct(model, x, y, "cpu")
+    attacked = predict_correct(model, adv, y, "cpu")
     assert float((clean & attacked).double().mean()) <= float(clean.double().mean())
     assert float(attacked.double().mean()) <= float(clean.double().mean()) + 1e-9
     cfg = atk.config()
@@ -130,13 +131,13 @@ def test_pgd_at_least_as_strong_as_fgsm(tiny_mlp, digits):
 
 
 def test_registry_errors(tiny_mlp):
-    with pytest.raises(BenchError, match="already registered"):
+    with pytest.raises(AttackError, match="already registered"):
         attacks.register_attack(lambda model, eps: None, norm="Linf", name="pgd")
-    with pytest.raises(BenchError, match="unknown attack"):
+    with pytest.raises(AttackError, match="unknown attack"):
         create_attack("nope", tiny_mlp, 0.1)
-    with pytest.raises(BenchError, match="outside"):
+    with pytest.raises(AttackError, match="outside"):
         create_attack("pgd", tiny_mlp, 1.5)
-    with pytest.raises(BenchError, match="no setting"):
+    with pytest.raises(AttackError, match="no setting"):
         create_attack("pgd", tiny_mlp, 0.1, stepz=3)
     assert any(line.startswith("pgd ") for line in attacks.describe_attacks())
 
@@ -187,27 +188,27 @@ class Noisy(nn.Module):
 
 def test_checks_of_an_honest_model(tiny_mlp, digits):
     _, _, x, y = digits
-    c = battack.model_checks(tiny_mlp, x, y, "cpu")
+    c = attack_checks.model_checks(tiny_mlp, x, y, "cpu")
     assert not c["randomised"] and not c["returns_probabilities"] and not c["zero_gradients"]
     assert not c["large_eps_not_zero"]
 
 
 def test_masked_gradients_are_flagged(tiny_mlp, digits):
     _, _, x, y = digits
-    c = battack.model_checks(Rounded(tiny_mlp).eval(), x, y, "cpu")
+    c = attack_checks.model_checks(Rounded(tiny_mlp).eval(), x, y, "cpu")
     assert c["zero_gradients"] and c["zero_grad_fraction"] == 1.0
 
 
 def test_probabilities_are_flagged(tiny_mlp, digits):
     _, _, x, y = digits
-    assert battack.model_checks(Probabilities(tiny_mlp).eval(), x, y, "cpu")["returns_probabilities"]
+    assert attack_checks.model_checks(Probabilities(tiny_mlp).eval(), x, y, "cpu")["returns_probabilities"]
 
 
 def test_randomised_models_are_detected(tiny_mlp, tiny_vib, digits):
     _, _, x, y = digits
-    c = battack.model_checks(Noisy(tiny_mlp).eval(), x, y, "cpu")
+    c = attack_checks.model_checks(Noisy(tiny_mlp).eval(), x, y, "cpu")
     assert c["randomised"] and c["undeclared_randomness"]
-    c = battack.model_checks(tiny_vib, x, y, "cpu")
+    c = attack_checks.model_checks(tiny_vib, x, y, "cpu")
     assert c["randomised"] and not c["undeclared_randomness"] and c["grad_cosine_between_draws"] is not None
 
 
@@ -220,7 +221,7 @@ def test_cross_record_checks():
     recs = [_rec("fgsm", 0.1, 0.5), _rec("pgd", 0.1, 0.7),   # PGD weaker than FGSM
             _rec("fgsm", 0.2, 0.6),                           # accuracy rises with eps
             _rec("square", 0.1, 0.2)]                         # gradient-free far stronger: masking
-    battack.post_checks(recs, {"zero_gradients": True})
+    attack_checks.post_checks([AttackRecord(r) for r in recs], {"zero_gradients": True})
     by = {(r["attack"], r["eps"]): r["checks"] for r in recs}
     assert by[("pgd", 0.1)]["weaker_than_fgsm"]
     assert by[("fgsm", 0.2)]["accuracy_rises_with_eps"] and not by[("fgsm", 0.1)]["accuracy_rises_with_eps"]
@@ -231,7 +232,7 @@ def test_cross_record_checks():
 def test_cost_meter_counts_gradients(tiny_mlp, digits):
     _, _, x, y = digits
     atk = create_attack("pgd", tiny_mlp, 0.1, steps=3)
-    with battack.CostMeter(tiny_mlp) as m:
+    with attack_cost.CostMeter(tiny_mlp) as m:
         atk(x[:10], y[:10])
     assert m.grad_rows == 30 and m.forward_rows == 30
     per_row = 2 * (64 * 32 + 32 * 10)
@@ -239,33 +240,25 @@ def test_cost_meter_counts_gradients(tiny_mlp, digits):
 
 
 # --------------------------------------------------------------------------------------- CLI errors
-def _one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("vib-bench: error:"), err
-    return err[0]
-
-
 def test_cli_unknown_attack(tmp_path, capsys):
     assert main(["attack", str(tmp_path), "--attacks", "pgd,nope"]) == 2
-    assert "unknown attack 'nope'" in _one_error_line(capsys)
+    assert "unknown attack 'nope'" in one_error_line(capsys)
 
 
 def test_cli_eps_outside_unit_interval(tmp_path, capsys):
     assert main(["attack", str(tmp_path), "--eps", "0.1,1.5"]) == 2
-    assert "outside [0, 1]" in _one_error_line(capsys)
+    assert "outside [0, 1]" in one_error_line(capsys)
 
 
 def test_cli_nonexistent_run_dir(tmp_path, capsys):
     assert main(["attack", str(tmp_path / "nothing")]) == 2
-    assert "no such run directory" in _one_error_line(capsys)
+    assert "no such run directory" in one_error_line(capsys)
 
 
 def test_cli_run_without_trained_models(tmp_path, capsys):
-    from bench.results import new_results, write_results
-
-    write_results(tmp_path, new_results({"dataset": {"name": "digits"}, "models": {}, "seeds": [0]}, {}))
+    Results.new({"dataset": {"name": "digits"}, "models": {}, "seeds": [0]}, {}).save(tmp_path)
     assert main(["attack", str(tmp_path)]) == 2
-    assert "no trained models" in _one_error_line(capsys)
+    assert "no trained models" in one_error_line(capsys)
 
 
 def test_cli_list_attacks(capsys):
@@ -290,21 +283,21 @@ ATTACK_ARGS = ["--attacks", "fgsm,pgd,eot_pgd,cw_l2", "--eps", "0,0.1", "--eps-l
 
 
 def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
-    from bench.results import load_per_example, load_results
+    from bench.rundir import load_per_example
 
     calls = []
-    real = battack.run_attack
+    real = attack_stage.run_attack
 
     def counting(*a, **kw):
         if kw.get("desc"):  # the attack cells (model checks and the picture pass no desc)
             calls.append(kw["desc"])
         return real(*a, **kw)
 
-    monkeypatch.setattr(battack, "run_attack", counting)
+    monkeypatch.setattr(attack_stage, "run_attack", counting)
     assert main(["attack", str(tiny_run), *ATTACK_ARGS]) == 0
     out = capsys.readouterr().out
     assert "worst_case" in out and "pgd [paper]" in out
-    data = load_results(tiny_run)
+    data = Results.load(tiny_run).raw
     assert data["environments"]["attack"]["matmul_peak_gflops"] > 0
     mlp = data["models"]["mlp"]["seeds"]["0"]
     vib = data["models"]["vib_beta1e-3"]["seeds"]["0"]
@@ -316,15 +309,17 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
         {(r["attack"], r["eps"], r["protocol"]) for r in vib["attacks"]}
     for r in mlp["attacks"] + vib["attacks"]:
         assert 0.0 <= r["ci_low"] <= r["robust_acc"] <= r["ci_high"] <= 1.0 and r["n"] == 64
-        assert r["robust_acc"] <= r["clean_acc"] + 1e-12
         assert not r["checks"].get("outside_eps_ball") and not r["checks"].get("outside_unit_box")
         if r["eps"] == 0:
             assert r["robust_acc"] == r["clean_acc"] and not r["checks"]["eps0_differs_from_clean"]
     pgd = next(r for r in mlp["attacks"] if r["attack"] == "pgd" and r["eps"] == 0.1)
     assert "PGD(" in pgd["config"]["torchattacks"] and pgd["config"]["budget"]["steps"] == 5
     assert pgd["grad_evals"] == 64 * 5 and pgd["wall_time_s"] > 0 and pgd["gflop"] > 0
+    assert pgd["robust_acc"] < pgd["clean_acc"]  # the attack really attacks an undefended model
     lead = next(r for r in vib["attacks"] if r["attack"] == "worst_case" and r["eps"] == 0.1 and r["leaderboard"])
-    assert lead["robust_acc"] <= min(lead["paper_robust_acc"], lead["eot_robust_acc"])
+    pv = load_per_example(tiny_run, "vib_beta1e-3", 0)
+    every = pv["attack:fgsm@0.1"] & pv["attack:pgd@0.1"] & pv["attack:eot_pgd@0.1"]  # robust to every attack
+    assert (pv["attack:worst_case@0.1"] == every).all() and lead["n_robust"] == every.sum()
     assert vib["attack_checks"]["randomised"] and not mlp["attack_checks"]["randomised"]
     pe = load_per_example(tiny_run, "mlp", 0)
     assert {"attack:pgd@0.1", "attack:worst_case@0.1", "attack:worst_case_l2@1"} <= set(pe)
@@ -335,13 +330,13 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
 
     # without --resume: refused, one line
     assert main(["attack", str(tiny_run), *ATTACK_ARGS]) == 2
-    assert "--resume" in _one_error_line(capsys)
+    assert "--resume" in one_error_line(capsys)
 
     # --resume: nothing recomputed, records untouched; a new eps adds only its cells
     before = {m: data["models"][m]["seeds"]["0"]["attacks"] for m in ("mlp", "vib_beta1e-3")}
     assert main(["attack", str(tiny_run), *ATTACK_ARGS, "--resume", "--no-grid"]) == 0
     assert len(calls) == n_cells
-    after = load_results(tiny_run)
+    after = Results.load(tiny_run).raw
     for m in before:
         old = {(r["attack"], r["norm"], r["eps"], r["protocol"]): r["wall_time_s"] for r in before[m]}
         new = {(r["attack"], r["norm"], r["eps"], r["protocol"]): r["wall_time_s"]
@@ -355,9 +350,6 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
 @pytest.mark.parametrize("setting, needle", [("pgd.steps=abc", "integer"), ("pgd.steps=-3", "integer"),
                                              ("pgd.alpha=-1", "number >= 0"), ("pgd.random_start=maybe", "true or false")])
 def test_bad_attack_set_values_are_refused_before_anything_is_written(tmp_path, capsys, setting, needle):
-    from bench.cli import main
-    from conftest import one_error_line
-
     run = tmp_path / "run"
     assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
                  "--out", str(run), "--no-progress"]) == 0

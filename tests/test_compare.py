@@ -1,6 +1,5 @@
 """compare (paired tests, exit codes as a CI gate), history (step detection) and the statistics behind them."""
 
-import json
 import math
 from pathlib import Path
 
@@ -9,8 +8,9 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.compare import Run, compare_runs
-from bench.results import new_results, save_per_example, write_results
+from bench.compare import compare_runs
+from bench.results import Results
+from bench.rundir import save_per_example
 from bench.stats import (detect_steps, holm, mcnemar, mcnemar_p, trapezoid_auc, two_proportion_test, wilson_interval)
 from conftest import one_error_line
 
@@ -40,7 +40,8 @@ def make_run(path: Path, *, clean=None, robust=None, train_ex_s=100_000.0, machi
            "git": {"commit": "abcdef1234567890", "dirty": False}, "recorded_at": recorded_at}
     run = {"dataset": {"name": "digits", "n_test": N_TEST, "checksum": checksum}, "train": {"epochs": 1},
            "models": {"mlp": {}}, "seeds": list(seeds), "plugins": [], "suite": None}
-    data = new_results(run, env)
+    res = Results.new(run, env)
+    data = res.raw
     data["environments"]["train"] = env
     seeds_out = {}
     for s in seeds:
@@ -62,7 +63,7 @@ def make_run(path: Path, *, clean=None, robust=None, train_ex_s=100_000.0, machi
             save_per_example(path, "mlp", s, "clean", torch.from_numpy(clean))
             save_per_example(path, "mlp", s, "attack:pgd@0.3", torch.from_numpy(robust))
     data["models"]["mlp"] = {"config": {"hidden": [8]}, "stochastic": False, "seeds": seeds_out}
-    write_results(path, data)
+    res.save(path)
     return path
 
 
@@ -209,7 +210,7 @@ def test_bad_flags_are_one_line_errors(base, capsys):
 
 
 def test_compare_rows_api(base):
-    rows = compare_runs(Run.load(base), Run.load(base))
+    rows = compare_runs(Results.load(base), Results.load(base))
     assert {r["family"] for r in rows} == {"clean", "robust", "throughput"}
     assert all(r["verdict"] == "same" for r in rows)
 

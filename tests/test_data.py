@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench import data as data_mod
-from bench.data import IDX_FILES, load_dataset
+from bench.data import load_dataset
 from bench.errors import BenchError
 
 

@@ -4,7 +4,8 @@ import math
 
 import torch
 
-from bench.evaluate import clean_metrics, eval_mode, expected_calibration_error, reliability_bins
+from bench.evaluate import clean_metrics, expected_calibration_error, reliability_bins
+from bench.protocol import eval_mode
 
 
 def test_ece_against_a_direct_loop():

@@ -10,10 +10,11 @@ import math
 import pytest
 import torch
 
-from bench import info
+from bench.info import bounds as ib, infoplane
 from bench.cli import main
 from bench.errors import BenchError
-from bench.train import TrainConfig, load_weights, train_model
+from bench.training import TrainConfig, train_model
+from bench.weights import load_weights
 from conftest import one_error_line
 
 # Few critic steps: these tests check plumbing and bookkeeping, not the estimators' accuracy.
@@ -55,8 +56,8 @@ def _vib_rate(tmp_path, digits, beta):
                 overrides={"hidden": [32], "k": 4, "beta": beta}, progress=False)
     model = load_weights(tmp_path / f"b{beta:g}" / "models/vib_beta1e-3/seed0/model.safetensors")
     x, y = digits.split("test")
-    rep = info.info_representation(model, x, y)
-    return info.info_bounds(rep["rate"], rep["ce"], y)
+    rep = ib.info_representation(model, x, y)
+    return ib.info_bounds(rep["rate"], rep["ce"], y)
 
 
 def test_large_beta_collapses_the_rate_and_small_beta_does_not(tmp_path, digits):
@@ -77,11 +78,11 @@ def test_bounds_of_a_deterministic_model(digits):
     torch.manual_seed(0)
     model = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, hidden=[8])
     x, y = digits.split("test")
-    rep = info.info_representation(model, x, y)
+    rep = ib.info_representation(model, x, y)
     assert rep["kind"] == "last hidden" and rep["rate"] is None and rep["z"].shape == (len(x), 8)
-    b = info.info_bounds(rep["rate"], rep["ce"], y)
+    b = ib.info_bounds(rep["rate"], rep["ce"], y)
     assert b["rate_nats"] is None
-    assert b["h_y_nats"] == pytest.approx(info.label_entropy(y))
+    assert b["h_y_nats"] == pytest.approx(ib.label_entropy(y))
     expected_ce = torch.nn.functional.cross_entropy(model.eval()(x), y).item()
     assert b["izy_lower_nats"] == pytest.approx(b["h_y_nats"] - expected_ce, abs=1e-5)
 
@@ -92,8 +93,8 @@ def test_vib_sample_is_fixed_and_not_the_mean(digits):
     torch.manual_seed(0)
     model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[8], k=3, sigma_shift=0.0)
     x, y = digits.split("test")
-    a = info.info_representation(model, x, y)["z"]
-    b = info.info_representation(model, x, y, batch_size=7)["z"]  # batching does not change the draw
+    a = ib.info_representation(model, x, y)["z"]
+    b = ib.info_representation(model, x, y, batch_size=7)["z"]  # batching does not change the draw
     torch.testing.assert_close(a, b)
     mu = model.eval().encode(x)[0]
     assert (a - mu).abs().mean() > 0.1
@@ -104,35 +105,35 @@ def test_flags_say_which_bound_is_contradicted():
     bounds = {"rate_nats": 3.0, "rate_se_nats": 0.0, "izy_lower_nats": 1.5, "izy_lower_se_nats": 0.0,
               "h_y_nats": 2.3}
     est = lambda v, s=0.05: {"estimator": "mine", "nats": v, "std_nats": s}  # noqa: E731
-    assert info.check_estimate("I(X;Z)", est(2.0), bounds) == []
-    (f,) = info.check_estimate("I(X;Z)", est(3.5), bounds)
+    assert ib.check_estimate("I(X;Z)", est(2.0), bounds) == []
+    (f,) = ib.check_estimate("I(X;Z)", est(3.5), bounds)
     assert f["flag"] == "above_upper_bound" and f["bound"] == "rate"
-    (f,) = info.check_estimate("I(X;Z)", est(1.0), bounds)  # I(X;Z) >= I(Z;Y) >= H(Y) - CE
+    (f,) = ib.check_estimate("I(X;Z)", est(1.0), bounds)  # I(X;Z) >= I(Z;Y) >= H(Y) - CE
     assert f["flag"] == "below_lower_bound" and "loose" in f["message"]
-    (f,) = info.check_estimate("I(Z;Y)", est(2.6), bounds)
+    (f,) = ib.check_estimate("I(Z;Y)", est(2.6), bounds)
     assert f["flag"] == "above_upper_bound" and f["bound"] == "H(Y)"
-    assert info.check_estimate("I(Z;Y)", est(2.6, s=0.2), bounds) == []  # within its spread
+    assert ib.check_estimate("I(Z;Y)", est(2.6, s=0.2), bounds) == []  # within its spread
     # the spread of the bound itself widens the tolerance
-    assert info.check_estimate("I(X;Z)", est(3.2), {**bounds, "rate_se_nats": 0.1}) == []
+    assert ib.check_estimate("I(X;Z)", est(3.2), {**bounds, "rate_se_nats": 0.1}) == []
     # restarts that disagree, and a negative mean where no analytic lower bound applies (MI >= 0)
-    (f,) = info.check_estimate("I(X;Z)", {**est(2.0, s=1.5), "values_nats": [0.5, 2.0, 3.5]}, bounds)
+    (f,) = ib.check_estimate("I(X;Z)", {**est(2.0, s=1.5), "values_nats": [0.5, 2.0, 3.5]}, bounds)
     assert f["flag"] == "unstable" and "0.50, 2.00, 3.50" in f["message"]
-    (f,) = info.check_estimate("I(Z;Y)", est(-0.3), {**bounds, "izy_lower_nats": -0.2})
+    (f,) = ib.check_estimate("I(Z;Y)", est(-0.3), {**bounds, "izy_lower_nats": -0.2})
     assert f["flag"] == "below_lower_bound" and f["bound_nats"] == 0.0
     near = {**est(4.5), "near_ceiling": True, "notice": "near the log N ceiling", "ceiling_nats": 4.85}
-    assert [f["flag"] for f in info.check_estimate("I(X;Z)", near, {**bounds, "rate_nats": None})] == ["near_ceiling"]
+    assert [f["flag"] for f in ib.check_estimate("I(X;Z)", near, {**bounds, "rate_nats": None})] == ["near_ceiling"]
 
 
 # ------------------------------------------------------------------------------------- binning
 def test_binning_of_the_label_itself_gives_h_y():
     y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 1, 0])
-    h_y = info.label_entropy(y)
+    h_y = ib.label_entropy(y)
     assert h_y == pytest.approx(-(0.4 * math.log(0.4) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)
                                   + 0.1 * math.log(0.1)))
-    r = info.binned_information(y.float()[:, None], y, bins=4, lo=0.0, hi=3.0)
+    r = infoplane.binned_information(y.float()[:, None], y, bins=4, lo=0.0, hi=3.0)
     assert r["ixt_nats"] == pytest.approx(h_y) and r["ity_nats"] == pytest.approx(h_y)
     # a constant layer carries nothing
-    r = info.binned_information(torch.full((10, 5), 0.3), y, bins=30, lo=-1.0, hi=1.0)
+    r = infoplane.binned_information(torch.full((10, 5), 0.3), y, bins=30, lo=-1.0, hi=1.0)
     assert r["ixt_nats"] == 0.0 and r["ity_nats"] == 0.0 and r["distinct"] == 1
 
 
@@ -140,16 +141,16 @@ def test_binning_hand_computed_cases():
     y = torch.tensor([0, 1, 0, 1])
     # T splits the samples in two halves independent of Y: H(T) = ln 2, I(T;Y) = 0
     t = torch.tensor([[-0.9], [-0.9], [0.9], [0.9]])
-    r = info.binned_information(t, y, bins=2, lo=-1.0, hi=1.0)
+    r = infoplane.binned_information(t, y, bins=2, lo=-1.0, hi=1.0)
     assert r["ixt_nats"] == pytest.approx(math.log(2)) and r["ity_nats"] == pytest.approx(0.0, abs=1e-12)
     # two units, rows (a, a, b, c): H(T) = 1.5 ln 2; I(T;Y) = H(T) + H(Y) - H(T,Y) = 1.5 ln2 + ln2 - 2 ln2
     t = torch.tensor([[0.1, 0.1], [0.1, 0.1], [0.9, 0.1], [0.9, 0.9]])
-    r = info.binned_information(t, y, bins=2, lo=0.0, hi=1.0)
+    r = infoplane.binned_information(t, y, bins=2, lo=0.0, hi=1.0)
     assert r["distinct"] == 3
     assert r["ixt_nats"] == pytest.approx(1.5 * math.log(2))
     assert r["ity_nats"] == pytest.approx(0.5 * math.log(2))
     # equal-width bins over [lo, hi], the top edge inside the last bin, values outside clamped
-    codes = info.discretize(torch.tensor([-1.0, -0.34, 0.0, 0.99, 1.0, 7.0]), -1.0, 1.0, 3)
+    codes = infoplane.discretize(torch.tensor([-1.0, -0.34, 0.0, 0.99, 1.0, 7.0]), -1.0, 1.0, 3)
     assert codes.tolist() == [0, 0, 1, 2, 2, 2]
 
 
@@ -158,20 +159,20 @@ def test_binning_never_exceeds_log_n():
     for n, units, bins in ((50, 1, 3), (200, 20, 30), (500, 64, 100)):
         t = torch.rand(n, units, generator=gen) * 2 - 1
         y = torch.randint(0, 10, (n,), generator=gen)
-        r = info.binned_information(t, y, bins, -1.0, 1.0)
+        r = infoplane.binned_information(t, y, bins, -1.0, 1.0)
         assert 0 <= r["ity_nats"] <= r["ixt_nats"] <= math.log(n) + 1e-9
-        assert r["ity_nats"] <= info.label_entropy(y) + 1e-9
+        assert r["ity_nats"] <= ib.label_entropy(y) + 1e-9
         assert (r["ixt_nats"] / math.log(2)) <= math.log2(n) + 1e-9
     # wide layer, fine bins: every example is its own binned vector, H(T) = log n exactly
-    r = info.binned_information(torch.rand(300, 64, generator=gen), torch.zeros(300, dtype=torch.long), 30, 0, 1)
+    r = infoplane.binned_information(torch.rand(300, 64, generator=gen), torch.zeros(300, dtype=torch.long), 30, 0, 1)
     assert r["ixt_nats"] == pytest.approx(math.log(300)) and r["ity_nats"] == 0.0
 
 
 def test_layer_ranges():
     acts = [torch.tensor([[0.0, 0.5]]), torch.tensor([[0.2, 3.0]])]
-    assert info.layer_range("hidden1", acts, "relu")[:2] == (0.0, 3.0)
-    assert info.layer_range("hidden2", [a - 0.5 for a in acts], "tanh")[:2] == (-1.0, 1.0)
-    assert info.layer_range("representation", [a - 1 for a in acts], "relu")[:2] == (-1.0, 2.0)
+    assert infoplane.layer_range("hidden1", acts, "relu")[:2] == (0.0, 3.0)
+    assert infoplane.layer_range("hidden2", [a - 0.5 for a in acts], "tanh")[:2] == (-1.0, 1.0)
+    assert infoplane.layer_range("representation", [a - 1 for a in acts], "relu")[:2] == (-1.0, 2.0)
 
 
 # ------------------------------------------------------------------------------- info command
@@ -192,7 +193,7 @@ def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
             assert e["bits"] == pytest.approx(e["nats"] / math.log(2))
         assert {"rate_nats", "izy_lower_nats", "h_y_nats"} <= set(rec["bounds"])
         assert isinstance(rec["flags"], list) and rec["seconds"] > 0
-        assert rec["flags"] == info.record_flags(rec)
+        assert rec["flags"] == ib.record_flags(rec)
     vib = info_of(run_copy, "vib_beta1e-3")
     assert vib["representation"] == "z sample" and vib["bounds"]["rate_nats"] > 0 and vib["notes"] == []
     mlp = info_of(run_copy, "mlp")
@@ -284,4 +285,4 @@ def test_infoplane_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, need
 
 def test_binned_information_rejects_mismatched_lengths():
     with pytest.raises(BenchError):
-        info.binned_information(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long), 10, 0, 1)
+        infoplane.binned_information(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long), 10, 0, 1)

@@ -17,6 +17,7 @@ import pytest
 from bench.cli import main
 from bench.leaderboard import (COLUMNS, build_leaderboard, leaderboard_markdown, render_leaderboard, robust_accuracy,
                                write_leaderboard)
+from bench.results import AttackRecord, Results
 from conftest import one_error_line
 
 DATA = Path(__file__).parent / "data"
@@ -62,11 +63,11 @@ def test_write_leaderboard_is_the_document(run_dir):
 
 
 def test_columns_and_marks(golden):
-    lb = build_leaderboard(golden)
+    lb = build_leaderboard(Results(golden))
     assert lb.models == ["mlp", "dropout", "vib_beta1e-3", "vib_beta1e-2", "broken"]  # clean error, failures last
     assert lb.best("clean_error") == {"mlp"}
     assert lb.best("rate") == set()                      # no direction, no best
-    text = render_leaderboard(golden, "github")
+    text = render_leaderboard(Results(golden), "github")
     assert "**12.08 ± 0.20**" in text                    # mean ± sample std, in %, bold best
     assert "masking?" in text and "randomised" in text  # raised flags and the randomised note
     assert "seed 0 failed: BenchError: out of memory at step 12" in text  # failure row keeps its error
@@ -74,7 +75,7 @@ def test_columns_and_marks(golden):
 
 
 def test_randomised_model_takes_the_worse_protocol(golden):
-    recs = golden["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]
+    recs = [AttackRecord(r) for r in golden["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]]
     paper = next(r for r in recs if (r["attack"], r["eps"]) == ("pgd", 0.1))["robust_acc"]
     eot = next(r for r in recs if (r["attack"], r["eps"]) == ("eot_pgd", 0.1))["robust_acc"]
     assert eot < paper and robust_accuracy(recs, "pgd", 0.1) == eot
@@ -87,7 +88,7 @@ def test_all_tied_means_no_best(golden):
         for e in m["seeds"].values():
             if "clean" in e:
                 e["clean"]["nll"] = 0.5
-    assert build_leaderboard(golden).best("nll") == set()
+    assert build_leaderboard(Results(golden)).best("nll") == set()
 
 
 def test_sort_by(run_dir, capsys):
@@ -138,7 +139,7 @@ def test_bad_results_file_is_one_line_error(tmp_path, content, capsys):
 
 def test_empty_run_renders(tmp_path, golden):
     golden["models"] = {}
-    assert "No models in this run yet." in leaderboard_markdown(golden)
+    assert "No models in this run yet." in leaderboard_markdown(Results(golden))
 
 
 def test_every_column_is_documented():

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import mi
+from bench.cli import mi_validate
+from bench.info import critics, estimate
+from bench.info import truth as gt
 from bench.errors import BenchError
 
 LN2 = math.log(2.0)
@@ -34,7 +36,7 @@ TOL_NATS = 0.14
 
 
 def _gaussian_pair(seed=0, n=N_SMALL, d=DIM, rho=RHO):
-    return mi.sample_correlated_gaussians(n, d, rho, seed=seed)
+    return gt.sample_correlated_gaussians(n, d, rho, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -44,13 +46,13 @@ def _gaussian_pair(seed=0, n=N_SMALL, d=DIM, rho=RHO):
 
 @pytest.mark.parametrize("name", ["mine", "jsd", "infonce"])
 def test_estimator_recovers_gaussian_mi(name):
-    truth = mi.gaussian_mi_truth(RHO, DIM)
+    truth = gt.gaussian_mi_truth(RHO, DIM)
     truth_bits = truth / LN2
     # The tolerance separates the right answer from a unit mix-up (nats reported as bits).
     assert abs(truth_bits - truth) > 2 * TOL_NATS
 
     a, b = _gaussian_pair(seed=1)
-    est = mi.estimate_mi(a, b, name, seed=0, **FAST)
+    est = estimate.estimate_mi(a, b, name, seed=0, **FAST)
 
     assert abs(est.nats - truth) < TOL_NATS, (name, est.nats, truth)
     assert abs(est.nats - truth_bits) > TOL_NATS
@@ -72,16 +74,16 @@ def test_estimator_recovers_gaussian_mi(name):
 
 @pytest.mark.parametrize("name", ["mine", "jsd", "infonce"])
 def test_independent_variables_give_near_zero(name):
-    a, _ = mi.sample_correlated_gaussians(N_SMALL, 2, 0.0, seed=11)
-    b, _ = mi.sample_correlated_gaussians(N_SMALL, 2, 0.0, seed=12)
-    est = mi.estimate_mi(a, b, name, seed=0, **FAST)
+    a, _ = gt.sample_correlated_gaussians(N_SMALL, 2, 0.0, seed=11)
+    b, _ = gt.sample_correlated_gaussians(N_SMALL, 2, 0.0, seed=12)
+    est = estimate.estimate_mi(a, b, name, seed=0, **FAST)
     assert abs(est.nats) < 0.1, (name, est.nats)
 
 
 def test_infonce_never_exceeds_log_batch_and_flags_ceiling():
-    a, _ = mi.sample_correlated_gaussians(2000, 3, 0.0, seed=3)
+    a, _ = gt.sample_correlated_gaussians(2000, 3, 0.0, seed=3)
     k = 64
-    est = mi.estimate_mi(a, a.clone(), "infonce", steps=300, batch_size=k, restarts=2, seed=0)
+    est = estimate.estimate_mi(a, a.clone(), "infonce", steps=300, batch_size=k, restarts=2, seed=0)
     log_k = math.log(k)
     assert est.ceiling_nats == pytest.approx(log_k)
     assert all(v <= log_k + 1e-5 for v in est.values_nats)
@@ -96,11 +98,11 @@ def test_same_seed_same_value_and_global_state_untouched():
     torch.manual_seed(1234)
     rng_before = torch.random.get_rng_state().clone()
     threads_before = torch.get_num_threads()
-    first = mi.estimate_mi(a, b, "mine", steps=150, batch_size=64, restarts=2, seed=7)
+    first = estimate.estimate_mi(a, b, "mine", steps=150, batch_size=64, restarts=2, seed=7)
     assert torch.equal(torch.random.get_rng_state(), rng_before)
     assert torch.get_num_threads() == threads_before
-    second = mi.estimate_mi(a, b, "mine", steps=150, batch_size=64, restarts=2, seed=7)
-    other = mi.estimate_mi(a, b, "mine", steps=150, batch_size=64, restarts=2, seed=8)
+    second = estimate.estimate_mi(a, b, "mine", steps=150, batch_size=64, restarts=2, seed=7)
+    other = estimate.estimate_mi(a, b, "mine", steps=150, batch_size=64, restarts=2, seed=8)
     assert first.values_nats == second.values_nats
     assert first.nats == second.nats
     assert other.values_nats != first.values_nats
@@ -110,7 +112,7 @@ def test_same_seed_same_value_and_global_state_untouched():
 
 def test_as_dict_is_plain_json():
     a, b = _gaussian_pair(seed=6, n=2000)
-    est = mi.estimate_mi(a, b, "jsd", steps=50, batch_size=64, restarts=2, seed=0)
+    est = estimate.estimate_mi(a, b, "jsd", steps=50, batch_size=64, restarts=2, seed=0)
     d = est.as_dict()
     json.dumps(d)
     for key in ("nats", "bits", "std_nats", "std_bits", "seconds", "jsd_nats"):
@@ -127,44 +129,44 @@ def test_as_dict_is_plain_json():
 
 def test_bounds_with_optimal_critic_hit_truth_and_wrong_critics_fall_short():
     rho, d = 0.8, 2
-    truth = mi.gaussian_mi_truth(rho, d)  # 1.02 nats
-    a, b = mi.sample_correlated_gaussians(20000, d, rho, seed=21)
+    truth = gt.gaussian_mi_truth(rho, d)  # 1.02 nats
+    a, b = gt.sample_correlated_gaussians(20000, d, rho, seed=21)
     b_marg = torch.roll(b, 1, dims=0)
-    t_joint = mi.gaussian_log_density_ratio(a, b, rho)
-    t_marg = mi.gaussian_log_density_ratio(a, b_marg, rho)
-    assert float(mi.dv_bound(t_joint, t_marg)) == pytest.approx(truth, abs=0.05)
+    t_joint = gt.gaussian_log_density_ratio(a, b, rho)
+    t_marg = gt.gaussian_log_density_ratio(a, b_marg, rho)
+    assert float(critics.dv_bound(t_joint, t_marg)) == pytest.approx(truth, abs=0.05)
 
     k = 128
-    scores = mi.gaussian_log_density_ratio(a[:k, None, :], b[None, :k, :], rho)
+    scores = gt.gaussian_log_density_ratio(a[:k, None, :], b[None, :k, :], rho)
     batches = torch.stack(
-        [mi.gaussian_log_density_ratio(a[i:i + k, None, :], b[None, i:i + k, :], rho)
+        [gt.gaussian_log_density_ratio(a[i:i + k, None, :], b[None, i:i + k, :], rho)
          for i in range(0, 20000 - k, k)]
     )
     assert scores.shape == (k, k)
-    assert float(mi.infonce_bound(batches)) == pytest.approx(truth, abs=0.08)
+    assert float(critics.infonce_bound(batches)) == pytest.approx(truth, abs=0.08)
 
     # Wrong critics give clearly lower values (the bounds are maximised only at the truth):
     # an overconfident critic (2x the log ratio), a sign-flipped one, and one for rho -> -rho.
     wrong_critics = [
         (2.0 * t_joint, 2.0 * t_marg),
         (-t_joint, -t_marg),
-        (mi.gaussian_log_density_ratio(a, b, -rho), mi.gaussian_log_density_ratio(a, b_marg, -rho)),
+        (gt.gaussian_log_density_ratio(a, b, -rho), gt.gaussian_log_density_ratio(a, b_marg, -rho)),
     ]
     for wrong_joint, wrong_marg in wrong_critics:
-        assert float(mi.dv_bound(wrong_joint, wrong_marg)) < truth - 0.3
+        assert float(critics.dv_bound(wrong_joint, wrong_marg)) < truth - 0.3
 
 
 def test_infonce_bound_is_capped_at_log_k_and_jsd_score_range():
     k = 32
     scores = torch.full((k, k), -50.0)
     scores.fill_diagonal_(50.0)
-    assert float(mi.infonce_bound(scores)) == pytest.approx(math.log(k), abs=1e-6)
-    assert float(mi.infonce_bound(scores * 10)) <= math.log(k) + 1e-6
+    assert float(critics.infonce_bound(scores)) == pytest.approx(math.log(k), abs=1e-6)
+    assert float(critics.infonce_bound(scores * 10)) <= math.log(k) + 1e-6
     # A perfect separator gives JSD = log 2; a constant critic gives JSD = 0.
-    assert mi.jsd_from_objective(float(mi.jsd_objective(torch.full((10,), 40.0),
+    assert critics.jsd_from_objective(float(critics.jsd_objective(torch.full((10,), 40.0),
                                                         torch.full((10,), -40.0)))) == \
         pytest.approx(LN2, abs=1e-6)
-    assert mi.jsd_from_objective(float(mi.jsd_objective(torch.zeros(10), torch.zeros(10)))) == \
+    assert critics.jsd_from_objective(float(critics.jsd_objective(torch.zeros(10), torch.zeros(10)))) == \
         pytest.approx(0.0, abs=1e-6)
 
 
@@ -185,18 +187,18 @@ def _grid_binary_channel_mi(sigma):
 
 def test_binary_channel_truth_limits_and_cross_checks():
     # sigma -> 0: the input is recovered exactly, I = H(X) = log 2.
-    assert mi.binary_channel_mi_truth(1e-3) == pytest.approx(LN2, abs=1e-9)
-    assert mi.binary_channel_mi_truth(0.05) == pytest.approx(LN2, abs=1e-9)
+    assert gt.binary_channel_mi_truth(1e-3) == pytest.approx(LN2, abs=1e-9)
+    assert gt.binary_channel_mi_truth(0.05) == pytest.approx(LN2, abs=1e-9)
     # sigma large: I -> 0, with the low-SNR expansion I ~ SNR/2 = 1/(2 sigma^2).
     for sigma in (10.0, 30.0):
-        assert mi.binary_channel_mi_truth(sigma) == pytest.approx(1 / (2 * sigma**2), rel=0.03)
-    assert mi.binary_channel_mi_truth(100.0) < 1e-4
-    values = [mi.binary_channel_mi_truth(s) for s in (0.25, 0.5, 1.0, 2.0, 4.0)]
+        assert gt.binary_channel_mi_truth(sigma) == pytest.approx(1 / (2 * sigma**2), rel=0.03)
+    assert gt.binary_channel_mi_truth(100.0) < 1e-4
+    values = [gt.binary_channel_mi_truth(s) for s in (0.25, 0.5, 1.0, 2.0, 4.0)]
     assert all(x > y for x, y in zip(values, values[1:]))
     # Independent numerical integration on a grid, and the posterior form
     # I = log 2 - E[softplus(-2 y / sigma^2) | x = +1].
     for sigma in (0.5, 1.0, 2.0):
-        truth = mi.binary_channel_mi_truth(sigma)
+        truth = gt.binary_channel_mi_truth(sigma)
         assert truth == pytest.approx(_grid_binary_channel_mi(sigma), abs=1e-5)
         z = np.random.default_rng(0).standard_normal(400000)
         posterior = LN2 - np.mean(np.logaddexp(0.0, -2 * (1 + sigma * z) / sigma**2))
@@ -204,11 +206,11 @@ def test_binary_channel_truth_limits_and_cross_checks():
 
 
 def test_binary_channel_sampler():
-    x, y = mi.sample_binary_channel(20000, 0.5, seed=0)
+    x, y = gt.sample_binary_channel(20000, 0.5, seed=0)
     assert x.shape == y.shape == (20000, 1)
     assert set(torch.unique(x).tolist()) == {-1.0, 1.0}
     assert float((y - x).std()) == pytest.approx(0.5, rel=0.03)
-    x2, y2 = mi.sample_binary_channel(20000, 0.5, seed=0)
+    x2, y2 = gt.sample_binary_channel(20000, 0.5, seed=0)
     assert torch.equal(x, x2) and torch.equal(y, y2)
 
 
@@ -217,18 +219,18 @@ def test_gaussian_truth_formula_and_sampler():
     for rho, d in ((0.3, 1), (0.6, 3), (0.9, 5)):
         cov = np.block([[np.eye(d), rho * np.eye(d)], [rho * np.eye(d), np.eye(d)]])
         logdet = 0.5 * (0.0 - np.linalg.slogdet(cov)[1])
-        assert mi.gaussian_mi_truth(rho, d) == pytest.approx(logdet, rel=1e-9)
-        assert mi.gaussian_rho_for_mi(mi.gaussian_mi_truth(rho, d), d) == pytest.approx(rho)
-    assert mi.gaussian_mi_truth(0.0, 4) == 0.0
+        assert gt.gaussian_mi_truth(rho, d) == pytest.approx(logdet, rel=1e-9)
+        assert gt.gaussian_rho_for_mi(gt.gaussian_mi_truth(rho, d), d) == pytest.approx(rho)
+    assert gt.gaussian_mi_truth(0.0, 4) == 0.0
     # Sampler: correlation per component, none across components, and mean log-ratio = truth.
-    a, b = mi.sample_correlated_gaussians(100000, 3, 0.6, seed=2)
+    a, b = gt.sample_correlated_gaussians(100000, 3, 0.6, seed=2)
     c = np.corrcoef(torch.cat([a, b], 1).T.numpy())
     assert np.allclose(np.diag(c[:3, 3:]), 0.6, atol=0.01)
     assert np.allclose(c[:3, 3:] - np.diag(np.diag(c[:3, 3:])), 0.0, atol=0.015)
-    plug_in = float(mi.gaussian_log_density_ratio(a, b, 0.6).mean())
-    assert plug_in == pytest.approx(mi.gaussian_mi_truth(0.6, 3), abs=0.02)
+    plug_in = float(gt.gaussian_log_density_ratio(a, b, 0.6).mean())
+    assert plug_in == pytest.approx(gt.gaussian_mi_truth(0.6, 3), abs=0.02)
     with pytest.raises(BenchError):
-        mi.gaussian_mi_truth(1.0, 2)
+        gt.gaussian_mi_truth(1.0, 2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def _one_line(exc_info):
 def test_unknown_estimator_raises_bench_error():
     a, b = _gaussian_pair(n=2000)
     with pytest.raises(BenchError) as exc:
-        mi.estimate_mi(a, b, "nwj")
+        estimate.estimate_mi(a, b, "nwj")
     msg = _one_line(exc)
     assert "nwj" in msg and "mine" in msg and "infonce" in msg
 
@@ -253,7 +255,7 @@ def test_unknown_estimator_raises_bench_error():
 def test_too_few_samples_for_batch_raises_bench_error():
     a, b = _gaussian_pair(n=500)
     with pytest.raises(BenchError) as exc:
-        mi.estimate_mi(a, b, "mine", batch_size=256)
+        estimate.estimate_mi(a, b, "mine", batch_size=256)
     msg = _one_line(exc)
     assert "too few samples" in msg and "256" in msg
 
@@ -266,28 +268,30 @@ def test_too_few_samples_for_batch_raises_bench_error():
 def test_bad_settings_raise_bench_error(kwargs):
     a, b = _gaussian_pair(n=2000)
     with pytest.raises(BenchError) as exc:
-        mi.estimate_mi(a, b, "jsd", **{"steps": 5, **kwargs})
+        estimate.estimate_mi(a, b, "jsd", **{"steps": 5, **kwargs})
     _one_line(exc)
 
 
 def test_bad_inputs_raise_bench_error():
     a, b = _gaussian_pair(n=2000)
     with pytest.raises(BenchError) as exc:
-        mi.estimate_mi(a, b[:1999], "mine")
+        estimate.estimate_mi(a, b[:1999], "mine")
     assert "same number of samples" in _one_line(exc)
     bad = a.clone()
     bad[3, 0] = float("nan")
     with pytest.raises(BenchError):
-        mi.estimate_mi(bad, b, "mine")
+        estimate.estimate_mi(bad, b, "mine")
     with pytest.raises(BenchError):
-        mi.estimate_mi(torch.zeros(10, 2, 2), torch.zeros(10, 2), "mine")
+        estimate.estimate_mi(torch.zeros(10, 2, 2), torch.zeros(10, 2), "mine")
 
 
-def test_registry_lists_estimators():
-    assert mi.list_estimators() == ["mine", "jsd", "infonce"]
-    assert set(mi.ESTIMATORS) == set(mi.list_estimators())
-    for name, spec in mi.ESTIMATORS.items():
+def test_every_registered_estimator_estimates():
+    assert critics.list_estimators() == ["mine", "jsd", "infonce"]
+    a, b = gt.sample_correlated_gaussians(600, 1, 0.9, seed=1)
+    for name, spec in critics.ESTIMATORS.items():
         assert spec.name == name and spec.description
+        r = estimate.estimate_mi(a, b, name, steps=60, restarts=1, batch_size=32)
+        assert r.estimator == name and math.isfinite(r.nats) and r.nats > 0.2  # truth 0.83 nats
 
 
 def test_format_validation_table():
@@ -297,7 +301,7 @@ def test_format_validation_table():
         dict(case="binary channel sigma=1.0", truth_nats=0.3368, estimator="infonce",
              estimate_nats=0.33, std_nats=0.01, abs_error=0.0068, near_ceiling=True, seconds=2.0),
     ]
-    table = mi.format_validation_table(rows)
+    table = gt.format_validation_table(rows)
     lines = table.splitlines()
     assert len(lines) == 4
     assert "truth (nats)" in lines[0] and "estimator" in lines[0]
@@ -307,7 +311,7 @@ def test_format_validation_table():
 
 def test_cli_register(monkeypatch, capsys):
     parser = argparse.ArgumentParser(prog="vib-bench")
-    mi.register(parser.add_subparsers(dest="command"))
+    mi_validate.register(parser.add_subparsers(dest="command"))
 
     seen = {}
 
@@ -316,7 +320,7 @@ def test_cli_register(monkeypatch, capsys):
         return [dict(case="c", truth_nats=1.0, estimator=e, estimate_nats=0.9, std_nats=0.01,
                      abs_error=0.1, near_ceiling=False, seconds=0.1) for e in estimators]
 
-    monkeypatch.setattr(mi, "validate_estimators", fake_validate)
+    monkeypatch.setattr(gt, "validate_estimators", fake_validate)
     args = parser.parse_args(["mi-validate", "--estimators", "mine,infonce", "--quick",
                               "--seed", "3"])
     assert args.func(args) == 0
@@ -331,10 +335,21 @@ def test_cli_register(monkeypatch, capsys):
 
 
 def test_validation_cases_cover_required_range():
-    cases = mi.validation_cases(seed=0, n_samples=100)
+    cases = gt.validation_cases(seed=0, n_samples=100)
     truths = [c["truth_nats"] for c in cases]
     gauss = [c for c in cases if c["case"].startswith("gaussian")]
     channel = [c for c in cases if c["case"].startswith("binary")]
     assert len(gauss) >= 4 and 2 <= len(channel) <= 3
     assert min(truths) < 0.15 and max(truths) > 1.9
     assert all(c["a"].shape[0] == 100 for c in cases)
+
+
+def test_validate_estimators_rows_compare_with_truth():
+    rows = gt.validate_estimators(["mine"], quick=True, n_samples=3000, steps=80, restarts=1)
+    assert [r["estimator"] for r in rows] == ["mine"] * len(gt.validation_cases(n_samples=10))
+    for r in rows:
+        assert r["abs_error"] == pytest.approx(abs(r["estimate_nats"] - r["truth_nats"]))
+        assert math.isfinite(r["estimate_nats"]) and r["seconds"] > 0
+    # the small Gaussian case is easy: even this tiny budget gets within 0.15 nats of the truth
+    first = next(r for r in rows if r["case"] == "gaussian d=1 rho=0.4")
+    assert first["abs_error"] < 0.15

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bench.errors import BenchError
+from models import ModelError
 from models import create_model, list_models, register_model
 from models.base import entropy_from_logits
 from models.vib import gaussian_kl
@@ -28,13 +28,13 @@ def test_registry_has_the_paper_models():
 
 
 def test_registry_errors():
-    with pytest.raises(BenchError, match="unknown model"):
+    with pytest.raises(ModelError, match="unknown model"):
         create_model("no_such_model")
-    with pytest.raises(BenchError, match="no registered model matches"):
+    with pytest.raises(ModelError, match="no registered model matches"):
         list_models("zzz*")
-    with pytest.raises(BenchError, match="already registered"):
+    with pytest.raises(ModelError, match="already registered"):
         register_model(lambda **kw: None, name="mlp")
-    with pytest.raises(BenchError, match="beta"):
+    with pytest.raises(ModelError, match="beta"):
         create_model("vib_beta1e-3", beta=-1.0)
     # None-valued overrides are dropped (CLI options that only some models understand).
     assert create_model("mlp", **TINY, dropout=None).config["dropout"] == 0.0

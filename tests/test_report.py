@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.report import make_figures, read_train_log
+from bench.figures import make_figures
+from bench.rundir import read_train_log
 
 DATA = Path(__file__).parent / "data"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,7 +50,7 @@ def test_make_figures(run_dir, report):
     figures = sorted((run_dir / "figures").glob("*.png"))
     assert [p.name for p in figures] == ["beta_sweep.png", "robust_accuracy.png", "training_curves.png"]
     assert all(p.read_bytes()[:8] == PNG for p in figures)
-    assert len(read_train_log(run_dir / "models" / "mlp" / "seed0" / "train_log.jsonl")) == 5
+    assert len(read_train_log(run_dir / "models" / "mlp" / "seed0")) == 5
 
 
 def test_figures_skip_what_is_missing(tmp_path):
@@ -107,3 +108,19 @@ def test_report_on_a_missing_run_is_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no results file" in err[0]
+
+
+def test_plot_reliability_draws_one_panel_per_model_with_bins(tmp_path):
+    from bench.figures import plot_reliability
+    from bench.results import Results
+
+    data = json.loads((DATA / "golden_results.json").read_text())
+    assert plot_reliability(Results(data), tmp_path / "none.png") is None  # no reliability bins recorded
+    rel = {"edges": [i / 4 for i in range(5)], "count": [0, 3, 10, 87], "confidence": [None, 0.4, 0.6, 0.95],
+           "accuracy": [None, 0.33, 0.5, 0.97]}
+    for m in data["models"].values():
+        for e in m["seeds"].values():
+            if "clean" in e:
+                e["clean"]["reliability"] = rel
+    path = plot_reliability(Results(data), tmp_path / "rel.png")
+    assert path.read_bytes()[:8] == PNG and path.stat().st_size > 5000

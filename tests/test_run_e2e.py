@@ -1,7 +1,6 @@
 """`vib-bench run` end to end on a reduced smoke suite; an interrupted run resumes without redoing work."""
 
 import json
-from pathlib import Path
 
 import pytest
 

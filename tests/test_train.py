@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from bench.cli import main
-from bench.runs import train_run
-from bench.train import TrainConfig, train_model
+from bench.train_stage import train_run
+from bench.training import TrainConfig, train_model
 from conftest import one_error_line
-from models import Classifier, register_model
+from models import Classifier, register_model, unregister_model
 
 SMALL = {"hidden": [16, 16]}
 REPO = Path(__file__).resolve().parent.parent
@@ -106,12 +106,17 @@ class _Exploding(Classifier):
         return loss, {"loss": loss.detach()}
 
 
-register_model(lambda **kw: _Exploding(**kw), name="test_exploding")
+@pytest.fixture
+def exploding_model():
+    """A model whose loss turns NaN, registered only for the test that needs it."""
+    register_model(lambda **kw: _Exploding(**kw), name="test_exploding")
+    yield "test_exploding"
+    unregister_model("test_exploding")
 
 
-def test_nan_loss_stops_that_model_and_the_others_go_on(tmp_path, digits, capsys):
-    data = train_run(tmp_path, digits, {"test_exploding": {}, "mlp": SMALL}, [0], TrainConfig(epochs=2),
-                     progress=False, log=lambda *_: None)
+def test_nan_loss_stops_that_model_and_the_others_go_on(tmp_path, digits, capsys, exploding_model):
+    data = train_run(tmp_path, digits, {exploding_model: {}, "mlp": SMALL}, [0], TrainConfig(epochs=2),
+                     progress=False, log=lambda *_: None).raw
     bad = data["models"]["test_exploding"]["seeds"]["0"]["train"]
     assert bad["state"] == "failed" and "non-finite" in bad["error"]
     assert data["models"]["mlp"]["seeds"]["0"]["train"]["state"] == "done"
@@ -182,7 +187,7 @@ def test_plugin_models_register_and_train(tmp_path, capsys):
     assert rc == 0
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["run"]["plugins"] == [str(plugin)]
-    from bench.runs import load_trained
+    from bench.weights import load_trained
 
     assert load_trained(tmp_path / "run", "my_wide_mlp", 0)(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 

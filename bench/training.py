@@ -1,6 +1,6 @@
 """The training engine: the published recipe, fast, deterministic and resumable.
 
-Recipe (Alemi et al. 2017, PAPER.md): Adam(lr 1e-4, betas 0.5/0.999), lr x 0.97 every 2 epochs
+Recipe (Alemi et al. 2017): Adam(lr 1e-4, betas 0.5/0.999), lr x 0.97 every 2 epochs
 (staircase), batch 100, an exponential moving average of the weights (decay 0.999) used for
 evaluation.
 
@@ -27,15 +27,11 @@ from pathlib import Path
 
 import torch
 
+from . import rundir
 from .errors import BenchError
 from .evaluate import clean_metrics
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .results import model_dir
-
-CHECKPOINT = "checkpoint.pt"
-WEIGHTS = "model.safetensors"
-STATUS = "status.json"
-LOG = "train_log.jsonl"
+from .io import atomic_write_bytes
+from .weights import build_model, save_weights
 
 
 @dataclass
@@ -91,7 +87,8 @@ def ema_decay_at(decay: float, updates: int) -> float:
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
-def _adam(params, cfg: TrainConfig, device: torch.device):
+def make_optimizer(params, cfg: TrainConfig, device: torch.device):
+    """Adam with the recipe's betas; the fused kernel where the device supports it."""
     kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     try:
         return torch.optim.Adam(params, fused=True, **kw)
@@ -132,66 +129,6 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def read_status(mdir: Path) -> dict | None:
-    try:
-        return json.loads((mdir / STATUS).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def build_model(name: str, overrides: dict, in_shape, num_classes: int):
-    from models import create_model
-
-    return create_model(name, in_shape=tuple(in_shape), num_classes=num_classes, **overrides)
-
-
-def overrides_per_model(names: list[str], overrides: dict, in_shape, num_classes: int) -> dict[str, dict]:
-    """Give each model the ``--set`` overrides its constructor accepts.
-
-    ``--set k=16`` is meant for the VIB models of a selection and must not break the MLPs; a key that
-    no selected model accepts is an error. Building each model here also makes a bad value fail
-    before any training starts.
-    """
-    import inspect
-
-    per_model, used = {}, set()
-    for name in names:
-        model = build_model(name, {}, in_shape, num_classes)
-        params = inspect.signature(type(model).__init__).parameters
-        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        mine = {k: v for k, v in overrides.items() if takes_all or k in params}
-        used |= set(mine)
-        build_model(name, mine, in_shape, num_classes)
-        per_model[name] = mine
-    unused = sorted(set(overrides) - used)
-    if unused:
-        raise BenchError(f"--set {unused[0]}: no selected model takes this argument")
-    return per_model
-
-
-def save_weights(path: Path, model, name: str, overrides: dict, extra: dict | None = None) -> None:
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"model": name, "overrides": json.dumps(overrides), "config": json.dumps(model.config),
-            **{k: json.dumps(v) for k, v in (extra or {}).items()}}
-    atomic_write_bytes(path, save(state, metadata=meta))
-
-
-def load_weights(path: Path, device="cpu"):
-    """Rebuild a trained model from its safetensors file (no pickles involved)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    config = json.loads(meta["config"])
-    overrides = json.loads(meta["overrides"])
-    model = build_model(meta["model"], overrides, config["in_shape"], config["num_classes"])
-    model.load_state_dict(load_file(str(path)))
-    return model.to(device).eval()
-
-
 def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Path, *,
                 overrides: dict | None = None, device: torch.device | str = "cpu", resume: bool = False,
                 progress: bool | None = None) -> dict:
@@ -202,11 +139,13 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     """
     from tqdm import tqdm
 
+    from .snapshots import save_snapshot
+
     device = torch.device(device)
     overrides = dict(overrides or {})
-    mdir = model_dir(run_dir, name, seed)
-    status = read_status(mdir)
-    if status and status.get("state") == "done" and (mdir / WEIGHTS).exists():
+    mdir = rundir.model_dir(run_dir, name, seed)
+    status = rundir.read_status(mdir)
+    if status and status.get("state") == "done" and (mdir / rundir.WEIGHTS).exists():
         return {**status, "skipped": True}
     mdir.mkdir(parents=True, exist_ok=True)
 
@@ -214,7 +153,7 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     model = build_model(name, overrides, data.in_shape, data.num_classes).to(device)
     ema_model = copy.deepcopy(model).eval()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _adam(params, cfg, device)
+    opt = make_optimizer(params, cfg, device)
     train_step = make_train_step(model, ema_model, opt, cfg)
     shuffle = torch.Generator().manual_seed(seed)
 
@@ -225,7 +164,7 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     steps_per_epoch = math.ceil(n / bs)
 
     start_epoch, ema_updates, log_lines = 0, 0, []
-    ckpt_path = mdir / CHECKPOINT
+    ckpt_path = mdir / rundir.CHECKPOINT
     if ckpt_path.exists() and resume:
         try:
             ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -238,14 +177,12 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
         _set_rng_state(ck["rng"], device)
         start_epoch, ema_updates = int(ck["epoch"]), int(ck["ema_updates"])
         # Keep only the log lines of epochs the checkpoint contains.
-        if (mdir / LOG).exists():
-            log_lines = [ln for ln in (mdir / LOG).read_text().splitlines()
-                         if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
-    atomic_write_text(mdir / LOG, "".join(ln + "\n" for ln in log_lines))
+        log_lines = [ln for ln in rundir.read_log_lines(mdir) if json.loads(ln)["epoch"] <= start_epoch]
+    rundir.write_log_lines(mdir, log_lines)
 
     def write_status(state: str, **kw):
         st = {"model": name, "seed": seed, "state": state, "epochs_done": epoch_done, "epochs": cfg.epochs, **kw}
-        atomic_write_json(mdir / STATUS, st)
+        rundir.write_status(mdir, st)
         return st
 
     epoch_done = start_epoch
@@ -284,9 +221,9 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
                     "val_error": val["error"], "val_nll": val["nll"], "epoch_time_s": train_time,
                     "val_time_s": val_time, "examples_per_s": n / train_time}
             log_lines.append(json.dumps(line))
-            atomic_write_text(mdir / LOG, "".join(ln + "\n" for ln in log_lines))
+            rundir.write_log_lines(mdir, log_lines)
             if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
-                save_snapshot(mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1, device)
+                save_snapshot(mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1)
             ck = {"epoch": epoch + 1, "ema_updates": ema_updates, "model": model.state_dict(),
                   "ema": ema_model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
                   "rng": _rng_state(device)}
@@ -299,57 +236,13 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     bar.close()
 
     epochs_log = [json.loads(ln) for ln in log_lines]
-    save_weights(mdir / WEIGHTS, ema_model, name, overrides, {"epochs": cfg.epochs, "seed": seed})
+    save_weights(mdir / rundir.WEIGHTS, ema_model, name, overrides, {"epochs": cfg.epochs, "seed": seed})
     times = [e["epoch_time_s"] for e in epochs_log]
     st = write_status("done", train_time_s=sum(times), time_per_epoch_s=sum(times) / max(len(times), 1),
                       examples_per_s=n * len(times) / max(sum(times), 1e-9),
                       final_val_error=epochs_log[-1]["val_error"] if epochs_log else None)
     ckpt_path.unlink(missing_ok=True)  # the final weights are in model.safetensors
     return st
-
-
-SNAPSHOTS = "snapshots"
-
-
-@torch.no_grad()
-def layer_activations(model, x) -> dict[str, torch.Tensor]:
-    """Every hidden layer's activations (outputs of the ReLU/Tanh modules, in order), the
-    representation (z = mu for VIB) and the logits, for the information plane."""
-    from .evaluate import eval_mode, seeded
-
-    acts: dict[str, torch.Tensor] = {}
-    hooks = []
-    idx = 0
-    for mod in model.modules():
-        if isinstance(mod, (torch.nn.ReLU, torch.nn.Tanh)):
-            idx += 1
-            name = f"hidden{idx}"
-            hooks.append(mod.register_forward_hook(
-                lambda m, i, o, name=name: acts.setdefault(name, o.detach().float().cpu())))
-    try:
-        with eval_mode(model), seeded(0, x.device):
-            rep = model.representation(x).detach().float().cpu()
-            for h in hooks:
-                h.remove()
-            hooks = []
-            logits = model(x).detach().float().cpu()
-    finally:
-        for h in hooks:
-            h.remove()
-    acts["representation"] = rep
-    acts["logits"] = logits
-    return acts
-
-
-def save_snapshot(mdir: Path, model, x, y, epoch: int, device) -> Path:
-    """Store the layers' activations on a fixed sample at ``epoch`` (safetensors, one file each)."""
-    from safetensors.torch import save
-
-    acts = layer_activations(model, x)
-    acts["labels"] = y.detach().cpu()
-    path = mdir / SNAPSHOTS / f"epoch{epoch:04d}.safetensors"
-    atomic_write_bytes(path, save({k: v.contiguous().clone() for k, v in acts.items()}, metadata={"epoch": str(epoch)}))
-    return path
 
 
 def _save_checkpoint(path: Path, ck: dict) -> None:

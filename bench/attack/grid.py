@@ -6,7 +6,12 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_write_figure
+from .. import rundir
+from ..io import atomic_write_figure
+from ..protocol import EVAL_SEED, predict_labels
+from .cost import run_attack
+
+GRID_K = 10
 
 
 def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor, pred_clean: torch.Tensor,
@@ -44,3 +49,31 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return atomic_write_figure(fig, path)
+
+
+def save_grid(run_dir: Path, name: str, seed: int, model, records, x, y, *, grid_eps: float, device,
+              overrides_for) -> Path | None:
+    """Re-run the strongest L-inf attack at the eps closest to ``grid_eps`` on the first few examples.
+
+    ``overrides_for(attack_name, randomised)`` gives the budget overrides the stage used.
+    """
+    from attacks import create_attack, get_spec
+
+    cands = [r for r in records if not r.is_worst_case and not get_spec(r.attack).minimum_norm and r.eps > 0]
+    norm = "Linf" if any(r.norm == "Linf" for r in cands) else "L2"
+    cands = [r for r in cands if r.norm == norm]
+    if not cands:
+        return None
+    eps = min({r.eps for r in cands}, key=lambda e: (abs(e - grid_eps), e))
+    best = min((r for r in cands if r.eps == eps), key=lambda r: r.robust_acc)
+    model.to(device)
+    randomised = best.protocol in ("paper", "eot")
+    atk = create_attack(best.attack, model, eps, **overrides_for(best.attack, randomised))
+    k = min(GRID_K, len(x))
+    adv, _ = run_attack(model, atk, x[:k], y[:k], batch_size=k, seed=best.get("attack_seed", EVAL_SEED), device=device)
+    path = rundir.figure_path(run_dir, f"adv_{name}_seed{seed}.png")
+    save_adv_grid(path, x[:k], adv, y[:k], predict_labels(model, x[:k], device), predict_labels(model, adv, device),
+                  f"{name} seed {seed}: {best.attack} [{best.protocol}], {norm} eps={eps:g} "
+                  f"(robust {100 * best.robust_acc:.1f}% on {best.n}); red = wrong")
+    model.cpu()
+    return path

@@ -1,0 +1,345 @@
+"""The attack stage: robust accuracy of a run's trained models, cell by cell, resumably.
+
+A cell is (model, seed, attack, norm, eps, protocol). Every cell records its attack's full
+configuration, timing, throughput and sanity-check flags, with a per-example robustness vector
+beside it; per (norm, eps) the worst case over attacks is recorded too (``worst_case``). The
+evaluation rules (predictions, examples, protocols, seeds) are ``bench.protocol``'s.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import protocol
+from ..errors import BenchError
+from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct
+from ..results import AttackRecord, CellKey, Results, per_example_key, update_results
+from ..rundir import load_per_example, require_run_dir, save_per_example
+from .checks import BALL_TOL, LARGE_EPS, cell_checks, model_checks, post_checks, tolerance
+from .cost import matmul_peak_flops, perturbation_fields, run_attack
+from .summary import speed_text
+from .worst_case import acc_fields, worst_case_records
+
+DEFAULT_EPS_LINF = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+DEFAULT_EPS_L2 = (0.5, 1.0, 1.5, 2.0, 3.0)
+DEFAULT_ATTACKS = ("fgsm", "pgd", "eot_pgd")  # eot_pgd only runs on randomised models
+
+
+@dataclass
+class AttackOptions:
+    """Everything the attack stage needs (``vib-bench attack`` and a suite's ``[attack]`` table).
+
+    ``attacks`` are names or wildcards (default: ``DEFAULT_ATTACKS``); ``eps`` / ``eps_l2`` the L-inf
+    and L2 grids; ``models`` patterns; ``attack_set`` maps an attack to budget overrides.
+    """
+
+    run_dir: Path
+    attacks: list[str] | None = None
+    eps: list[float] | None = None
+    eps_l2: list[float] | None = None
+    n_examples: int | None = None
+    batch_size: int | None = 1000
+    eot_iter: int | None = None
+    attack_set: dict = field(default_factory=dict)
+    grid_eps: float = 0.2
+    grid: bool = True
+    models: list[str] | None = None
+    device: torch.device | str = "cpu"
+    data_dir: str | None = None
+    resume: bool = False
+    fresh: bool = False
+    progress: bool | None = None
+    plugins: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_suite(cls, run_dir, table: dict, **kw) -> "AttackOptions":
+        return cls(run_dir, attacks=table.get("attacks"), eps=table.get("eps"), eps_l2=table.get("eps_l2"),
+                   n_examples=table.get("n_examples"), batch_size=table.get("batch_size"),
+                   eot_iter=table.get("eot_iter"), attack_set=table.get("set") or {}, resume=True, **kw)
+
+
+@dataclass
+class AttackResult:
+    """What the stage measured for one (model, seed)."""
+
+    name: str
+    seed: int
+    records: list[AttackRecord]
+    checks: dict
+    setup: dict
+    grid: Path | None = None
+
+
+def check_budget_value(attack: str, key: str, value, default) -> None:
+    """A budget override must have the type of the registry's default; numbers must be >= 0."""
+    where = f"--attack-set {attack}.{key}={value!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BenchError(f"{where}: expected true or false")
+    elif isinstance(default, int):
+        least = 1 if key in ("steps", "n_queries", "eot_iter", "square_queries", "n_restarts") else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise BenchError(f"{where}: expected an integer >= {least}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise BenchError(f"{where}: expected a number >= 0")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise BenchError(f"{where}: expected a string")
+
+
+@dataclass
+class _Plan:
+    """The checked options: attack names, eps grids and budgets."""
+
+    attacks: list[str]
+    eps_linf: list[float]
+    eps_l2: list[float]
+    batch_size: int
+
+
+def _plan(opts: AttackOptions) -> _Plan:
+    from attacks import check_eps, get_spec, list_attacks
+
+    if opts.resume and opts.fresh:
+        raise BenchError("--resume and --fresh contradict each other; pick one")
+    attacks = list_attacks(list(opts.attacks)) if opts.attacks else list(DEFAULT_ATTACKS)
+    if not attacks:
+        raise BenchError("--attacks is empty")
+    eps_linf = sorted({check_eps("Linf", e, "--eps") for e in (opts.eps if opts.eps is not None else DEFAULT_EPS_LINF)})
+    eps_l2 = sorted({check_eps("L2", e, "--eps-l2") for e in (opts.eps_l2 if opts.eps_l2 is not None else DEFAULT_EPS_L2)})
+    batch_size = 1000 if opts.batch_size is None else int(opts.batch_size)
+    if batch_size < 1:
+        raise BenchError(f"--batch-size must be >= 1, got {batch_size}")
+    if opts.eot_iter is not None and opts.eot_iter < 1:
+        raise BenchError(f"--eot-iter must be >= 1, got {opts.eot_iter}")
+    if not 0 <= opts.grid_eps:
+        raise BenchError(f"--grid-eps must be >= 0, got {opts.grid_eps}")
+    for a, ov in (opts.attack_set or {}).items():
+        spec = get_spec(a)
+        bad = sorted(set(ov) - set(spec.budget))
+        if bad:
+            raise BenchError(f"--attack-set {a}.{bad[0]}: attack {a} has no such setting "
+                             f"(settings: {', '.join(spec.budget) or 'none'})")
+        for key, value in ov.items():
+            check_budget_value(a, key, value, spec.budget[key])
+    norms_run = {get_spec(a).norm for a in attacks}
+    if not any(eps_linf if norm == "Linf" else eps_l2 for norm in norms_run):
+        raise BenchError(f"nothing to run: no eps for the {' and '.join(sorted(norms_run))} attacks selected "
+                         "(see --eps and --eps-l2)")
+    return _Plan(attacks, eps_linf, eps_l2, batch_size)
+
+
+def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
+    """The budget overrides of one attack: ``attack_set``, ``eot_iter`` and the protocol's AutoAttack version."""
+    from attacks import get_spec
+
+    ov = dict((opts.attack_set or {}).get(name, {}))
+    if name == "eot_pgd" and opts.eot_iter is not None:
+        ov.setdefault("eot_iter", opts.eot_iter)
+    if "version" in get_spec(name).budget and ov.get("version", "auto") == "auto":
+        ov["version"] = protocol.autoattack_version(randomised)
+    return ov
+
+
+def _record(name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost, seed, batch_size) -> AttackRecord:
+    return AttackRecord.build(name, norm, eps, proto, **acc_fields(robust), clean_acc=clean_acc, adv_acc=adv_acc,
+                              perturbation=pert, checks={}, config=config, **cost, attack_seed=seed,
+                              eval_seed=EVAL_SEED, batch_size=batch_size,
+                              recorded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: _Plan, log=print):
+    """Run every missing cell for one (model, seed); returns its :class:`AttackResult` and the model."""
+    from attacks import create_attack, get_spec
+
+    from ..weights import load_trained
+
+    device = opts.device
+    model = load_trained(run_dir, name, seed, device)
+    n = len(x)
+    clean = predict_correct(model, x, y, device)
+    clean_acc = float(clean.double().mean())
+    setup = {"n_examples": n, "eval_seed": EVAL_SEED, "eval_batch": EVAL_BATCH, "clean_acc": clean_acc,
+             "split": "test", "first_n": True}
+
+    entry = Results.load(run_dir).seed(name, seed, create=True)
+    records = [] if opts.fresh else entry.records()
+    if records and not opts.resume:
+        raise BenchError(f"{run_dir}: {name} seed {seed} already has attack results; pass --resume to keep them "
+                         "and add what is missing, or --fresh to recompute them")
+    old_setup = entry.attack_setup
+    if records and old_setup and old_setup.get("n_examples") != n:
+        raise BenchError(f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
+                         f"not {n}; pass the same --n-examples, or --fresh")
+
+    checks = model_checks(model, x, y, device)
+    randomised = checks["randomised"]
+    mflags = [f for f in MODEL_FLAGS if checks.get(f)]
+    log(f"{name} seed {seed}: clean accuracy {100 * clean_acc:.2f}% on {n} test examples; "
+        f"{'randomised' if randomised else 'deterministic'}"
+        f"{' (undeclared!)' if checks['undeclared_randomness'] else ''}; "
+        f"zero gradients {100 * checks['zero_grad_fraction']:.1f}%; "
+        f"PGD at L-inf {LARGE_EPS:g}: {100 * checks['large_eps']['robust_acc']:.1f}%"
+        + (f"; FLAGS: {', '.join(mflags)}" if mflags else ""))
+
+    vectors = {k: torch.from_numpy(v) for k, v in load_per_example(run_dir, name, seed).items()} if records else {}
+
+    def save():
+        update_results(run_dir, lambda res: res.seed(name, seed, create=True).set_attacks(records, checks, setup))
+
+    def find(key: CellKey) -> AttackRecord | None:
+        return next((r for r in records if r.key == key), None)
+
+    def put(rec: AttackRecord, robust):
+        old = find(rec.key)
+        if old is not None:
+            records.remove(old)
+        records.append(rec)
+        key = per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol)
+        vectors[key] = robust
+        save_per_example(run_dir, name, seed, key, robust)
+
+    for attack_name in plan.attacks:
+        s = get_spec(attack_name)
+        if s.randomised_only and not randomised:
+            log(f"  {attack_name}: skipped (the model is deterministic: EOT would repeat {attack_name.replace('eot_', '')})")
+
+    cw_cache = {}
+    for norm, eps_list in (("Linf", plan.eps_linf), ("L2", plan.eps_l2)):
+        names = [a for a in plan.attacks if get_spec(a).norm == norm
+                 and not (get_spec(a).randomised_only and not randomised)]
+        if not names:
+            continue
+        for eps in eps_list:
+            for attack_name in names:
+                s = get_spec(attack_name)
+                if eps == 0 and s.costly:  # it could only return x; the cheap attacks carry the eps-0 check
+                    continue
+                atk = create_attack(attack_name, model, None if s.minimum_norm else eps,
+                                    **attack_overrides(attack_name, opts, randomised))
+                proto = protocol.protocol_for(atk.eot, randomised)
+                config = atk.config()
+                if s.minimum_norm:
+                    config["counted_within_eps"] = float(eps)
+                done = find(CellKey.of(attack_name, norm, eps, proto))
+                if done is not None and done.budget == config["budget"] \
+                        and per_example_key(attack_name, norm, eps) in vectors:
+                    continue
+                cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
+                desc = f"{name} {attack_name} {norm} {eps:g}"
+                if s.minimum_norm:
+                    if attack_name not in cw_cache:
+                        adv, cost = run_attack(model, atk, x, y, batch_size=plan.batch_size, seed=cseed,
+                                               device=device, progress=opts.progress, desc=desc)
+                        wrong = ~predict_correct(model, adv, y, device)
+                        _, _, l2_all = perturbation_fields(x, adv)
+                        cw_cache[attack_name] = (adv, wrong, l2_all, cost)
+                        first = True
+                    else:
+                        first = False
+                    adv_all, wrong, l2_all, cost = cw_cache[attack_name]
+                    success = wrong & clean & (l2_all <= eps + BALL_TOL)
+                    used = torch.where(success.view(-1, 1, 1, 1), adv_all, x)
+                    robust = clean & ~success
+                    adv_acc = float((~(wrong & (l2_all <= eps + BALL_TOL))).double().mean())
+                    pert, linf, l2 = perturbation_fields(x, used)
+                    rec = _record(attack_name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost,
+                                  cseed, plan.batch_size)
+                    ok = wrong & clean
+                    rec["shared_run"] = not first
+                    rec["min_norm"] = {"success_rate_unbounded": float(ok.double().mean()),
+                                       "l2_median_of_successes": float(l2_all[ok].median()) if ok.any() else None,
+                                       "l2_mean_of_successes": float(l2_all[ok].double().mean()) if ok.any() else None}
+                    cell_checks(rec, norm, eps, used, linf, l2, int(clean.sum()))
+                else:
+                    adv, cost = run_attack(model, atk, x, y, batch_size=plan.batch_size, seed=cseed, device=device,
+                                           progress=opts.progress, desc=desc)
+                    adv_ok = predict_correct(model, adv, y, device)
+                    robust = clean & adv_ok
+                    pert, linf, l2 = perturbation_fields(x, adv)
+                    rec = _record(attack_name, norm, eps, proto, robust, clean_acc, float(adv_ok.double().mean()),
+                                  pert, config, cost, cseed, plan.batch_size)
+                    cell_checks(rec, norm, eps, adv, linf, l2, int(clean.sum()))
+                put(rec, robust)
+                cell_flags = [k for k, v in rec.checks.items() if v is True]
+                log(f"  {attack_name:10s} {norm:4s} eps={eps:<5g} [{proto}] robust {100 * rec.robust_acc:6.2f}% "
+                    f"[{100 * rec['ci_low']:.1f}, {100 * rec['ci_high']:.1f}]  "
+                    + ("(same CW run as above) " if rec.get("shared_run") else speed_text(rec.raw) + " ")
+                    + (f"FLAGS: {', '.join(cell_flags)}" if cell_flags else ""))
+                post_checks(records, checks)
+                save()
+            # the worst case over every attack recorded at this eps, including earlier invocations'
+            for rec, robust in worst_case_records(records, vectors, norm, eps, randomised, clean_acc):
+                put(rec, robust)
+            post_checks(records, checks)
+            save()
+
+    # Randomised model: did averaging over the randomness matter?
+    if randomised:
+        lead = [r for r in records if r.is_worst_case and r.protocol == "all"
+                and r.get("paper_robust_acc") is not None and r.get("eot_robust_acc") is not None]
+        checks["eot_needed"] = any(r["eot_robust_acc"] < r["paper_robust_acc"] - tolerance(r.n) for r in lead) \
+            if lead else None
+        save()
+    model.cpu()
+    return AttackResult(name, seed, records, checks, setup), model
+
+
+def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackResult]:
+    """Attack every trained model of a run (the ``attack`` command and the ``run`` suite stage).
+
+    ``on_result(result)`` is called after each (model, seed); by default its summary is logged.
+    """
+    from ..env import environment
+    from ..runs import load_run_dataset, open_run, select_trained
+    from .grid import save_grid
+    from .summary import summary_lines
+
+    run_dir = require_run_dir(opts.run_dir)
+    plan = _plan(opts)
+    res = open_run(run_dir)
+    pairs = select_trained(run_dir, res, opts.models)
+    device = torch.device(opts.device)
+    ds = load_run_dataset(res, opts.data_dir)
+    x, y = protocol.select_examples(*ds.split("test"), opts.n_examples)
+    if float(x.min()) < 0 or float(x.max()) > 1:
+        raise BenchError(f"dataset {ds.name}: pixels are outside [0, 1]; attacks assume [0, 1] images")
+    # refuse before any work rather than after the first model
+    if not (opts.resume or opts.fresh):
+        for m, s in pairs:
+            if res.seed(m, s).has_attacks():
+                raise BenchError(f"{run_dir}: {m} seed {s} already has attack results; pass --resume to keep them "
+                                 "and add what is missing, or --fresh to recompute them")
+    peak = matmul_peak_flops(str(device))
+    env = {**environment(device), "matmul_peak_gflops": peak / 1e9}
+
+    def set_env(r: Results):
+        r.set_environment("attack", env)
+        r.add_plugins(opts.plugins)  # attack plugins are recorded like model plugins, so --resume finds them
+    update_results(run_dir, set_env)
+    opts.device = device
+    if opts.progress is None:
+        opts.progress = sys.stderr.isatty()
+    log(f"attacking {len(pairs)} model(s) on {len(x)} {ds.name} test examples with {', '.join(plan.attacks)} on "
+        f"{device} (fp32 matmul peak measured: {peak / 1e9:.1f} GFLOP/s)")
+    results = []
+    for m, s in pairs:
+        result, model = attack_model(run_dir, m, s, x, y, opts, plan, log=log)
+        if opts.grid:
+            result.grid = save_grid(run_dir, m, s, model, result.records, x, y, grid_eps=opts.grid_eps,
+                                    device=device, overrides_for=lambda a, r: attack_overrides(a, opts, r))
+            if result.grid:
+                log(f"  picture: {result.grid}")
+        if on_result is not None:
+            on_result(result)
+        else:
+            for line in summary_lines(m, s, result.records, result.checks, result.setup):
+                log(line)
+        results.append(result)
+    return results
+

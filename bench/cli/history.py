@@ -1,0 +1,58 @@
+"""``vib-bench history RESULTS...``: one metric across many runs, with step changes flagged."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from ..errors import BenchError
+from .common import patterns
+
+
+def cmd_history(args) -> int:
+    from ..history import COLUMN_BY_KEY, history_frame, order_runs, plot_history, render_history
+    from ..results import Results
+
+    runs = order_runs([Results.load(p) for p in args.results], args.order)
+    if not args.noise_factor > 0:
+        raise BenchError(f"--noise-factor must be > 0, got {args.noise_factor}")
+    rows = history_frame(runs, args.metric, patterns(args.model), noise_factor=args.noise_factor,
+                         throughput_threshold=args.throughput_threshold)
+    if not rows:
+        raise BenchError(f"no model matches {args.model!r} in these runs" if args.model else "these runs hold no models")
+    sys.stdout.write(render_history(rows, args.metric, args.format))
+    steps = [r for r in rows if r["step"]]
+    col = COLUMN_BY_KEY[args.metric]
+    if args.format != "csv":
+        for r in steps:
+            if math.isfinite(r.get("tolerance", math.nan)):
+                print(f"step: {r['model']} {args.metric} changed by {r['delta'] * col.scale:+.{col.digits}f} at "
+                      f"{r['run']} (noise allows ±{r['tolerance'] * col.scale:.{col.digits}f}: "
+                      f"{args.noise_factor:g} standard errors of the two runs)")
+            else:
+                print(f"step: {r['model']} {args.metric} changed by more than {args.throughput_threshold:.0%} "
+                      f"at {r['run']}")
+        if not steps:
+            print("no step larger than the noise")
+    if args.plot:
+        print(f"plot: {plot_history(rows, args.metric, args.plot)}")
+    return 0
+
+
+def register(sub) -> None:
+    from ..history import TABLE_FORMATS
+
+    p = sub.add_parser("history", help="one metric across many runs, with step changes flagged (asv-style)")
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="run directories or results files")
+    p.add_argument("--metric", default="clean_error",
+                   help="a leaderboard column key (default clean_error; e.g. pgd@0.3, worst@0.3, auc, train_ex_s)")
+    p.add_argument("--model", default=None, metavar="PATTERN", help="comma-separated names or wildcards (default all)")
+    p.add_argument("--order", choices=["time", "given"], default="time",
+                   help="order runs by their recorded training time (default) or as given")
+    p.add_argument("--noise-factor", type=float, default=3.0,
+                   help="a step is a change larger than this many standard errors of the two runs (default 3)")
+    p.add_argument("--throughput-threshold", type=float, default=0.1, metavar="FRACTION",
+                   help="for throughput metrics: the relative change that counts as a step (default 0.1)")
+    p.add_argument("--format", choices=TABLE_FORMATS, default="github")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw the history into a PNG")
+    p.set_defaults(func=cmd_history)

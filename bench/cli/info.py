@@ -1,0 +1,110 @@
+"""``vib-bench info RUN_DIR``: I(X;Z) and I(Z;Y) of each model's representation beside the analytic bounds."""
+
+from __future__ import annotations
+
+from .common import add_data, add_device, add_threads, device, parse_list, patterns, set_threads
+
+INFO_HEADERS = ["model", "seed", "quantity", "estimator", "estimate (nats)", "estimate (bits)",
+                "lower bound (nats)", "upper bound (nats)", "time (s)", "flags"]
+
+
+def info_table_rows(name: str, seed, rec: dict) -> list[list[str]]:
+    from ..info.bounds import QUANTITIES, bound_intervals
+
+    rows = []
+    iv = bound_intervals(rec["bounds"])
+    for q in QUANTITIES:
+        lo, up = iv[q]["lower"], iv[q]["upper"]
+        lower = f"{lo[0]:.3f} ({lo[2]})" if lo[0] > 0 else "0"
+        upper = f"{up[0]:.3f} ({up[2]})" if up else "inf" if q == "I(X;Z)" else ""
+        for est_name, e in (rec["estimates"].get(q) or {}).items():
+            flag = ", ".join(f["flag"] for f in rec.get("flags", [])
+                             if f["quantity"] == q and f["estimator"] == est_name)
+            rows.append([name, str(seed), q, est_name, f"{e['nats']:.3f} +- {e['std_nats']:.3f}",
+                         f"{e['bits']:.3f} +- {e['std_bits']:.3f}", lower, upper, f"{e['seconds']:.1f}", flag])
+    return rows
+
+
+def format_info_table(rows) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=INFO_HEADERS, tablefmt="github", disable_numparse=True)
+
+
+def format_bounds_table(items) -> str:
+    """One row per (model, seed): the analytic bounds in nats and bits."""
+    from tabulate import tabulate
+
+    from ..info.bounds import LN2
+
+    rows = []
+    for name, seed, rec in items:
+        b = rec["bounds"]
+        cells = [name, str(seed), rec["representation"], str(rec["n"])]
+        for key in ("rate_nats", "izy_lower_nats", "h_y_nats"):
+            v = b.get(key)
+            cells.append("" if v is None else f"{v:.3f} / {v / LN2:.3f}")
+        rows.append(cells)
+    return tabulate(rows, headers=["model", "seed", "representation", "n", "rate >= I(X;Z) (nats / bits)",
+                                   "H(Y)-CE <= I(Z;Y)", "H(Y) >= I(Z;Y)"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def cmd_info(args) -> int:
+    from ..info.bounds import DETERMINISTIC_NOTE, QUANTITIES
+    from ..info.stage import InfoOptions, run_info
+
+    set_threads(args.threads)
+    out = run_info(InfoOptions(
+        args.run_dir, models=patterns(args.models),
+        estimators=parse_list(args.estimators, what="estimator") if args.estimators is not None else None,
+        n_examples=args.n_examples, steps=args.steps, restarts=args.restarts, batch_size=args.batch_size,
+        seed=args.seed, resume=args.resume, plot=not args.no_plot, mi_threads=args.mi_threads,
+        data_dir=args.data_dir, device=device(args.device)))
+    items = out.items
+    rows = [r for name, seed, rec in items for r in info_table_rows(name, seed, rec)]
+    print()
+    print(format_bounds_table(items))
+    print()
+    print(format_info_table(rows))
+    if any(rec.get("notes") for _, _, rec in items):
+        det = sorted({name for name, _, rec in items if rec.get("notes")})
+        print(f"\nnote ({', '.join(det)}): {DETERMINISTIC_NOTE}.")
+    times = [e["seconds"] for _, _, rec in items for q in QUANTITIES for e in rec["estimates"].get(q, {}).values()]
+    if times:
+        print(f"time per estimate: median {sorted(times)[len(times) // 2]:.1f} s, max {max(times):.1f} s "
+              f"({len(times)} estimates); total {out.seconds:.0f} s")
+    if out.figure:
+        print(f"wrote {out.figure}")
+    return 0
+
+
+def register(sub) -> None:
+    from ..info.stage import DEFAULT_ESTIMATORS, DEFAULT_N_EXAMPLES, DEFAULT_RESTARTS, DEFAULT_STEPS
+
+    p = sub.add_parser("info", help="estimate I(X;Z) and I(Z;Y) of each model's representation, beside "
+                                    "the analytic bounds")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
+    p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
+    p.add_argument("--estimators", default=None,
+                   help=f"comma-separated MI estimators (default: {','.join(DEFAULT_ESTIMATORS)}); "
+                        "see `vib-bench list estimators`")
+    p.add_argument("--n-examples", type=int, default=None, metavar="N",
+                   help=f"use the first N test examples (default: {DEFAULT_N_EXAMPLES:,} or the whole test split)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"critic steps per restart (default {DEFAULT_STEPS})")
+    p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS,
+                   help=f"restarts per estimate; the spread is their std (default {DEFAULT_RESTARTS})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="critic batch size (default: the estimator's, 256 or 128 for infonce; small test "
+                        "splits such as digits need e.g. 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the MI estimates (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip (model, seed)s that already have info for the requested estimators on the same N; "
+                        "compute only the missing estimators of the others")
+    p.add_argument("--no-plot", action="store_true", help="do not write figures/info_beta.png")
+    add_threads(p)
+    p.add_argument("--mi-threads", type=int, default=1,
+                   help="torch threads inside each MI estimate (default 1: small critics gain little from more)")
+    add_data(p)
+    add_device(p)
+    p.set_defaults(func=cmd_info)

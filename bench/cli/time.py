@@ -1,0 +1,25 @@
+"""``vib-bench time RUN_DIR``: inference and training throughput of a run's models."""
+
+from __future__ import annotations
+
+from .common import add_device, add_threads, device, set_threads
+
+
+def cmd_time(args) -> int:
+    from ..rundir import require_run_dir
+    from ..timing import time_run
+
+    set_threads(args.threads)
+    time_run(require_run_dir(args.run_dir), {"min_run_time": args.min_run_time}, device=device(args.device),
+             fresh=args.fresh)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("time", help="measure inference and training throughput of a run's models")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement (default 0.5)")
+    p.add_argument("--fresh", action="store_true", help="time models that were timed before again")
+    add_threads(p, None)
+    add_device(p)
+    p.set_defaults(func=cmd_time)

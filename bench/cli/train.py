@@ -1,0 +1,60 @@
+"""``vib-bench train``: train models into a run directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import BenchError
+from .common import (add_data, add_device, add_plugins, add_progress, add_threads, device, parse_list,
+                     parse_overrides, set_threads)
+
+
+def cmd_train(args) -> int:
+    from ..train_stage import TrainOptions, run_training
+    from ..training import TrainConfig
+
+    set_threads(args.threads)
+    seeds = parse_list(args.seeds, int, "seed") or [0]
+    models = parse_list(args.models or "*", what="model pattern")
+    if not models:
+        raise BenchError("--models is empty")
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train_split=args.train_split,
+                      snapshot_every=args.snapshot_every, snapshot_n=args.snapshot_n)
+    opts = TrainOptions(out=Path(args.out), models=models, dataset=args.dataset, seeds=seeds, config=cfg,
+                        overrides=parse_overrides(args.set), data_dir=args.data_dir, plugins=args.plugin,
+                        device=device(args.device), resume=args.resume, progress=args.progress)
+    failed = run_training(opts)
+    if failed:
+        print(f"{len(failed)} model(s) failed: " + ", ".join(f"{m} seed {s}" for m, s in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_train_args(p):
+    p.add_argument("--models", default="*", help="comma-separated names or wildcards (default: all)")
+    p.add_argument("--dataset", default="digits", help="mnist, fashion-mnist or digits (default: digits)")
+    add_data(p)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--train-split", choices=["train", "trainval"], default="train",
+                   help="train: hold out the validation split (default); trainval: all training data")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model argument, e.g. --set hidden=64,64 --set k=16 (repeatable)")
+    p.add_argument("--snapshot-every", type=int, default=0, metavar="EPOCHS",
+                   help="save every layer's activations on a fixed sample every EPOCHS epochs (information plane)")
+    p.add_argument("--snapshot-n", type=int, default=2000, metavar="N", help="size of that sample (default 2000)")
+    add_plugins(p)
+    add_device(p)
+    add_threads(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run; finished work is kept")
+    add_progress(p)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train models into a run directory")
+    add_train_args(p)
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
+    p.set_defaults(func=cmd_train)

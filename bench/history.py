@@ -1,0 +1,147 @@
+"""``vib-bench history``: one metric across many runs, with step changes flagged the asv way.
+
+Runs are ordered by recorded time (or as given); a step is a jump between consecutive runs larger
+than their noise (``noise_factor`` standard errors; the binomial error of the test set is a floor).
+Throughput steps use a relative threshold and only between like machines.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import registry
+
+from .env import machine_key
+from .errors import BenchError
+from .leaderboard import COLUMN_BY_KEY, common_grid, seed_n, seed_values
+from .results import Results
+from .stats import binomial_se, detect_steps, mean_std, step_tolerances
+
+TABLE_FORMATS = ("github", "simple", "csv", "latex", "html")
+
+def _recorded_at(run: Results) -> str | None:
+    return run.environment("train").get("recorded_at")
+
+
+def history_frame(runs: list[Results], metric: str, patterns: list[str] | None = None, *,
+                  noise_factor: float = 3.0, throughput_threshold: float = 0.1) -> list[dict]:
+    """One row per (run, model): value (mean over seeds), std, noise (standard error) and step flags."""
+    check_metric(metric)
+    col = COLUMN_BY_KEY[metric]
+    rows = []
+    for i, run in enumerate(runs):
+        grid = common_grid(run)
+        for m in run.models():
+            model = m.name
+            if patterns and not registry.matches(model, patterns):
+                continue
+            seeds = m.done_seeds()
+            vals = [seed_values(s, grid)[metric] for s in seeds]
+            mean, std = mean_std(vals)
+            k = sum(math.isfinite(v) for v in vals)
+            se = std / math.sqrt(k) if k >= 2 else math.nan
+            if col.proportion and math.isfinite(mean):
+                ns = [seed_n(s, metric) for s in seeds]
+                ns = [n for n in ns if math.isfinite(n)]
+                # the binomial error of the test set is a floor: two seeds can agree by chance
+                b = binomial_se(mean, int(min(ns))) if ns else math.nan
+                se = b if not math.isfinite(se) else max(se, b) if math.isfinite(b) else se
+            mach = next((s.machine for s in seeds if s.machine), None)
+            rows.append({"run": run.label, "index": i, "recorded_at": _recorded_at(run),
+                         "commit": ((run.environment("train").get("git") or {}).get("commit") or "")[:7],
+                         "model": model, "value": mean, "std": std, "seeds": k, "noise": se,
+                         "machine": machine_key(mach or run.environment("train")), "step": False, "delta": math.nan})
+    for model in dict.fromkeys(r["model"] for r in rows):
+        series = [r for r in rows if r["model"] == model and math.isfinite(r["value"])]
+        if metric in ("infer_ex_s", "train_ex_s"):
+            for prev, cur in zip(series, series[1:]):
+                cur["delta"] = cur["value"] - prev["value"]
+                if prev["machine"] != cur["machine"]:
+                    cur["note"] = "machine changed"
+                elif prev["value"] and abs(cur["value"] / prev["value"] - 1) > throughput_threshold:
+                    cur["step"] = True
+        else:
+            flags = detect_steps([r["value"] for r in series], [r["noise"] for r in series], noise_factor)
+            tols = step_tolerances([r["noise"] for r in series], noise_factor)
+            for j, (r, f, t) in enumerate(zip(series, flags, tols)):
+                r["step"], r["tolerance"] = f, t
+                if j:
+                    r["delta"] = r["value"] - series[j - 1]["value"]
+    return rows
+
+
+def order_runs(runs: list[Results], order: str) -> list[Results]:
+    if order == "given":
+        return runs
+    keyed = [(_recorded_at(r) is None, _recorded_at(r) or "", i, r) for i, r in enumerate(runs)]
+    return [r for *_, r in sorted(keyed, key=lambda t: t[:3])]
+
+
+def check_metric(metric: str) -> None:
+    if metric not in COLUMN_BY_KEY:
+        raise BenchError(f"--metric {metric!r}: choose from {', '.join(COLUMN_BY_KEY)}")
+
+
+def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
+    from tabulate import tabulate
+
+    col = COLUMN_BY_KEY[metric]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    runs = list(dict.fromkeys((r["index"], r["run"], r["commit"], r["recorded_at"]) for r in rows))
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.DataFrame([{k: r[k] for k in ("run", "commit", "recorded_at", "model", "value", "std", "seeds",
+                                                  "noise", "step")} for r in rows])
+        return frame.to_csv(index=False, float_format="%.8g", lineterminator="\n")
+    table = []
+    for idx, label, commit, when in runs:
+        line = [label, commit, (when or "")[:19]]
+        for m in models:
+            r = next((r for r in rows if r["index"] == idx and r["model"] == m), None)
+            if r is None or not math.isfinite(r["value"]):
+                line.append("")
+                continue
+            cell = col.fmt(r["value"]) + (f" ± {col.fmt(r['std'])}" if r["seeds"] > 1 else "")
+            if r["step"]:
+                cell += f" STEP {r['delta'] * col.scale:+.{0 if col.thousands else col.digits}f}"
+            elif r.get("note"):
+                cell += f" ({r['note']})"
+            line.append(cell)
+        table.append(line)
+    tf = {"github": "pipe", "simple": "simple", "latex": "latex", "html": "html"}.get(fmt, "pipe")
+    return tabulate(table, headers=["run", "commit", "recorded (UTC)"] + models, tablefmt=tf,
+                    disable_numparse=True) + "\n"
+
+
+def plot_history(rows: list[dict], metric: str, path) -> Path:
+    """Metric vs run, one line per model (error bars: std over seeds), steps circled in red."""
+    from matplotlib.figure import Figure
+
+    from .io import atomic_write_figure
+
+    col = COLUMN_BY_KEY[metric]
+    runs = list(dict.fromkeys((r["index"], r["run"]) for r in rows))
+    pos = {idx: i for i, (idx, _) in enumerate(runs)}
+    fig = Figure(figsize=(max(5.0, 0.9 * len(runs) + 3), 3.8), dpi=110)
+    ax = fig.subplots()
+    for model in dict.fromkeys(r["model"] for r in rows):
+        s = [r for r in rows if r["model"] == model and math.isfinite(r["value"])]
+        if not s:
+            continue
+        x = [pos[r["index"]] for r in s]
+        y = [r["value"] * col.scale for r in s]
+        e = [(r["std"] if r["seeds"] > 1 else 0.0) * col.scale for r in s]
+        ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=model)
+        steps = [(xi, yi) for xi, yi, r in zip(x, y, s) if r["step"]]
+        if steps:
+            ax.scatter(*zip(*steps), s=140, facecolors="none", edgecolors="red", linewidths=1.8, zorder=5)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([label for _, label in runs], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(col.header)
+    ax.set_title(f"{metric} across runs (red circle: step larger than the noise)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return atomic_write_figure(fig, path)

@@ -1,0 +1,187 @@
+"""The analytic information bounds of a representation, and the checks of estimates against them.
+
+For every trained model, on the first N test examples: the measured representation (VIB: one sample
+z = mu + sigma * eps with a fixed seed, the stochastic representation the decoder sees; other models:
+``model.representation(x)``, their last hidden layer, a deterministic function of x). Beside it:
+
+* rate = mean_x KL(p(z|x) || N(0, I)) >= I(X;Z)          (VIB only; the variational marginal)
+* H(Y) - CE(q(y|z)) <= I(Z;Y)                              (any decoder q: the model's own head)
+* I(Z;Y) <= H(Y)                                            (the empirical label entropy)
+* I(Z;Y) <= I(X;Z)  (Y -> X -> Z is a Markov chain), so H(Y) - CE also bounds I(X;Z) from below
+  and the rate bounds I(Z;Y) from above.
+
+An estimate whose two-standard-deviation interval lies wholly outside a bound (widened by two
+standard errors of the bound itself, which is a sample mean too) is flagged: above an upper bound
+means the estimator over-shoots here; below a lower bound means it is loose.
+
+I(X;T) of a deterministic continuous map T = f(X) is infinite (for continuous X, or log of the
+number of distinct inputs for an empirical X): for the MLPs the I(X;Z) estimate measures the
+estimator's resolution and ceiling, not the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..protocol import eval_mode
+
+LN2 = math.log(2.0)
+Z_SEED = 0                 # the noise of the one z sample per example (VIB)
+SPREAD = 2.0               # flag when the estimate +- SPREAD * std lies wholly outside a bound
+UNSTABLE_STD = (0.5, 0.25)  # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
+QUANTITIES = ("I(X;Z)", "I(Z;Y)")
+DETERMINISTIC_NOTE = ("deterministic representation: I(X;T) of a deterministic continuous map is infinite in "
+                      "theory, so the I(X;Z) estimate reflects the estimator's resolution and ceiling, not a "
+                      "property of the model")
+
+
+def entropy_of_counts(counts: torch.Tensor) -> float:
+    """Shannon entropy (nats) of the empirical distribution given by integer counts."""
+    c = counts[counts > 0].double()
+    if c.numel() == 0:
+        return 0.0
+    p = c / c.sum()
+    return max(0.0, float(-(p * p.log()).sum()))
+
+
+def label_entropy(y: torch.Tensor) -> float:
+    """H(Y) in nats of the empirical label distribution."""
+    return entropy_of_counts(torch.bincount(y.long().flatten()))
+
+
+
+def _encoder(model):
+    enc = getattr(model, "encode", None)
+    return enc if callable(enc) else None
+
+
+def _decoder(model):
+    for attr in ("decoder", "head"):
+        mod = getattr(model, attr, None)
+        if callable(mod):
+            return mod
+    return None
+
+
+@torch.no_grad()
+def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", batch_size: int = 1000,
+                        seed: int = Z_SEED) -> dict:
+    """The measured representation of ``x`` and the per-example terms of the analytic bounds.
+
+    Returns ``z`` (N, k) on the CPU, ``kind`` ("z sample" or "last hidden"), ``rate`` (N,) KL to the
+    prior or None, ``ce`` (N,) cross-entropy of the model's own decoder/head on ``z`` or None.
+    For a Gaussian encoder z = mu + sigma * eps with eps drawn on the CPU from ``seed`` (so every
+    device gives the same z).
+    """
+    from models.vib import gaussian_kl
+
+    device = torch.device(device)
+    enc, dec = _encoder(model), _decoder(model)
+    zs, rates, ces = [], [], []
+    with eval_mode(model):
+        if enc is not None:  # one draw of eps for all N at once: the same z whatever the batch size
+            stats = [enc(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+            mu, sigma, log_sigma = (torch.cat(parts) for parts in zip(*stats))
+            eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=mu.dtype)
+            z_all = mu + sigma * eps.to(device)
+            rates.append(gaussian_kl(mu, sigma, log_sigma).double().cpu())
+        for i in range(0, len(x), batch_size):
+            if enc is not None:
+                z = z_all[i:i + batch_size]
+            else:
+                z = model.representation(x[i:i + batch_size].to(device))
+            z = z.reshape(len(z), -1)
+            if dec is not None:
+                yb = y[i:i + batch_size].to(device)
+                try:
+                    logits = dec(z).float()
+                except (RuntimeError, TypeError):  # a plugin's head that does not read this layer: no bound
+                    dec, ces = None, []
+                else:
+                    ces.append(torch.nn.functional.cross_entropy(logits, yb, reduction="none").double().cpu())
+            zs.append(z.float().cpu())
+    if enc is not None:
+        kind = "z sample"
+    else:
+        kind = "last hidden" if getattr(model, "head", None) is not None else "representation"
+    return {"z": torch.cat(zs), "kind": kind, "rate": torch.cat(rates) if rates else None,
+            "ce": torch.cat(ces) if ces else None}
+
+
+def _mean_se(v: torch.Tensor | None):
+    if v is None or v.numel() == 0:
+        return None, None
+    se = float(v.std(unbiased=True) / math.sqrt(v.numel())) if v.numel() > 1 else 0.0
+    return float(v.mean()), se
+
+
+def info_bounds(rate: torch.Tensor | None, ce: torch.Tensor | None, y: torch.Tensor) -> dict:
+    """The analytic bounds, in nats, with the standard errors of the sample means they are."""
+    h_y = label_entropy(y)
+    rate_m, rate_se = _mean_se(rate)
+    ce_m, ce_se = _mean_se(ce)
+    return {"rate_nats": rate_m, "rate_se_nats": rate_se,
+            "izy_lower_nats": None if ce_m is None else h_y - ce_m, "izy_lower_se_nats": ce_se,
+            "ce_nats": ce_m, "h_y_nats": h_y}
+
+
+def bound_intervals(bounds: dict) -> dict:
+    """Per quantity: (lower, lower_se, lower_name), (upper, upper_se, upper_name); None when absent."""
+    rate, rate_se = bounds.get("rate_nats"), bounds.get("rate_se_nats") or 0.0
+    low, low_se = bounds.get("izy_lower_nats"), bounds.get("izy_lower_se_nats") or 0.0
+    h_y = bounds.get("h_y_nats")
+    lower = (low, low_se, "H(Y)-CE") if low is not None and low > 0 else (0.0, 0.0, "MI >= 0")
+    out = {"I(X;Z)": {"lower": lower, "upper": None if rate is None else (rate, rate_se, "rate")}}
+    upper_y = None
+    if h_y is not None:
+        upper_y = (h_y, 0.0, "H(Y)")
+    if rate is not None and (upper_y is None or rate < upper_y[0]):
+        upper_y = (rate, rate_se, "rate")
+    out["I(Z;Y)"] = {"lower": lower, "upper": upper_y}
+    return out
+
+
+def check_estimate(quantity: str, est: dict, bounds: dict) -> list[dict]:
+    """Flags for one estimate (an ``MIEstimate.as_dict()``) against the bounds of its quantity."""
+    flags = []
+    e, s = est.get("nats"), est.get("std_nats") or 0.0
+    name = est.get("estimator")
+    if e is None:
+        return flags
+    iv = bound_intervals(bounds)[quantity]
+    if iv["upper"] is not None:
+        u, u_se, uname = iv["upper"]
+        if e - SPREAD * s > u + SPREAD * u_se:
+            flags.append({"flag": "above_upper_bound", "quantity": quantity, "estimator": name,
+                          "estimate_nats": e, "std_nats": s, "bound": uname, "bound_nats": u,
+                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is above the upper bound "
+                                     f"{uname} = {u:.3f}: the estimator over-shoots here (its value is not a "
+                                     "valid lower bound on this sample)"})
+    if iv["lower"] is not None:
+        lo, lo_se, lname = iv["lower"]
+        if e + SPREAD * s < lo - SPREAD * lo_se:
+            flags.append({"flag": "below_lower_bound", "quantity": quantity, "estimator": name,
+                          "estimate_nats": e, "std_nats": s, "bound": lname, "bound_nats": lo,
+                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is below the lower bound "
+                                     f"{lname} = {lo:.3f}: the estimator is loose here (it under-estimates)"})
+    if s > max(UNSTABLE_STD[0], UNSTABLE_STD[1] * abs(e)):
+        vals = ", ".join(f"{v:.2f}" for v in est.get("values_nats") or [])
+        flags.append({"flag": "unstable", "quantity": quantity, "estimator": name, "estimate_nats": e,
+                      "std_nats": s, "bound": None, "bound_nats": None,
+                      "message": f"{quantity} {name}: the restarts disagree ({vals} nats): the critic over-fitted "
+                                 "or diverged on the held-out part; do not read the mean as a number"})
+    if est.get("near_ceiling"):
+        flags.append({"flag": "near_ceiling", "quantity": quantity, "estimator": name, "estimate_nats": e,
+                      "std_nats": s, "bound": "log(batch size)", "bound_nats": est.get("ceiling_nats"),
+                      "message": f"{quantity} {name}: {est.get('notice') or 'near its ceiling'}"})
+    return flags
+
+
+def record_flags(rec: dict) -> list[dict]:
+    flags = []
+    for q in QUANTITIES:
+        for est in (rec.get("estimates") or {}).get(q, {}).values():
+            flags += check_estimate(q, est, rec["bounds"])
+    return flags

@@ -1,0 +1,155 @@
+"""The evaluation protocol: one place for every rule that makes two numbers comparable.
+
+* **Predictions.** A prediction is always the model's own (a stochastic model averages its samples),
+  made in eval mode with a fixed noise seed (``EVAL_SEED``) in fixed batches (``EVAL_BATCH``). Clean
+  evaluation and every attacked prediction use the same rule, so eps = 0 reproduces clean accuracy.
+* **Examples.** The first ``n`` test examples, in file order (:func:`select_examples`).
+* **Protocols.** A deterministic model is attacked under ``standard``. A randomised one under
+  ``paper`` (gradients through the sample average ``forward`` already is) and ``eot`` (attacks that
+  average gradients over many draws); its leaderboard number is the worse of the two.
+* **Seeds of attack cells.** Each (model seed, attack, norm, eps, protocol) cell has its own seed.
+* **Flags.** One table (:data:`FLAGS`) of every sanity-check flag: its letter in attack tables, its
+  label, what it means and what to do. Attack, leaderboard and report all read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from .errors import BenchError
+
+EVAL_SEED = 0        # the noise seed of every prediction (clean and attacked)
+EVAL_BATCH = 1000    # fixed so that a stochastic model's predictions do not depend on --batch-size
+
+PROTOCOLS = ("standard", "paper", "eot")
+
+
+# ------------------------------------------------------------------------------------ predictions
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Put the model in eval mode and restore its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | str = "cpu"):
+    """Run a block with its own RNG stream, leaving the caller's RNG state untouched."""
+    if seed is None:
+        yield
+        return
+    device = torch.device(device)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
+        torch.manual_seed(seed)
+        yield
+
+
+@torch.no_grad()
+def predict_log_probs(model, x: torch.Tensor, batch_size: int = EVAL_BATCH, device=None) -> torch.Tensor:
+    """log p(y|x) for every row of ``x`` (model in eval mode, large batches)."""
+    device = device or next(model.parameters()).device
+    out = []
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))
+    return torch.cat(out)
+
+
+def predict_labels(model, x: torch.Tensor, device) -> torch.Tensor:
+    """The model's predicted labels under the protocol (fixed seed and batches), on the CPU."""
+    with seeded(EVAL_SEED, device):
+        return predict_log_probs(model, x, EVAL_BATCH, device).argmax(1).cpu()
+
+
+def predict_correct(model, x: torch.Tensor, y: torch.Tensor, device) -> torch.Tensor:
+    """Per-example correctness of the model's own prediction under the protocol."""
+    return predict_labels(model, x, device) == y.cpu()
+
+
+# ------------------------------------------------------------------------------------- examples
+def select_examples(x: torch.Tensor, y: torch.Tensor, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` examples (all when ``n`` is None), checked against the split's size."""
+    n = len(x) if n is None else int(n)
+    if not 1 <= n <= len(x):
+        raise BenchError(f"--n-examples must be between 1 and {len(x)} (the size of the test split), got {n}")
+    return x[:n].contiguous(), y[:n].contiguous()
+
+
+# ------------------------------------------------------------------------------------ protocols
+def protocol_for(eot: bool, randomised: bool) -> str:
+    """The protocol an attack runs under: ``standard``, or for a randomised model ``eot``/``paper``."""
+    if not randomised:
+        return "standard"
+    return "eot" if eot else "paper"
+
+
+def autoattack_version(randomised: bool) -> str:
+    """AutoAttack's version: ``rand`` (with EOT) for a randomised model, ``standard`` otherwise."""
+    return "rand" if randomised else "standard"
+
+
+def cell_seed(model_seed: int, attack: str, norm: str, eps: float | None, protocol: str) -> int:
+    """The seed of one attack cell: the same cell always gets the same random start and noise."""
+    eps_text = f"{float(eps):g}" if eps is not None else "-"
+    return (zlib.crc32(f"{attack}|{norm}|{eps_text}|{protocol}".encode()) + 1_000_003 * int(model_seed)) % (2 ** 31)
+
+
+# ---------------------------------------------------------------------------------------- flags
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    label: str            # short, shown in leaderboards
+    meaning: str          # what was observed
+    remedy: str           # what it implies and what to do
+    letter: str = ""      # marks an attack cell in printed tables (cell flags only)
+    scope: str = "cell"   # "cell" (one attack record), "model" (the model checks) or "info" (not a warning)
+
+    @property
+    def text(self) -> str:
+        return f"{self.meaning}: {self.remedy}"
+
+
+_FLAG_LIST = [
+    Flag("outside_eps_ball", "outside-ball!", "An adversarial example left the eps-ball",
+         "the attack or the projection is broken; do not trust this row's robust numbers and report the bug.", "B"),
+    Flag("outside_unit_box", "outside-[0,1]!", "An adversarial image has pixels outside [0, 1]",
+         "the attack does not clamp; the numbers are not for valid images.", "U"),
+    Flag("eps0_differs_from_clean", "eps0!=clean", "At eps = 0 the robust accuracy differs from clean accuracy",
+         "predictions are not reproducible (unseeded noise or batch-dependent behaviour); fix that before comparing.",
+         "Z"),
+    Flag("accuracy_rises_with_eps", "acc-rises-with-eps", "Robust accuracy increases with a larger budget",
+         "the attack is failing to optimise (too few steps, bad step size); strengthen it.", "R"),
+    Flag("weaker_than_fgsm", "weaker-than-fgsm", "An iterative attack did worse than single-step FGSM",
+         "a sign of gradient masking or a badly tuned attack; add restarts or steps.", "F"),
+    Flag("gradient_free_stronger", "masking?", "A gradient-free attack (Square) beat every gradient attack",
+         "gradients are probably masked or obfuscated; trust the worst case, not PGD.", "G"),
+    Flag("zero_gradients", "zero-grad", "The input gradient is exactly zero for many examples",
+         "gradient attacks cannot work (masking); evaluate with gradient-free or EOT attacks.", scope="model"),
+    Flag("large_eps_not_zero", "large-eps-robust?", "At L-inf eps 0.5 any image can be turned grey, yet accuracy "
+         "stayed above 5%", "the attack is not reaching the model; suspect masking.", scope="model"),
+    Flag("returns_probabilities", "probs-not-logits", "forward() returns probabilities instead of logits",
+         "attack losses saturate; return logits.", scope="model"),
+    Flag("undeclared_randomness", "undeclared-random", "Repeated forward passes differ although the model does "
+         "not declare itself stochastic", "attack it with EOT and declare it.", scope="model"),
+    Flag("eot_not_run", "no-eot", "A randomised model was not attacked with an EOT attack",
+         "its robust accuracy may be overstated; add eot_pgd.", "E"),
+    Flag("eot_needed", "eot-needed", "Averaging gradients over the model's randomness (EOT) found lower accuracy "
+         "than the paper protocol", "the paper-style number was inflated by noisy gradients.", scope="info"),
+    Flag("randomised", "randomised", "The model's predictions are random (e.g. VIB samples z)",
+         "it is evaluated with a fixed noise seed and attacked with both the paper and the EOT protocol; its "
+         "leaderboard number is the worse of the two.", scope="info"),
+]
+FLAGS: dict[str, Flag] = {f.name: f for f in _FLAG_LIST}   # display order
+CELL_LETTERS: dict[str, str] = {f.name: f.letter for f in _FLAG_LIST if f.letter}
+MODEL_FLAGS = tuple(f.name for f in _FLAG_LIST if f.scope == "model")
+INFO_FLAGS = tuple(f.name for f in _FLAG_LIST if f.scope == "info")
+FLAG_BY_LABEL: dict[str, Flag] = {f.label: f for f in _FLAG_LIST}

@@ -1,0 +1,101 @@
+"""Activation snapshots for the information plane: written during training, read by ``infoplane``.
+
+``train --snapshot-every E`` stores, every E epochs (and after the first), the activations of every
+hidden layer, the representation and the logits on a fixed sample (the first ``--snapshot-n``
+training examples) with its labels, one safetensors file per epoch:
+``RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from . import rundir
+from .errors import BenchError
+from .io import atomic_write_bytes
+from .protocol import eval_mode, seeded
+
+SNAPSHOT_RE = re.compile(r"epoch(\d+)\.safetensors$")
+
+
+@torch.no_grad()
+def layer_activations(model, x) -> dict[str, torch.Tensor]:
+    """Every hidden layer's activations (outputs of the ReLU/Tanh modules, in order), the
+    representation (z = mu for VIB) and the logits, for the information plane."""
+    acts: dict[str, torch.Tensor] = {}
+    hooks = []
+    idx = 0
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.ReLU, torch.nn.Tanh)):
+            idx += 1
+            name = f"hidden{idx}"
+            hooks.append(mod.register_forward_hook(
+                lambda m, i, o, name=name: acts.setdefault(name, o.detach().float().cpu())))
+    try:
+        with eval_mode(model), seeded(0, x.device):
+            rep = model.representation(x).detach().float().cpu()
+            for h in hooks:
+                h.remove()
+            hooks = []
+            logits = model(x).detach().float().cpu()
+    finally:
+        for h in hooks:
+            h.remove()
+    acts["representation"] = rep
+    acts["logits"] = logits
+    return acts
+
+
+def save_snapshot(mdir: Path, model, x, y, epoch: int) -> Path:
+    """Store the layers' activations on a fixed sample at ``epoch`` (safetensors, one file each)."""
+    from safetensors.torch import save
+
+    acts = layer_activations(model, x)
+    acts["labels"] = y.detach().cpu()
+    path = rundir.snapshot_dir(mdir) / f"epoch{epoch:04d}.safetensors"
+    atomic_write_bytes(path, save({k: v.contiguous().clone() for k, v in acts.items()}, metadata={"epoch": str(epoch)}))
+    return path
+
+
+def list_snapshots(mdir: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of every snapshot of one (model, seed), in epoch order."""
+    folder = rundir.snapshot_dir(mdir)
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.iterdir():
+        m = SNAPSHOT_RE.search(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def load_snapshots(paths) -> dict[int, dict[str, torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    out = {}
+    for epoch, p in paths:
+        try:
+            out[epoch] = load_file(str(p))
+        except Exception as e:  # noqa: BLE001 - a damaged file is a user-level problem
+            raise BenchError(f"{p}: unreadable snapshot ({type(e).__name__})") from None
+    return out
+
+
+def hidden_index(name: str) -> int | None:
+    """``hidden3`` -> 3; other layer names -> None."""
+    m = re.fullmatch(r"hidden(\d+)", name)
+    return int(m.group(1)) if m else None
+
+
+def default_layers(snap: dict[str, torch.Tensor]) -> list[str]:
+    """The hidden layers in order, and the representation when it is not the last hidden layer."""
+    hidden = sorted((k for k in snap if hidden_index(k) is not None), key=hidden_index)
+    layers = list(hidden)
+    rep = snap.get("representation")
+    if rep is not None and not (hidden and snap[hidden[-1]].shape == rep.shape and torch.equal(snap[hidden[-1]], rep)):
+        layers.append("representation")
+    return layers

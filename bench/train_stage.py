@@ -1,0 +1,136 @@
+"""The train stage: train and evaluate every (model, seed) of a run, resumably, recording failures.
+
+``run_training(TrainOptions)`` is what ``vib-bench train`` calls; ``train_run`` is the stage itself,
+shared with suites. A model whose loss diverges is recorded as failed and the others go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import plugins
+from .env import environment
+from .errors import BenchError
+from .evaluate import clean_metrics
+from .overrides import overrides_per_model
+from .results import CLEAN_KEY, Results
+from .rundir import RESULTS, save_per_example
+from .runs import failed_models
+from .training import TrainConfig, config_dict, train_model
+from .weights import load_trained
+
+CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again if any is missing
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``vib-bench train`` needs; models are names or wildcards."""
+
+    out: Path
+    models: list[str] = field(default_factory=lambda: ["*"])
+    dataset: str = "digits"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    config: TrainConfig = field(default_factory=TrainConfig)
+    overrides: dict = field(default_factory=dict)
+    data_dir: str | None = None
+    plugins: list[str] = field(default_factory=list)
+    device: torch.device | str = "cpu"
+    resume: bool = False
+    progress: bool | None = None
+
+
+def init_run(run_dir: Path, run: dict, resume: bool, device) -> Results:
+    """Create a run's results file, or check that ``--resume`` continues a compatible run."""
+    run_dir = Path(run_dir)
+    env = environment(device)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BenchError(f"{run_dir} is a file, not a run directory")
+    if (run_dir / RESULTS).exists():
+        if not resume:
+            raise BenchError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+        res = Results.load(run_dir)
+        old = res.dataset
+        same_data = all(old.get(k) == run["dataset"].get(k) for k in ("name", "checksum"))
+        if not same_data:
+            raise BenchError(f"--resume: {run_dir} was trained on {old.get('name')} "
+                             f"({old.get('checksum')}), not {run['dataset']['name']} ({run['dataset']['checksum']})")
+        # Compare recipes as TrainConfig objects, so settings added later compare at their defaults.
+        if TrainConfig.from_dict(res.train_config) != TrainConfig.from_dict(run["train"]):
+            raise BenchError(f"--resume: {run_dir} was started with different train settings "
+                             f"({res.train_config} vs {run['train']})")
+        for name, ov in run["models"].items():
+            if name in res.model_overrides and res.model_overrides[name] != ov:
+                raise BenchError(f"--resume: model {name} was started with overrides {res.model_overrides[name]}, "
+                                 f"not {ov}")
+        res.merge_run(run)
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise BenchError(f"{run_dir} exists and is not empty; choose another --out")
+        res = Results.new(run, env)
+    res.set_environment("train", env)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    res.save(run_dir)
+    return res
+
+
+def evaluate_clean(run_dir: Path, res: Results, dataset, name: str, seed: int, device) -> dict:
+    """Clean test metrics of one trained (model, seed), with its per-example correctness."""
+    model = load_trained(run_dir, name, seed, device)
+    x, y = dataset.split("test")
+    metrics, correct = clean_metrics(model, x, y, device=device)
+    save_per_example(run_dir, name, seed, CLEAN_KEY, correct)
+    res.seed(name, seed, create=True).set_clean(metrics)
+    res.model(name).set_config(model.config, bool(getattr(model, "stochastic", False)))
+    return metrics
+
+
+def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
+              plugin_paths=(), device=torch.device("cpu"), resume=False,
+              progress=None, log=print, suite: dict | None = None) -> Results:
+    """Train (and evaluate on the test split) every model x seed; failures are recorded, not fatal."""
+    run_dir = Path(run_dir)
+    run = {"dataset": dataset.describe(), "train": config_dict(cfg),
+           "models": {m: dict(ov) for m, ov in model_overrides.items()}, "seeds": list(seeds),
+           "plugins": [str(Path(p).resolve()) for p in plugin_paths], "suite": suite}
+    res = init_run(run_dir, run, resume, device)
+    for name in model_overrides:
+        for seed in seeds:
+            status = train_model(name, seed, dataset, cfg, run_dir, overrides=res.model_overrides[name],
+                                 device=device, resume=resume, progress=progress)
+            entry = res.seed(name, seed, create=True)
+            entry.set_train({k: v for k, v in status.items() if k not in ("model", "seed", "skipped")})
+            if status["state"] == "done":
+                if not CLEAN_KEYS <= set(entry.clean) or not status.get("skipped"):
+                    evaluate_clean(run_dir, res, dataset, name, seed, device)
+                c = entry.clean
+                log(f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
+                    f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch), "
+                    f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
+            else:
+                log(f"{name} seed {seed}: FAILED: {status.get('error')}")
+            res.save()
+    return res
+
+
+def run_training(opts: TrainOptions, log=print) -> list[tuple[str, int]]:
+    """``vib-bench train``: check everything, train, and return the (model, seed) pairs that failed."""
+    from models import list_models
+
+    from .data import load_dataset
+
+    plugins.load_plugins(opts.plugins)
+    plugins.load_entry_points()
+    names = list_models(opts.models)
+    if any(s < 0 for s in opts.seeds):
+        raise BenchError("--seeds must be non-negative integers")
+    cfg = opts.config.validate()
+    dataset = load_dataset(opts.dataset, opts.data_dir)
+    per_model = overrides_per_model(names, opts.overrides, dataset.in_shape, dataset.num_classes)
+    log(f"training {len(names)} model(s) x {len(opts.seeds)} seed(s) on {dataset.name} "
+        f"({len(dataset.split(cfg.train_split)[0])} examples, {cfg.epochs} epochs) on {opts.device} -> {opts.out}")
+    res = train_run(opts.out, dataset, per_model, opts.seeds, cfg, plugin_paths=opts.plugins,
+                    device=opts.device, resume=opts.resume, progress=opts.progress, log=log)
+    return failed_models(res, names, opts.seeds)
