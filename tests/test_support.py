@@ -115,3 +115,25 @@ def test_a_broken_entry_point_is_one_line(monkeypatch):
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep])
     with pytest.raises(BenchError, match="entry point broken"):
         plugins.load_entry_points()
+
+
+# ------------------------------------------------------------------------------------ exit codes
+def test_an_internal_error_exits_3_in_one_line(monkeypatch, capsys):
+    from bench.cli import list as list_cmd
+    from bench.cli import main
+
+    def crash(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(list_cmd, "cmd_list", crash)
+    monkeypatch.delenv("VIB_BENCH_DEBUG", raising=False)
+    assert main(["list", "models"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vib-bench: internal error: ZeroDivisionError: a bug")
+
+
+def test_bad_input_exits_2(capsys):
+    from bench.cli import main
+
+    assert main(["list", "models", "mpl"]) == 2
+    assert "did you mean 'mlp'" in capsys.readouterr().err

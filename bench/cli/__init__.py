@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from ..errors import BenchError
+from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
 COMMANDS = ["list", "train", "run", "time", "attack", "leaderboard", "compare", "history", "report", "info",
@@ -50,21 +50,21 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
-            return 2
+            return EXIT_BAD_INPUT
         return int(args.func(args) or 0)
     except _user_errors() as e:
         print(f"vib-bench: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)
+        return getattr(e, "exit_code", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("vib-bench: interrupted (finished work is saved; rerun with --resume)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # a bug, not a user error: one line unless asked for the traceback
         if os.environ.get("VIB_BENCH_DEBUG"):
             raise
         msg = " ".join(str(e).split())[:300]
         print(f"vib-bench: internal error: {type(e).__name__}: {msg} (set VIB_BENCH_DEBUG=1 for the traceback)",
               file=sys.stderr)
-        return 1
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover
