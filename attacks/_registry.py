@@ -42,12 +42,18 @@ class AttackSpec:
     minimum_norm: bool = False    # finds the smallest perturbation it can; has no eps (CW)
     iterative: bool = True
     randomised_only: bool = False  # pointless on a deterministic model (EOT = the plain attack)
-    costly: bool = False           # the benchmark skips it at eps = 0, where it could only return x
+    costly: bool = False           # expensive: skipped at eps = 0, and run in the harness's cascade
+    loss: str = "ce"               # "ce" (saturates on confident models), "margin" or "dlr" (do not)
+
+    @property
+    def margin_loss(self) -> bool:
+        """Whether its loss is a margin or DLR loss, which does not saturate where cross-entropy does."""
+        return self.loss in ("margin", "dlr")
 
     def describe(self) -> str:
         budget = ", ".join(f"{k}={v}" for k, v in self.budget.items())
         tags = [t for t, on in (("gradient-free", self.gradient_free), ("EOT", self.eot),
-                                ("minimum-norm", self.minimum_norm)) if on]
+                                ("minimum-norm", self.minimum_norm), (f"{self.loss} loss", self.margin_loss)) if on]
         return f"{self.name:14s} {self.norm:5s} {self.description}" + (f" [{', '.join(tags)}]" if tags else "") \
             + (f" ({budget})" if budget else "")
 
@@ -57,7 +63,7 @@ _ATTACKS: dict[str, AttackSpec] = {}
 
 def register_attack(fn: Callable | None = None, *, norm: str, description: str = "", name: str | None = None,
                     gradient_free: bool = False, eot: bool = False, minimum_norm: bool = False,
-                    iterative: bool = True, randomised_only: bool = False, costly: bool = False):
+                    iterative: bool = True, randomised_only: bool = False, costly: bool = False, loss: str = "ce"):
     """Register ``factory(model, eps, **budget) -> torchattacks.Attack``; a duplicate name is an error."""
     if norm not in NORMS:
         raise AttackError(f"attack norm must be one of {NORMS}, got {norm!r}")
@@ -70,7 +76,7 @@ def register_attack(fn: Callable | None = None, *, norm: str, description: str =
                   if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
         doc = description or ((f.__doc__ or "").strip().splitlines() or [""])[0]
         _ATTACKS[key] = AttackSpec(key, f, norm, doc, budget, gradient_free, eot, minimum_norm, iterative,
-                                   randomised_only, costly)
+                                   randomised_only, costly, loss)
         return f
 
     return deco(fn) if fn is not None else deco
@@ -142,8 +148,9 @@ class Attack:
 
     @property
     def eot(self) -> bool:
-        """Whether the attack averages over the model's randomness (EOT-PGD, AutoAttack 'rand')."""
-        return self.spec.eot or self.budget.get("version") == "rand"
+        """Whether the attack averages over the model's randomness (EOT-PGD, AutoAttack 'rand', APGD with
+        ``eot_iter`` > 1)."""
+        return self.spec.eot or self.budget.get("version") == "rand" or int(self.budget.get("eot_iter", 1)) > 1
 
     def config(self) -> dict:
         """Everything that determines this attack's output: our budget and torchattacks' repr."""
@@ -151,7 +158,8 @@ class Attack:
 
         cfg = {"name": self.name, "norm": self.norm, "eps": self.eps, "budget": dict(self.budget),
                "torchattacks": repr(self.ta), "torchattacks_version": torchattacks.__version__,
-               "gradient_free": self.spec.gradient_free, "eot": self.eot, "minimum_norm": self.spec.minimum_norm}
+               "gradient_free": self.spec.gradient_free, "eot": self.eot, "minimum_norm": self.spec.minimum_norm,
+               "loss": self.spec.loss}
         multi = getattr(self.ta, "_autoattack", None)  # AutoAttack's repr hides its sub-attacks
         if multi is not None:
             cfg["sub_attacks"] = [repr(a) for a in multi.attacks]

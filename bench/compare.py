@@ -4,17 +4,20 @@ compare BASE NEW
     Model by model, metric by metric, over the seeds both runs finished:
 
     * clean error and robust accuracy: both runs classify the same test examples, so the test is
-      paired. McNemar's exact test counts the examples that flipped (right in one run, wrong in the
-      other), pooled over the matched seeds. Without per-example vectors (a bare results file) it
-      falls back to a two-proportion z-test on the recorded rates and says so. P-values are
-      Holm-adjusted over the whole table by default, so a table of fifty cells does not fail CI by
-      chance; a difference is significant when the adjusted p-value is below ``--alpha``.
+      paired: McNemar's exact test on the examples that flipped. With several matched seeds the
+      per-seed exact tests are combined with Fisher's method (flips are not pooled across seeds as if
+      they were independent). Without per-example vectors (a bare results file) it falls back to a
+      two-proportion z-test on the recorded rates and says so.
+    * the **primary family** is, per model, the clean error and the leaderboard worst case at each eps
+      (and a model that trained in BASE and failed in NEW). Holm's correction applies over this family
+      only, and only it gates by default. Every other row (single attacks, per-protocol worst cases)
+      is secondary: reported with Benjamini-Hochberg q-values, gating only with ``--fail-on all``.
+    * ``min_effect``: a significant change smaller than this many percentage points does not count.
     * throughput: a relative threshold on the median (``--throughput-threshold``, default 10%),
       only between like machines (same CPU, threads and device name); otherwise "not comparable".
-    * a model that trained in BASE and fails in NEW is a clean-family regression.
 
-    Exit status: 0 when nothing in the ``--fail-on`` families got significantly worse, 1 when
-    something did, 2 on bad input (unreadable file, different test sets).
+    Exit status: 0 when nothing in the ``--fail-on`` tiers got significantly worse, 1 when something
+    did, 2 on bad input (unreadable file, different test sets, rates that disagree with their vectors).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import numpy as np
 from .env import machine_key
 from .errors import BenchError
 from .results import CLEAN_KEY, ModelResult, Results, per_example_key
-from .stats import holm, mcnemar_p, two_proportion_test
+from .stats import benjamini_hochberg, holm, paired_seeds_p, two_proportion_test
 
 FAMILIES = ("clean", "robust", "throughput")
+TIERS = ("primary", "secondary", "throughput")   # what --fail-on selects (also "all")
 VERDICTS = ("worse", "better", "same", "not comparable")
 TABLE_FORMATS = ("github", "simple", "csv", "latex", "html")
 THROUGHPUT_METRICS = (("inference", "1"), ("inference", "100"), ("inference", "1000"), ("train", None))
@@ -47,14 +51,16 @@ def check_same_dataset(base: Results, new: Results) -> None:
                          "compare only runs evaluated on the same test set")
 
 
-def _row(family, model, metric, base, new, *, kind, test="", p=math.nan, verdict="same", note="") -> dict:
-    return {"family": family, "model": model, "metric": metric, "base": base, "new": new, "kind": kind,
+def _row(family, model, metric, base, new, *, kind, test="", p=math.nan, verdict="same", note="",
+         tier="secondary") -> dict:
+    tier = "throughput" if family == "throughput" else tier
+    return {"family": family, "tier": tier, "model": model, "metric": metric, "base": base, "new": new, "kind": kind,
             "test": test, "p": p, "p_adj": math.nan, "verdict": verdict, "note": note}
 
 
 def _paired(base: Results, new: Results, model: str, seeds: list[str], key: str):
-    """Pooled (b, c, n, base_acc, new_acc) over matched seeds, or None if any vector is missing."""
-    b = c = n = kb = kn = 0
+    """Per-seed discordant counts [(b, c)], n, base_acc, new_acc over matched seeds; None if a vector is missing."""
+    pairs, n, kb, kn = [], 0, 0, 0
     prefix = None
     for s in seeds:
         vb, vn = base.per_example(model, s).get(key), new.per_example(model, s).get(key)
@@ -64,17 +70,17 @@ def _paired(base: Results, new: Results, model: str, seeds: list[str], key: str)
         if len(vb) != len(vn):
             prefix = m
         vb, vn = np.asarray(vb[:m], bool), np.asarray(vn[:m], bool)
-        b += int(np.sum(vb & ~vn))
-        c += int(np.sum(~vb & vn))
+        pairs.append((int(np.sum(vb & ~vn)), int(np.sum(~vb & vn))))
         n += m
         kb += int(vb.sum())
         kn += int(vn.sum())
     if n == 0:
         return None
-    return b, c, n, kb / n, kn / n, prefix
+    return pairs, n, kb / n, kn / n, prefix
 
 
-def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_better, fallback) -> dict:
+def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_better, fallback,
+                    tier="secondary") -> dict:
     """A clean-error / robust-accuracy row: McNemar on the vectors, else a two-proportion test.
 
     ``fallback`` is ``(base_rate, base_n, new_rate, new_n)`` from the results file, where the rate
@@ -82,21 +88,23 @@ def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_bette
     """
     pair = _paired(base, new, model, seeds, key)
     if pair is not None:
-        b, c, n, acc_b, acc_n, prefix = pair
-        p = mcnemar_p(b, c)
-        test = f"McNemar exact ({b} lost, {c} gained)"
+        pairs, n, acc_b, acc_n, prefix = pair
+        b, c = sum(x for x, _ in pairs), sum(y for _, y in pairs)
+        p = paired_seeds_p(pairs)
+        test = (f"McNemar exact ({b} lost, {c} gained)" if len(pairs) == 1 else
+                f"McNemar per seed, Fisher over {len(pairs)} seeds ({b} lost, {c} gained)")
         note = f"paired on the first {prefix} examples" if prefix else ""
     else:
         acc_b, nb, acc_n, nn = fallback
         if not (nb and nn and math.isfinite(acc_b) and math.isfinite(acc_n)):
             return _row(family, model, metric, math.nan, math.nan, kind="proportion", verdict="not comparable",
-                        note="no example counts recorded")
+                        note="no example counts recorded", tier=tier)
         p = two_proportion_test(acc_b * nb, nb, acc_n * nn, nn)
         test = "two-proportion z (no per-example data)"
         note = ""
     vb, vn = (1 - acc_b, 1 - acc_n) if lower_is_better else (acc_b, acc_n)
     row = _row(family, model, metric, vb, vn, kind="error" if lower_is_better else "accuracy", test=test, p=p,
-               note=note)
+               note=note, tier=tier)
     row["lower_is_better"] = lower_is_better
     return row
 
@@ -124,7 +132,8 @@ def _clean_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: Mo
         return (k / n if n else math.nan), int(n)
 
     (ab, nb), (an, nn) = pooled(mb), pooled(mn)
-    return [_proportion_row("clean", model, "clean error", base, new, seeds, CLEAN_KEY, True, (ab, nb, an, nn))]
+    return [_proportion_row("clean", model, "clean error", base, new, seeds, CLEAN_KEY, True, (ab, nb, an, nn),
+                            tier="primary")]
 
 
 def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult,
@@ -147,6 +156,11 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
                                               str(k.protocol))):
         attack, norm, eps, protocol = key
         metric = f"{attack} {norm} {eps:g} [{protocol}]"
+        if key in cb and key in cn and {bool(c[key].get("cascade")) for c in pb} != {bool(c[key].get("cascade"))
+                                                                                      for c in pn}:
+            rows.append(_row("robust", model, metric, math.nan, math.nan, kind="accuracy", verdict="not comparable",
+                             note="standalone in one run, in the cascade (worst case so far) in the other"))
+            continue
         if key not in cb or key not in cn:
             rows.append(_row("robust", model, metric, math.nan, math.nan, kind="accuracy", verdict="not comparable",
                              note=f"only in {'base' if key in cb else 'new'}"))
@@ -162,8 +176,9 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
             return (k / n if n else math.nan), int(n)
 
         (ab, nb), (an, nn) = pooled(pb), pooled(pn)
+        lead = all(c[key].leaderboard for c in pb + pn)
         row = _proportion_row("robust", model, metric, base, new, seeds, per_example_key(*key), False,
-                              (ab, nb, an, nn))
+                              (ab, nb, an, nn), tier="primary" if lead else "secondary")
         cfg_b = [c[key].budget for c in pb]
         cfg_n = [c[key].budget for c in pn]
         if cfg_b != cfg_n:
@@ -222,7 +237,7 @@ def _throughput_rows(base: Results, new: Results, model: str, mb: ModelResult, m
 
 
 def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput_threshold: float = 0.1,
-                 correction: str = "holm") -> list[dict]:
+                 correction: str = "holm", min_effect: float = 0.0) -> list[dict]:
     """Every difference between two runs, as rows (natural units); see the module docstring."""
     check_same_dataset(base, new)
     rows: list[dict] = []
@@ -239,7 +254,7 @@ def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput
             t = mn.seed(s).train
             err = " ".join(str(t.get("error") or "").split())[:100]
             rows.append(_row("clean", model, f"training seed {s}", "done", str(t.get("state")), kind="text",
-                             test="trained in base", verdict="worse", note=err))
+                             test="trained in base", verdict="worse", note=err, tier="primary"))
         if not seeds:
             if not failed:
                 rows.append(_row("clean", model, "clean error", math.nan, math.nan, kind="text",
@@ -257,20 +272,38 @@ def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput
         rows.extend(new_rows)
         rows.extend(_throughput_rows(base, new, model, mb, mn, throughput_threshold))
 
-    tested = [r for r in rows if math.isfinite(r["p"])]
-    adjusted = holm([r["p"] for r in tested]) if correction == "holm" else [r["p"] for r in tested]
-    for r, pa in zip(tested, adjusted):
-        r["p_adj"] = pa
-        if pa < alpha and r["base"] != r["new"]:
-            got_worse = (r["new"] > r["base"]) if r.get("lower_is_better") else (r["new"] < r["base"])
-            r["verdict"] = "worse" if got_worse else "better"
-        else:
-            r["verdict"] = "same"
+    _decide(rows, alpha, correction, min_effect)
     return rows
 
 
-def exit_status(rows: list[dict], fail_on: list[str]) -> int:
-    return 1 if any(r["verdict"] == "worse" and r["family"] in fail_on for r in rows) else 0
+def _decide(rows: list[dict], alpha: float, correction: str, min_effect: float) -> None:
+    """Adjust p-values per tier (Holm on the primary family, Benjamini-Hochberg on the rest) and give verdicts."""
+    for tier, adjust in (("primary", holm), ("secondary", benjamini_hochberg)):
+        tested = [r for r in rows if r["tier"] == tier and math.isfinite(r["p"])]
+        adjusted = adjust([r["p"] for r in tested]) if correction != "none" else [r["p"] for r in tested]
+        for r, pa in zip(tested, adjusted):
+            r["p_adj"] = pa
+            r["verdict"] = "same"
+            if pa < alpha and r["base"] != r["new"]:
+                got_worse = (r["new"] > r["base"]) if r.get("lower_is_better") else (r["new"] < r["base"])
+                if abs(r["new"] - r["base"]) * 100 < min_effect:
+                    r["note"] = "; ".join(x for x in (r["note"], f"significant, below --min-effect {min_effect:g} pp")
+                                          if x)
+                else:
+                    r["verdict"] = "worse" if got_worse else "better"
+
+
+def check_fail_on(fail_on: list[str]) -> set[str]:
+    """``--fail-on`` tiers: any of primary, secondary, throughput, or all (none: never fail)."""
+    bad = [f for f in fail_on if f not in (*TIERS, "all")]
+    if bad:
+        raise BenchError(f"--fail-on {bad[0]!r}: choose from {', '.join((*TIERS, 'all'))} ('' never fails)")
+    return set(TIERS) if "all" in fail_on else set(fail_on)
+
+
+def exit_status(rows: list[dict], fail_on) -> int:
+    tiers = check_fail_on(list(fail_on))
+    return 1 if any(r["verdict"] == "worse" and r["tier"] in tiers for r in rows) else 0
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -303,26 +336,25 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
-def render_rows(rows: list[dict], fmt: str = "github", hide_same: bool = False) -> str:
-    """The comparison as a table in one of ``TABLE_FORMATS``; ``hide_same`` lists only the changes."""
+def render_rows(rows: list[dict], fmt: str = "github", show_all: bool = False) -> str:
+    """The comparison as a table in one of ``TABLE_FORMATS``: the changes only, or every row (``show_all``)."""
     from tabulate import tabulate
 
     if fmt not in TABLE_FORMATS:
         raise BenchError(f"--format {fmt!r}: choose from {', '.join(TABLE_FORMATS)}")
-    shown = [r for r in rows if not (hide_same and r["verdict"] == "same")]
-    headers = ["family", "model", "metric", "base", "new", "delta", "test / rule", "p", "p adj", "verdict", "note"]
+    shown = rows if show_all else [r for r in rows if r["verdict"] != "same"]
+    headers = ["tier", "model", "metric", "base", "new", "delta", "test / rule", "p", "p adj", "verdict", "note"]
     if fmt == "csv":
         import pandas as pd
 
-        frame = pd.DataFrame([{"family": r["family"], "model": r["model"], "metric": r["metric"],
-                               "base": r["base"], "new": r["new"], "test": r["test"], "p": r["p"], "p_adj": r["p_adj"],
-                               "verdict": r["verdict"], "note": r["note"]} for r in shown],
-                             columns=["family", "model", "metric", "base", "new", "test", "p", "p_adj", "verdict", "note"])
-        return frame.to_csv(index=False, float_format="%.8g", lineterminator="\n")
-    table = [[r["family"], r["model"], r["metric"], _fmt_value(r, r["base"]), _fmt_value(r, r["new"]), _fmt_delta(r),
+        keys = ["tier", "family", "model", "metric", "base", "new", "test", "p", "p_adj", "verdict", "note"]
+        return pd.DataFrame([{k: r[k] for k in keys} for r in shown], columns=keys).to_csv(
+            index=False, float_format="%.8g", lineterminator="\n")
+    table = [[r["tier"], r["model"], r["metric"], _fmt_value(r, r["base"]), _fmt_value(r, r["new"]), _fmt_delta(r),
               r["test"], _fmt_p(r["p"]), _fmt_p(r["p_adj"]), r["verdict"], r["note"]] for r in shown]
     if not table:
-        return "(no differences to show)\n" if hide_same and rows else "(nothing to compare)\n"
+        return (f"(no differences: all {len(rows)} rows the same; --all lists them)\n" if rows
+                else "(nothing to compare)\n")
     tf = {"github": "pipe", "simple": "simple", "latex": "latex", "html": "html"}[fmt]
     if fmt == "github":
         table = [[c.replace("|", r"\|") for c in row] for row in table]
@@ -330,13 +362,25 @@ def render_rows(rows: list[dict], fmt: str = "github", hide_same: bool = False) 
     return tabulate(table, headers=headers, tablefmt=tf, colalign=align, disable_numparse=True) + "\n"
 
 
+def to_json(base: Results, new: Results, rows: list[dict], changes: list[str], fail_on, status: int) -> str:
+    """Everything ``compare`` found, as one JSON document (NaN written as null)."""
+    import json
+
+    from .io import json_safe
+
+    doc = {"base": provenance(base), "new": provenance(new), "setting_changes": changes,
+           "fail_on": sorted(check_fail_on(list(fail_on))), "status": status,
+           "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}, "rows": rows}
+    return json.dumps(json_safe(doc), indent=1) + "\n"
+
+
 def summary_line(rows: list[dict], fail_on: list[str], status: int) -> str:
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
     worse = [r for r in rows if r["verdict"] == "worse"]
-    fams = sorted({r["family"] for r in worse}, key=FAMILIES.index)
+    tiers = sorted({r["tier"] for r in worse}, key=TIERS.index)
     text = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
     if worse:
-        text += f" (worse in: {', '.join(fams)})"
+        text += f" (worse in: {', '.join(tiers)})"
     return f"{text}; failing on {','.join(fail_on) or 'nothing'}: " + ("FAIL" if status else "ok")
 
 

@@ -32,6 +32,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def json_safe(obj):
+    """``obj`` with NaN/inf replaced by None, tuples by lists and keys by strings: valid JSON everywhere."""
+    return _clean(obj)
+
+
 def _clean(obj):
     # JSON has no NaN/inf; store them as null so every reader can parse the file.
     if isinstance(obj, float) and not math.isfinite(obj):

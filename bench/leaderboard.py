@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +43,7 @@ class Column:
     with_std: bool = False          # show "mean ± std" over seeds
     thousands: bool = False         # integers with separators (throughput, parameters)
     proportion: bool = False        # a fraction of ``n`` examples (binomial noise applies)
+    paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.ranking)
     doc: str = ""
 
     def fmt(self, value: float) -> str:
@@ -59,12 +60,12 @@ def _robust_columns() -> list[Column]:
             what = ("per-example worst case over every attack run" if family == "worst"
                     else f"{label}; randomised models: the worse of {family} and eot_{family} (if run)")
             cols.append(Column(f"{family}@{eps:g}", f"{label} ε={eps:g} %", "max", 100.0, 1, proportion=True,
-                               doc=f"robust accuracy (%) at L-inf eps {eps:g}, {what}"))
+                               paired=True, doc=f"robust accuracy (%) at L-inf eps {eps:g}, {what}"))
     return cols
 
 
 COLUMNS: list[Column] = [
-    Column("clean_error", "clean err %", "min", 100.0, 2, with_std=True, proportion=True,
+    Column("clean_error", "clean err %", "min", 100.0, 2, with_std=True, proportion=True, paired=True,
            doc="test error (%), mean ± sample std over seeds"),
     Column("nll", "NLL", "min", 1.0, 3, doc="test negative log-likelihood (nats), mean over seeds"),
     Column("ece", "ECE %", "min", 100.0, 2, doc="expected calibration error (%, 15 equal-width bins), mean over seeds"),
@@ -214,23 +215,29 @@ class Leaderboard:
     text: pd.DataFrame
     grid: list[float]
     sort_by: str
+    _best: dict = field(default_factory=dict, repr=False)
 
     @property
     def models(self) -> list[str]:
         return list(self.mean.index)
 
     def best(self, key: str) -> set[str]:
-        """Models holding the best displayed value of a directed column (ties all count)."""
-        col = COLUMN_BY_KEY[key]
-        if col.better is None:
-            return set()
-        shown = {m: col.fmt(v) for m, v in self.mean[key].items() if math.isfinite(v)}
-        if len(shown) < 2:
-            return set()
-        vals = {m: float(s.replace(",", "")) for m, s in shown.items()}
-        target = (min if col.better == "min" else max)(vals.values())
-        best = {m for m, v in vals.items() if v == target}
-        return set() if len(best) == len(vals) else best  # all tied: nobody is best
+        """Models marked best in a column: the best alone when a paired test separates it from the runner-up,
+        else every model tied with it (none when all are tied, or when the column has no paired test)."""
+        return self.ranking(key).models
+
+    def ranking(self, key: str):
+        """The :class:`bench.ranking.Best` of a column (cached)."""
+        from .ranking import Best, best_models
+
+        if key not in self._best:
+            col = COLUMN_BY_KEY[key]
+            if col.better is None or not col.paired:
+                self._best[key] = Best(set(), False)
+            else:
+                values = {m: float(v) for m, v in self.mean[key].items()}
+                self._best[key] = best_models(self.results, key, values, col.better)
+        return self._best[key]
 
 
 def sort_keys() -> list[str]:
@@ -407,9 +414,22 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
                              f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
         if machines:
             notes.append("Throughput: median examples/s at batch 100, measured on " + "; ".join(sorted(machines)) + ".")
-    directed = [c for c in lb.columns if c.better]
-    if directed and len(lb.models) > 1:
-        notes.append("Best value per column in bold." if fmt != "csv" else "Best: see the best column.")
+    paired = [c for c in lb.columns if c.better and c.paired]
+    if paired and len(lb.models) > 1:
+        where = "in bold" if fmt != "csv" else "in the best column"
+        notes.append(f"Best ({where}): only where a paired test on the same examples (McNemar, p < 0.05) separates "
+                     "the best value from the runner-up; otherwise every value not significantly different from the "
+                     "best is marked. Columns without per-example data mark nothing.")
+        ties = []
+        for c in paired:
+            b = lb.ranking(c.key)
+            if b.models and not b.significant:
+                ties.append(f"{c.header} ({', '.join(sorted(b.models))}; best vs runner-up p = {b.p:.2g})"
+                            if b.p is not None else f"{c.header} ({', '.join(sorted(b.models))})")
+            elif not b.models and b.runner_up is not None:
+                ties.append(f"{c.header} (all models)")
+        if ties:
+            notes.append("Tied, no significant best: " + "; ".join(ties) + ".")
     used = []
     for flags in lb.text["flags"]:
         for f in flags.split(", "):

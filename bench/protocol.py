@@ -132,8 +132,15 @@ _FLAG_LIST = [
          "a sign of gradient masking or a badly tuned attack; add restarts or steps.", "F"),
     Flag("gradient_free_stronger", "masking?", "A gradient-free attack (Square) beat every gradient attack",
          "gradients are probably masked or obfuscated; trust the worst case, not PGD.", "G"),
+    Flag("weak_attack_set", "weak-attack-set", "The worst case comes from an attack set that lacks a margin/DLR-loss "
+         "attack or a gradient-free attack", "it can overstate robustness (cross-entropy saturates on confident models) "
+         "and cannot reveal masking; add apgd_t and square (the default set).", "W"),
     Flag("zero_gradients", "zero-grad", "The input gradient is exactly zero for many examples",
          "gradient attacks cannot work (masking); evaluate with gradient-free or EOT attacks.", scope="model"),
+    Flag("vanishing_gradients", "vanishing-grad", "The cross-entropy input gradient vanishes (a float32 loss of 0, or "
+         "a norm below 1e-8) on many correctly classified examples", "attacks with a cross-entropy loss (FGSM, PGD, "
+         "APGD-CE) stall there and understate the attack; trust the margin/DLR-loss attacks (APGD-T, CW, Square) and "
+         "the worst case.", scope="model"),
     Flag("large_eps_not_zero", "large-eps-robust?", "At L-inf eps 0.5 any image can be turned grey, yet accuracy "
          "stayed above 5%", "the attack is not reaching the model; suspect masking.", scope="model"),
     Flag("returns_probabilities", "probs-not-logits", "forward() returns probabilities instead of logits",
@@ -153,3 +160,32 @@ CELL_LETTERS: dict[str, str] = {f.name: f.letter for f in _FLAG_LIST if f.letter
 MODEL_FLAGS = tuple(f.name for f in _FLAG_LIST if f.scope == "model")
 INFO_FLAGS = tuple(f.name for f in _FLAG_LIST if f.scope == "info")
 FLAG_BY_LABEL: dict[str, Flag] = {f.label: f for f in _FLAG_LIST}
+
+
+# ------------------------------------------------------------------------------ the attack set
+EOT_ITER = 20   # draws averaged per gradient when APGD attacks a randomised model (AutoAttack's 'rand')
+# Composite attacks whose deterministic ('standard') version already contains a gradient-free attack.
+_CONTAINS_GRADIENT_FREE = {"autoattack", "autoattack_l2"}
+
+
+def attack_set_gaps(attacks, randomised: bool) -> list[str]:
+    """What a set of attacks lacks to give a trustworthy worst case (empty: nothing).
+
+    A worst case needs a gradient attack with a margin or DLR loss (cross-entropy saturates on
+    confident models, and its gradient vanishes) and a gradient-free attack (without one, masked
+    gradients cannot be detected). EOT for randomised models is checked separately (``eot_not_run``).
+    """
+    from attacks import AttackError, get_spec
+
+    specs = []
+    for name in attacks:
+        try:
+            specs.append(get_spec(name))
+        except AttackError:  # an attack from a plugin that is not loaded now
+            continue
+    gaps = []
+    if not any(s.margin_loss and not s.gradient_free for s in specs):
+        gaps.append("no margin or DLR-loss gradient attack")
+    if not any(s.gradient_free or (s.name in _CONTAINS_GRADIENT_FREE and not randomised) for s in specs):
+        gaps.append("no gradient-free attack, so masked gradients could not be detected")
+    return gaps

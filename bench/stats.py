@@ -87,6 +87,49 @@ def mcnemar_p(b: int, c: int, mid_p: bool = False) -> float:
     return min(1.0, 2.0 * tail)
 
 
+def mcnemar_one_sided(b: int, c: int) -> float:
+    """Exact one-sided McNemar p-value for "the new run lost more than it gained": P(X >= b), X ~ Bin(b + c, 1/2)."""
+    n = b + c
+    if n == 0 or b == 0:
+        return 1.0
+    # P(X >= b) = P(X <= c) by symmetry of Bin(n, 1/2)
+    return min(1.0, float(_binom_half_pmf(n, c).sum()))
+
+
+def fisher_combine(pvalues: Sequence[float]) -> float:
+    """Fisher's method: combine independent p-values into one (chi-squared with 2k degrees of freedom)."""
+    ps = [min(max(float(p), 1e-300), 1.0) for p in pvalues]
+    if not ps:
+        return 1.0
+    if len(ps) == 1:
+        return ps[0]
+    stat = -2.0 * sum(math.log(p) for p in ps)
+    k = len(ps)
+    # survival function of chi2 with 2k dof at stat: exp(-x/2) * sum_{i<k} (x/2)^i / i!
+    half = stat / 2.0
+    term, total = 1.0, 1.0
+    for i in range(1, k):
+        term *= half / i
+        total += term
+    return min(1.0, math.exp(-half) * total)
+
+
+def paired_seeds_p(discordant: Sequence[tuple[int, int]]) -> float:
+    """Two-sided p-value of a paired change measured on several seeds.
+
+    ``discordant`` holds, per seed, ``(b, c)``: examples lost and gained on the same test examples.
+    One seed: McNemar's exact test. Several: each seed's exact one-sided test is combined across seeds
+    with Fisher's method, in each direction, and the two-sided p-value is twice the smaller (flips
+    are not pooled across seeds as if they were independent examples).
+    """
+    pairs = [(int(b), int(c)) for b, c in discordant]
+    if len(pairs) == 1:
+        return mcnemar_p(*pairs[0])
+    worse = fisher_combine([mcnemar_one_sided(b, c) for b, c in pairs])
+    better = fisher_combine([mcnemar_one_sided(c, b) for b, c in pairs])
+    return min(1.0, 2.0 * min(worse, better))
+
+
 def two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> float:
     """Two-sided p-value of the pooled z-test for p1 == p2 (unpaired; used when no per-example data).
 
@@ -113,6 +156,18 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * pvalues[i]))
         adjusted[i] = running
     return adjusted
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg q-values (false-discovery-rate control over a family of tests)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i], reverse=True)
+    q = [1.0] * m
+    running = 1.0
+    for rank, i in enumerate(order):
+        running = min(running, pvalues[i] * m / (m - rank))
+        q[i] = min(1.0, running)
+    return q
 
 
 # ----------------------------------------------------------------------------- summaries

@@ -13,7 +13,7 @@ from torch import nn
 
 import attacks
 from attacks import AttackError, create_attack, get_spec, list_attacks
-from bench.attack import checks as attack_checks, cost as attack_cost, stage as attack_stage
+from bench.attack import cells as attack_cells, checks as attack_checks, cost as attack_cost
 from bench.cli import main
 from bench.data import load_dataset
 from conftest import one_error_line
@@ -286,14 +286,14 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
     from bench.rundir import load_per_example
 
     calls = []
-    real = attack_stage.run_attack
+    real = attack_cells.run_attack
 
     def counting(*a, **kw):
         if kw.get("desc"):  # the attack cells (model checks and the picture pass no desc)
             calls.append(kw["desc"])
         return real(*a, **kw)
 
-    monkeypatch.setattr(attack_stage, "run_attack", counting)
+    monkeypatch.setattr(attack_cells, "run_attack", counting)
     assert main(["attack", str(tiny_run), *ATTACK_ARGS]) == 0
     out = capsys.readouterr().out
     assert "worst_case" in out and "pgd [paper]" in out

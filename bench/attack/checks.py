@@ -21,6 +21,8 @@ BALL_TOL = 1e-6      # slack for "inside the eps ball"
 ACC_TOL = 0.01       # accuracy may rise with eps / PGD may trail FGSM by this much (or 2 examples) before a flag
 MASKING_TOL = 0.03   # a gradient-free attack beating every gradient attack by this much flags masking
 ZERO_GRAD_MAX = 0.01  # fraction of examples with an exactly-zero input gradient before a flag
+VANISHING_NORM = 1e-8  # an input-gradient norm below this (or a float32 loss of exactly 0) has vanished
+VANISHING_MAX = 0.10   # fraction of correctly classified examples with a vanished gradient before a flag
 LARGE_EPS = 0.5      # L-inf budget at which any unmasked model should fall to ~0
 LARGE_EPS_MAX_ACC = 0.05
 
@@ -41,13 +43,20 @@ def model_checks(model, x, y, device) -> dict:
         randomised = diff > 1e-6
         rows = a.float()
         probs = bool((rows >= 0).all() and (rows <= 1).all() and ((rows.sum(1) - 1).abs() < 1e-3).all())
-        grads = []
+        grads, losses, right = [], None, None
         with torch.enable_grad():
             for _ in range(2 if randomised else 1):
                 xg = xb.clone().requires_grad_(True)
-                loss = F.cross_entropy(model(xg), yb, reduction="sum")
-                grads.append(torch.autograd.grad(loss, xg)[0].flatten(1))
+                out = model(xg)
+                per_example = F.cross_entropy(out.float(), yb, reduction="none")
+                grads.append(torch.autograd.grad(per_example.sum(), xg)[0].flatten(1))
+                if losses is None:
+                    losses, right = per_example.detach(), out.detach().argmax(1) == yb
     zero_frac = float((grads[0].abs().amax(1) == 0).double().mean())
+    # Each example's loss depends on its own input only, so the rows of the summed gradient are the
+    # per-example gradients: a row that vanished means cross-entropy attacks cannot move that example.
+    vanished = (losses == 0) | (grads[0].norm(dim=1) < VANISHING_NORM)
+    vanishing_frac = float(vanished[right].double().mean()) if bool(right.any()) else 0.0
     cosine = float(F.cosine_similarity(grads[0], grads[1], dim=1).mean()) if len(grads) > 1 else None
 
     # At eps = 0.5 (L-inf) every image can be pushed to mid-grey: an honest attack wins almost always.
@@ -61,6 +70,7 @@ def model_checks(model, x, y, device) -> dict:
         "output_max_abs_diff": diff, "undeclared_randomness": bool(randomised and not declared),
         "returns_probabilities": probs,
         "zero_grad_fraction": zero_frac, "zero_gradients": zero_frac > ZERO_GRAD_MAX,
+        "vanishing_grad_fraction": vanishing_frac, "vanishing_gradients": vanishing_frac > VANISHING_MAX,
         "grad_cosine_between_draws": cosine,
         "large_eps": large, "large_eps_not_zero": large["robust_acc"] > LARGE_EPS_MAX_ACC,
     }
@@ -103,16 +113,20 @@ def post_checks(records: list[AttackRecord], model_flags: dict) -> None:
         at[(r.norm, r.eps)].append(r)
     for group in at.values():
         fgsm = [r for r in group if r.attack == "fgsm"]
-        grad = [r for r in group if not r.is_worst_case and spec(r.attack) is not None
-                and not spec(r.attack).gradient_free]
-        free = [r for r in group if not r.is_worst_case and spec(r.attack) is not None
-                and spec(r.attack).gradient_free]
-        for r in group:
-            s = spec(r.attack) if not r.is_worst_case else None
-            if fgsm and s is not None and s.iterative and not s.gradient_free and not s.minimum_norm:
+        alone = [r for r in group if not r.is_worst_case and not r.get("cascade") and spec(r.attack) is not None]
+        grad = [r for r in alone if not spec(r.attack).gradient_free]
+        free = [r for r in alone if spec(r.attack).gradient_free]
+        for r in alone:
+            s = spec(r.attack)
+            if fgsm and s.iterative and not s.gradient_free and not s.minimum_norm:
                 r.checks["weaker_than_fgsm"] = r.robust_acc > min(f.robust_acc for f in fgsm) + tolerance(r.n)
-        masked = bool(free and grad and min(f.robust_acc for f in free)
-                      < min(g.robust_acc for g in grad) - max(MASKING_TOL, 2.0 / group[0].n))
+        tol = max(MASKING_TOL, 2.0 / group[0].n)
+        masked = bool(free and grad and min(f.robust_acc for f in free) < min(g.robust_acc for g in grad) - tol)
+        for r in group:
+            if r.get("cascade") and spec(r.attack) is not None and spec(r.attack).gradient_free:
+                # in the cascade it ran last, on what every gradient attack failed on: its extra successes
+                r.checks["gradient_free_stronger"] = r.robust_acc < r["robust_acc_before"] - tol
+                masked = masked or r.checks["gradient_free_stronger"]
         for r in group:
             if r in free or r.is_worst_case:
                 r.checks["gradient_free_stronger"] = masked

@@ -8,7 +8,6 @@ evaluation rules (predictions, examples, protocols, seeds) are ``bench.protocol`
 
 from __future__ import annotations
 
-import datetime as _dt
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,17 @@ from ..errors import BenchError
 from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct
 from ..results import AttackRecord, CellKey, Results, per_example_key, update_results
 from ..rundir import load_per_example, require_run_dir, save_per_example
-from .checks import BALL_TOL, LARGE_EPS, cell_checks, model_checks, post_checks, tolerance
-from .cost import matmul_peak_flops, perturbation_fields, run_attack
+from .checks import LARGE_EPS, model_checks, post_checks, tolerance
+from .cost import matmul_peak_flops
 from .summary import speed_text
-from .worst_case import acc_fields, worst_case_records
+from .worst_case import worst_case_records
 
 DEFAULT_EPS_LINF = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DEFAULT_EPS_L2 = (0.5, 1.0, 1.5, 2.0, 3.0)
-DEFAULT_ATTACKS = ("fgsm", "pgd", "eot_pgd")  # eot_pgd only runs on randomised models
+# The default set is the strongest the tool has: cheap standalone attacks (their own figures), then, in
+# the cascade, APGD with cross-entropy and with the targeted DLR loss and the gradient-free Square
+# attack, for L-inf and L2 alike. eot_pgd runs on randomised models only.
+DEFAULT_ATTACKS = ("fgsm", "pgd", "eot_pgd", "pgd_l2", "apgd_ce", "apgd_t", "square", "apgd_t_l2", "square_l2")
 
 
 @dataclass
@@ -48,6 +50,7 @@ class AttackOptions:
     attack_set: dict = field(default_factory=dict)
     grid_eps: float = 0.2
     grid: bool = True
+    cascade: bool = True            # costly attacks run only on the examples still robust at that eps
     models: list[str] | None = None
     device: torch.device | str = "cpu"
     data_dir: str | None = None
@@ -60,7 +63,8 @@ class AttackOptions:
     def from_suite(cls, run_dir, table: dict, **kw) -> "AttackOptions":
         return cls(run_dir, attacks=table.get("attacks"), eps=table.get("eps"), eps_l2=table.get("eps_l2"),
                    n_examples=table.get("n_examples"), batch_size=table.get("batch_size"),
-                   eot_iter=table.get("eot_iter"), attack_set=table.get("set") or {}, resume=True, **kw)
+                   eot_iter=table.get("eot_iter"), attack_set=table.get("set") or {},
+                   cascade=table.get("cascade", True), resume=True, **kw)
 
 
 @dataclass
@@ -138,19 +142,27 @@ def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
     """The budget overrides of one attack: ``attack_set``, ``eot_iter`` and the protocol's AutoAttack version."""
     from attacks import get_spec
 
+    spec = get_spec(name)
     ov = dict((opts.attack_set or {}).get(name, {}))
     if name == "eot_pgd" and opts.eot_iter is not None:
         ov.setdefault("eot_iter", opts.eot_iter)
-    if "version" in get_spec(name).budget and ov.get("version", "auto") == "auto":
+    if "version" in spec.budget and ov.get("version", "auto") == "auto":
         ov["version"] = protocol.autoattack_version(randomised)
+    if randomised and "eot_iter" in spec.budget and not spec.eot:  # APGD: average gradients over draws
+        ov.setdefault("eot_iter", protocol.EOT_ITER)
     return ov
 
 
-def _record(name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost, seed, batch_size) -> AttackRecord:
-    return AttackRecord.build(name, norm, eps, proto, **acc_fields(robust), clean_acc=clean_acc, adv_acc=adv_acc,
-                              perturbation=pert, checks={}, config=config, **cost, attack_seed=seed,
-                              eval_seed=EVAL_SEED, batch_size=batch_size,
-                              recorded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+def _order(names: list[str], cascade: bool) -> tuple[list[str], list[str]]:
+    """(standalone attacks, cascade chain): with the cascade, costly attacks form the chain, gradient
+    attacks first and gradient-free ones last (so that a gradient-free success means masking)."""
+    from attacks import get_spec
+
+    if not cascade:
+        return list(names), []
+    chain = [a for a in names if get_spec(a).costly]
+    chain.sort(key=lambda a: get_spec(a).gradient_free)
+    return [a for a in names if a not in chain], chain
 
 
 def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: _Plan, log=print):
@@ -158,6 +170,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     from attacks import create_attack, get_spec
 
     from ..weights import load_trained
+    from . import cells
 
     device = opts.device
     model = load_trained(run_dir, name, seed, device)
@@ -183,7 +196,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     log(f"{name} seed {seed}: clean accuracy {100 * clean_acc:.2f}% on {n} test examples; "
         f"{'randomised' if randomised else 'deterministic'}"
         f"{' (undeclared!)' if checks['undeclared_randomness'] else ''}; "
-        f"zero gradients {100 * checks['zero_grad_fraction']:.1f}%; "
+        f"vanishing gradients {100 * checks['vanishing_grad_fraction']:.1f}%; "
         f"PGD at L-inf {LARGE_EPS:g}: {100 * checks['large_eps']['robust_acc']:.1f}%"
         + (f"; FLAGS: {', '.join(mflags)}" if mflags else ""))
 
@@ -204,75 +217,79 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
         vectors[key] = robust
         save_per_example(run_dir, name, seed, key, robust)
 
+    def report(rec: AttackRecord):
+        cell_flags = [k for k, v in rec.checks.items() if v is True]
+        scope = (f" on {rec['attacked_n']} still robust" if rec.get("cascade") else "")
+        log(f"  {rec.attack:10s} {rec.norm:4s} eps={rec.eps:<5g} [{rec.protocol}] robust {100 * rec.robust_acc:6.2f}% "
+            f"[{100 * rec['ci_low']:.1f}, {100 * rec['ci_high']:.1f}]{scope}  "
+            + ("(same CW run as above) " if rec.get("shared_run") else speed_text(rec.raw) + " ")
+            + (f"FLAGS: {', '.join(cell_flags)}" if cell_flags else ""))
+
     for attack_name in plan.attacks:
         s = get_spec(attack_name)
         if s.randomised_only and not randomised:
             log(f"  {attack_name}: skipped (the model is deterministic: EOT would repeat {attack_name.replace('eot_', '')})")
 
-    cw_cache = {}
+    min_norm_runs = {}
     for norm, eps_list in (("Linf", plan.eps_linf), ("L2", plan.eps_l2)):
         names = [a for a in plan.attacks if get_spec(a).norm == norm
                  and not (get_spec(a).randomised_only and not randomised)]
         if not names:
             continue
+        standalone, chain = _order(names, opts.cascade)
         for eps in eps_list:
-            for attack_name in names:
+            def prepare(attack_name):
                 s = get_spec(attack_name)
-                if eps == 0 and s.costly:  # it could only return x; the cheap attacks carry the eps-0 check
-                    continue
                 atk = create_attack(attack_name, model, None if s.minimum_norm else eps,
                                     **attack_overrides(attack_name, opts, randomised))
                 proto = protocol.protocol_for(atk.eot, randomised)
                 config = atk.config()
                 if s.minimum_norm:
                     config["counted_within_eps"] = float(eps)
-                done = find(CellKey.of(attack_name, norm, eps, proto))
-                if done is not None and done.budget == config["budget"] \
-                        and per_example_key(attack_name, norm, eps) in vectors:
-                    continue
                 cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
-                desc = f"{name} {attack_name} {norm} {eps:g}"
+                cell = cells.Cell(model, atk, x, y, clean, device, cseed, plan.batch_size, opts.progress,
+                                  f"{name} {attack_name} {norm} {eps:g}")
+                return s, proto, config, cell
+
+            def is_done(attack_name, proto, config, after=None, before=None):
+                done = find(CellKey.of(attack_name, norm, eps, proto))
+                return (done is not None and done.budget == config["budget"]
+                        and per_example_key(attack_name, norm, eps) in vectors
+                        and (after is None or (done.get("cascade_after") == after
+                                               and done.get("robust_acc_before") == before)))
+
+            for attack_name in standalone:
+                s, proto, config, cell = prepare(attack_name)
+                if (eps == 0 and s.costly) or is_done(attack_name, proto, config):
+                    continue  # a costly attack at eps 0 could only return x; the cheap ones carry the eps-0 check
                 if s.minimum_norm:
-                    if attack_name not in cw_cache:
-                        adv, cost = run_attack(model, atk, x, y, batch_size=plan.batch_size, seed=cseed,
-                                               device=device, progress=opts.progress, desc=desc)
-                        wrong = ~predict_correct(model, adv, y, device)
-                        _, _, l2_all = perturbation_fields(x, adv)
-                        cw_cache[attack_name] = (adv, wrong, l2_all, cost)
-                        first = True
-                    else:
-                        first = False
-                    adv_all, wrong, l2_all, cost = cw_cache[attack_name]
-                    success = wrong & clean & (l2_all <= eps + BALL_TOL)
-                    used = torch.where(success.view(-1, 1, 1, 1), adv_all, x)
-                    robust = clean & ~success
-                    adv_acc = float((~(wrong & (l2_all <= eps + BALL_TOL))).double().mean())
-                    pert, linf, l2 = perturbation_fields(x, used)
-                    rec = _record(attack_name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost,
-                                  cseed, plan.batch_size)
-                    ok = wrong & clean
-                    rec["shared_run"] = not first
-                    rec["min_norm"] = {"success_rate_unbounded": float(ok.double().mean()),
-                                       "l2_median_of_successes": float(l2_all[ok].median()) if ok.any() else None,
-                                       "l2_mean_of_successes": float(l2_all[ok].double().mean()) if ok.any() else None}
-                    cell_checks(rec, norm, eps, used, linf, l2, int(clean.sum()))
+                    first = attack_name not in min_norm_runs
+                    if first:
+                        min_norm_runs[attack_name] = cells.min_norm_run(cell)
+                    rec, robust = cells.min_norm_at(cell, min_norm_runs[attack_name], attack_name, norm, eps, proto,
+                                                    config, first)
                 else:
-                    adv, cost = run_attack(model, atk, x, y, batch_size=plan.batch_size, seed=cseed, device=device,
-                                           progress=opts.progress, desc=desc)
-                    adv_ok = predict_correct(model, adv, y, device)
-                    robust = clean & adv_ok
-                    pert, linf, l2 = perturbation_fields(x, adv)
-                    rec = _record(attack_name, norm, eps, proto, robust, clean_acc, float(adv_ok.double().mean()),
-                                  pert, config, cost, cseed, plan.batch_size)
-                    cell_checks(rec, norm, eps, adv, linf, l2, int(clean.sum()))
+                    rec, robust = cells.standalone(cell, attack_name, norm, eps, proto, config)
                 put(rec, robust)
-                cell_flags = [k for k, v in rec.checks.items() if v is True]
-                log(f"  {attack_name:10s} {norm:4s} eps={eps:<5g} [{proto}] robust {100 * rec.robust_acc:6.2f}% "
-                    f"[{100 * rec['ci_low']:.1f}, {100 * rec['ci_high']:.1f}]  "
-                    + ("(same CW run as above) " if rec.get("shared_run") else speed_text(rec.raw) + " ")
-                    + (f"FLAGS: {', '.join(cell_flags)}" if cell_flags else ""))
+                report(rec)
                 post_checks(records, checks)
                 save()
+            if chain and eps > 0:
+                robust_now = clean.clone()
+                for r in records:
+                    if r.norm == norm and r.eps == eps and not r.is_worst_case and not r.get("cascade"):
+                        robust_now &= vectors[per_example_key(r.attack, norm, eps)]
+                after = []
+                for attack_name in chain:
+                    s, proto, config, cell = prepare(attack_name)
+                    if not is_done(attack_name, proto, config, after, float(robust_now.double().mean())):
+                        rec, robust = cells.cascade(cell, attack_name, norm, eps, proto, config, robust_now, after)
+                        put(rec, robust)
+                        report(rec)
+                        post_checks(records, checks)
+                        save()
+                    robust_now = vectors[per_example_key(attack_name, norm, eps)]
+                    after = after + [attack_name]
             # the worst case over every attack recorded at this eps, including earlier invocations'
             for rec, robust in worst_case_records(records, vectors, norm, eps, randomised, clean_acc):
                 put(rec, robust)

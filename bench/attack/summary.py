@@ -9,6 +9,8 @@ from ..results import AttackRecord, eps_label
 def speed_text(rec: dict) -> str:
     """Wall time, evaluation rate and fraction of the matmul peak of one cell (or an aggregate)."""
     wall = rec["wall_time_s"]
+    if not wall:
+        return "nothing left to attack"
     if rec["grad_evals"]:
         rate = f"{rec['grad_evals'] / wall:,.0f} grad evals/s"
     else:  # gradient-free

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import BenchError
+from ..protocol import attack_set_gaps
 from ..results import AttackRecord, norm_eps, per_example_key
 from ..stats import wilson_interval
 
@@ -21,7 +22,9 @@ def worst_case_records(records: list[AttackRecord], vectors: dict, norm: str, ep
     """Per-example worst case over every attack at (norm, eps): per protocol, and over all protocols.
 
     An example is robust in the worst case only if every attack failed on it. For a randomised model
-    the record over both protocols (``protocol = "all"``) is the leaderboard number.
+    the record over both protocols (``protocol = "all"``) is the leaderboard number; the per-protocol
+    records use the standalone attacks only (a cascade attack's vector already includes other
+    protocols). The leaderboard record names what its attack set lacks (``weak_attack_set``).
     """
     eps = norm_eps(eps)
     cells = [r for r in records if r.norm == norm and r.eps == eps and not r.is_worst_case]
@@ -43,17 +46,21 @@ def worst_case_records(records: list[AttackRecord], vectors: dict, norm: str, ep
                                  checks={})
         if eps == 0:
             rec.checks["eps0_differs_from_clean"] = rec.robust_acc != clean_acc
+        elif leaderboard:
+            gaps = attack_set_gaps([r.attack for r in rs], randomised)
+            rec["attack_set_gaps"] = gaps
+            rec.checks["weak_attack_set"] = bool(gaps)
         out.append((rec, robust))
         return rec
 
-    protocols = sorted({r.protocol for r in cells})
     if not randomised:
         combine(cells, "standard", True)
         return out
-    per = {p: combine([r for r in cells if r.protocol == p], p, False) for p in protocols}
+    alone = [r for r in cells if not r.get("cascade")]
+    per = {p: combine([r for r in alone if r.protocol == p], p, False) for p in sorted({r.protocol for r in alone})}
     rec = combine(cells, "all", True)
     for p in ("paper", "eot"):
         rec[f"{p}_robust_acc"] = per[p].robust_acc if p in per else None
-    rec["worse_protocol"] = min(per, key=lambda p: per[p].robust_acc)
-    rec.checks["eot_not_run"] = "eot" not in per
+    rec["worse_protocol"] = min(per, key=lambda p: per[p].robust_acc) if per else None
+    rec.checks["eot_not_run"] = not any(r.protocol == "eot" for r in cells)
     return out

@@ -16,6 +16,7 @@ def cmd_attack(args) -> int:
         eps=parse_list(args.eps, float, "eps"), eps_l2=parse_list(args.eps_l2, float, "eps"),
         n_examples=args.n_examples, batch_size=args.batch_size, eot_iter=args.eot_iter,
         attack_set=parse_attack_set(args.attack_set), grid_eps=args.grid_eps, grid=not args.no_grid,
+        cascade=not args.no_cascade,
         models=patterns(args.models), device=device(args.device), data_dir=args.data_dir, resume=args.resume,
         fresh=args.fresh, progress=args.progress, plugins=args.plugin))
     return 0
@@ -29,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
     p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
     p.add_argument("--attacks", default=None,
-                   help=f"comma-separated attacks or wildcards (default: {','.join(DEFAULT_ATTACKS)}; "
+                   help=f"comma-separated attacks or wildcards (default, the strong set: {','.join(DEFAULT_ATTACKS)}; "
                         "eot_pgd runs on randomised models only); see `vib-bench list attacks`")
     p.add_argument("--eps", default=None, metavar="LIST",
                    help="L-inf budgets for L-inf attacks, in [0, 1] (default: "
@@ -46,6 +47,9 @@ def register(sub) -> None:
     p.add_argument("--grid-eps", type=float, default=0.2,
                    help="eps of the picture of adversarial examples (closest one run; default: 0.2)")
     p.add_argument("--no-grid", action="store_true", help="skip the picture")
+    p.add_argument("--no-cascade", action="store_true",
+                   help="run the costly attacks (APGD, Square, AutoAttack) on every example, not only on those "
+                        "still robust after the cheaper ones (standalone figures; slower; same worst case)")
     p.add_argument("--resume", action="store_true",
                    help="keep finished (model, seed, attack, eps, protocol) cells and run only the missing ones")
     p.add_argument("--fresh", action="store_true",

@@ -9,29 +9,47 @@ from .common import parse_list
 
 
 def cmd_compare(args) -> int:
-    from ..compare import (FAMILIES, compare_runs, exit_status, provenance, render_rows, summary_line)
+    from ..compare import (check_fail_on, compare_runs, exit_status, provenance, render_rows, summary_line,
+                           to_json)
+    from ..integrity import integrity_problems
     from ..results import Results
+    from ..run_diff import setting_changes
 
-    fail_on = parse_list(args.fail_on, what="metric family") or []
-    bad = [f for f in fail_on if f not in FAMILIES]
-    if bad:
-        raise BenchError(f"--fail-on {bad[0]!r}: choose from {', '.join(FAMILIES)}")
+    fail_on = parse_list(args.fail_on, what="tier") or []
+    check_fail_on(fail_on)
     if not 0 < args.alpha < 1:
         raise BenchError(f"--alpha must be in (0, 1), got {args.alpha}")
     if not args.throughput_threshold > 0:
         raise BenchError(f"--throughput-threshold must be > 0, got {args.throughput_threshold}")
+    if not args.min_effect >= 0:
+        raise BenchError(f"--min-effect must be >= 0 (percentage points), got {args.min_effect}")
     base, new = Results.load(args.base), Results.load(args.new)
+    for run in (base, new):
+        problems = integrity_problems(run, limit=1)
+        if problems:
+            raise BenchError(f"{run.path}: rates disagree with the per-example vectors beside it ({problems[0]}); "
+                             "the run was edited or half-written: regenerate it")
+    changes = setting_changes(base, new)
+    if changes and args.strict:
+        raise BenchError(f"--strict: the runs differ in {len(changes)} setting(s), first: {changes[0]}")
     rows = compare_runs(base, new, alpha=args.alpha, throughput_threshold=args.throughput_threshold,
-                        correction=args.correction)
+                        correction=args.correction, min_effect=args.min_effect)
     status = exit_status(rows, fail_on)
-    table = render_rows(rows, args.format, args.hide_same)
+    if args.format == "json":
+        sys.stdout.write(to_json(base, new, rows, changes, fail_on, status))
+        return status
+    table = render_rows(rows, args.format, show_all=args.all)
     line = summary_line(rows, fail_on, status)
     # text formats tell the whole story on stdout; file formats keep stdout to the table alone
     info = sys.stdout if args.format in ("github", "simple") else sys.stderr
     print(f"base: {provenance(base)}", file=info)
     print(f"new:  {provenance(new)}", file=info)
-    print(f"alpha {args.alpha:g}, p-values {'Holm-adjusted' if args.correction == 'holm' else 'unadjusted'}, "
-          f"throughput threshold {args.throughput_threshold:.0%}", file=info)
+    for c in changes:
+        print(f"changed: {c}", file=info)
+    print(f"alpha {args.alpha:g}; primary family (clean error, leaderboard worst cases) "
+          f"{'Holm-adjusted' if args.correction == 'holm' else 'unadjusted'}, other rows "
+          f"{'Benjamini-Hochberg q-values' if args.correction == 'holm' else 'unadjusted'}; "
+          f"min effect {args.min_effect:g} pp; throughput threshold {args.throughput_threshold:.0%}", file=info)
     info.flush()
     sys.stdout.write(table)
     sys.stdout.flush()
@@ -45,14 +63,21 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="compare two runs metric by metric; exit 1 if something got worse (CI gate)")
     p.add_argument("base", metavar="BASE", help="the reference run directory or results file")
     p.add_argument("new", metavar="NEW", help="the run to check")
-    p.add_argument("--fail-on", default="clean,robust", metavar="FAMILIES",
-                   help="metric families whose significant worsening fails (exit 1): any of clean,robust,throughput "
-                        "(default clean,robust; '' to never fail)")
+    p.add_argument("--fail-on", default="primary", metavar="TIERS",
+                   help="which significant worsening fails (exit 1): primary (clean error and the leaderboard worst "
+                        "cases), secondary (every other attack row), throughput, or all (default primary; '' never fails)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--min-effect", type=float, default=0.0, metavar="POINTS",
+                   help="a significant change smaller than this many percentage points does not fail (default 0)")
     p.add_argument("--correction", choices=["holm", "none"], default="holm",
-                   help="multiple-testing correction over the table's p-values (default holm)")
+                   help="holm: Holm over the primary family, Benjamini-Hochberg q-values for the rest (default); "
+                        "none: raw p-values")
     p.add_argument("--throughput-threshold", type=float, default=0.1, metavar="FRACTION",
                    help="relative change of median throughput that counts (default 0.1 = 10%%)")
-    p.add_argument("--format", choices=TABLE_FORMATS, default="github")
-    p.add_argument("--hide-same", action="store_true", help="list only rows whose verdict is not 'same'")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) when the runs differ in a setting: model arguments, recipe, data, attack "
+                        "budgets, attacked examples or evaluation seed")
+    p.add_argument("--format", choices=(*TABLE_FORMATS, "json"), default="github",
+                   help="github (Markdown), simple, csv, latex, html or json (default github)")
+    p.add_argument("--all", action="store_true", help="list every row, not only the changes")
     p.set_defaults(func=cmd_compare)
