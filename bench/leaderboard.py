@@ -44,6 +44,7 @@ class Column:
     thousands: bool = False         # integers with separators (throughput, parameters)
     proportion: bool = False        # a fraction of ``n`` examples (binomial noise applies)
     paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.ranking)
+    per_seed: bool = True           # measured per seed (throughput is measured once per model)
     doc: str = ""
 
     def fmt(self, value: float) -> str:
@@ -78,11 +79,11 @@ COLUMNS: list[Column] = [
            doc="`vib-bench info`: largest estimate of I(Z;Y) among the estimators run (each a lower bound; nats)"),
     Column("auc", "AUC %", "max", 100.0, 1, proportion=True,
            doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)"),
-    Column("infer_ex_s", "infer ex/s", "max", thousands=True,
+    Column("infer_ex_s", "infer ex/s", "max", thousands=True, per_seed=False,
            doc="inference examples/s at batch 100 (median of timing rounds)"),
-    Column("train_ex_s", "train ex/s", "max", thousands=True,
+    Column("train_ex_s", "train ex/s", "max", thousands=True, per_seed=False,
            doc="training examples/s at batch 100 (median of timing rounds)"),
-    Column("params", "params", None, thousands=True, doc="number of parameters"),
+    Column("params", "params", None, thousands=True, per_seed=False, doc="number of parameters"),
 ]
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 TEXT_KEYS = ("model", "seeds", "flags", "notes")
@@ -215,7 +216,18 @@ class Leaderboard:
     text: pd.DataFrame
     grid: list[float]
     sort_by: str
+    count: pd.DataFrame | None = None   # seeds behind each cell
     _best: dict = field(default_factory=dict, repr=False)
+
+    def seeds_note(self, model: str, key: str) -> str:
+        """`` (1 seed)`` when this cell rests on fewer seeds than the row's best-covered cell."""
+        if self.count is None or not COLUMN_BY_KEY[key].per_seed:
+            return ""
+        row = [int(k) for c, k in self.count.loc[model].items() if k == k and COLUMN_BY_KEY[c].per_seed]
+        k = self.count.at[model, key]
+        if not row or k != k or int(k) == max(row) or int(k) == 0:
+            return ""
+        return f" ({int(k)} seed{'s' if int(k) != 1 else ''})"
 
     @property
     def models(self) -> list[str]:
@@ -251,14 +263,16 @@ def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
     if sort_by not in sort_keys():
         raise BenchError(f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())})")
     grid = common_grid(res)
-    means, stds, texts = {}, {}, {}
+    means, stds, texts, counts = {}, {}, {}, {}
     for m in res.models():
         name = m.name
         seeds = m.done_seeds()
         per_seed = [seed_values(s, grid) for s in seeds]
-        means[name], stds[name] = {}, {}
+        means[name], stds[name], counts[name] = {}, {}, {}
         for c in COLUMNS:
-            means[name][c.key], stds[name][c.key] = mean_std([v[c.key] for v in per_seed])
+            vals = [v[c.key] for v in per_seed]
+            means[name][c.key], stds[name][c.key] = mean_std(vals)
+            counts[name][c.key] = sum(math.isfinite(v) for v in vals)
         total = len(m.seed_ids())
         fails = _failures(m)
         texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
@@ -267,6 +281,7 @@ def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
     keys = [c.key for c in COLUMNS]
     mean = pd.DataFrame.from_dict(means, orient="index", columns=keys, dtype=float)
     std = pd.DataFrame.from_dict(stds, orient="index", columns=keys, dtype=float)
+    count = pd.DataFrame.from_dict(counts, orient="index", columns=keys, dtype=float)
     text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes"])
     columns = [c for c in COLUMNS if mean[c.key].notna().any()] if len(mean) else []
     if sort_by != "model" and sort_by not in [c.key for c in columns]:
@@ -282,8 +297,8 @@ def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
             frame = pd.DataFrame({"k": mean[sort_by] * (-1 if col.better == "max" else 1),
                                   "tie": mean["clean_error"], "name": mean.index}, index=mean.index)
             order = list(frame.sort_values(["k", "tie", "name"], na_position="last", kind="mergesort").index)
-        mean, std, text = mean.loc[order], std.loc[order], text.loc[order]
-    return Leaderboard(res, columns, mean, std, text, grid, sort_by)
+        mean, std, text, count = mean.loc[order], std.loc[order], text.loc[order], count.loc[order]
+    return Leaderboard(res, columns, mean, std, text, grid, sort_by, count)
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -317,7 +332,7 @@ def _cell(lb: Leaderboard, model: str, col: Column, fmt: str, best: set[str]) ->
         text += pm + col.fmt(lb.std.at[model, col.key])
     if text and model in best:
         text = _bold(text, fmt)
-    return text
+    return text + lb.seeds_note(model, col.key) if text else text
 
 
 def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[str]]:

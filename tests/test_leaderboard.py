@@ -146,3 +146,13 @@ def test_empty_run_renders(tmp_path, golden):
 def test_every_column_is_documented():
     assert all(c.doc for c in COLUMNS)
     assert len({c.key for c in COLUMNS}) == len(COLUMNS)
+
+
+def test_cells_from_fewer_seeds_say_how_many(golden):
+    # seed 1 of vib_beta1e-2 loses its attacks: its robust cells rest on one seed, its clean error on two
+    golden["models"]["vib_beta1e-2"]["seeds"]["1"].pop("attacks")
+    text = render_leaderboard(Results(golden), "github")
+    row = next(line for line in text.splitlines() if line.startswith("| vib_beta1e-2"))
+    assert "(1 seed)" in row and "26.39 ± 2.75 (" not in row
+    mlp = next(line for line in text.splitlines() if line.startswith("| mlp"))
+    assert "seed)" not in mlp
