@@ -426,8 +426,15 @@ def load_results(run_dir_or_file: str | Path) -> Results:
 
 
 def update_results(run_dir: str | Path, fn) -> Results:
-    """Read-modify-write the results file atomically; ``fn(results)`` mutates it in place."""
-    res = Results.load(run_dir)
-    fn(res)
-    res.save()
+    """Read-modify-write the results file under the run's lock; ``fn(results)`` mutates it in place.
+
+    Two commands working on one run (``attack`` and ``info`` side by side) each re-read the file under
+    the lock, so neither loses the other's results.
+    """
+    from .locking import run_lock
+
+    with run_lock(results_path(run_dir).parent):
+        res = Results.load(run_dir)
+        fn(res)
+        res.save()
     return res

@@ -128,12 +128,15 @@ def save_per_example(run_dir, model: str, seed: int, key: str, correct: torch.Te
     """Store a boolean per-example vector (bit-packed) under ``key`` (e.g. ``clean``, ``attack:pgd@0.3``)."""
     from safetensors.torch import load_file, save
 
+    from .locking import run_lock
+
     path = _per_example_path(run_dir, model, seed)
-    tensors = load_file(str(path)) if path.exists() else {}
     bits = correct.detach().to("cpu", torch.bool).numpy()
-    tensors[key] = torch.from_numpy(np.packbits(bits))
-    tensors[f"{key}::n"] = torch.tensor([bits.size], dtype=torch.int64)
-    atomic_write_bytes(path, save(tensors))
+    with run_lock(run_dir):  # a read-modify-write: another process may add its own vectors meanwhile
+        tensors = load_file(str(path)) if path.exists() else {}
+        tensors[key] = torch.from_numpy(np.packbits(bits))
+        tensors[f"{key}::n"] = torch.tensor([bits.size], dtype=torch.int64)
+        atomic_write_bytes(path, save(tensors))
 
 
 def load_per_example(run_dir, model: str, seed: int) -> dict[str, np.ndarray]:

@@ -81,6 +81,7 @@ def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cp
 
 def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -> None:
     """Throughput of every trained model (first seed only: speed does not depend on the seed)."""
+    from .results import update_results
     from .runs import open_run, trained_models
     from .weights import load_trained
 
@@ -102,7 +103,6 @@ def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -
                         batch_sizes=tuple(timing.get("batch_sizes", (1, 100, 1000))),
                         train_batch=int(timing.get("train_batch", 100)),
                         min_run_time=float(timing.get("min_run_time", 0.5)))
-        entry.set_throughput(tp)
+        update_results(run_dir, lambda r, name=name, seed=seed, tp=tp: r.seed(name, seed).set_throughput(tp))
         log(f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
             f"@100, training {tp['train']['median']:,.0f} ex/s")
-        res.save()

@@ -16,7 +16,8 @@ from .env import environment
 from .errors import BenchError
 from .evaluate import clean_metrics
 from .overrides import overrides_per_model
-from .results import CLEAN_KEY, Results
+from .locking import LOCK_NAME, OWNER_NAME, run_lock
+from .results import CLEAN_KEY, Results, update_results
 from .rundir import RESULTS, save_per_example
 from .runs import failed_models
 from .training import TrainConfig, config_dict, train_model
@@ -48,6 +49,11 @@ def init_run(run_dir: Path, run: dict, resume: bool, device) -> Results:
     env = environment(device)
     if run_dir.exists() and not run_dir.is_dir():
         raise BenchError(f"{run_dir} is a file, not a run directory")
+    with run_lock(run_dir):
+        return _init_locked(run_dir, run, resume, env)
+
+
+def _init_locked(run_dir: Path, run: dict, resume: bool, env: dict) -> Results:
     if (run_dir / RESULTS).exists():
         if not resume:
             raise BenchError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
@@ -67,24 +73,23 @@ def init_run(run_dir: Path, run: dict, resume: bool, device) -> Results:
                                  f"not {ov}")
         res.merge_run(run)
     else:
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if any(p.name not in (LOCK_NAME, OWNER_NAME) for p in run_dir.iterdir()) and not resume:
             raise BenchError(f"{run_dir} exists and is not empty; choose another --out")
         res = Results.new(run, env)
     res.set_environment("train", env)
-    run_dir.mkdir(parents=True, exist_ok=True)
     res.save(run_dir)
     return res
 
 
-def evaluate_clean(run_dir: Path, res: Results, dataset, name: str, seed: int, device) -> dict:
-    """Clean test metrics of one trained (model, seed), with its per-example correctness."""
+def evaluate_clean(run_dir: Path, dataset, name: str, seed: int, device):
+    """Clean test metrics of one trained (model, seed), with its per-example correctness.
+
+    Returns ``(metrics, config, stochastic)`` for the results file."""
     model = load_trained(run_dir, name, seed, device)
     x, y = dataset.split("test")
     metrics, correct = clean_metrics(model, x, y, device=device)
     save_per_example(run_dir, name, seed, CLEAN_KEY, correct)
-    res.seed(name, seed, create=True).set_clean(metrics)
-    res.model(name).set_config(model.config, bool(getattr(model, "stochastic", False)))
-    return metrics
+    return metrics, model.config, bool(getattr(model, "stochastic", False))
 
 
 def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
@@ -100,18 +105,26 @@ def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[in
         for seed in seeds:
             status = train_model(name, seed, dataset, cfg, run_dir, overrides=res.model_overrides[name],
                                  device=device, resume=resume, progress=progress)
-            entry = res.seed(name, seed, create=True)
-            entry.set_train({k: v for k, v in status.items() if k not in ("model", "seed", "skipped")})
+            train = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
+            clean = None
             if status["state"] == "done":
+                entry = res.seed(name, seed, create=True)
                 if not CLEAN_KEYS <= set(entry.clean) or not status.get("skipped"):
-                    evaluate_clean(run_dir, res, dataset, name, seed, device)
-                c = entry.clean
+                    clean = evaluate_clean(run_dir, dataset, name, seed, device)
+
+            def record(r: Results, name=name, seed=seed, train=train, clean=clean):
+                r.seed(name, seed, create=True).set_train(train)
+                if clean is not None:
+                    r.seed(name, seed).set_clean(clean[0])
+                    r.model(name).set_config(clean[1], clean[2])
+            res = update_results(run_dir, record)
+            if status["state"] == "done":
+                c = res.seed(name, seed).clean
                 log(f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
                     f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch), "
                     f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
             else:
                 log(f"{name} seed {seed}: FAILED: {status.get('error')}")
-            res.save()
     return res
 
 
