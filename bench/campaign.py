@@ -1,6 +1,9 @@
 """``vib-bench run``: a whole suite in one run directory: train, attack, time, leaderboard, figures.
 
-With ``resume`` it picks up where it stopped and never redoes finished work.
+Everything is checked before anything runs: the suite's keys, names and budgets, the model overrides
+against each model, the attack options. With ``resume`` it picks up where it stopped and never redoes
+finished work; ``fresh`` starts over; ``dry_run`` only plans. ``log`` receives one line per finished
+stage, ``detail`` the per-model and per-cell lines.
 """
 
 from __future__ import annotations
@@ -11,6 +14,12 @@ from pathlib import Path
 
 import torch
 
+from .errors import BenchError
+
+
+def _silent(*_):
+    pass
+
 
 @dataclass
 class RunOptions:
@@ -19,55 +28,122 @@ class RunOptions:
     device: torch.device | str = "cpu"
     data_dir: str | None = None
     plugins: list[str] = field(default_factory=list)
+    models: list[str] | None = None  # patterns: run only these of the suite's models
+    seeds: list[int] | None = None   # run these seeds instead of the suite's
     resume: bool = False
+    fresh: bool = False
+    dry_run: bool = False
     progress: bool | None = None
 
 
-def run_suite(opts: RunOptions, log=print) -> list[tuple[str, int]]:
-    """Train, evaluate, attack, time, then write the leaderboard; returns the (model, seed)s that failed."""
+@dataclass
+class RunOutcome:
+    failed: list[tuple[str, int]] = field(default_factory=list)
+    plan_lines: list[str] = field(default_factory=list)   # the dry run's description
+    leaderboard: Path | None = None
+    seconds: float = 0.0
+
+
+def _prepare(opts: RunOptions):
+    """Check the whole suite and build everything the stages need, before any work."""
+    import registry
     from models import list_models
 
     from . import plugins
-    from .attack import AttackOptions, attack_run
+    from .attack import AttackOptions
+    from .attack.stage import plan_attacks
     from .data import load_dataset
-    from .figures import make_figures
-    from .leaderboard import write_leaderboard
-    from .runs import failed_models, open_run
-    from .suite import suite_overrides
-    from .timing import time_run
-    from .train_stage import train_run
+    from .suite import check_suite, suite_label, suite_overrides
     from .training import TrainConfig
 
-    suite, out, device = opts.suite, Path(opts.out), opts.device
+    suite = opts.suite
+    if opts.resume and opts.fresh:
+        raise BenchError("--resume and --fresh contradict each other; pick one")
     plugins.load_plugins(opts.plugins)
     plugins.load_entry_points()
-    names = list_models(suite["models"])
-    seeds = [int(s) for s in suite.get("seeds", [0])]
-    cfg = TrainConfig.from_dict({"epochs": 20, **suite.get("train", {})}).validate()
+    check_suite(suite)
+    names = all_names = list_models(suite["models"])
+    if opts.models:
+        try:
+            names = registry.select(all_names, opts.models)
+        except registry.NoMatch as e:
+            raise BenchError(f"--models {e.pattern!r}: no model of suite {suite['name']} matches{e.hint()} "
+                             f"(it runs {', '.join(names)})") from None
+    seeds = [int(s) for s in (opts.seeds if opts.seeds is not None else suite.get("seeds", [0]))]
+    if not seeds or any(s < 0 for s in seeds):
+        raise BenchError("--seeds must be non-negative integers")
+    try:
+        cfg = TrainConfig.from_dict({"epochs": 20, **suite.get("train", {})}).validate()
+    except BenchError as e:
+        raise BenchError(f"{suite_label(suite)}: [train] {e}") from None
     dataset = load_dataset(suite["dataset"], opts.data_dir)
-    per_model = suite_overrides(suite, names, dataset)
+    per_model = suite_overrides(suite, all_names, dataset)   # checked against every model of the suite
+    per_model = {m: per_model[m] for m in names}
+    attack_opts = attack_plan = None
+    if "attack" in suite:
+        attack_opts = AttackOptions.from_suite(opts.out, suite["attack"], device=opts.device, data_dir=opts.data_dir,
+                                               progress=opts.progress)
+        n_test = len(dataset.split("test")[0])
+        if attack_opts.n_examples is not None and attack_opts.n_examples > n_test:
+            raise BenchError(f"{suite_label(suite)}: [attack] n_examples: {attack_opts.n_examples} is more than "
+                             f"the {n_test} test examples of {dataset.name}")
+        attack_plan = plan_attacks(attack_opts)
+    return names, seeds, cfg, dataset, per_model, attack_opts, attack_plan
+
+
+def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
+    """Train, evaluate, attack, time, then write the leaderboard and figures."""
+    from .attack import attack_run
+    from .attack.cost import matmul_peak_flops
+    from .figures import make_figures
+    from .leaderboard import write_leaderboard
+    from .plan import describe_plan, make_plan
+    from .rundir import RESULTS, clear_run
+    from .runs import failed_models
+    from .timing import time_run
+    from .train_stage import train_run
+
+    suite, out, device = opts.suite, Path(opts.out), opts.device
+    names, seeds, cfg, dataset, per_model, attack_opts, attack_plan = _prepare(opts)
+    outcome = RunOutcome()
+    if opts.dry_run:
+        plan = make_plan(suite, dataset, per_model, seeds, cfg.epochs, cfg.train_split, attack_plan, attack_opts)
+        outcome.plan_lines = describe_plan(plan, str(device), matmul_peak_flops(str(torch.device(device))) / 1e9)
+        return outcome
+    if (out / RESULTS).exists() and not (opts.resume or opts.fresh):
+        raise BenchError(f"{out} already holds a run; pass --resume to continue it, --fresh to start over, "
+                         "or choose another --out")
+    if opts.fresh:
+        clear_run(out)
     t0 = time.perf_counter()
     log(f"suite {suite['name']}: {len(names)} models x {len(seeds)} seed(s) on {dataset.name}, "
         f"{cfg.epochs} epochs, on {device} -> {out}")
     suite_record = {k: v for k, v in suite.items() if k != "path"}
     train_run(out, dataset, per_model, seeds, cfg, plugin_paths=opts.plugins, device=device,
-              resume=opts.resume, progress=opts.progress, log=log, suite=suite_record)
-    log(f"[train] done in {time.perf_counter() - t0:.0f} s")
+              resume=opts.resume, progress=opts.progress, log=detail, suite=suite_record)
+    failed = failed_models(_results(out), names, seeds)
+    log(f"[train] {len(names) * len(seeds)} model-seed(s) in {time.perf_counter() - t0:.0f} s"
+        + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else ""))
 
-    if "attack" in suite:
+    if attack_opts is not None:
         t1 = time.perf_counter()
-        attack_run(AttackOptions.from_suite(out, suite["attack"], device=device, data_dir=opts.data_dir,
-                                            progress=opts.progress), log=log)
-        log(f"[attack] done in {time.perf_counter() - t1:.0f} s")
+        attack_opts.models = list(names)
+        results = attack_run(attack_opts, log=detail)
+        cells = sum(len([r for r in res.records if not r.is_worst_case]) for res in results)
+        log(f"[attack] {len(results)} model-seed(s), {cells} cells on record, in {time.perf_counter() - t1:.0f} s")
 
     t2 = time.perf_counter()
-    time_run(out, suite.get("timing", {}), device=device, log=log)
+    time_run(out, suite.get("timing", {}), device=device, log=detail)
     log(f"[timing] done in {time.perf_counter() - t2:.0f} s")
 
-    res = open_run(out)
-    path = write_leaderboard(out)
+    outcome.leaderboard = write_leaderboard(out)
     make_figures(out)
-    log(f"leaderboard: {path}")
-    log(path.read_text())
-    log(f"suite {suite['name']} finished in {time.perf_counter() - t0:.0f} s")
-    return failed_models(res, names, seeds)
+    outcome.failed = failed_models(_results(out), names, seeds)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def _results(out: Path):
+    from .runs import open_run
+
+    return open_run(out)

@@ -8,7 +8,8 @@ from .errors import BenchError
 from .weights import build_model
 
 
-def overrides_per_model(names: list[str], overrides: dict, in_shape, num_classes: int) -> dict[str, dict]:
+def overrides_per_model(names: list[str], overrides: dict, in_shape, num_classes: int,
+                        where: str = "--set {key}") -> dict[str, dict]:
     """Give each model the ``--set`` overrides its constructor accepts.
 
     ``--set k=16`` is meant for the VIB models of a selection and must not break the MLPs; a key that
@@ -26,7 +27,7 @@ def overrides_per_model(names: list[str], overrides: dict, in_shape, num_classes
         per_model[name] = mine
     unused = sorted(set(overrides) - used)
     if unused:
-        raise BenchError(f"--set {unused[0]}: no selected model takes this argument")
+        raise BenchError(f"{where.format(key=unused[0])}: no selected model takes this argument")
     return per_model
 
 
@@ -37,7 +38,7 @@ def suite_overrides(table: dict, suite_name: str, names: list[str], in_shape, nu
     unknown = sorted(set(specific) - set(names))
     if unknown:
         raise BenchError(f"suite {suite_name}: [overrides.{unknown[0]!r}] names a model the suite does not run")
-    per_model = overrides_per_model(names, shared, in_shape, num_classes)
+    per_model = overrides_per_model(names, shared, in_shape, num_classes, where=f"{suite_name}: [overrides] {{key}}")
     for name, ov in specific.items():
         per_model[name] = {**per_model[name], **ov}
         build_model(name, per_model[name], in_shape, num_classes)  # fail fast on bad values

@@ -370,6 +370,8 @@ class Results:
         old["models"].update(run["models"])
         old["seeds"] = sorted(set(old["seeds"]) | set(run["seeds"]))
         old["plugins"] = sorted(set(old.get("plugins", [])) | set(run.get("plugins", [])))
+        if run.get("suite"):
+            old["suite"] = run["suite"]   # an edited suite (new attacks, eps, timing) is recorded
 
     # environments
     def environment(self, stage: str | None = None) -> dict:

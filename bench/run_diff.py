@@ -14,6 +14,11 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
+def dict_changes(a: dict, b: dict, where: str = "") -> list[str]:
+    """``["epochs: 2 -> 3"]``: one line per key whose value differs between two settings tables."""
+    return _dict_changes(where, a, b)
+
+
 def _dict_changes(where: str, a: dict, b: dict) -> list[str]:
     keys = sorted(set(a) | set(b))
     return [f"{where}{k}: {_fmt(a.get(k))} -> {_fmt(b.get(k))}" for k in keys if a.get(k) != b.get(k)]

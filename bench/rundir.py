@@ -56,6 +56,19 @@ def require_run_dir(run_dir) -> Path:
     return run_dir
 
 
+def clear_run(run_dir: str | Path) -> None:
+    """Remove everything a run wrote (``--fresh``), and nothing else that lives in the folder."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULTS).exists():
+        return
+    for name in (RESULTS, LEADERBOARD, REPORT):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in (FIGURES, MODELS):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
 def model_dir(run_dir: str | Path, model: str, seed: int | str) -> Path:
     return Path(run_dir) / MODELS / model / f"seed{int(seed)}"
 

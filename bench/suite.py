@@ -2,11 +2,15 @@
 
 A suite is a TOML file (the shipped ones live in ``bench/suites/``): data set, models, seeds,
 training recipe, model overrides, attacks and eps grids, number of attacked examples, timing
-settings. This module finds, reads and checks suites.
+settings. This module finds, reads and checks suites: every key's type and range when the file is
+read (:func:`load_suite`), and its names (models, attacks, budgets, overrides) before anything runs
+(:func:`check_suite`). Every error is one line naming the file and the key:
+``my.toml: [attack] eps: -0.1 is below 0``.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -18,46 +22,169 @@ else:  # Python 3.10: the tomli dependency
     import tomli as tomllib
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites"
-SECTIONS = {
-    "": {"name", "description", "dataset", "models", "seeds", "train", "overrides", "attack", "timing", "info"},
-    "train": {"epochs", "lr", "batch_size", "train_split"},
-    "attack": {"attacks", "eps", "eps_l2", "n_examples", "batch_size", "eot_iter", "set"},
-    "timing": {"batch_sizes", "min_run_time", "train_batch"},
+
+
+# ------------------------------------------------------------------------------------ value checks
+def _int(lo=None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"{v!r} is not an integer"
+        if lo is not None and v < lo:
+            return f"{v} is below {lo}"
+    return check
+
+
+def _number(lo=None, hi=None, open_lo=False):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"{v!r} is not a number"
+        if lo is not None and (v <= lo if open_lo else v < lo):
+            return f"{v:g} is {'not above' if open_lo else 'below'} {lo:g}"
+        if hi is not None and v > hi:
+            return f"{v:g} is above {hi:g}"
+    return check
+
+
+def _str(choices=None):
+    def check(v):
+        if not isinstance(v, str):
+            return f"{v!r} is not a string"
+        if choices and v not in choices:
+            return f"{v!r} is not one of {', '.join(choices)}"
+    return check
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        return f"{v!r} is not true or false"
+
+
+def _list(item, nonempty=True):
+    def check(v):
+        if not isinstance(v, list):
+            return f"{v!r} is not a list"
+        if nonempty and not v:
+            return "is empty"
+        for x in v:
+            msg = item(x)
+            if msg:
+                return msg
+    return check
+
+
+def _table(v):
+    if not isinstance(v, dict):
+        return "is not a table"
+
+
+def _datasets():
+    from .data import DATASETS
+
+    return tuple(DATASETS)
+
+
+SCHEMA = {
+    "": {"name": _str(), "description": _str(), "dataset": lambda v: _str(_datasets())(v),
+         "models": lambda v: _str()(v) if isinstance(v, str) else _list(_str())(v),
+         "seeds": _list(_int(0)), "train": _table, "overrides": _table, "attack": _table, "timing": _table},
+    "train": {"epochs": _int(1), "lr": _number(0, open_lo=True), "batch_size": _int(1),
+              "train_split": _str(("train", "trainval")), "beta1": _number(0, 0.999999), "beta2": _number(0, 0.999999),
+              "lr_decay": _number(0, 1, open_lo=True), "decay_every": _int(1), "ema_decay": _number(0, 0.999999),
+              "snapshot_every": _int(0), "snapshot_n": _int(1)},
+    "attack": {"attacks": _list(_str()), "eps": _list(_number(0, 1)), "eps_l2": _list(_number(0), nonempty=False),
+               "n_examples": _int(1), "batch_size": _int(1), "eot_iter": _int(1), "cascade": _bool, "set": _table},
+    "timing": {"batch_sizes": _list(_int(1)), "min_run_time": _number(0, open_lo=True), "train_batch": _int(1)},
 }
+REQUIRED = ("dataset", "models")
 
 
 def list_suites() -> list[str]:
     return sorted(p.stem for p in SUITE_DIR.glob("*.toml"))
 
 
-def load_suite(name_or_path: str) -> dict:
-    """A shipped suite by name, or a user's TOML file by path."""
+def suite_path(name_or_path: str) -> Path:
+    """A shipped suite's file, or the user's ``.toml`` file."""
     path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.is_file()):
-        if name_or_path not in list_suites():
-            raise BenchError(f"unknown suite {name_or_path!r} (shipped: {', '.join(list_suites())}; or a .toml file)")
-        path = SUITE_DIR / f"{name_or_path}.toml"
+    if path.suffix == ".toml" and path.is_file():
+        return path
+    if name_or_path not in list_suites():
+        raise BenchError(f"unknown suite {name_or_path!r} (shipped: {', '.join(list_suites())}; or a .toml file)")
+    return SUITE_DIR / f"{name_or_path}.toml"
+
+
+def load_suite(name_or_path: str) -> dict:
+    """Read a suite and check every key's type and range; raises one-line errors naming file and key."""
+    path = suite_path(name_or_path)
+    label = path.name
     try:
         suite = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BenchError(f"{path}: not a valid suite file ({e})") from None
-    for section, allowed in SECTIONS.items():
+    for section, checks in SCHEMA.items():
         table = suite.get(section, {}) if section else suite
+        where = f"[{section}] " if section else ""
         if not isinstance(table, dict):
-            raise BenchError(f"{path}: [{section}] must be a table")
-        unknown = set(table) - allowed
+            raise BenchError(f"{label}: [{section}] must be a table")
+        unknown = sorted(set(table) - set(checks))
         if unknown:
-            raise BenchError(f"{path}: unknown key {sorted(unknown)[0]!r} in [{section or 'top level'}]")
-    for key in ("dataset", "models"):
+            raise BenchError(f"{label}: unknown key {unknown[0]!r} in [{section or 'top level'}]")
+        for key, value in table.items():
+            msg = checks[key](value)
+            if msg:
+                raise BenchError(f"{label}: {where}{key}: {msg}")
+    for key in REQUIRED:
         if key not in suite:
-            raise BenchError(f"{path}: missing required key {key!r}")
+            raise BenchError(f"{label}: missing required key {key!r}")
+    for attack, budget in (suite.get("attack", {}).get("set") or {}).items():
+        if not isinstance(budget, dict):
+            raise BenchError(f"{label}: [attack.set.{attack}] must be a table of budget settings")
     suite.setdefault("name", path.stem)
     suite["path"] = str(path)
     return suite
+
+
+def suite_label(suite: dict) -> str:
+    return Path(suite.get("path", suite.get("name", "suite"))).name
+
+
+def check_suite(suite: dict) -> None:
+    """Check a suite's names before anything runs: model patterns, attack names and budgets, model-specific
+    override tables. (Override values are checked against each model when the data set is loaded.)"""
+    from attacks import AttackError, get_spec, list_attacks
+    from models import ModelError, list_models
+
+    from .attack.stage import check_budget_value
+
+    label = suite_label(suite)
+    try:
+        names = list_models(suite["models"])
+    except ModelError as e:
+        raise BenchError(f"{label}: models: {e}") from None
+    specific = [k for k, v in suite.get("overrides", {}).items() if isinstance(v, dict)]
+    unknown = sorted(set(specific) - set(names))
+    if unknown:
+        raise BenchError(f"{label}: [overrides.{unknown[0]!r}] names a model the suite does not run")
+    attack = suite.get("attack", {})
+    try:
+        list_attacks(attack.get("attacks")) if attack.get("attacks") else None
+        for name, budget in (attack.get("set") or {}).items():
+            spec = get_spec(name)
+            for key, value in budget.items():
+                if key not in spec.budget:
+                    raise BenchError(f"[attack.set.{name}] {key}: attack {name} has no such setting "
+                                     f"(settings: {', '.join(spec.budget) or 'none'})")
+                check_budget_value(name, key, value, spec.budget[key], where=f"[attack.set.{name}] {key}")
+    except (AttackError, BenchError) as e:
+        raise BenchError(f"{label}: {e}") from None
 
 
 def suite_overrides(suite: dict, names: list[str], dataset) -> dict[str, dict]:
     """The per-model overrides of a suite's ``[overrides]`` table for ``dataset``."""
     from .overrides import suite_overrides as route
 
-    return route(suite.get("overrides", {}), suite["name"], names, dataset.in_shape, dataset.num_classes)
+    return route(suite.get("overrides", {}), suite_label(suite), names, dataset.in_shape, dataset.num_classes)
+
+
+def suite_text(name_or_path: str) -> str:
+    """A suite file's text, as shipped (``vib-bench show suite NAME``)."""
+    return suite_path(name_or_path).read_text()

@@ -16,6 +16,7 @@ from .env import environment
 from .errors import BenchError
 from .evaluate import clean_metrics
 from .overrides import overrides_per_model
+from .run_diff import dict_changes
 from .locking import LOCK_NAME, OWNER_NAME, run_lock
 from .results import CLEAN_KEY, Results, update_results
 from .rundir import RESULTS, save_per_example
@@ -56,7 +57,8 @@ def init_run(run_dir: Path, run: dict, resume: bool, device) -> Results:
 def _init_locked(run_dir: Path, run: dict, resume: bool, env: dict) -> Results:
     if (run_dir / RESULTS).exists():
         if not resume:
-            raise BenchError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+            raise BenchError(f"{run_dir} already holds a run; pass --resume to continue it, --fresh to start over, "
+                             "or choose another --out")
         res = Results.load(run_dir)
         old = res.dataset
         same_data = all(old.get(k) == run["dataset"].get(k) for k in ("name", "checksum"))
@@ -64,13 +66,16 @@ def _init_locked(run_dir: Path, run: dict, resume: bool, env: dict) -> Results:
             raise BenchError(f"--resume: {run_dir} was trained on {old.get('name')} "
                              f"({old.get('checksum')}), not {run['dataset']['name']} ({run['dataset']['checksum']})")
         # Compare recipes as TrainConfig objects, so settings added later compare at their defaults.
-        if TrainConfig.from_dict(res.train_config) != TrainConfig.from_dict(run["train"]):
-            raise BenchError(f"--resume: {run_dir} was started with different train settings "
-                             f"({res.train_config} vs {run['train']})")
+        old_cfg, new_cfg = TrainConfig.from_dict(res.train_config), TrainConfig.from_dict(run["train"])
+        if old_cfg != new_cfg:
+            changed = dict_changes(config_dict(old_cfg), config_dict(new_cfg))
+            raise BenchError(f"--resume: {run_dir} was trained with other settings ({'; '.join(changed)}); "
+                             "use another --out, or --fresh to start over")
         for name, ov in run["models"].items():
             if name in res.model_overrides and res.model_overrides[name] != ov:
-                raise BenchError(f"--resume: model {name} was started with overrides {res.model_overrides[name]}, "
-                                 f"not {ov}")
+                changed = dict_changes(res.model_overrides[name], ov)
+                raise BenchError(f"--resume: model {name} was trained with other arguments ({'; '.join(changed)}); "
+                                 "use another --out, or --fresh to start over")
         res.merge_run(run)
     else:
         if any(p.name not in (LOCK_NAME, OWNER_NAME) for p in run_dir.iterdir()) and not resume:

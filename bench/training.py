@@ -233,6 +233,10 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     except TrainingDiverged as e:
         bar.close()
         return write_status("failed", error=str(e))
+    except KeyboardInterrupt:  # Ctrl-C: the status must not say "running"; the checkpoint lets --resume go on
+        bar.close()
+        write_status("interrupted")
+        raise
     bar.close()
 
     epochs_log = [json.loads(ln) for ln in log_lines]

@@ -167,7 +167,7 @@ def test_resume_with_different_settings_is_refused(tmp_path, capsys):
     assert main([*base, "--epochs", "1"]) == 0
     before = (tmp_path / "results.json").read_bytes()
     assert main([*base, "--epochs", "2", "--resume"]) == 2
-    assert "different train settings" in one_error_line(capsys)
+    assert "trained with other settings (epochs: 1 -> 2)" in one_error_line(capsys)
     assert (tmp_path / "results.json").read_bytes() == before
 
 

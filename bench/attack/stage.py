@@ -79,9 +79,9 @@ class AttackResult:
     grid: Path | None = None
 
 
-def check_budget_value(attack: str, key: str, value, default) -> None:
+def check_budget_value(attack: str, key: str, value, default, where: str | None = None) -> None:
     """A budget override must have the type of the registry's default; numbers must be >= 0."""
-    where = f"--attack-set {attack}.{key}={value!r}"
+    where = where or f"--attack-set {attack}.{key}={value!r}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise BenchError(f"{where}: expected true or false")
@@ -97,7 +97,7 @@ def check_budget_value(attack: str, key: str, value, default) -> None:
 
 
 @dataclass
-class _Plan:
+class AttackPlan:
     """The checked options: attack names, eps grids and budgets."""
 
     attacks: list[str]
@@ -106,7 +106,7 @@ class _Plan:
     batch_size: int
 
 
-def _plan(opts: AttackOptions) -> _Plan:
+def plan_attacks(opts: AttackOptions) -> AttackPlan:
     from attacks import check_eps, get_spec, list_attacks
 
     if opts.resume and opts.fresh:
@@ -135,7 +135,7 @@ def _plan(opts: AttackOptions) -> _Plan:
     if not any(eps_linf if norm == "Linf" else eps_l2 for norm in norms_run):
         raise BenchError(f"nothing to run: no eps for the {' and '.join(sorted(norms_run))} attacks selected "
                          "(see --eps and --eps-l2)")
-    return _Plan(attacks, eps_linf, eps_l2, batch_size)
+    return AttackPlan(attacks, eps_linf, eps_l2, batch_size)
 
 
 def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
@@ -144,12 +144,13 @@ def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
 
     spec = get_spec(name)
     ov = dict((opts.attack_set or {}).get(name, {}))
-    if name == "eot_pgd" and opts.eot_iter is not None:
-        ov.setdefault("eot_iter", opts.eot_iter)
     if "version" in spec.budget and ov.get("version", "auto") == "auto":
         ov["version"] = protocol.autoattack_version(randomised)
-    if randomised and "eot_iter" in spec.budget and not spec.eot:  # APGD: average gradients over draws
-        ov.setdefault("eot_iter", protocol.EOT_ITER)
+    if randomised and "eot_iter" in spec.budget:  # EOT-PGD and APGD: average gradients over draws
+        if opts.eot_iter is not None:
+            ov.setdefault("eot_iter", opts.eot_iter)
+        elif not spec.eot:
+            ov.setdefault("eot_iter", protocol.EOT_ITER)
     return ov
 
 
@@ -165,7 +166,7 @@ def _order(names: list[str], cascade: bool) -> tuple[list[str], list[str]]:
     return [a for a in names if a not in chain], chain
 
 
-def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: _Plan, log=print):
+def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: AttackPlan, log=print):
     """Run every missing cell for one (model, seed); returns its :class:`AttackResult` and the model."""
     from attacks import create_attack, get_spec
 
@@ -318,7 +319,7 @@ def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackRes
     from .summary import summary_lines
 
     run_dir = require_run_dir(opts.run_dir)
-    plan = _plan(opts)
+    plan = plan_attacks(opts)
     res = open_run(run_dir)
     pairs = select_trained(run_dir, res, opts.models)
     device = torch.device(opts.device)

@@ -41,7 +41,8 @@ def register(sub) -> None:
                    help="attack the first N test examples (default: the whole test split)")
     p.add_argument("--batch-size", type=int, default=1000, help="examples per attack batch (default: 1000)")
     p.add_argument("--eot-iter", type=int, default=None, metavar="K",
-                   help="forward draws averaged per EOT-PGD step (default: the registry's, 10)")
+                   help="draws averaged per gradient by the EOT attacks on randomised models (default: EOT-PGD 10, "
+                        "APGD 20)")
     p.add_argument("--attack-set", action="append", default=[], metavar="ATTACK.KEY=VALUE",
                    help="override one attack's budget, e.g. --attack-set pgd.steps=100 (repeatable)")
     p.add_argument("--grid-eps", type=float, default=0.2,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .common import add_plugins, load_plugins
 
 
@@ -12,6 +14,11 @@ def cmd_list(args) -> int:
 
         for name in list_models(args.pattern):
             print(f"{name:24s} {describe_model(name)}")
+    elif args.what == "suites":
+        from ..suite import list_suites, load_suite
+
+        for name in list_suites():
+            print(f"{name:12s} {load_suite(name).get('description', '')}")
     elif args.what == "datasets":
         from ..data import DATASETS
 
@@ -31,8 +38,12 @@ def cmd_list(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list", help="list registered models, data sets, attacks or estimators")
-    p.add_argument("what", choices=["models", "datasets", "attacks", "estimators"])
-    p.add_argument("pattern", nargs="*", help="wildcards (models only)")
+    p = sub.add_parser("list", help="list registered models, attacks, data sets, suites or estimators",
+                       description="List what vib-bench knows about: registered models and attacks (with wildcards), "
+                                   "data sets, shipped suites, MI estimators.",
+                       epilog="examples:\n  vib-bench list models 'vib*'\n  vib-bench list attacks 'apgd*'\n"
+                              "  vib-bench list suites", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["models", "attacks", "datasets", "suites", "estimators"])
+    p.add_argument("pattern", nargs="*", help="wildcards (models and attacks; default: all)")
     add_plugins(p)
     p.set_defaults(func=cmd_list)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from .common import add_data, add_device, add_plugins, add_progress, add_threads, device, set_threads
+from .common import (add_data, add_device, add_plugins, add_progress, add_threads, device, parse_list, patterns,
+                     set_threads)
+
+EXAMPLES = """examples:
+  vib-bench run --suite smoke                      # the offline smoke benchmark (about a minute on 2 cores)
+  vib-bench run --suite quick --dry-run            # what the quick suite would run, and a time estimate
+  vib-bench run --suite quick --out runs/quick --resume --threads 1
+  vib-bench run --suite my_suite.toml --models 'vib*' --seeds 0,1,2
+"""
 
 
 def cmd_run(args) -> int:
@@ -14,19 +23,44 @@ def cmd_run(args) -> int:
     set_threads(args.threads)
     suite = load_suite(args.suite)
     out = Path(args.out or f"runs/{suite['name']}")
-    failed = run_suite(RunOptions(suite, out, device=device(args.device), data_dir=args.data_dir,
-                                  plugins=args.plugin, resume=args.resume, progress=args.progress))
-    return 1 if failed else 0
+    say = (lambda *_: None) if args.quiet else print
+    detail = print if args.verbose else (lambda *_: None)
+    outcome = run_suite(RunOptions(suite, out, device=device(args.device), data_dir=args.data_dir,
+                                   plugins=args.plugin, models=patterns(args.models),
+                                   seeds=parse_list(args.seeds, int, "seed"), resume=args.resume, fresh=args.fresh,
+                                   dry_run=args.dry_run, progress=args.progress),
+                        log=say, detail=detail)
+    if args.dry_run:
+        print("\n".join(outcome.plan_lines))
+        print("nothing was run (--dry-run)")
+        return 0
+    if not args.quiet:
+        print(outcome.leaderboard.read_text())
+    print(f"suite {suite['name']} finished in {outcome.seconds:.0f} s: {outcome.leaderboard}"
+          + (f"; {len(outcome.failed)} model-seed(s) failed" if outcome.failed else ""))
+    return 1 if outcome.failed else 0
 
 
 def register(sub) -> None:
     from ..suite import list_suites
 
-    p = sub.add_parser("run", help="run a whole benchmark suite: train, attack, time, leaderboard")
+    p = sub.add_parser("run", help="run a whole benchmark suite: train, attack, time, leaderboard",
+                       description="Train, attack and time every model of a suite into one run directory, then write "
+                                   "its leaderboard and figures. The whole suite is checked before anything runs.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", required=True, help=f"a shipped suite ({', '.join(list_suites())}) or a .toml file")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default: runs/<suite>)")
+    p.add_argument("--models", default=None, metavar="PATTERNS",
+                   help="run only these of the suite's models (comma-separated names or wildcards; default: all)")
+    p.add_argument("--seeds", default=None, metavar="LIST", help="run these seeds instead of the suite's (e.g. 0,1,2)")
     p.add_argument("--resume", action="store_true", help="continue; finished work is never redone")
-    add_threads(p, None)
+    p.add_argument("--fresh", action="store_true", help="discard what RUN_DIR holds and start over")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (model-seeds, attack cells, estimated time) and exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the final line (and errors)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print every model's and every attack cell's line (default: one line per stage)")
+    add_threads(p, "CPU threads for torch (default: torch's; pass 1 on a busy machine)")
     add_data(p)
     add_device(p)
     add_plugins(p)
