@@ -125,6 +125,12 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
     log(f"[train] {len(names) * len(seeds)} model-seed(s) in {time.perf_counter() - t0:.0f} s"
         + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else ""))
 
+    if len(failed) == len(names) * len(seeds):  # nothing trained: nothing to attack or time
+        outcome.failed = failed
+        outcome.leaderboard = write_leaderboard(out)
+        outcome.seconds = time.perf_counter() - t0
+        return outcome
+
     if attack_opts is not None:
         t1 = time.perf_counter()
         attack_opts.models = list(names)

@@ -25,9 +25,18 @@ def cpu_model() -> str:
 
 
 def git_state(path: str | os.PathLike | None = None) -> dict:
-    """Commit id and dirtiness of the vib-bench checkout (None outside a git tree)."""
-    cwd = Path(path or Path(__file__).resolve().parent.parent)
+    """Commit id and dirtiness of the vib-bench checkout.
+
+    None unless the package's folder is the top level of a git work tree: a vib-bench installed inside
+    another repository (a vendored copy, site-packages in a project's tree) must not record that
+    repository's commit as its own.
+    """
+    cwd = Path(path or Path(__file__).resolve().parent.parent).resolve()
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        if not top or Path(top).resolve() != cwd:
+            return {"commit": None, "dirty": None}
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 timeout=10).stdout.strip() or None
         dirty = None

@@ -299,8 +299,15 @@ class Results:
     # construction, loading, saving
     @classmethod
     def new(cls, run: dict, environment: dict, path: Path | None = None) -> "Results":
-        return cls({"schema": SCHEMA, "run": run, "environment": environment, "environments": {}, "models": {}},
-                   path)
+        from . import __version__
+
+        return cls({"schema": SCHEMA, "vib_bench_version": __version__, "run": run, "environment": environment,
+                    "environments": {}, "models": {}}, path)
+
+    @property
+    def version(self) -> str | None:
+        """The vib-bench version that created the file (each stage's environment records its own)."""
+        return self.raw.get("vib_bench_version") or self.environment("train").get("vib_bench")
 
     @classmethod
     def load(cls, run_dir_or_file: str | Path) -> "Results":

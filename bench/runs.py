@@ -66,7 +66,15 @@ def trained_models(run_dir: Path, res: Results, patterns=None) -> list[tuple[str
 def select_trained(run_dir: Path, res: Results, patterns=None) -> list[tuple[str, int]]:
     """Like :func:`trained_models`, but an empty selection is an error that says what to do."""
     pairs = trained_models(run_dir, res, patterns)
-    if not pairs:
-        what = f" matching {','.join(patterns)!r}" if patterns else ""
-        raise BenchError(f"{run_dir}: no trained models{what} (train some with `vib-bench train`)")
-    return pairs
+    if pairs:
+        return pairs
+    what = f" matching {','.join(patterns)!r}" if patterns else ""
+    done = [(m.name, s.seed_id) for m in res.models() if not patterns or registry.matches(m.name, patterns)
+            for s in m.done_seeds()]
+    if done:  # trained, but the weights are not here: a reference run, or weights deleted
+        how = (f"`vib-bench run --suite {res.suite['name']} --out DIR` retrains them" if res.suite.get("name")
+               else "`vib-bench train` with the run's recipe retrains them")
+        raise BenchError(f"{run_dir}: the weights of its {len(done)} trained model-seed(s){what} are absent "
+                         f"(reference runs ship without weights); {how} (same seeds, bit-identical on the same "
+                         "machine), or `vib-bench import` brings your own")
+    raise BenchError(f"{run_dir}: no trained models{what} (train some with `vib-bench train`)")

@@ -82,14 +82,14 @@ def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cp
 def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -> None:
     """Throughput of every trained model (first seed only: speed does not depend on the seed)."""
     from .results import update_results
-    from .runs import open_run, trained_models
+    from .runs import open_run, select_trained
     from .weights import load_trained
 
     if "min_run_time" in timing and not float(timing["min_run_time"]) > 0:
         raise BenchError(f"--min-run-time must be > 0, got {timing['min_run_time']}")
     res = open_run(run_dir)
     seen = set()
-    for name, seed in trained_models(run_dir, res):
+    for name, seed in select_trained(run_dir, res):
         if name in seen:
             continue
         seen.add(name)

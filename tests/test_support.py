@@ -137,3 +137,37 @@ def test_bad_input_exits_2(capsys):
 
     assert main(["list", "models", "mpl"]) == 2
     assert "did you mean 'mlp'" in capsys.readouterr().err
+
+
+def test_git_state_ignores_an_enclosing_repository(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("a")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                   check=True)
+    vendored = tmp_path / "third_party" / "vib-bench"
+    vendored.mkdir(parents=True)
+    assert env.git_state(vendored) == {"commit": None, "dirty": None}   # not this package's repository
+    assert env.git_state(tmp_path)["commit"] is not None
+
+
+def test_results_record_the_vib_bench_version():
+    from bench import __version__
+    from bench.results import Results
+
+    assert Results.new({}, {}).version == __version__
+
+
+@pytest.mark.parametrize("command", ["attack", "time"])
+def test_reference_runs_without_weights_say_so(tmp_path, capsys, command):
+    import shutil
+    from pathlib import Path
+
+    from bench.cli import main
+
+    ref = Path(__file__).resolve().parent.parent / "results" / "smoke"
+    run = tmp_path / "smoke"
+    shutil.copytree(ref, run, ignore=shutil.ignore_patterns("*.png", "*.html"))
+    assert main([command, str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "weights of its" in err and "are absent" in err and "vib-bench run --suite smoke" in err
