@@ -119,7 +119,7 @@ def test_a_broken_entry_point_is_one_line(monkeypatch):
 
 # ------------------------------------------------------------------------------------ exit codes
 def test_an_internal_error_exits_3_in_one_line(monkeypatch, capsys):
-    from bench.cli import list as list_cmd
+    from bench.cli import listing as list_cmd
     from bench.cli import main
 
     def crash(args):

@@ -16,11 +16,27 @@ import sys
 from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
-COMMANDS = ["list", "show", "train", "run", "time", "attack", "leaderboard", "compare", "history", "report", "info",
+COMMANDS = ["listing", "show", "train", "run", "timing", "attack", "leaderboard", "compare", "history", "report", "info",
             "infoplane", "mi_validate"]
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks, and states every option's default (unless its help already does)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default in (None, False, argparse.SUPPRESS) or action.option_strings == []
+                or isinstance(default, list) and not default):
+            return text
+        return f"{text} (default: {default})"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, not usage + message
         sub = self.prog.removeprefix("vib-bench").strip()
         raise BenchError(f"{sub}: {message}" if sub else message)

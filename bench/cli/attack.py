@@ -26,7 +26,16 @@ def register(sub) -> None:
     from ..attack import DEFAULT_ATTACKS, DEFAULT_EPS_L2, DEFAULT_EPS_LINF
     from ..results import eps_label
 
-    p = sub.add_parser("attack", help="robust accuracy of a run's models under adversarial attacks, with sanity checks")
+    p = sub.add_parser("attack", help="robust accuracy of a run's models under adversarial attacks, with sanity checks",
+                       description="Attack every trained model of a run with the strong default set (or --attacks), "
+                                   "on the first N test examples, with the sanity checks that catch gradient masking "
+                                   "(Carlini et al. 2019; AutoAttack), EOT for randomised models, and a per-example "
+                                   "worst case per eps. Costly attacks run in a cascade on what is still robust.",
+                       epilog="examples:\n  vib-bench attack runs/quick --n-examples 1000\n"
+                              "  vib-bench attack runs/quick --models 'vib*' --attacks fgsm,pgd,eot_pgd,square --eps "
+                              "0.1,0.2 --eps-l2 ''\n"
+                              "  vib-bench attack runs/quick --attacks cw_l2 --eps-l2 0.5,1,2 --resume\n"
+                              "  vib-bench attack runs/quick --attack-set pgd.steps=100 --resume   # recompute pgd")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
     p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
     p.add_argument("--attacks", default=None,

@@ -60,7 +60,14 @@ def cmd_compare(args) -> int:
 def register(sub) -> None:
     from ..compare import TABLE_FORMATS
 
-    p = sub.add_parser("compare", help="compare two runs metric by metric; exit 1 if something got worse (CI gate)")
+    p = sub.add_parser("compare", help="compare two runs metric by metric; exit 1 if something got worse (CI gate)",
+                       description="Compare two runs evaluated on the same test set: paired McNemar tests on the "
+                                   "per-example vectors (Fisher-combined over seeds), Holm over the primary family "
+                                   "(clean error, leaderboard worst cases), Benjamini-Hochberg for the rest. Exit 0: "
+                                   "no significant worsening in the --fail-on tiers; 1: a regression; 2: bad input.",
+                       epilog="examples:\n  vib-bench compare results/quick runs/quick\n"
+                              "  vib-bench compare base/ new/ --all --format csv > diff.csv\n"
+                              "  vib-bench compare base/ new/ --strict --min-effect 0.2 --fail-on all")
     p.add_argument("base", metavar="BASE", help="the reference run directory or results file")
     p.add_argument("new", metavar="NEW", help="the run to check")
     p.add_argument("--fail-on", default="primary", metavar="TIERS",
