@@ -13,7 +13,8 @@ from pathlib import Path
 from . import rundir
 from .figures import make_figures
 from .io import atomic_write_text
-from .leaderboard import build_leaderboard, describe_run, footnotes, raised_flags, render, write_leaderboard
+from .leaderboard import build_leaderboard, raised_flags, write_leaderboard
+from .leaderboard_render import describe_run, footnotes, render
 from .protocol import FLAGS, INFO_FLAGS
 from .results import Results
 

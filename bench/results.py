@@ -151,6 +151,11 @@ class SeedResult:
         return self.raw.get("train") or {}
 
     @property
+    def imported(self) -> dict:
+        """Where imported weights came from (``vib-bench import``: file, checksum); {} when trained here."""
+        return self.train.get("imported") or {}
+
+    @property
     def state(self) -> str:
         """``done``, ``running`` or ``failed`` (a seed with no training record counts as done)."""
         return self.train.get("state", "done")
