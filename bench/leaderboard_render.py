@@ -134,7 +134,7 @@ def describe_run(res: Results) -> str:
     seeds = res.seeds
     parts = [f"{ds.get('name', '?')} test set ({ds.get('n_test', '?')} examples, {ds.get('checksum', 'no checksum')})",
              f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}",
-             f"{train.get('epochs', '?')} epochs",
+             f"{train.get('epochs', '?')} epochs" if train else "no training recipe (imported weights)",
              f"commit {_commit(res.environment('train'))}"]
     if res.suite.get("name"):
         parts.insert(0, f"suite {res.suite['name']}")

@@ -16,7 +16,7 @@ import sys
 from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
-COMMANDS = ["list", "train", "run", "time", "attack", "leaderboard", "compare", "history", "report", "info",
+COMMANDS = ["list", "train", "import_weights", "run", "time", "attack", "leaderboard", "compare", "history", "report", "info",
             "infoplane", "mi_validate"]
 
 
