@@ -2,13 +2,18 @@
 
 ``make_figures(run_dir)`` writes PNGs into ``RUN_DIR/figures/``:
 
-* ``robust_accuracy.png``: robust accuracy vs eps, one panel per (norm, attack), every model overlaid
-  (randomised models: the worst-case panel shows the leaderboard number solid and the paper protocol
-  dashed, so the effect of EOT is visible);
-* ``beta_sweep.png``: clean error, worst-case robust accuracy and rate vs beta for models whose
-  config has a ``beta`` (the VIB sweep);
+* ``robust_accuracy.png``: robust accuracy vs eps, one panel per (norm, attack), the worst case over
+  attacks first, every model overlaid: the VIB models (a config with ``beta``) in one sequential colour
+  ramp with triangles, the others in distinct colours with circles, each model nudged sideways by a small
+  offset so coinciding lines stay visible (randomised models: the worst-case panel shows the leaderboard
+  number solid and the paper protocol dashed, so the effect of EOT is visible);
+* ``beta_sweep.png``: clean error, worst-case robust accuracy (one line style and marker per eps) and
+  rate vs beta for models whose config has a ``beta`` (the VIB sweep);
 * ``training_curves.png``: loss terms and validation error per epoch from ``train_log.jsonl``;
-* ``reliability.png``: a reliability diagram per model.
+* ``reliability.png``: a reliability diagram per model, with the examples per bin beneath it.
+
+Error bars are the standard deviation over seeds; a figure of single-seed results says "1 seed" and
+draws none.
 """
 
 from __future__ import annotations
@@ -20,46 +25,95 @@ from pathlib import Path
 
 from . import rundir
 from .io import atomic_write_figure
-from .leaderboard import STANDARD_EPS, robust_accuracy, seed_values
+from .leaderboard import default_eps, robust_accuracy, seed_values
 from .results import Results
 from .stats import mean_std
 
 _SKIP_LOG_KEYS = {"epoch", "lr", "examples_per_s"}
+_ATTACK_ORDER = ("worst_case", "fgsm", "pgd", "eot_pgd", "apgd_ce", "apgd_t", "cw", "autoattack", "square")
 
 
-def _colors(models: list[str]) -> dict[str, tuple]:
+def _families(res: Results, models: list[str]) -> tuple[list[str], list[str]]:
+    """(the other models, the VIB models ordered by beta): two families, drawn differently."""
+    vib = sorted((m for m in models if res.model(m) is not None and res.model(m).beta is not None),
+                 key=lambda m: (res.model(m).beta, m))
+    return [m for m in models if m not in vib], vib
+
+
+def _styles(res: Results, models: list[str]) -> dict[str, dict]:
+    """Colour and marker per model: distinct colours and circles for the others; one sequential ramp and
+    triangles for the VIB family (lighter = larger beta), so ten models stay readable as two groups."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if len(models) <= 10 else "tab20"]
-    return {m: cmap(i % cmap.N) for i, m in enumerate(models)}
+    others, vib = _families(res, models)
+    # the others avoid the ramp's hues (purple, pink, red, orange) while there are few of them
+    tab = colormaps["tab10"]
+    qual = [tab(i) for i in (0, 2, 5, 7, 8, 9)] if vib and len(others) <= 6 else \
+        [colormaps["tab10" if len(others) <= 10 else "tab20"](i) for i in range(20)]
+    ramp = colormaps["plasma"]
+    out = {m: {"color": qual[i % len(qual)], "marker": "o"} for i, m in enumerate(others)}
+    for i, m in enumerate(vib):
+        out[m] = {"color": ramp(0.15 + 0.65 * i / max(len(vib) - 1, 1)), "marker": "^"}
+    return out
 
 
-def _legend(fig, colors: dict, models, extra=()) -> None:
+def _seeds_label(counts) -> str:
+    """``1 seed`` or ``mean ± std over 3 seeds`` (``2-3 seeds`` when models differ)."""
+    counts = sorted({c for c in counts if c})
+    if not counts or counts == [1]:
+        return "1 seed"
+    span = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"mean ± std over {span} seeds" + ("; 1-seed models without bars" if counts[0] == 1 else "")
+
+
+def _legend(fig, styles: dict, models, extra=()) -> None:
     """One legend for the whole figure, below the panels (every model, even those absent from panel 1)."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colors[m], lw=1.5, marker="o", ms=3) for m in models]
+    handles = [Line2D([], [], color=styles[m]["color"], lw=1.5, marker=styles[m]["marker"], ms=4) for m in models]
     labels = list(models)
     for label, style in extra:
         handles.append(Line2D([], [], color="grey", lw=1, ls=style))
         labels.append(label)
-    ncol = min(len(labels), 6)
+    width = fig.get_size_inches()[0]
+    ncol = max(1, min(len(labels), int(width / 2.1)))
     rows = math.ceil(len(labels) / ncol)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     height = fig.get_size_inches()[1]
     fig.tight_layout(rect=(0, (0.3 * rows + 0.1) / height, 1, 1 - 0.35 / height))
 
 
-def _grid(n: int, ncols: int = 3):
+def _ncols(*groups: int) -> int:
+    """Columns for panels in ``groups`` (each group starts a row): a landscape page (width/height near 1.3,
+    panels 4.2 x 3.3 in) with few empty cells; 4 panels -> 2 x 2, 7 -> 3 x 3 with 2 empty."""
+    n = sum(groups)
+    if n <= 3 and len(groups) == 1:
+        return max(n, 1)
+
+    def cost(c: int) -> float:
+        rows = sum(math.ceil(g / c) for g in groups)
+        return abs(math.log(4.2 * c / (3.3 * rows) / 1.3)) + 0.3 * (rows * c - n)
+
+    return min((4, 3, 2), key=lambda c: (cost(c), -c))
+
+
+def _grid(*groups: int, ncols: int | None = None):
+    """A figure with one panel per item of ``groups`` (counts), each group starting a new row."""
     from matplotlib.figure import Figure
 
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
+    ncols = ncols or _ncols(*groups)
+    nrows = sum(math.ceil(g / ncols) for g in groups)
     fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows + 0.5), dpi=100)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    used, row = [], 0
+    for g in groups:
+        for i in range(g):
+            used.append(grid[row + i // ncols][i % ncols])
+        row += math.ceil(g / ncols)
+    for ax in grid.ravel():
+        if not any(ax is u for u in used):
+            ax.set_visible(False)
+    return fig, used
 
 
 # ------------------------------------------------------------------------------------ robustness
@@ -98,34 +152,59 @@ def _mean_curve(per_seed: dict[str, list[tuple[float, float]]]):
     return eps, [s[0] for s in stats], [s[1] if math.isfinite(s[1]) else 0.0 for s in stats]
 
 
+def _offsets(models: list[str], span: float) -> dict[str, float]:
+    """A small sideways offset per model (1.2% of the eps range apart) so that coinciding lines stay visible."""
+    step = 0.012 * span
+    return {m: (i - (len(models) - 1) / 2) * step for i, m in enumerate(models)}
+
+
 def plot_robust_accuracy(res: Results, path: Path) -> Path | None:
     series = _attack_series(res)
     panels = [k for k in series if not k[1].endswith("[paper]")]
     if not panels:
         return None
     order = {"Linf": 0, "L2": 1}
-    panels.sort(key=lambda k: (order.get(k[0], 2), k[1] == "worst_case", k[1].removeprefix("eot_"), k[1].startswith("eot_")))
-    colors = _colors(res.model_names())
-    fig, axes = _grid(len(panels))
+
+    def rank(attack: str) -> tuple:
+        base = attack.removesuffix("_l2")
+        return (_ATTACK_ORDER.index(base) if base in _ATTACK_ORDER else len(_ATTACK_ORDER), base)
+
+    panels.sort(key=lambda k: (order.get(k[0], 2), rank(k[1])))
+    shown = [m for m in res.model_names() if any(m in series[k] for k in panels)]
+    others, vib = _families(res, shown)
+    shown = others + vib
+    styles = _styles(res, shown)
+    seeds = {m: max(len(ps) for k in panels for mm, ps in series[k].items() if mm == m) for m in shown}
+    fig, axes = _grid(*[sum(1 for k in panels if k[0] == norm) for norm in dict.fromkeys(k[0] for k in panels)])
     for ax, (norm, attack) in zip(axes, panels):
-        for model, per_seed in series[(norm, attack)].items():
+        span = max((e for ps in series[(norm, attack)].values() for pts in ps.values() for e, _ in pts), default=1.0)
+        offset = _offsets(shown, span or 1.0)
+        for model in shown:
+            per_seed = series[(norm, attack)].get(model)
+            if not per_seed:
+                continue
             eps, mean, std = _mean_curve(per_seed)
-            ax.errorbar(eps, [100 * v for v in mean], yerr=[100 * s for s in std], color=colors[model], marker="o",
-                        ms=3, capsize=2, lw=1.5, label=model)
+            x = [e + offset[model] for e in eps]
+            st = styles[model]
+            ax.errorbar(x, [100 * v for v in mean], yerr=[100 * s for s in std] if len(per_seed) > 1 else None,
+                        color=st["color"], marker=st["marker"], ms=4, capsize=2, lw=1.3, alpha=0.9, label=model)
             paper = series.get((norm, "worst_case[paper]"), {}).get(model) if attack == "worst_case" else None
             if paper:
                 pe, pm, _ = _mean_curve(paper)
-                ax.plot(pe, [100 * v for v in pm], color=colors[model], ls="--", lw=1, alpha=0.8)
+                ax.plot([e + offset[model] for e in pe], [100 * v for v in pm], color=st["color"], ls="--", lw=1,
+                        alpha=0.8)
         title = "worst case over attacks" if attack == "worst_case" else attack
-        ax.set_title(f"{title} ({'L-inf' if norm == 'Linf' else norm})", fontsize=10)
+        ax.set_title(f"{title} ({'L-inf' if norm == 'Linf' else norm})", fontsize=10,
+                     fontweight="bold" if attack == "worst_case" else "normal")
         ax.set_xlabel("eps")
         ax.set_ylabel("robust accuracy (%)")
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
     dashed = any(series.get((norm, "worst_case[paper]")) for norm, _ in panels)
-    fig.suptitle("Robust accuracy vs eps (mean ± std over seeds)", fontsize=10)
-    shown = [m for m in res.model_names() if any(m in series[k] for k in panels)]
-    _legend(fig, colors, shown, [("worst case, paper protocol only (randomised models)", "--")] if dashed else ())
+    fig.suptitle(f"Robust accuracy vs eps ({_seeds_label(seeds.values())}); "
+                 + ("triangles: VIB models, lighter = larger beta" if vib and others else "each model offset "
+                    "slightly sideways"), fontsize=10)
+    _legend(fig, styles, shown, [("worst case, paper protocol (randomised)", "--")] if dashed else ())
     return atomic_write_figure(fig, path)
 
 
@@ -150,39 +229,52 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
         d = dict(g)
         return ", ".join(f"{k}={json.loads(d[k]) if k in d else '-'}" for k in varying) or "VIB"
 
+    eps = default_eps(res)
+    values = {mod: [seed_values(s, [], eps) for s in res.model(mod).done_seeds()]
+              for g in groups.values() for _, mod in g}
+    have = lambda key: any(math.isfinite(v[key]) for vs in values.values() for v in vs)  # noqa: E731
     metrics = [("clean_error", "clean error (%)", 100.0)]
-    have = lambda key: any(math.isfinite(seed_values(s, [])[key])  # noqa: E731
-                           for g in groups.values() for _, mod in g for s in res.model(mod).done_seeds())
-    robust = [f"worst@{e:g}" for e in STANDARD_EPS if have(f"worst@{e:g}")]
+    robust = [f"worst@{e:g}" for e in eps if have(f"worst@{e:g}")]
     if robust:
         metrics.append(("robust", "worst-case robust accuracy (%)", 100.0))
     if have("rate"):
         metrics.append(("rate", "rate (nats)", 1.0))
-    fig, axes = _grid(len(metrics))
-    styles = ["-", "--", ":", "-."]
+    fig, axes = _grid(len(metrics), ncols=len(metrics))
+    # one line style, marker and shade per eps, so the eps series stay apart even where they coincide
+    line_styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
+    seeds = [len(vs) for vs in values.values()]
     for ax, (key, ylabel, scale) in zip(axes, metrics):
         for gi, (g, members) in enumerate(groups.items()):
             keys_here = robust if key == "robust" else [key]
             for ki, k in enumerate(keys_here):
                 xs, ys, es = [], [], []
+                nudge = 10 ** (0.03 * (ki - (len(keys_here) - 1) / 2))  # a small offset on the log axis
                 for beta, model in members:
-                    mean, std = mean_std([seed_values(s, [])[k] for s in res.model(model).done_seeds()])
+                    mean, std = mean_std([v[k] for v in values[model]])
                     if math.isfinite(mean):
-                        xs.append(beta)
+                        xs.append(beta * nudge)
                         ys.append(mean * scale)
                         es.append(std * scale if math.isfinite(std) else 0.0)
                 if xs:
                     lab = label(g) + (f", L-inf eps {k.split('@')[1]}" if key == "robust" else "")
-                    ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, capsize=2, ls=styles[ki % len(styles)],
-                                color=f"C{gi}", label=lab)
+                    shade = 1.0 - 0.45 * ki / max(len(keys_here) - 1, 1) if key == "robust" else 1.0
+                    color = tuple(min(1.0, c * shade + (1 - shade)) for c in _rgb(f"C{gi}"))
+                    ax.errorbar(xs, ys, yerr=es if any(es) else None, marker=markers[ki % len(markers)], ms=5,
+                                capsize=2, ls=line_styles[ki % len(line_styles)], lw=1.5, color=color, label=lab)
         ax.set_xscale("log")
         ax.set_xlabel("beta")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.suptitle("VIB sweep over beta (mean ± std over seeds)", fontsize=10)
+    fig.suptitle(f"VIB sweep over beta ({_seeds_label(seeds)})", fontsize=10)
     fig.tight_layout()
     return atomic_write_figure(fig, path)
+
+
+def _rgb(name: str) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(name)
 
 
 # ------------------------------------------------------------------------------------ training curves
@@ -206,7 +298,7 @@ def plot_training_curves(res: Results, run_dir: Path, path: Path) -> Path | None
     keys = first + sorted(k for k in keys if k not in first)
     if not keys:
         return None
-    colors = _colors(res.model_names())
+    styles = _styles(res, [m for m in res.model_names() if m in logs])
     fig, axes = _grid(len(keys))
     for ax, key in zip(axes, keys):
         scale = 100.0 if key.endswith("error") else 1.0
@@ -219,13 +311,14 @@ def plot_training_curves(res: Results, run_dir: Path, path: Path) -> Path | None
                         by_epoch[rec["epoch"]].append(v)
             if by_epoch:
                 ep = sorted(by_epoch)
-                ax.plot(ep, [scale * sum(by_epoch[e]) / len(by_epoch[e]) for e in ep], color=colors[model],
+                ax.plot(ep, [scale * sum(by_epoch[e]) / len(by_epoch[e]) for e in ep], color=styles[model]["color"],
                         lw=1.5, label=model)
         ax.set_title(key + (" (%)" if scale != 1 else ""), fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    fig.suptitle("Training curves (mean over seeds)", fontsize=10)
-    _legend(fig, colors, [m for m in res.model_names() if m in logs])
+    n_seeds = [len(runs) for runs in logs.values()]
+    fig.suptitle("Training curves (" + ("1 seed" if max(n_seeds) == 1 else "mean over seeds") + ")", fontsize=10)
+    _legend(fig, styles, [m for m in res.model_names() if m in logs])
     return atomic_write_figure(fig, path)
 
 
@@ -241,7 +334,10 @@ def make_figures(run_dir) -> list[Path]:
 
 
 def plot_reliability(res: Results, path: Path) -> Path | None:
-    """Reliability diagram per model (first seed): accuracy against confidence."""
+    """Reliability diagram per model (first seed): accuracy against confidence, and beneath it the number of
+    examples per bin (log scale), so that a bin of 2 examples does not read like one of 269."""
+    from matplotlib.figure import Figure
+
     items = []
     for m in res.models():
         for entry in m.seeds():
@@ -251,19 +347,33 @@ def plot_reliability(res: Results, path: Path) -> Path | None:
                 break
     if not items:
         return None
-    fig, axes = _grid(len(items))
-    for ax, (name, seed, rel, clean) in zip(axes, items):
-        edges = rel["edges"]
+    ncols = _ncols(len(items))
+    nrows = math.ceil(len(items) / ncols)
+    fig = Figure(figsize=(4.0 * ncols, 4.6 * nrows), dpi=100)
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.45, wspace=0.3)
+    for i, (name, seed, rel, clean) in enumerate(items):
+        inner = outer[i // ncols, i % ncols].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
+        ax, axn = fig.add_subplot(inner[0]), fig.add_subplot(inner[1])
+        edges, counts = rel["edges"], rel["count"]
         width = edges[1] - edges[0]
-        for lo, acc, cnt in zip(edges[:-1], rel["accuracy"], rel["count"]):
-            if cnt:
-                ax.bar(lo, acc, width=width, align="edge", color="tab:blue", edgecolor="white", alpha=0.8)
+        for lo, acc, cnt in zip(edges[:-1], rel["accuracy"], counts):
+            if cnt:  # a bin of few examples is drawn pale: its accuracy is mostly noise
+                ax.bar(lo, acc, width=width, align="edge", color="tab:blue", edgecolor="white",
+                       alpha=0.25 + 0.6 * min(1.0, math.log10(cnt) / 2))
+                axn.bar(lo, cnt, width=width, align="edge", color="grey", edgecolor="white")
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
+        ax.set_xticklabels([])
         ax.set_title(f"{name} (seed {seed})\nECE {100 * clean['ece']:.2f}%, NLL {clean['nll']:.3f}", fontsize=9)
-        ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
+        axn.set_xlim(0, 1)
+        axn.set_yscale("log")
+        axn.set_ylim(0.8, max(max(counts), 1) * 3)
+        axn.set_ylabel("examples", fontsize=8)
+        axn.tick_params(labelsize=7)
+        axn.set_xlabel("confidence")
+    fig.suptitle("Reliability diagrams (one seed per model). Grey: examples per confidence bin (log scale); "
+                 "pale bars: bins of fewer than 100 examples", fontsize=10)
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.9 / (4.6 * nrows), bottom=0.5 / (4.6 * nrows))
     return atomic_write_figure(fig, path)
-
-

@@ -14,11 +14,11 @@ import registry
 
 from .env import machine_key
 from .errors import BenchError
-from .leaderboard import COLUMN_BY_KEY, common_grid, seed_n, seed_values
+from .leaderboard import STANDARD_EPS, column, common_grid, format_name, robust_key, seed_n, seed_values
 from .results import Results
 from .stats import binomial_se, detect_steps, mean_std, step_tolerances
 
-TABLE_FORMATS = ("github", "simple", "csv", "latex", "html")
+TABLE_FORMATS = ("github", "simple", "csv", "latex", "html", "json")
 
 def _recorded_at(run: Results) -> str | None:
     return run.environment("train").get("recorded_at")
@@ -27,8 +27,9 @@ def _recorded_at(run: Results) -> str | None:
 def history_frame(runs: list[Results], metric: str, patterns: list[str] | None = None, *,
                   noise_factor: float = 3.0, throughput_threshold: float = 0.1) -> list[dict]:
     """One row per (run, model): value (mean over seeds), std, noise (standard error) and step flags."""
-    check_metric(metric)
-    col = COLUMN_BY_KEY[metric]
+    col = check_metric(metric)
+    rk = robust_key(metric)
+    eps = [rk[1]] if rk else STANDARD_EPS
     rows = []
     for i, run in enumerate(runs):
         grid = common_grid(run)
@@ -37,7 +38,7 @@ def history_frame(runs: list[Results], metric: str, patterns: list[str] | None =
             if patterns and not registry.matches(model, patterns):
                 continue
             seeds = m.done_seeds()
-            vals = [seed_values(s, grid)[metric] for s in seeds]
+            vals = [seed_values(s, grid, eps)[metric] for s in seeds]
             mean, std = mean_std(vals)
             k = sum(math.isfinite(v) for v in vals)
             se = std / math.sqrt(k) if k >= 2 else math.nan
@@ -78,17 +79,23 @@ def order_runs(runs: list[Results], order: str) -> list[Results]:
     return [r for *_, r in sorted(keyed, key=lambda t: t[:3])]
 
 
-def check_metric(metric: str) -> None:
-    if metric not in COLUMN_BY_KEY:
-        raise BenchError(f"--metric {metric!r}: choose from {', '.join(COLUMN_BY_KEY)}")
+def check_metric(metric: str):
+    """The leaderboard column of a metric key (robust accuracy at any L-inf eps: ``pgd@0.2``)."""
+    try:
+        return column(metric)
+    except BenchError as e:
+        raise BenchError(f"--metric {metric!r}: {e}") from None
 
 
 def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
     from tabulate import tabulate
 
-    col = COLUMN_BY_KEY[metric]
+    col = column(metric)
+    fmt = format_name(fmt, TABLE_FORMATS)
     models = list(dict.fromkeys(r["model"] for r in rows))
     runs = list(dict.fromkeys((r["index"], r["run"], r["commit"], r["recorded_at"]) for r in rows))
+    if fmt == "json":
+        return history_json(rows, metric)
     if fmt == "csv":
         import pandas as pd
 
@@ -115,13 +122,28 @@ def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
                     disable_numparse=True) + "\n"
 
 
+def history_json(rows: list[dict], metric: str) -> str:
+    """The history as JSON: the metric, then one record per (run, model) in natural units (NaN: null)."""
+    import json
+
+    def clean(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    keys = ("run", "commit", "recorded_at", "model", "value", "std", "seeds", "noise", "step", "delta", "tolerance",
+            "note")
+    col = column(metric)
+    doc = {"metric": metric, "doc": col.doc, "better": col.better,
+           "rows": [{k: clean(r.get(k)) for k in keys if k in r} for r in rows]}
+    return json.dumps(doc, indent=1) + "\n"
+
+
 def plot_history(rows: list[dict], metric: str, path) -> Path:
     """Metric vs run, one line per model (error bars: std over seeds), steps circled in red."""
     from matplotlib.figure import Figure
 
     from .io import atomic_write_figure
 
-    col = COLUMN_BY_KEY[metric]
+    col = column(metric)
     runs = list(dict.fromkeys((r["index"], r["run"]) for r in rows))
     pos = {idx: i for i, (idx, _) in enumerate(runs)}
     fig = Figure(figsize=(max(5.0, 0.9 * len(runs) + 3), 3.8), dpi=110)

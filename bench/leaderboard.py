@@ -6,6 +6,11 @@ better", "higher is better" or none) and a display scale; the best value of a di
 marked (bold, or ``best`` in CSV). Columns without data in a run are left out, so a run that has
 only been trained still renders.
 
+The robust-accuracy columns (``fgsm@eps``, ``pgd@eps``, ``worst@eps``) exist for any L-inf eps the run
+attacked; by default a leaderboard shows up to three nonzero eps of the run's own grid
+(:func:`default_eps`), and ``eps=`` chooses them. Rendering (Markdown, LaTeX, HTML, CSV, JSON) lives in
+``bench.leaderboard_render``.
+
 Robust accuracy, as the attack stage records it: an example counts as robust when it is classified
 correctly both clean and attacked. For a randomised model (VIB, or anything whose outputs vary
 between forward passes) the leaderboard takes the worse of its protocols: ``paper`` (gradients
@@ -15,7 +20,6 @@ through the model's own sample average) and ``eot`` (gradients averaged over man
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +27,25 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BenchError
-from .protocol import FLAG_BY_LABEL, FLAGS
+from .protocol import FLAGS
 from .results import AttackRecord, ModelResult, Results, SeedResult, norm_eps
 from .rundir import LEADERBOARD, run_dir_of
 from .stats import mean_std, trapezoid_auc
 
-FORMATS = ("github", "latex", "html", "csv")
+FORMATS = ("github", "latex", "html", "csv", "json")
+FORMAT_ALIASES = {"markdown": "github"}
 STANDARD_EPS = (0.1, 0.3)          # the L-inf points of the MNIST threat model (Madry et al.)
 STANDARD_ATTACKS = ("fgsm", "pgd")
+MAX_DEFAULT_EPS = 3                # robust columns per family when the eps are not chosen
+ROBUST_FAMILIES = (("fgsm", "FGSM"), ("pgd", "PGD"), ("worst", "worst"))
+
+
+def format_name(fmt: str, choices=FORMATS) -> str:
+    """A format name with its aliases resolved (``markdown`` is ``github``); unknown names are an error."""
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
+    if fmt not in choices:
+        raise BenchError(f"--format {fmt!r}: choose from {', '.join((*choices, *FORMAT_ALIASES))}")
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -54,10 +69,10 @@ class Column:
         return f"{v:,.0f}" if self.thousands else f"{v:.{self.digits}f}"
 
 
-def _robust_columns() -> list[Column]:
+def _robust_columns(eps_list=STANDARD_EPS) -> list[Column]:
     cols = []
-    for family, label in (("fgsm", "FGSM"), ("pgd", "PGD"), ("worst", "worst")):
-        for eps in STANDARD_EPS:
+    for family, label in ROBUST_FAMILIES:
+        for eps in eps_list:
             what = ("per-example worst case over every attack run" if family == "worst"
                     else f"{label}; randomised models: the worse of {family} and eot_{family} (if run)")
             cols.append(Column(f"{family}@{eps:g}", f"{label} ε={eps:g} %", "max", 100.0, 1, proportion=True,
@@ -87,6 +102,82 @@ COLUMNS: list[Column] = [
 ]
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 TEXT_KEYS = ("model", "seeds", "flags", "notes")
+_FAMILIES = {f for f, _ in ROBUST_FAMILIES}
+
+
+def robust_key(key: str) -> tuple[str, float] | None:
+    """``pgd@0.2`` -> (``pgd``, 0.2); None for a key that is not a robust-accuracy column."""
+    family, _, eps = key.partition("@")
+    if family not in _FAMILIES or not eps:
+        return None
+    try:
+        value = float(eps)
+    except ValueError:
+        return None
+    return (family, value) if math.isfinite(value) and value >= 0 else None
+
+
+def column(key: str) -> Column:
+    """The column of a key: a fixed one (``clean_error``, ``auc``...) or robust accuracy at any eps."""
+    if key in COLUMN_BY_KEY:
+        return COLUMN_BY_KEY[key]
+    rk = robust_key(key)
+    if rk is None:
+        raise BenchError(f"unknown column {key!r} (choose from {', '.join(sort_keys())}; "
+                         "robust accuracy at any L-inf eps: fgsm@EPS, pgd@EPS, worst@EPS)")
+    return _robust_columns([rk[1]])[[f for f, _ in ROBUST_FAMILIES].index(rk[0])]
+
+
+def columns_for(eps) -> list[Column]:
+    """The leaderboard's columns with robust accuracy at the L-inf ``eps`` (in place of the standard pair)."""
+    robust = [c for c in COLUMNS if robust_key(c.key)]
+    at = COLUMNS.index(robust[0])
+    rest = [c for c in COLUMNS if not robust_key(c.key)]
+    return rest[:at] + _robust_columns(sorted({norm_eps(e) for e in eps})) + rest[at:]
+
+
+def default_eps(res: Results) -> list[float]:
+    """The default eps of the robust columns: :func:`pick_eps` of the run's nonzero L-inf grid (the eps
+    every attacked seed has, else any attacked eps); the standard pair when nothing was attacked."""
+    grids = [linf_grid(e) for e in res.iter_seeds() if e.records()]
+    grid = (set.intersection(*grids) or set.union(*grids)) if grids else set()
+    return pick_eps(grid) or list(STANDARD_EPS)
+
+
+def pick_eps(grid, most: int = MAX_DEFAULT_EPS) -> list[float]:
+    """Up to ``most`` nonzero values of ``grid``: all when few; else the standard ones (0.1, 0.3) it has (or
+    its ends), filled with the values farthest from those already chosen (the smaller on a tie)."""
+    grid = sorted({norm_eps(e) for e in grid if e > 0})
+    if len(grid) <= most:
+        return grid
+    chosen = [e for e in STANDARD_EPS if norm_eps(e) in grid][:most] or [grid[0], grid[-1]][:most]
+    while len(chosen) < most:
+        chosen.append(max((e for e in grid if e not in chosen), key=lambda e: (min(abs(e - c) for c in chosen), -e)))
+    return sorted(chosen)
+
+
+def choose_eps(res: Results, eps=None, sort_by: str | None = None) -> list[float]:
+    """The eps of the robust columns: ``eps`` (checked against the run's grid) or :func:`default_eps`,
+    plus the eps of a ``sort_by`` robust key, so that the table shows the column it is sorted by."""
+    grid = {e for s in res.iter_seeds() for e in linf_grid(s)}
+    def check(e: float, flag: str) -> float:
+        if not e >= 0:
+            raise BenchError(f"{flag}: an eps must be >= 0, got {e:g}")
+        if grid and norm_eps(e) not in grid:
+            raise BenchError(f"{flag}: this run attacked no L-inf eps {e:g} "
+                             f"(its grid: {', '.join(f'{g:g}' for g in sorted(grid))})")
+        return norm_eps(e)
+
+    if eps is None:
+        chosen = default_eps(res)
+    else:
+        chosen = sorted({check(e, f"--eps {e:g}") for e in eps})
+        if not chosen:
+            raise BenchError("--eps is empty: give comma-separated L-inf eps, e.g. 0.1,0.3")
+    rk = robust_key(sort_by) if sort_by else None
+    if rk and norm_eps(rk[1]) not in chosen:
+        chosen = sorted({*chosen, check(rk[1], f"--sort-by {sort_by}")})
+    return chosen
 
 # ------------------------------------------------------------------------------------ extraction
 def _num(v) -> float:
@@ -154,14 +245,15 @@ def flag_label(name: str, norms: set[str] | None = None) -> str:
     return f"{label} (L2)" if norms == {"L2"} else label
 
 
-def seed_values(entry: SeedResult, grid: list[float]) -> dict[str, float]:
-    """Every leaderboard metric of one (model, seed), natural units; NaN when absent."""
+def seed_values(entry: SeedResult, grid: list[float], eps=STANDARD_EPS) -> dict[str, float]:
+    """Every leaderboard metric of one (model, seed), natural units, robust accuracy at each L-inf ``eps``;
+    NaN when absent."""
     recs = entry.records()
     out = {"clean_error": entry.clean_metric("error"), "nll": entry.clean_metric("nll"),
            "ece": entry.clean_metric("ece"), "rate": entry.clean_metric("rate_nats")}
     for family in (*STANDARD_ATTACKS, "worst"):
-        for eps in STANDARD_EPS:
-            out[f"{family}@{eps:g}"] = robust_accuracy(recs, family, eps) if recs else math.nan
+        for e in eps:
+            out[f"{family}@{e:g}"] = robust_accuracy(recs, family, e) if recs else math.nan
     if recs and len(grid) >= 2:
         acc = [robust_accuracy(recs, "worst", e) for e in grid]
         out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
@@ -203,6 +295,12 @@ def _failures(model: ModelResult) -> list[str]:
     return out
 
 
+def _imported(model: ModelResult) -> list[str]:
+    """A note for seeds whose weights were imported (``vib-bench import``): they have no training log."""
+    seeds = [s.seed_id for s in model.seeds() if s.imported]
+    return [f"imported weights (seed {', '.join(seeds)}; no training log)"] if seeds else []
+
+
 # ------------------------------------------------------------------------------------ the table
 @dataclass
 class Leaderboard:
@@ -217,13 +315,14 @@ class Leaderboard:
     grid: list[float]
     sort_by: str
     count: pd.DataFrame | None = None   # seeds behind each cell
+    eps: list[float] = field(default_factory=lambda: list(STANDARD_EPS))  # L-inf eps of the robust columns
     _best: dict = field(default_factory=dict, repr=False)
 
     def seeds_note(self, model: str, key: str) -> str:
         """`` (1 seed)`` when this cell rests on fewer seeds than the row's best-covered cell."""
-        if self.count is None or not COLUMN_BY_KEY[key].per_seed:
+        if self.count is None or not column(key).per_seed:
             return ""
-        row = [int(k) for c, k in self.count.loc[model].items() if k == k and COLUMN_BY_KEY[c].per_seed]
+        row = [int(k) for c, k in self.count.loc[model].items() if k == k and column(c).per_seed]
         k = self.count.at[model, key]
         if not row or k != k or int(k) == max(row) or int(k) == 0:
             return ""
@@ -243,7 +342,7 @@ class Leaderboard:
         from .ranking import Best, best_models
 
         if key not in self._best:
-            col = COLUMN_BY_KEY[key]
+            col = column(key)
             if col.better is None or not col.paired:
                 self._best[key] = Best(set(), False)
             else:
@@ -252,24 +351,31 @@ class Leaderboard:
         return self._best[key]
 
 
-def sort_keys() -> list[str]:
-    return ["model"] + [c.key for c in COLUMNS]
+def sort_keys(eps=STANDARD_EPS) -> list[str]:
+    return ["model"] + [c.key for c in columns_for(eps)]
 
 
-def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
-    """The leaderboard of a loaded results file; ``sort_by`` is a column key (best first) or ``model``."""
+def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Leaderboard:
+    """The leaderboard of a loaded results file; ``sort_by`` is a column key (best first) or ``model``;
+    ``eps`` the L-inf eps of the robust columns (default: :func:`default_eps`)."""
     explicit = sort_by is not None
     sort_by = sort_by or "clean_error"
-    if sort_by not in sort_keys():
-        raise BenchError(f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())})")
+    if sort_by != "model":
+        try:
+            column(sort_by)
+        except BenchError:
+            raise BenchError(f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())}, "
+                             "or fgsm@EPS, pgd@EPS, worst@EPS at any L-inf eps of the run)") from None
+    eps = choose_eps(res, eps, sort_by)
+    all_columns = columns_for(eps)
     grid = common_grid(res)
     means, stds, texts, counts = {}, {}, {}, {}
     for m in res.models():
         name = m.name
         seeds = m.done_seeds()
-        per_seed = [seed_values(s, grid) for s in seeds]
+        per_seed = [seed_values(s, grid, eps) for s in seeds]
         means[name], stds[name], counts[name] = {}, {}, {}
-        for c in COLUMNS:
+        for c in all_columns:
             vals = [v[c.key] for v in per_seed]
             means[name][c.key], stds[name][c.key] = mean_std(vals)
             counts[name][c.key] = sum(math.isfinite(v) for v in vals)
@@ -277,13 +383,13 @@ def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
         fails = _failures(m)
         texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
                        "flags": ", ".join(flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)),
-                       "notes": "; ".join(fails)}
-    keys = [c.key for c in COLUMNS]
+                       "notes": "; ".join(fails + _imported(m))}
+    keys = [c.key for c in all_columns]
     mean = pd.DataFrame.from_dict(means, orient="index", columns=keys, dtype=float)
     std = pd.DataFrame.from_dict(stds, orient="index", columns=keys, dtype=float)
     count = pd.DataFrame.from_dict(counts, orient="index", columns=keys, dtype=float)
     text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes"])
-    columns = [c for c in COLUMNS if mean[c.key].notna().any()] if len(mean) else []
+    columns = [c for c in all_columns if mean[c.key].notna().any()] if len(mean) else []
     if sort_by != "model" and sort_by not in [c.key for c in columns]:
         if explicit and len(mean):
             raise BenchError(f"--sort-by {sort_by}: this run has no {sort_by} data")
@@ -292,194 +398,40 @@ def build_leaderboard(res: Results, sort_by: str | None = None) -> Leaderboard:
         if sort_by == "model":
             order = sorted(mean.index)
         else:
-            col = COLUMN_BY_KEY[sort_by]
+            col = column(sort_by)
             # best first, ties broken by clean error, then by name
             frame = pd.DataFrame({"k": mean[sort_by] * (-1 if col.better == "max" else 1),
                                   "tie": mean["clean_error"], "name": mean.index}, index=mean.index)
             order = list(frame.sort_values(["k", "tie", "name"], na_position="last", kind="mergesort").index)
         mean, std, text, count = mean.loc[order], std.loc[order], text.loc[order], count.loc[order]
-    return Leaderboard(res, columns, mean, std, text, grid, sort_by, count)
+    return Leaderboard(res, columns, mean, std, text, grid, sort_by, count, eps)
 
 
-# ------------------------------------------------------------------------------------ rendering
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "ε": r"$\varepsilon$", "|": r"\textbar{}", "<": r"\textless{}",
-                  ">": r"\textgreater{}"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _escape(text: str, fmt: str) -> str:
-    if fmt == "latex":
-        return latex_escape(text)
-    if fmt == "html":
-        return html.escape(text)
-    return text.replace("|", r"\|")  # a pipe would split a Markdown cell
-
-
-def _bold(text: str, fmt: str) -> str:
-    return {"latex": r"\textbf{%s}", "html": "<b>%s</b>", "github": "**%s**"}[fmt] % text
-
-
-def _cell(lb: Leaderboard, model: str, col: Column, fmt: str, best: set[str]) -> str:
-    v = lb.mean.at[model, col.key]
-    text = col.fmt(v)
-    if text and col.with_std and math.isfinite(lb.std.at[model, col.key]):
-        pm = {"latex": r" $\pm$ ", "html": " ± ", "github": " ± "}[fmt]
-        text += pm + col.fmt(lb.std.at[model, col.key])
-    if text and model in best:
-        text = _bold(text, fmt)
-    return text + lb.seeds_note(model, col.key) if text else text
-
-
-def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[str]]:
-    show_flags = bool(lb.text["flags"].astype(bool).any()) if len(lb.text) else False
-    show_notes = bool(lb.text["notes"].astype(bool).any()) if len(lb.text) else False
-    headers = ["model", "seeds"] + [c.header for c in lb.columns] + (["flags"] if show_flags else []) \
-        + (["notes"] if show_notes else [])
-    align = ["left", "right"] + ["right"] * len(lb.columns) + ["left"] * (show_flags + show_notes)
-    best = {c.key: lb.best(c.key) for c in lb.columns}
-    rows = []
-    for m in lb.models:
-        row = [_escape(m, fmt), lb.text.at[m, "seeds"]]
-        row += [_cell(lb, m, c, fmt, best[c.key]) for c in lb.columns]
-        if show_flags:
-            row.append(_escape(lb.text.at[m, "flags"], fmt))
-        if show_notes:
-            row.append(_escape(lb.text.at[m, "notes"], fmt))
-        rows.append(row)
-    return [_escape(h, fmt) for h in headers], rows, align
-
-
-def to_csv(lb: Leaderboard) -> str:
-    """Raw numbers in natural units (fractions, not %), a ``_std`` column per mean ± std metric, and
-    ``best``: the keys of the columns in which this model holds the best value."""
-    cols = {"model": lb.models, "seeds": list(lb.text["seeds"])}
-    for c in lb.columns:
-        cols[c.key] = list(lb.mean[c.key])
-        if c.with_std:
-            cols[f"{c.key}_std"] = list(lb.std[c.key])
-    cols["flags"] = [";".join(f.strip() for f in s.split(",") if f.strip()) for s in lb.text["flags"]]
-    cols["notes"] = list(lb.text["notes"])
-    best = {c.key: lb.best(c.key) for c in lb.columns}
-    cols["best"] = [";".join(k for k in best if m in best[k]) for m in lb.models]
-    return pd.DataFrame(cols).to_csv(index=False, float_format="%.8g", lineterminator="\n")
-
-
-def render(lb: Leaderboard, fmt: str = "github") -> str:
-    """The table alone, in ``github`` (Markdown pipe table), ``latex``, ``html`` or ``csv``."""
-    from tabulate import tabulate
-
-    if fmt not in FORMATS:
-        raise BenchError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
-    if fmt == "csv":
-        return to_csv(lb)
-    headers, rows, align = _rows(lb, fmt)
-    table_fmt = {"github": "pipe", "latex": "latex_raw", "html": "unsafehtml"}[fmt]
-    return tabulate(rows, headers=headers, tablefmt=table_fmt, colalign=align, disable_numparse=True) + "\n"
-
-
-def render_leaderboard(res: Results, fmt: str = "github", sort_by: str | None = None) -> str:
-    return render(build_leaderboard(res, sort_by), fmt)
-
-
-def _commit(env: dict) -> str:
-    git = env.get("git") or {}
-    if not git.get("commit"):
-        return "unknown commit"
-    return git["commit"][:10] + (" (dirty tree)" if git.get("dirty") else "")
-
-
-def describe_run(res: Results) -> str:
-    """One line: data set, seeds, recipe and code version of a run."""
-    ds = res.dataset
-    train = res.train_config
-    seeds = res.seeds
-    parts = [f"{ds.get('name', '?')} test set ({ds.get('n_test', '?')} examples, {ds.get('checksum', 'no checksum')})",
-             f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}",
-             f"{train.get('epochs', '?')} epochs",
-             f"commit {_commit(res.environment('train'))}"]
-    if res.suite.get("name"):
-        parts.insert(0, f"suite {res.suite['name']}")
-    return ", ".join(parts)
-
-
-def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
-    """Plain-text notes that explain the table (attack protocol, throughput machine, flags)."""
-    notes = []
-    keys = {c.key for c in lb.columns}
-    if keys & {f"{f}@{e:g}" for f in (*STANDARD_ATTACKS, "worst") for e in STANDARD_EPS} or "auc" in keys:
-        ns = sorted({int(seed_n(e, "robust")) for e in lb.results.iter_seeds() if math.isfinite(seed_n(e, "robust"))})
-        n_txt = f"the first {ns[0]} test examples" if len(ns) == 1 else "the attacked test examples"
-        notes.append(f"Robust accuracy: % of {n_txt} classified correctly both clean and attacked (L-inf); "
-                     "for randomised models the worse of the paper and EOT protocols; "
-                     "worst = per-example worst case over every attack run.")
-    if "auc" in keys:
-        notes.append(f"AUC: worst-case accuracy integrated over L-inf eps "
-                     f"{', '.join(f'{e:g}' for e in lb.grid)} (trapezoid), divided by the eps range.")
-    if keys & {"infer_ex_s", "train_ex_s"}:
-        machines = set()
-        for e in lb.results.iter_seeds():
-            mach = e.machine
-            if mach:
-                machines.add(f"{mach.get('device_name', '?')} ({mach.get('device', '?')}, "
-                             f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
-        if machines:
-            notes.append("Throughput: median examples/s at batch 100, measured on " + "; ".join(sorted(machines)) + ".")
-    paired = [c for c in lb.columns if c.better and c.paired]
-    if paired and len(lb.models) > 1:
-        where = "in bold" if fmt != "csv" else "in the best column"
-        notes.append(f"Best ({where}): only where a paired test on the same examples (McNemar, p < 0.05) separates "
-                     "the best value from the runner-up; otherwise every value not significantly different from the "
-                     "best is marked. Columns without per-example data mark nothing.")
-        ties = []
-        for c in paired:
-            b = lb.ranking(c.key)
-            if b.models and not b.significant:
-                ties.append(f"{c.header} ({', '.join(sorted(b.models))}; best vs runner-up p = {b.p:.2g})"
-                            if b.p is not None else f"{c.header} ({', '.join(sorted(b.models))})")
-            elif not b.models and b.runner_up is not None:
-                ties.append(f"{c.header} (all models)")
-        if ties:
-            notes.append("Tied, no significant best: " + "; ".join(ties) + ".")
-    used = []
-    for flags in lb.text["flags"]:
-        for f in flags.split(", "):
-            f = f.removesuffix(" (L2)")
-            if f and f not in used:
-                used.append(f)
-    for f in used:
-        if f in FLAG_BY_LABEL:
-            notes.append(f"`{f}`: {FLAG_BY_LABEL[f].text}")
-    return notes
-
-
-def leaderboard_markdown(res: Results, sort_by: str | None = None) -> str:
-    """The ``leaderboard.md`` document: title, run description, table and notes."""
-    lb = build_leaderboard(res, sort_by)
-    lines = ["# vib-bench leaderboard", "", describe_run(res) + ".", ""]
-    if not lb.models:
-        lines += ["No models in this run yet.", ""]
-    else:
-        lines += [render(lb, "github").rstrip("\n"), ""]
-        lines += [f"- {n}" for n in footnotes(lb)]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def write_leaderboard(run_dir, sort_by: str | None = None) -> Path:
+def write_leaderboard(run_dir, sort_by: str | None = None, eps=None) -> Path:
     """(Re)write ``RUN_DIR/leaderboard.md`` atomically from the results file; returns its path."""
     from .io import atomic_write_text
+    from .leaderboard_render import leaderboard_markdown
 
     res = Results.load(run_dir)
     path = run_dir_of(run_dir) / LEADERBOARD
-    atomic_write_text(path, leaderboard_markdown(res, sort_by))
+    atomic_write_text(path, leaderboard_markdown(res, sort_by, eps))
     return path
 
 
 def column_help() -> str:
     width = max(len(c.key) for c in COLUMNS)
-    return "\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
+    return ("\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
+            + "\n  (fgsm@EPS, pgd@EPS and worst@EPS exist for every L-inf eps the run attacked)")
+
+
+_MOVED = {"render", "render_leaderboard", "leaderboard_markdown", "describe_run", "footnotes", "to_csv", "to_json",
+          "latex_escape"}
+
+
+def __getattr__(name: str):
+    """Rendering moved to ``bench.leaderboard_render``; ``from bench.leaderboard import render`` still works."""
+    if name in _MOVED:
+        from . import leaderboard_render
+
+        return getattr(leaderboard_render, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

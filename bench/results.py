@@ -151,6 +151,11 @@ class SeedResult:
         return self.raw.get("train") or {}
 
     @property
+    def imported(self) -> dict:
+        """Where imported weights came from (``vib-bench import``: file, checksum); {} when trained here."""
+        return self.train.get("imported") or {}
+
+    @property
     def state(self) -> str:
         """``done``, ``running`` or ``failed`` (a seed with no training record counts as done)."""
         return self.train.get("state", "done")
@@ -369,6 +374,12 @@ class Results:
 
     def add_plugins(self, paths) -> None:
         self.raw["run"]["plugins"] = sorted(set(self.plugins) | {str(Path(p).resolve()) for p in paths})
+
+    def add_run_model(self, name: str, overrides: dict, seed: int) -> None:
+        """Record one more (model, seed) in the run section (``vib-bench import`` adds outside weights)."""
+        run = self.raw.setdefault("run", {})
+        run.setdefault("models", {})[name] = dict(overrides)
+        run["seeds"] = sorted(set(run.get("seeds") or []) | {int(seed)})
 
     def merge_run(self, run: dict) -> None:
         """Record a resumed invocation: its recipe, the union of models, seeds and plugins."""

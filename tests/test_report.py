@@ -96,12 +96,65 @@ def test_report_is_one_self_contained_page(run_dir, report):
     for src in parser.images:                                       # embedded, nothing to fetch
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
-    assert not re.search(r'(src|href)="(?!data:)', page)
+    assert not re.search(r'(src|href)="(?!data:|#)', page)                   # only in-page links (contents)
     # the leaderboard, the flags explained, the environment
     assert "<b>12.08 ± 0.20</b>" in page and "vib_beta1e-3" in page
     assert "<code>masking?</code> (vib_beta1e-3): A gradient-free attack" in page
     assert "Environment" in page and "Test CPU" in page and "0123456789" in page
     assert (run_dir / "leaderboard.md").exists()
+
+
+def test_report_reads_top_down(run_dir, report):
+    page = (run_dir / "report.html").read_text()
+    # title: the folder's name when the run has no suite; the contents link every section
+    assert "<title>vib-bench report: run</title>" in page
+    for anchor in ("summary", "leaderboard", "key-figures", "flags", "more-figures", "environment"):
+        assert f'href="#{anchor}"' in page and f'id="{anchor}"' in page
+    order = [page.index(f'id="{a}"') for a in ("summary", "leaderboard", "key-figures", "flags", "more-figures")]
+    assert order == sorted(order)
+    # key figures in their deliberate order, before the flags; training curves among the others
+    assert page.index('alt="robust_accuracy.png"') < page.index('alt="beta_sweep.png"') < page.index('id="flags"')
+    assert page.index('id="more-figures"') < page.index('alt="training_curves.png"')
+    # the leaderboard scrolls inside its own box
+    assert '<div class="scroll"><table>' in page
+    # the summary is generated: numbers with intervals, p-values, and what could not be checked
+    summary = page[page.index('id="summary"'):page.index('id="leaderboard"')]
+    assert "95% CI" in summary and "p = " in summary
+    assert "masking? check could not fire (mlp, dropout, vib_beta1e-2)" in summary
+    assert "No sanity-check flag was raised" not in page
+
+
+def test_report_title_warnings_and_folded_grids(tmp_path):
+    from bench.report import report_html
+
+    d = tmp_path / "run"
+    d.mkdir()
+    data = json.loads((DATA / "golden_results.json").read_text())
+    data["run"]["suite"] = {"name": "smoke"}
+    data["environments"]["info"] = {"git": {"commit": "fedcba9876543210", "dirty": True}}
+    (d / "results.json").write_text(json.dumps(data))
+    figs = d / "figures"
+    figs.mkdir()
+    for name in ("adv_mlp_seed0.png", "adv_dropout_seed0.png", "robust_accuracy.png"):
+        (figs / name).write_bytes(_tiny_png())
+    page = report_html(d)
+    assert "<title>vib-bench report: smoke</title>" in page
+    prov = page[page.index('id="provenance"'):page.index('class="toc"')]
+    assert "different commits" in prov and "0123456" in prov and "fedcba9" in prov
+    assert "Info ran on a dirty tree" in prov
+    adv = page[page.index('id="adversarial"'):page.index('id="environment"')]
+    assert adv.count("<img") == 2 and "<details><summary>2 pictures" in adv   # folded, closed by default
+    assert "<details open" not in adv
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from matplotlib.figure import Figure
+
+    buf = io.BytesIO()
+    Figure(figsize=(1, 1)).savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def test_report_on_a_missing_run_is_one_line_error(tmp_path, capsys):

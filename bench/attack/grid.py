@@ -19,7 +19,7 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
     """Three rows (clean, adversarial, perturbation) of ``len(x)`` images, predicted labels above each.
 
     A wrong prediction is printed in red. The perturbation row uses a diverging map scaled to the
-    largest absolute change, so a small eps stays visible.
+    largest absolute change, so a small eps stays visible; a colour bar beside it gives the scale.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
@@ -28,15 +28,16 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
     k = len(x)
     delta = adv - x
     scale = float(delta.abs().max()) or 1.0
-    fig = Figure(figsize=(1.15 * k + 0.9, 4.2), dpi=110)
+    fig = Figure(figsize=(1.15 * k + 1.6, 4.2), dpi=110)
     axes = fig.subplots(3, k, squeeze=False)
-    rows = (("clean", x, pred_clean), ("adversarial", adv, pred_adv), (f"perturbation (±{scale:.2g})", delta, None))
+    rows = (("clean", x, pred_clean), ("adversarial", adv, pred_adv), ("perturbation", delta, None))
+    shown = None
     for r, (label, imgs, preds) in enumerate(rows):
         for i in range(k):
             ax = axes[r][i]
             img = imgs[i].mean(0).numpy()  # (C, H, W) -> (H, W); our data sets have one channel
             if preds is None:
-                ax.imshow(img, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+                shown = ax.imshow(img, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
             else:
                 ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
                 ok = int(preds[i]) == int(y[i])
@@ -47,7 +48,15 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
             if i == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    right = 1 - 1.0 / fig.get_size_inches()[0]   # room for the colour bar
+    fig.tight_layout(rect=(0, 0, right, 1))
+    if shown is not None:
+        low = axes[2][0].get_position()
+        cax = fig.add_axes((right + 0.1 / fig.get_size_inches()[0], low.y0, 0.12 / fig.get_size_inches()[0],
+                            low.height))
+        bar = fig.colorbar(shown, cax=cax)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("adversarial − clean", fontsize=7)
     return atomic_write_figure(fig, path)
 
 

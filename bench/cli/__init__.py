@@ -16,8 +16,8 @@ import sys
 from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
-COMMANDS = ["listing", "show", "train", "run", "timing", "attack", "leaderboard", "compare", "history", "report", "info",
-            "infoplane", "mi_validate"]
+COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare", "history",
+            "report", "info", "infoplane", "mi_validate"]
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -62,6 +62,17 @@ def patterns(text: str | None, what: str = "model pattern") -> list[str] | None:
     return parse_list(text, what=what) if text else None
 
 
+def add_format(p, choices, default: str = "github", help_text: str = ""):
+    """``--format``: one of ``choices``; ``markdown`` is accepted for ``github`` (a Markdown pipe table)."""
+    from ..leaderboard import FORMAT_ALIASES
+
+    names = [*choices, *(a for a, f in FORMAT_ALIASES.items() if f in choices)]
+    p.add_argument("--format", type=lambda s: FORMAT_ALIASES.get(s, s), choices=list(choices), default=default,
+                   metavar="{" + ",".join(names) + "}",
+                   help=(help_text + "; " if help_text else "") + f"default {default}"
+                   + (" (markdown is the same)" if "github" in choices else ""))
+
+
 def add_device(p):
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import BenchError
-from .common import parse_list
+from .common import add_format, parse_list
 
 
 def cmd_compare(args) -> int:
@@ -84,7 +84,6 @@ def register(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="refuse (exit 2) when the runs differ in a setting: model arguments, recipe, data, attack "
                         "budgets, attacked examples or evaluation seed")
-    p.add_argument("--format", choices=(*TABLE_FORMATS, "json"), default="github",
-                   help="github (Markdown), simple, csv, latex, html or json (default github)")
+    add_format(p, (*TABLE_FORMATS, "json"), "github", "github (Markdown), simple, csv, latex, html or json")
     p.add_argument("--all", action="store_true", help="list every row, not only the changes")
     p.set_defaults(func=cmd_compare)

@@ -6,11 +6,11 @@ import math
 import sys
 
 from ..errors import BenchError
-from .common import patterns
+from .common import add_format, patterns
 
 
 def cmd_history(args) -> int:
-    from ..history import COLUMN_BY_KEY, history_frame, order_runs, plot_history, render_history
+    from ..history import check_metric, history_frame, order_runs, plot_history, render_history
     from ..results import Results
 
     runs = order_runs([Results.load(p) for p in args.results], args.order)
@@ -22,8 +22,8 @@ def cmd_history(args) -> int:
         raise BenchError(f"no model matches {args.model!r} in these runs" if args.model else "these runs hold no models")
     sys.stdout.write(render_history(rows, args.metric, args.format))
     steps = [r for r in rows if r["step"]]
-    col = COLUMN_BY_KEY[args.metric]
-    if args.format != "csv":
+    col = check_metric(args.metric)
+    if args.format not in ("csv", "json"):
         for r in steps:
             if math.isfinite(r.get("tolerance", math.nan)):
                 print(f"step: {r['model']} {args.metric} changed by {r['delta'] * col.scale:+.{col.digits}f} at "
@@ -34,8 +34,9 @@ def cmd_history(args) -> int:
                       f"at {r['run']}")
         if not steps:
             print("no step larger than the noise")
-    if args.plot:
-        print(f"plot: {plot_history(rows, args.metric, args.plot)}")
+    if args.plot:  # stdout holds only the table in the machine-readable formats
+        print(f"plot: {plot_history(rows, args.metric, args.plot)}",
+              file=sys.stderr if args.format in ("csv", "json") else sys.stdout)
     return 0
 
 
@@ -53,6 +54,7 @@ def register(sub) -> None:
                    help="a step is a change larger than this many standard errors of the two runs (default 3)")
     p.add_argument("--throughput-threshold", type=float, default=0.1, metavar="FRACTION",
                    help="for throughput metrics: the relative change that counts as a step (default 0.1)")
-    p.add_argument("--format", choices=TABLE_FORMATS, default="github")
+    add_format(p, TABLE_FORMATS, "github", "github (Markdown), simple, csv, latex, html or json (natural units, "
+               "one record per run and model)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw the history into a PNG")
     p.set_defaults(func=cmd_history)

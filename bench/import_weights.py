@@ -1,0 +1,186 @@
+"""``vib-bench import``: weights trained outside vib-bench, evaluated as if they had been trained here.
+
+A plain safetensors state dict (no vib-bench metadata needed) is checked key by key and shape by shape
+against a registered architecture (with its ``--set`` arguments), then written through
+:mod:`bench.weights` into ``RUN_DIR/models/<name>/seed<k>/`` with the config that rebuilds it, and
+evaluated on the clean test split. Every later stage (``attack``, ``time``, ``info``, ``report``) then
+treats it like a trained model. The results record that it was imported (file, SHA-256, no training
+log); the leaderboard says so in its notes.
+
+Everything is checked before anything is written: the file, the architecture, the keys and shapes,
+the data set, and that the (model, seed) is new to the run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import plugins, rundir
+from .env import environment
+from .errors import BenchError
+from .overrides import overrides_per_model
+from .results import Results, update_results
+from .runs import load_run_dataset, load_run_plugins
+from .weights import build_model, save_weights
+
+DEFAULT_DATASET = "mnist"
+_PREFIXES = ("module.", "_orig_mod.")   # DataParallel and torch.compile wrap a model's keys
+
+
+@dataclass
+class ImportOptions:
+    """What ``vib-bench import`` needs."""
+
+    model: str                          # a registered architecture
+    weights: Path                       # a safetensors state dict
+    into: Path                          # the run directory (created when absent)
+    overrides: dict = field(default_factory=dict)
+    dataset: str | None = None          # default: the run's; for a new run, mnist
+    data_dir: str | None = None
+    name: str | None = None             # the model's name in the run (default: ``model``)
+    seed: int = 0
+    device: torch.device | str = "cpu"
+    plugins: list[str] = field(default_factory=list)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a missing or foreign file is a one-line error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: no such weights file")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise BenchError(f"{path}: not a safetensors file ({' '.join(str(e).split())[:120]}); save a state dict "
+                         "with safetensors.torch.save_file(model.state_dict(), PATH)") from None
+    if not state:
+        raise BenchError(f"{path}: the file holds no tensors")
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def check_state_dict(state: dict[str, torch.Tensor], model, what: str) -> dict[str, torch.Tensor]:
+    """The state dict cast to the model's dtypes, or a one-line error naming the first mismatch."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+
+    def more(items: list) -> str:
+        return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+
+    if missing:
+        raise BenchError(f"{what}: missing key {missing[0]!r}{more(missing)}; the model expects "
+                         f"{', '.join(list(expected)[:4])}{', ...' if len(expected) > 4 else ''} "
+                         "(check MODEL and --set)")
+    if unexpected:
+        raise BenchError(f"{what}: unexpected key {unexpected[0]!r}{more(unexpected)}, not in the model "
+                         "(check MODEL and --set)")
+    shapes = [k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)]
+    if shapes:
+        k = shapes[0]
+        raise BenchError(f"{what}: {k!r} has shape {list(state[k].shape)} in the file but "
+                         f"{list(expected[k].shape)} in the model{more(shapes)} (check --set and --dataset)")
+    out = {}
+    for k, ref in expected.items():
+        t = state[k]
+        if t.dtype != ref.dtype:
+            if ref.dtype.is_floating_point != t.dtype.is_floating_point:
+                raise BenchError(f"{what}: {k!r} is {t.dtype} in the file but {ref.dtype} in the model")
+            t = t.to(ref.dtype)
+        out[k] = t
+    return out
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _open_or_new(opts: ImportOptions):
+    """(results or None for a new run, the data set) with the run's data set checked against ``--dataset``."""
+    from .data import load_dataset
+
+    into = Path(opts.into)
+    if into.exists() and not into.is_dir():
+        raise BenchError(f"--into {into}: a file, not a run directory")
+    if (into / rundir.RESULTS).exists():
+        res = Results.load(into)
+        load_run_plugins(res)
+        name = res.dataset.get("name")
+        if opts.dataset and opts.dataset != name:
+            raise BenchError(f"--dataset {opts.dataset}: {into} was evaluated on {name}; import into another run")
+        return res, load_run_dataset(res, opts.data_dir)
+    if into.exists() and any(into.iterdir()):
+        raise BenchError(f"--into {into}: exists, is not empty and holds no results.json")
+    return None, load_dataset(opts.dataset or DEFAULT_DATASET, opts.data_dir)
+
+
+def import_weights(opts: ImportOptions, log=print) -> dict:
+    """Check, store and evaluate outside weights; returns the clean metrics."""
+    from models import is_model, list_models
+
+    from .train_stage import evaluate_clean
+
+    plugins.load_plugins(opts.plugins)
+    plugins.load_entry_points()
+    if not is_model(opts.model):
+        list_models(opts.model)                               # no match: a one-line error with a suggestion
+        raise BenchError(f"MODEL {opts.model!r}: give one registered architecture, not a pattern")
+    name = opts.name or opts.model
+    if opts.seed < 0:
+        raise BenchError(f"--seed must be >= 0, got {opts.seed}")
+    state = read_state_dict(opts.weights)
+    res, dataset = _open_or_new(opts)
+    overrides = overrides_per_model([opts.model], opts.overrides, dataset.in_shape, dataset.num_classes)[opts.model]
+    model = build_model(opts.model, overrides, dataset.in_shape, dataset.num_classes)
+    args = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    what = f"{Path(opts.weights).name} does not fit {opts.model}{f' ({args})' if args else ''} on {dataset.name}"
+    model.load_state_dict(check_state_dict(state, model, what))
+    if res is not None:
+        entry = res.seed(name, opts.seed)
+        if entry is not None:
+            raise BenchError(f"--into {opts.into}: it already holds {name} seed {opts.seed}; choose --name or --seed")
+        if name in res.model_overrides and res.model_overrides[name] != overrides:
+            raise BenchError(f"--name {name}: the run's {name} was built with {res.model_overrides[name]}, "
+                             f"not {overrides}; choose another --name")
+    else:
+        run = {"dataset": dataset.describe(), "train": {}, "models": {}, "seeds": [], "plugins": [
+            str(Path(p).resolve()) for p in opts.plugins], "suite": None}
+        res = Results.new(run, environment(opts.device))
+        Path(opts.into).mkdir(parents=True, exist_ok=True)
+        res.save(opts.into)
+    run_dir = Path(opts.into)
+    source = {"file": str(Path(opts.weights).resolve()), "sha256": sha256(Path(opts.weights)), "model": opts.model,
+              "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    mdir = rundir.model_dir(run_dir, name, opts.seed)
+    mdir.mkdir(parents=True, exist_ok=True)
+    save_weights(rundir.weights_path(run_dir, name, opts.seed), model, opts.model, overrides,
+                 {"imported": source, "seed": opts.seed})
+    status = {"model": name, "seed": opts.seed, "state": "done", "imported": source}
+    rundir.write_status(mdir, status)
+    metrics, config, stochastic = evaluate_clean(run_dir, dataset, name, opts.seed, opts.device)
+    env = environment(opts.device)
+
+    def record(r: Results):
+        r.add_run_model(name, overrides, opts.seed)
+        r.seed(name, opts.seed, create=True).set_train({"state": "done", "imported": source})
+        r.seed(name, opts.seed).set_clean(metrics)
+        r.model(name).set_config(config, stochastic)
+        r.set_environment("import", env)
+    update_results(run_dir, record)
+    log(f"imported {name} seed {opts.seed} ({opts.model}) from {opts.weights} into {run_dir}: "
+        f"test error {100 * metrics['error']:.2f}%, NLL {metrics['nll']:.4f} on {dataset.name}")
+    return metrics
