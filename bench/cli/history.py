@@ -43,7 +43,13 @@ def cmd_history(args) -> int:
 def register(sub) -> None:
     from ..history import TABLE_FORMATS
 
-    p = sub.add_parser("history", help="one metric across many runs, with step changes flagged (asv-style)")
+    p = sub.add_parser("history", help="one metric across many runs, with step changes flagged (asv-style)",
+                       description="Follow one leaderboard metric across many runs (ordered by recorded time), as a "
+                                   "table and optionally a plot; a jump between consecutive runs larger than their "
+                                   "noise (binomial and seed-to-seed) is flagged as a step.",
+                       epilog="examples:\n  vib-bench history runs/2026-*/ --metric worst@0.1\n"
+                              "  vib-bench history results/quick runs/quick --metric clean_error --model 'vib*' "
+                              "--plot history.png\n  vib-bench history runs/*/ --metric train_ex_s --format json")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="run directories or results files")
     p.add_argument("--metric", default="clean_error",
                    help="a leaderboard column key (default clean_error; e.g. pgd@0.3, worst@0.3, auc, train_ex_s)")

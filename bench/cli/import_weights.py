@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from .common import add_data, add_device, add_plugins, add_threads, device, parse_overrides, set_threads
@@ -23,7 +22,6 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "import", help="evaluate weights trained outside vib-bench (a safetensors state dict) in a run directory",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Check a safetensors state dict against a registered architecture (keys and shapes), store it "
                     "in RUN_DIR as a trained model and evaluate it on the clean test split. `attack`, `time`, "
                     "`info` and `report` then treat it like any trained model; the results record that it was "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..errors import BenchError
@@ -44,7 +43,6 @@ def register(sub) -> None:
 
     p = sub.add_parser("leaderboard", help="one row per model from a run's results file (Markdown also "
                                            "refreshes leaderboard.md)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Render a run's leaderboard from its results file. The default rendering "
                                    "(Markdown on stdout) also (re)writes RUN_DIR/leaderboard.md; --format "
                                    "csv/latex/html/json and --out leave it alone.\n\ncolumn keys (for --sort-by; "

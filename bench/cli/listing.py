@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 
 from .common import add_plugins, load_plugins
 
@@ -42,7 +41,7 @@ def register(sub) -> None:
                        description="List what vib-bench knows about: registered models and attacks (with wildcards), "
                                    "data sets, shipped suites, MI estimators.",
                        epilog="examples:\n  vib-bench list models 'vib*'\n  vib-bench list attacks 'apgd*'\n"
-                              "  vib-bench list suites", formatter_class=argparse.RawDescriptionHelpFormatter)
+                              "  vib-bench list suites")
     p.add_argument("what", choices=["models", "attacks", "datasets", "suites", "estimators"])
     p.add_argument("pattern", nargs="*", help="wildcards (models and attacks; default: all)")
     add_plugins(p)

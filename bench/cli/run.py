@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from .common import (add_data, add_device, add_plugins, add_progress, add_threads, device, parse_list, patterns,
@@ -47,7 +46,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a whole benchmark suite: train, attack, time, leaderboard",
                        description="Train, attack and time every model of a suite into one run directory, then write "
                                    "its leaderboard and figures. The whole suite is checked before anything runs.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES)
     p.add_argument("--suite", required=True, help=f"a shipped suite ({', '.join(list_suites())}) or a .toml file")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default: runs/<suite>)")
     p.add_argument("--models", default=None, metavar="PATTERNS",

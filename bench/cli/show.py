@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
@@ -18,8 +17,7 @@ def register(sub) -> None:
     p = sub.add_parser("show", help="print a shipped suite (the starting point of your own)",
                        description="Print a suite's TOML, after checking it. Copy a shipped suite to start your own: "
                                    "vib-bench show suite quick > my.toml",
-                       epilog="examples:\n  vib-bench show suite smoke\n  vib-bench show suite my.toml",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog="examples:\n  vib-bench show suite smoke\n  vib-bench show suite my.toml")
     p.add_argument("what", choices=["suite"])
     p.add_argument("name", metavar="NAME", help="a shipped suite (see `vib-bench list suites`) or a .toml file")
     p.set_defaults(func=cmd_show)
