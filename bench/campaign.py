@@ -21,6 +21,7 @@ class RunOptions:
     plugins: list[str] = field(default_factory=list)
     resume: bool = False
     progress: bool | None = None
+    stack: str = "auto"              # bench.stacked: auto | on | off
 
 
 def run_suite(opts: RunOptions, log=print) -> list[tuple[str, int]]:
@@ -51,7 +52,7 @@ def run_suite(opts: RunOptions, log=print) -> list[tuple[str, int]]:
         f"{cfg.epochs} epochs, on {device} -> {out}")
     suite_record = {k: v for k, v in suite.items() if k != "path"}
     train_run(out, dataset, per_model, seeds, cfg, plugin_paths=opts.plugins, device=device,
-              resume=opts.resume, progress=opts.progress, log=log, suite=suite_record)
+              resume=opts.resume, progress=opts.progress, log=log, suite=suite_record, stack=opts.stack)
     log(f"[train] done in {time.perf_counter() - t0:.0f} s")
 
     if "attack" in suite:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import add_data, add_device, add_plugins, add_progress, add_threads, device, set_threads
+from .train import add_stack
 
 
 def cmd_run(args) -> int:
@@ -15,7 +16,8 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     out = Path(args.out or f"runs/{suite['name']}")
     failed = run_suite(RunOptions(suite, out, device=device(args.device), data_dir=args.data_dir,
-                                  plugins=args.plugin, resume=args.resume, progress=args.progress))
+                                  plugins=args.plugin, resume=args.resume, progress=args.progress,
+                                  stack=args.stack))
     return 1 if failed else 0
 
 
@@ -31,4 +33,5 @@ def register(sub) -> None:
     add_device(p)
     add_plugins(p)
     add_progress(p)
+    add_stack(p)
     p.set_defaults(func=cmd_run)
