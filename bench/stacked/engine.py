@@ -106,9 +106,10 @@ def train_stack(members: list[Member], data, cfg: TrainConfig, run_dir: str | Pa
                         stack.failed[i] = (error, members[i].files.epochs_done)
                         statuses[i] = members[i].files.status("failed", error=error)
                 active = stack.active()
-                if active:
-                    loss = sum(sums[names.index("loss")][i] for i in active) / len(active) / (s + 1)
-                    bar.set_postfix({"loss": f"{loss:.4g}"}, refresh=False)
+                if not active:
+                    break
+                loss = sum(sums[names.index("loss")][i] for i in active) / len(active) / (s + 1)
+                bar.set_postfix({"loss": f"{loss:.4g}"}, refresh=False)
                 bar.update((s + 1) - (bar.n - epoch * steps_per_epoch))
         if device.type == "cuda":
             torch.cuda.synchronize(device)

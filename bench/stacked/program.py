@@ -2,9 +2,9 @@
 
 A member is a model built by the registry's factory. Its parameters are stacked along a new first
 dimension, and what differs between members (dropout rate, label smoothing, confidence penalty,
-VIB's beta and sigma shift) becomes a per-member tensor. Every layer is one ``baddbmm`` with the
-weight transposed: on the CPU that is the very GEMM ``nn.Linear`` calls, so the forward pass of a
-member agrees bit for bit with its own model's.
+VIB's beta and sigma shift) becomes a per-member tensor. Every layer is one batched matmul
+(:class:`StackedLinear`: ``baddbmm`` with the weight transposed, which on the CPU is the very GEMM
+``nn.Linear`` calls, so a member's forward pass agrees bit for bit with its own model's).
 
 The math restates ``MLPClassifier.loss`` and ``VIBClassifier.loss`` on stacked tensors. So that a
 change to a model can never silently change what a stack trains, :func:`check_members` compares
@@ -110,7 +110,7 @@ def structure(model: nn.Module) -> Structure | None:
             s = Structure("vib", parsed[0], out, dec, act, hyper)
         else:
             return None
-    except (AttributeError, StopIteration, TypeError):
+    except (AttributeError, IndexError, TypeError):
         return None
     if s.activation is None:
         return None

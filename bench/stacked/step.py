@@ -3,25 +3,27 @@
 A step gathers each member's batch (one index-gather of the data for all members), draws each
 member's noise from its own generator, runs the stacked forward and backward, one fused Adam step
 over the stacked parameters (elementwise, so every member keeps its own moments) and the EMA update
-(one ``_foreach_lerp_``, with TF's warm-up of the decay). Loss terms accumulate on the device, so a
+(``_foreach_lerp_``, with TF's warm-up of the decay). Loss terms accumulate on the device, so a
 step needs no host synchronisation.
 
 **Graph capture** (``graphs=True``; the engine turns it on on CUDA and off on the CPU): a batch of 100
 through a 784-1024-1024 network is tiny for a GPU, so an eager step is mostly kernel-launch time. With
 graphs, the step's static shapes (one graph per batch size: a full batch and the last partial one)
 are captured once and replayed: the member's indices, the learning rate and the EMA weight are
-device tensors written before each replay, Adam is ``capturable`` with a tensor learning rate, and
+device tensors written before each replay (the EMA as one ``lerp_`` per tensor, since ``_foreach_lerp_``
+takes its weight as a number a graph would freeze), Adam is ``capturable`` with a tensor learning rate, and
 the noise is drawn (eagerly, from each member's own generator) into the graph's static buffers. The
-warm-up steps capture needs run from a saved state that is restored afterwards, so a graph's first
-replay is the stack's next real step: graphs change no number, only the speed.
+warm-up steps capture needs run from a saved state that is restored afterwards, so they leave no
+trace: a graph's first replay is the stack's next real step, wherever a run (or a resumed run) starts.
 
-On the CPU the same static path runs without capture (``graphs="static"``, for the tests): with a
-tensor learning rate and a tensor EMA weight it is bit-identical to the eager step there.
+On the CPU the same static path runs without capture (``graphs="static"``, for the tests). It follows
+the eager step up to rounding: Adam with a tensor learning rate computes its step size in fp32.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -86,7 +88,11 @@ class StackStep:
         loss.sum().backward()   # members are independent: each one's gradient is its own loss's
         self.opt.step()
         with torch.no_grad():
-            torch._foreach_lerp_(self.stack.ema, self.stack.params, ema_weight)
+            if self.static:   # _foreach_lerp_ takes a number, which a graph would freeze: lerp_ takes a tensor
+                for e, p in zip(self.stack.ema, self.stack.params):
+                    e.lerp_(p, ema_weight)
+            else:
+                torch._foreach_lerp_(self.stack.ema, self.stack.params, ema_weight)
             self.sums.add_(torch.stack([stats[k] for k in self.program.stat_names]))
 
     def __call__(self, idx: torch.Tensor, ema_updates: int) -> None:
@@ -135,7 +141,9 @@ class StackStep:
         stream = torch.cuda.Stream() if self.capture else None
         if stream is not None:
             stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext(), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # "capturable=True ... running without CUDA graph capture"
             for _ in range(steps):
                 self.opt.zero_grad(set_to_none=True)
                 self._body(idx, noise, self.ema_weight)
