@@ -34,6 +34,7 @@ class RunOptions:
     fresh: bool = False
     dry_run: bool = False
     progress: bool | None = None
+    stack: str = "auto"              # bench.stacked: auto | on | off
 
 
 @dataclass
@@ -120,7 +121,7 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
         f"{cfg.epochs} epochs, on {device} -> {out}")
     suite_record = {k: v for k, v in suite.items() if k != "path"}
     train_run(out, dataset, per_model, seeds, cfg, plugin_paths=opts.plugins, device=device,
-              resume=opts.resume, progress=opts.progress, log=detail, suite=suite_record)
+              resume=opts.resume, progress=opts.progress, log=detail, suite=suite_record, stack=opts.stack)
     failed = failed_models(_results(out), names, seeds)
     log(f"[train] {len(names) * len(seeds)} model-seed(s) in {time.perf_counter() - t0:.0f} s"
         + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else ""))

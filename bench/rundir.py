@@ -9,6 +9,8 @@
     RUN_DIR/models/<model>/seed<k>/status.json           running / done / failed (with the error)
     RUN_DIR/models/<model>/seed<k>/per_example.safetensors   bit-packed per-example correctness
     RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors   activations (bench.snapshots)
+    RUN_DIR/stacks/<stack-id>.pt                         resume state of a stack of members trained together
+                                                         (bench.stacked; removed when the stack finishes)
 
 The per-example store, the status file and the training log are small formats written and read
 here; weights and snapshots have their own modules (``bench.weights``, ``bench.snapshots``).
@@ -36,6 +38,7 @@ STATUS = "status.json"
 LOG = "train_log.jsonl"
 PER_EXAMPLE = "per_example.safetensors"
 SNAPSHOTS = "snapshots"
+STACKS = "stacks"
 
 
 # ------------------------------------------------------------------------------------------ paths
@@ -91,6 +94,24 @@ def figure_path(run_dir, name: str) -> Path:
 
 def snapshot_dir(mdir: Path) -> Path:
     return Path(mdir) / SNAPSHOTS
+
+
+def stack_checkpoint_path(run_dir, stack_id: str) -> Path:
+    return Path(run_dir) / STACKS / f"{stack_id}.pt"
+
+
+def stack_checkpoints(run_dir) -> list[Path]:
+    """The resume states of unfinished stacks, in name order."""
+    folder = Path(run_dir) / STACKS
+    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+
+
+def remove_stack_checkpoint(run_dir, stack_id: str) -> None:
+    """Delete a finished stack's resume state (and the stacks folder once it is empty)."""
+    stack_checkpoint_path(run_dir, stack_id).unlink(missing_ok=True)
+    folder = Path(run_dir) / STACKS
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 # ------------------------------------------------------------------------------- status and log

@@ -1,7 +1,9 @@
 """The train stage: train and evaluate every (model, seed) of a run, resumably, recording failures.
 
 ``run_training(TrainOptions)`` is what ``vib-bench train`` calls; ``train_run`` is the stage itself,
-shared with suites. A model whose loss diverges is recorded as failed and the others go on.
+shared with suites. A model whose loss diverges is recorded as failed and the others go on. Members
+of one architecture train as one stack (``bench.stacked``) where ``stack`` allows; each still gets
+its own files and results entry, recorded as soon as its stack finishes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .locking import LOCK_NAME, OWNER_NAME, run_lock
 from .results import CLEAN_KEY, Results, update_results
 from .rundir import RESULTS, save_per_example
 from .runs import failed_models
-from .training import TrainConfig, config_dict, train_model
+from .stacked import check_mode, training_jobs
+from .training import TrainConfig, config_dict
 from .weights import load_trained
 
 CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again if any is missing
@@ -42,6 +45,7 @@ class TrainOptions:
     device: torch.device | str = "cpu"
     resume: bool = False
     progress: bool | None = None
+    stack: str = "auto"             # auto | on | off: train same-architecture members as one stack
 
 
 def init_run(run_dir: Path, run: dict, resume: bool, device) -> Results:
@@ -99,17 +103,22 @@ def evaluate_clean(run_dir: Path, dataset, name: str, seed: int, device):
 
 def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
               plugin_paths=(), device=torch.device("cpu"), resume=False,
-              progress=None, log=print, suite: dict | None = None) -> Results:
-    """Train (and evaluate on the test split) every model x seed; failures are recorded, not fatal."""
+              progress=None, log=print, suite: dict | None = None, stack: str = "auto") -> Results:
+    """Train (and evaluate on the test split) every model x seed; failures are recorded, not fatal.
+
+    ``stack``: ``auto`` (stack same-architecture members where that is not slower), ``on`` or ``off``
+    (the per-model loop); see ``bench.stacked.plan``.
+    """
     run_dir = Path(run_dir)
+    check_mode(stack)
     run = {"dataset": dataset.describe(), "train": config_dict(cfg),
            "models": {m: dict(ov) for m, ov in model_overrides.items()}, "seeds": list(seeds),
            "plugins": [str(Path(p).resolve()) for p in plugin_paths], "suite": suite}
     res = init_run(run_dir, run, resume, device)
-    for name in model_overrides:
-        for seed in seeds:
-            status = train_model(name, seed, dataset, cfg, run_dir, overrides=res.model_overrides[name],
-                                 device=device, resume=resume, progress=progress)
+    overrides = {name: res.model_overrides[name] for name in model_overrides}
+    for job in training_jobs(run_dir, dataset, overrides, seeds, cfg, device=device, resume=resume, mode=stack,
+                             progress=progress, log=log):
+        for name, seed, status in job:
             train = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
             clean = None
             if status["state"] == "done":
@@ -126,7 +135,8 @@ def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[in
             if status["state"] == "done":
                 c = res.seed(name, seed).clean
                 log(f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
-                    f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch), "
+                    f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch"
+                    f"{', in a stack of %d' % status['stack_size'] if status.get('stack_size') else ''}), "
                     f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
             else:
                 log(f"{name} seed {seed}: FAILED: {status.get('error')}")
@@ -142,6 +152,7 @@ def run_training(opts: TrainOptions, log=print) -> list[tuple[str, int]]:
     plugins.load_plugins(opts.plugins)
     plugins.load_entry_points()
     names = list_models(opts.models)
+    check_mode(opts.stack)
     if any(s < 0 for s in opts.seeds):
         raise BenchError("--seeds must be non-negative integers")
     cfg = opts.config.validate()
@@ -150,5 +161,5 @@ def run_training(opts: TrainOptions, log=print) -> list[tuple[str, int]]:
     log(f"training {len(names)} model(s) x {len(opts.seeds)} seed(s) on {dataset.name} "
         f"({len(dataset.split(cfg.train_split)[0])} examples, {cfg.epochs} epochs) on {opts.device} -> {opts.out}")
     res = train_run(opts.out, dataset, per_model, opts.seeds, cfg, plugin_paths=opts.plugins,
-                    device=opts.device, resume=opts.resume, progress=opts.progress, log=log)
+                    device=opts.device, resume=opts.resume, progress=opts.progress, log=log, stack=opts.stack)
     return failed_models(res, names, opts.seeds)

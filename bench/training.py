@@ -116,7 +116,7 @@ def make_train_step(model, ema_model, opt, cfg: TrainConfig):
     return step
 
 
-def _rng_state(device: torch.device) -> dict:
+def rng_state(device: torch.device) -> dict:
     state = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -127,6 +127,105 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def build_member(name: str, seed: int, overrides: dict, data, device: torch.device):
+    """The seed-determined initial model of one (model, seed), and the RNG state its training noise
+    starts from (the global RNG right after initialisation). The loop and the stacked trainer both
+    build members here, so a stacked member starts exactly where its own run would."""
+    torch.manual_seed(seed)
+    model = build_model(name, overrides, data.in_shape, data.num_classes).to(device)
+    return model, rng_state(device)
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a checkpoint is written atomically, so this means tampering
+        raise BenchError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+
+
+def save_checkpoint(path: Path, ck: dict) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(ck, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class MemberFiles:
+    """One (model, seed)'s files while it trains: status, epoch log, final weights.
+
+    Shared by the loop (``train_model``) and the stacked trainer, so both write the same files in
+    the same order.
+    """
+
+    def __init__(self, run_dir, name: str, seed: int, cfg: TrainConfig, overrides: dict):
+        self.name, self.seed, self.cfg, self.overrides = name, seed, cfg, overrides
+        self.mdir = rundir.model_dir(run_dir, name, seed)
+        self.log_lines: list[str] = []
+        self.epochs_done = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.mdir / rundir.CHECKPOINT
+
+    def finished(self) -> dict | None:
+        """The status of a member that is already trained (never retrained), else None."""
+        status = rundir.read_status(self.mdir)
+        if status and status.get("state") == "done" and (self.mdir / rundir.WEIGHTS).exists():
+            return {**status, "skipped": True}
+        return None
+
+    def begin(self, start_epoch: int) -> None:
+        """Keep only the log lines of epochs the resumed state contains; status ``running``."""
+        self.mdir.mkdir(parents=True, exist_ok=True)
+        if start_epoch:
+            self.log_lines = [ln for ln in rundir.read_log_lines(self.mdir) if json.loads(ln)["epoch"] <= start_epoch]
+        rundir.write_log_lines(self.mdir, self.log_lines)
+        self.epochs_done = start_epoch
+        self.status("running")
+
+    def status(self, state: str, **kw) -> dict:
+        st = {"model": self.name, "seed": self.seed, "state": state, "epochs_done": self.epochs_done,
+              "epochs": self.cfg.epochs, **kw}
+        rundir.write_status(self.mdir, st)
+        return st
+
+    def log_epoch(self, line: dict) -> None:
+        self.log_lines.append(json.dumps(line))
+        rundir.write_log_lines(self.mdir, self.log_lines)
+
+    def epoch_done(self, epoch: int) -> None:
+        """Call once the checkpoint holding ``epoch`` is written."""
+        self.epochs_done = epoch
+        self.status("running")
+
+    def finish(self, ema_model, n_examples: int, **extra) -> dict:
+        """Save the final (EMA) weights and the ``done`` status; remove the member's checkpoint."""
+        epochs_log = [json.loads(ln) for ln in self.log_lines]
+        save_weights(self.mdir / rundir.WEIGHTS, ema_model, self.name, self.overrides,
+                     {"epochs": self.cfg.epochs, "seed": self.seed})
+        times = [e["epoch_time_s"] for e in epochs_log]
+        st = self.status("done", train_time_s=sum(times), time_per_epoch_s=sum(times) / max(len(times), 1),
+                         examples_per_s=n_examples * len(times) / max(sum(times), 1e-9),
+                         final_val_error=epochs_log[-1]["val_error"] if epochs_log else None, **extra)
+        self.checkpoint.unlink(missing_ok=True)  # the final weights are in model.safetensors
+        return st
+
+
+def epoch_record(epoch: int, lr: float, means: dict, val: dict, train_time: float, val_time: float,
+                 n_examples: int) -> dict:
+    """One line of ``train_log.jsonl``."""
+    return {"epoch": epoch + 1, "lr": lr, **means, "val_error": val["error"], "val_nll": val["nll"],
+            "epoch_time_s": train_time, "val_time_s": val_time, "examples_per_s": n_examples / train_time}
+
+
+def divergence(means: dict, epoch: int, step: int) -> str | None:
+    """The failure message when a running mean of the loss terms is not finite."""
+    if all(math.isfinite(v) for v in means.values()):
+        return None
+    return f"loss became non-finite at epoch {epoch + 1}, step {step + 1}"
 
 
 def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Path, *,
@@ -143,14 +242,13 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
 
     device = torch.device(device)
     overrides = dict(overrides or {})
-    mdir = rundir.model_dir(run_dir, name, seed)
-    status = rundir.read_status(mdir)
-    if status and status.get("state") == "done" and (mdir / rundir.WEIGHTS).exists():
-        return {**status, "skipped": True}
-    mdir.mkdir(parents=True, exist_ok=True)
+    files = MemberFiles(run_dir, name, seed, cfg, overrides)
+    finished = files.finished()
+    if finished:
+        return finished
+    files.mdir.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(seed)
-    model = build_model(name, overrides, data.in_shape, data.num_classes).to(device)
+    model, _ = build_member(name, seed, overrides, data, device)
     ema_model = copy.deepcopy(model).eval()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, cfg, device)
@@ -163,30 +261,17 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
     n, bs = len(x_fit), cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
 
-    start_epoch, ema_updates, log_lines = 0, 0, []
-    ckpt_path = mdir / rundir.CHECKPOINT
-    if ckpt_path.exists() and resume:
-        try:
-            ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        except Exception as e:  # a checkpoint is written atomically, so this means tampering
-            raise BenchError(f"{ckpt_path}: unreadable checkpoint ({type(e).__name__})") from None
+    start_epoch, ema_updates = 0, 0
+    if files.checkpoint.exists() and resume:
+        ck = load_checkpoint(files.checkpoint, device)
         model.load_state_dict(ck["model"])
         ema_model.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         shuffle.set_state(ck["shuffle"])
         _set_rng_state(ck["rng"], device)
         start_epoch, ema_updates = int(ck["epoch"]), int(ck["ema_updates"])
-        # Keep only the log lines of epochs the checkpoint contains.
-        log_lines = [ln for ln in rundir.read_log_lines(mdir) if json.loads(ln)["epoch"] <= start_epoch]
-    rundir.write_log_lines(mdir, log_lines)
+    files.begin(start_epoch)
 
-    def write_status(state: str, **kw):
-        st = {"model": name, "seed": seed, "state": state, "epochs_done": epoch_done, "epochs": cfg.epochs, **kw}
-        rundir.write_status(mdir, st)
-        return st
-
-    epoch_done = start_epoch
-    write_status("running")
     bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                desc=f"{name} seed {seed}", unit="step", disable=(not progress) if progress is not None else None,
                leave=False, dynamic_ncols=True)
@@ -207,8 +292,9 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 if (step + 1) % cfg.log_every == 0 or step + 1 == steps_per_epoch:
                     means = {k: float(v) / (step + 1) for k, v in sums.items()}
-                    if not all(math.isfinite(v) for v in means.values()):
-                        raise TrainingDiverged(f"loss became non-finite at epoch {epoch + 1}, step {step + 1}")
+                    error = divergence(means, epoch, step)
+                    if error:
+                        raise TrainingDiverged(error)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()}, refresh=False)
                     bar.update((step + 1) - (bar.n - epoch * steps_per_epoch))
             if device.type == "cuda":
@@ -216,45 +302,24 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
             train_time = time.perf_counter() - t0
             t1 = time.perf_counter()
             val, _ = clean_metrics(ema_model, x_val, y_val, seed=10_000 + epoch, device=device)
-            val_time = time.perf_counter() - t1
-            line = {"epoch": epoch + 1, "lr": lr, **{k: float(v) / steps_per_epoch for k, v in sums.items()},
-                    "val_error": val["error"], "val_nll": val["nll"], "epoch_time_s": train_time,
-                    "val_time_s": val_time, "examples_per_s": n / train_time}
-            log_lines.append(json.dumps(line))
-            rundir.write_log_lines(mdir, log_lines)
+            files.log_epoch(epoch_record(epoch, lr, {k: float(v) / steps_per_epoch for k, v in sums.items()}, val,
+                                         train_time, time.perf_counter() - t1, n))
             if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
-                save_snapshot(mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1)
+                save_snapshot(files.mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1)
             ck = {"epoch": epoch + 1, "ema_updates": ema_updates, "model": model.state_dict(),
                   "ema": ema_model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
-                  "rng": _rng_state(device)}
-            _save_checkpoint(ckpt_path, ck)
-            epoch_done = epoch + 1
-            write_status("running")
+                  "rng": rng_state(device)}
+            save_checkpoint(files.checkpoint, ck)
+            files.epoch_done(epoch + 1)
     except TrainingDiverged as e:
         bar.close()
-        return write_status("failed", error=str(e))
+        return files.status("failed", error=str(e))
     except KeyboardInterrupt:  # Ctrl-C: the status must not say "running"; the checkpoint lets --resume go on
         bar.close()
-        write_status("interrupted")
+        files.status("interrupted")
         raise
     bar.close()
-
-    epochs_log = [json.loads(ln) for ln in log_lines]
-    save_weights(mdir / rundir.WEIGHTS, ema_model, name, overrides, {"epochs": cfg.epochs, "seed": seed})
-    times = [e["epoch_time_s"] for e in epochs_log]
-    st = write_status("done", train_time_s=sum(times), time_per_epoch_s=sum(times) / max(len(times), 1),
-                      examples_per_s=n * len(times) / max(sum(times), 1e-9),
-                      final_val_error=epochs_log[-1]["val_error"] if epochs_log else None)
-    ckpt_path.unlink(missing_ok=True)  # the final weights are in model.safetensors
-    return st
-
-
-def _save_checkpoint(path: Path, ck: dict) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(ck, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    return files.finish(ema_model, n)
 
 
 def config_dict(cfg: TrainConfig) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .common import (add_data, add_device, add_plugins, add_progress, add_threads, device, parse_list, patterns,
                      set_threads)
+from .train import add_stack
 
 EXAMPLES = """examples:
   vib-bench run --suite smoke                      # the offline smoke benchmark (about a minute on 2 cores)
@@ -27,7 +28,7 @@ def cmd_run(args) -> int:
     outcome = run_suite(RunOptions(suite, out, device=device(args.device), data_dir=args.data_dir,
                                    plugins=args.plugin, models=patterns(args.models),
                                    seeds=parse_list(args.seeds, int, "seed"), resume=args.resume, fresh=args.fresh,
-                                   dry_run=args.dry_run, progress=args.progress),
+                                   dry_run=args.dry_run, progress=args.progress, stack=args.stack),
                         log=say, detail=detail)
     if args.dry_run:
         print("\n".join(outcome.plan_lines))
@@ -64,4 +65,5 @@ def register(sub) -> None:
     add_device(p)
     add_plugins(p)
     add_progress(p)
+    add_stack(p)
     p.set_defaults(func=cmd_run)

@@ -23,12 +23,20 @@ def cmd_train(args) -> int:
                       snapshot_every=args.snapshot_every, snapshot_n=args.snapshot_n)
     opts = TrainOptions(out=Path(args.out), models=models, dataset=args.dataset, seeds=seeds, config=cfg,
                         overrides=parse_overrides(args.set), data_dir=args.data_dir, plugins=args.plugin,
-                        device=device(args.device), resume=args.resume, progress=args.progress)
+                        device=device(args.device), resume=args.resume, progress=args.progress, stack=args.stack)
     failed = run_training(opts)
     if failed:
         print(f"{len(failed)} model(s) failed: " + ", ".join(f"{m} seed {s}" for m, s in failed), file=sys.stderr)
         return 1
     return 0
+
+
+def add_stack(p):
+    """``--stack``, shared with ``run``."""
+    p.add_argument("--stack", choices=["auto", "on", "off"], default="auto",
+                   help="train the model-seeds of one architecture as one stacked computation: auto (default: "
+                        "groups of two or more), on (every stackable group, even a group of one) or off "
+                        "(one model at a time)")
 
 
 def add_train_args(p):
@@ -50,6 +58,7 @@ def add_train_args(p):
     add_plugins(p)
     add_device(p)
     add_threads(p)
+    add_stack(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run; finished work is kept")
     add_progress(p)
 

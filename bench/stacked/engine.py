@@ -1,0 +1,149 @@
+"""The stacked trainer: M members of one architecture trained as one computation, epoch by epoch.
+
+It follows ``bench.training.train_model`` step for step and writes, per member, the same files
+through the same code (``MemberFiles``): the epoch log, the status, snapshots, the final EMA weights.
+What differs is only how the steps run (``bench.stacked.step``) and the resume state: one stack
+checkpoint, written atomically at the end of every epoch, so a ``kill -9`` resumes every member from
+the same epoch and the stack ends bit-identical to an uninterrupted one.
+
+Times: a member's ``epoch_time_s`` is its share of the stack's epoch (the stack's time / its size),
+so per-member times add up to the wall time; its status records ``stack_size``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from .. import rundir
+from ..evaluate import clean_metrics
+from ..training import TrainConfig, divergence, epoch_record, load_checkpoint, save_checkpoint
+from .program import StackProgram, check_members, structure
+from .state import Member, Stack, stack_id
+from .step import StackStep
+
+
+class StackMismatch(RuntimeError):
+    """The stacked program does not compute what a member's own ``loss`` computes."""
+
+
+def cuda_graphs_default(device: torch.device) -> bool:
+    """Graph capture on CUDA (``VIB_BENCH_CUDA_GRAPHS=0`` turns it off), never on the CPU."""
+    return device.type == "cuda" and os.environ.get("VIB_BENCH_CUDA_GRAPHS", "1") != "0"
+
+
+def train_stack(members: list[Member], data, cfg: TrainConfig, run_dir: str | Path, *,
+                device: torch.device | str = "cpu", resume: bool = False, progress: bool | None = None,
+                graphs: bool | str | None = None) -> list[dict]:
+    """Train the members (built by ``bench.training.build_member``, ``files`` set) as one stack.
+
+    Returns each member's status, in order. Raises :class:`StackMismatch` before writing anything
+    when the stacked objective differs from a member's own; a member whose loss diverges is
+    recorded as failed and the others go on.
+    """
+    from tqdm import tqdm
+
+    from models.base import scale_input
+
+    device = torch.device(device)
+    graphs = cuda_graphs_default(device) if graphs is None else graphs
+    program = StackProgram([structure(m.model) for m in members], data.num_classes, device)
+    stack = Stack(members, device)
+
+    x_fit, y_fit = data.split(cfg.train_split)
+    x_fit, y_fit = x_fit.to(device), y_fit.to(device)
+    x_val, y_val = data.split("val")
+    n, bs = len(x_fit), cfg.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    step = StackStep(program, stack, cfg, scale_input(x_fit), y_fit, graphs)
+
+    sid = stack_id([(m.name, m.seed) for m in members])
+    ckpt_path = rundir.stack_checkpoint_path(run_dir, sid)
+    start_epoch, ema_updates = 0, 0
+    if resume and ckpt_path.exists():
+        start_epoch, ema_updates, opt_state = stack.load_state_dict(load_checkpoint(ckpt_path, device))
+        step.load_optimizer_state(opt_state)
+    reason = check_members(program, stack.params, stack.models, stack.noise, x_fit[:bs], y_fit[:bs], scale_input)
+    if reason:
+        raise StackMismatch(reason)
+
+    statuses: dict[int, dict] = {}
+    for i, m in enumerate(members):
+        if i in stack.failed:
+            m.files.epochs_done = stack.failed[i][1]
+            statuses[i] = m.files.status("failed", error=stack.failed[i][0])
+        else:
+            m.files.begin(start_epoch)
+
+    label = ", ".join(f"{m.name}/{m.seed}" for m in members)
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+               desc=f"stack of {stack.size} ({label})"[:60], unit="step", leave=False, dynamic_ncols=True,
+               disable=(not progress) if progress is not None else None)
+    try:
+        _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt_path, start_epoch, ema_updates,
+                statuses, bar, device)
+    except KeyboardInterrupt:  # Ctrl-C: no member's status may say "running"; the stack checkpoint resumes
+        bar.close()
+        for i in stack.active():
+            members[i].files.status("interrupted")
+        raise
+    bar.close()
+
+    for i in stack.active():
+        statuses[i] = members[i].files.finish(stack.ema_models[i], n, stack_size=stack.size)
+    rundir.remove_stack_checkpoint(run_dir, sid)
+    return [statuses[i] for i in range(stack.size)]
+
+
+def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt_path, start_epoch, ema_updates,
+            statuses, bar, device) -> None:
+    """The epochs of one stack, from ``start_epoch``: steps, divergence checks, validation, checkpoints."""
+    from ..snapshots import save_snapshot
+
+    names = program.stat_names
+    n, bs = len(x_fit), cfg.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    for epoch in range(start_epoch, cfg.epochs):
+        if not stack.active():
+            break
+        lr = cfg.lr_at(epoch)
+        step.set_lr(lr)
+        perms = torch.stack([torch.randperm(n, generator=g) for g in stack.shuffles]).to(device)
+        step.reset_sums()
+        t0 = time.perf_counter()
+        for s in range(steps_per_epoch):
+            step(perms[:, s * bs:(s + 1) * bs], ema_updates)
+            ema_updates += 1
+            if (s + 1) % cfg.log_every == 0 or s + 1 == steps_per_epoch:
+                sums = step.sums.cpu().tolist()
+                for i in stack.active():
+                    means = {k: sums[names.index(k)][i] / (s + 1) for k in program.member_stats[i]}
+                    error = divergence(means, epoch, s)
+                    if error:
+                        stack.failed[i] = (error, members[i].files.epochs_done)
+                        statuses[i] = members[i].files.status("failed", error=error)
+                active = stack.active()
+                if not active:
+                    break
+                loss = sum(sums[names.index("loss")][i] for i in active) / len(active) / (s + 1)
+                bar.set_postfix({"loss": f"{loss:.4g}"}, refresh=False)
+                bar.update((s + 1) - (bar.n - epoch * steps_per_epoch))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        share = (time.perf_counter() - t0) / stack.size
+        sums = step.sums.cpu().tolist()
+        for i in stack.active():
+            m = members[i]
+            t1 = time.perf_counter()
+            val, _ = clean_metrics(stack.ema_models[i], x_val, y_val, seed=10_000 + epoch, device=device)
+            means = {k: sums[names.index(k)][i] / steps_per_epoch for k in program.member_stats[i]}
+            m.files.log_epoch(epoch_record(epoch, lr, means, val, share, time.perf_counter() - t1, n))
+            if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
+                save_snapshot(m.files.mdir, stack.models[i], x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1)
+        save_checkpoint(ckpt_path, stack.state_dict(epoch + 1, ema_updates, step.optimizer_state()))
+        for i in stack.active():
+            members[i].files.epoch_done(epoch + 1)

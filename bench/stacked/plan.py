@@ -1,0 +1,131 @@
+"""Which members train together: the plan of a train stage, run job by job.
+
+Members (model, seed) whose models have the same stackable structure (``program.structure``: same
+class, layer shapes, activation) form one stack, whatever their regularizer strengths and seeds. A
+member trains alone, through the per-model loop, when its model cannot be stacked (a plugin model of
+unknown structure), when it is already trained (the loop reports it as skipped), when it resumes
+from a per-model checkpoint, or when stacking is off. ``mode``:
+
+* ``off``: the per-model loop for everyone;
+* ``on``: every stackable group is stacked, even a group of one;
+* ``auto`` (the default): groups of two or more are stacked (measured not slower than the loop on
+  the CPU, and meant to be far faster on a GPU: see README, "Speed").
+
+On resume, a stack checkpoint that no longer matches a planned stack (the selection changed, or
+``--stack off``) is unpacked into per-model checkpoints, so its members continue in the loop from
+where they stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from .. import rundir
+from ..errors import BenchError
+from ..training import MemberFiles, TrainConfig, build_member, load_checkpoint, save_checkpoint, train_model
+from ..weights import build_model
+from .engine import StackMismatch, train_stack
+from .program import structure
+from .state import Member, stack_id, unpack_checkpoint
+
+STACK_MODES = ("auto", "on", "off")
+
+
+@dataclass
+class Job:
+    members: list[tuple[str, int]]   # (model, seed), in training order
+    stacked: bool
+
+    @property
+    def stack_id(self) -> str:
+        return stack_id(self.members)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in STACK_MODES:
+        raise BenchError(f"--stack must be one of {', '.join(STACK_MODES)}, got {mode!r}")
+    return mode
+
+
+def plan(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
+         resume: bool, mode: str) -> list[Job]:
+    """The jobs in training order: a stack where the first of its members comes in the per-model order."""
+    pairs = [(name, int(seed)) for name in model_overrides for seed in seeds]
+    if check_mode(mode) == "off":
+        return [Job([p], False) for p in pairs]
+    keys = {}
+    for name, ov in model_overrides.items():
+        s = structure(build_model(name, ov, dataset.in_shape, dataset.num_classes))
+        keys[name] = None if s is None else s.key
+    groups: dict[tuple, list[tuple[str, int]]] = {}
+    for name, seed in pairs:
+        files = MemberFiles(run_dir, name, seed, cfg, model_overrides[name])
+        if keys[name] is not None and not files.finished() and not (resume and files.checkpoint.exists()):
+            groups.setdefault(keys[name], []).append((name, seed))
+    min_size = 1 if mode == "on" else 2
+    stack_of = {p: tuple(g) for g in groups.values() if len(g) >= min_size for p in g}
+    jobs, started = [], set()
+    for p in pairs:
+        if p not in stack_of:
+            jobs.append(Job([p], False))
+        elif stack_of[p] not in started:
+            started.add(stack_of[p])
+            jobs.append(Job(list(stack_of[p]), True))
+    return jobs
+
+
+def unpack_stale(run_dir, jobs: list[Job], cfg: TrainConfig, model_overrides: dict, device) -> bool:
+    """Unpack every stack checkpoint that is not a planned stack into per-model checkpoints (a failed
+    member's state is dropped: it starts again); True when there was one."""
+    planned = {j.stack_id for j in jobs if j.stacked}
+    found = False
+    for path in rundir.stack_checkpoints(run_dir):
+        if path.stem in planned:
+            continue
+        found = True
+        ck = load_checkpoint(path, device)
+        failed = {int(i) for i, *_ in ck.get("failed", [])}
+        for i, (name, seed, member_ck) in enumerate(unpack_checkpoint(ck)):
+            if name not in model_overrides or i in failed:
+                continue
+            files = MemberFiles(run_dir, name, seed, cfg, model_overrides[name])
+            if not files.finished() and not files.checkpoint.exists():
+                files.mdir.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(files.checkpoint, member_ck)
+        rundir.remove_stack_checkpoint(run_dir, path.stem)
+    return found
+
+
+def training_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
+                  device=torch.device("cpu"), resume: bool = False, mode: str = "auto", progress=None,
+                  log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
+    """Train every (model, seed); yield [(model, seed, status)] for each job as it finishes."""
+    device = torch.device(device)
+    run_dir = Path(run_dir)
+    jobs = plan(run_dir, dataset, model_overrides, seeds, cfg, resume=resume, mode=mode)
+    while resume and unpack_stale(run_dir, jobs, cfg, model_overrides, device):
+        jobs = plan(run_dir, dataset, model_overrides, seeds, cfg, resume=resume, mode=mode)
+    for job in jobs:
+        if job.stacked:
+            members = []
+            for name, seed in job.members:
+                model, rng = build_member(name, seed, model_overrides[name], dataset, device)
+                members.append(Member(name, seed, model_overrides[name], model, rng,
+                                      MemberFiles(run_dir, name, seed, cfg, model_overrides[name])))
+            try:
+                statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume,
+                                       progress=progress)
+            except StackMismatch as e:
+                log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in job.members)}: the stacked loss "
+                    f"differs from the model's own ({e}); training them one by one")
+            else:
+                yield [(n, s, st) for (n, s), st in zip(job.members, statuses)]
+                continue
+            del members
+        for name, seed in job.members:
+            yield [(name, seed, train_model(name, seed, dataset, cfg, run_dir, overrides=model_overrides[name],
+                                            device=device, resume=resume, progress=progress))]
