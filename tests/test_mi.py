@@ -319,6 +319,7 @@ def test_cli_register(monkeypatch, capsys):
     def fake_validate(estimators, seed=0, quick=False, **kwargs):
         seen.update(estimators=list(estimators), seed=seed, quick=quick, copula=kwargs["copula"],
                     bounds=kwargs["bounds"])
+        assert kwargs["kinds"] is None
         return [dict(case="c", truth_nats=1.0, estimator=e, estimate_nats=0.9, std_nats=0.01,
                      abs_error=0.1, tolerance_nats=0.15, ok="yes" if e == "mine" or quick else "NO",
                      near_ceiling=False, seconds=0.1) for e in estimators]
@@ -335,6 +336,10 @@ def test_cli_register(monkeypatch, capsys):
     args = parser.parse_args(["mi-validate", "--estimators", "mine,infonce", "--no-copula", "--no-bounds"])
     assert args.func(args) == 1
     assert seen["copula"] is False and seen["bounds"] is False
+    args = parser.parse_args(["mi-validate", "--kinds", "warped,curly"])
+    with pytest.raises(BenchError) as exc:
+        args.func(args)
+    assert "unknown case kind 'curly'" in _one_line(exc)
     assert "1 of 2 rows outside their tolerance: c / infonce" in capsys.readouterr().out
 
     args = parser.parse_args(["mi-validate", "--estimators", "mine,bogus"])

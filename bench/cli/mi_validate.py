@@ -5,15 +5,23 @@ from __future__ import annotations
 import sys
 import time
 
+from .common import parse_list
+
 
 def cmd_mi_validate(args) -> int:
-    from ..info.validate import (TOLERANCE, VALIDATION_MODES, format_validation_table, misses, parse_estimators,
-                                 validate_estimators)
+    from ..info.validate import (KINDS, TOLERANCE, VALIDATION_MODES, format_validation_table, misses,
+                                 parse_estimators, validate_estimators)
 
     names = parse_estimators(args.estimators)
+    kinds = parse_list(args.kinds, what="case kind")
+    bad = [k for k in kinds or [] if k not in KINDS]
+    if bad:
+        from ..errors import BenchError
+
+        raise BenchError(f"--kinds: unknown case kind {bad[0]!r}; choose from {', '.join(KINDS)}")
     start = time.perf_counter()
     rows = validate_estimators(
-        names, seed=args.seed, quick=args.quick, copula=args.copula, bounds=args.bounds,
+        names, seed=args.seed, quick=args.quick, copula=args.copula, bounds=args.bounds, kinds=kinds,
         progress=(lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None,
     )
     print(format_validation_table(rows))
@@ -51,6 +59,8 @@ def register(sub) -> None:
                              "every coordinate with few ties)")
     parser.add_argument("--no-bounds", dest="bounds", action="store_false",
                         help="leave out the known-encoder bounds (default: included; a few seconds)")
+    parser.add_argument("--kinds", default=None,
+                        help="comma-separated critic case kinds: plain, warped, heavy-tailed (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print one progress line per estimate to stderr")

@@ -34,6 +34,7 @@ VALIDATION_MODES = {
 }
 TOLERANCE = {"full": (0.05, 0.10), "quick": (0.10, 0.15)}       # (floor nats, fraction of the truth)
 BOUND_NAMES = ("ke-lower", "ke-upper")
+KINDS = ("plain", "warped", "heavy-tailed")
 
 
 def tolerance_nats(truth: float, quick: bool = False) -> float:
@@ -200,5 +201,5 @@ def misses(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [r for r in rows if str(r.get("ok", "yes")).startswith("NO")]
 
 
-__all__ = ["BOUND_NAMES", "TOLERANCE", "VALIDATION_MODES", "bound_rows", "format_validation_table", "misses",
+__all__ = ["BOUND_NAMES", "KINDS", "TOLERANCE", "VALIDATION_MODES", "bound_rows", "format_validation_table", "misses",
            "parse_estimators", "tolerance_nats", "validate_estimators", "validation_cases"]
