@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 import time
 
-from .common import parse_list
+from .common import add_threads, parse_list, set_threads
 
 
 def cmd_mi_validate(args) -> int:
     from ..info.validate import (KINDS, TOLERANCE, VALIDATION_MODES, format_validation_table, misses,
                                  parse_estimators, validate_estimators)
 
+    set_threads(args.threads)
     names = parse_estimators(args.estimators)
     kinds = parse_list(args.kinds, what="case kind")
     bad = [k for k in kinds or [] if k not in KINDS]
@@ -62,6 +63,8 @@ def register(sub) -> None:
     parser.add_argument("--kinds", default=None,
                         help="comma-separated critic case kinds: plain, warped, heavy-tailed (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_threads(parser, "CPU threads for torch outside the estimates (the known-encoder bounds; each estimate "
+                        "uses 1); default: torch's")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="print one progress line per estimate to stderr")
     parser.set_defaults(func=cmd_mi_validate)
