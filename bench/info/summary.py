@@ -88,12 +88,17 @@ def has_info(model: ModelResult) -> bool:
 
 def info_flag_labels(model: ModelResult) -> list[str]:
     """Flag labels for the leaderboard, e.g. ``I(X;Z) below-bound: jsd/mine`` (no commas: they separate
-    flags), and ``I(X;Z) lower at log N`` when the interval's lower end is capped."""
+    flags; ``all`` when every estimator run is flagged), and ``I(X;Z) lower at log N`` when the
+    interval's lower end is capped."""
     seen: dict[tuple[str, str], set[str]] = {}
+    ran: dict[str, set[str]] = {}
     capped = False
     for s in model.done_seeds():
         for f in s.info_flags:
             seen.setdefault((f.get("quantity", "?"), f.get("flag", "?")), set()).add(str(f.get("estimator")))
+        for q in KEYS.values():
+            ran.setdefault(q, set()).update(s.info_estimates(q))
         capped = capped or bool(s.info_bounds.get("ixz_lower_at_cap"))
-    labels = [f"{q} {SHORT.get(flag, flag)}: {'/'.join(sorted(ests))}" for (q, flag), ests in sorted(seen.items())]
+    labels = [f"{q} {SHORT.get(flag, flag)}: {'all' if len(ests) > 1 and ests == ran.get(q) else '/'.join(sorted(ests))}"
+              for (q, flag), ests in sorted(seen.items())]
     return labels + ([CAP_LABEL] if capped else [])
