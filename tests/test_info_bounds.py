@@ -178,8 +178,9 @@ def _results(tmp_path):
     models = {
         "vib": _info("z sample", {"I(X;Z)": {"mine": 1.7}, "I(Z;Y)": {"mine": 2.25, "jsd": 2.1}}, [below],
                      rate_nats=23.0, ixz_lower_nats=9.1, ixz_upper_nats=30.0, ixz_lower_at_cap=True),
-        "mlp": _info("last hidden", {"I(X;Z)": {"mine": 4.0}, "I(Z;Y)": {"jsd": 2.0}},
-                     [{"flag": "below_lower_bound", "quantity": "I(Z;Y)", "estimator": "jsd"}]),
+        "mlp": _info("last hidden", {"I(X;Z)": {"mine": 4.0}, "I(Z;Y)": {"jsd": 2.0}},    # as older records had
+                     [{"flag": "below_lower_bound", "quantity": "I(Z;Y)", "estimator": "jsd"},
+                      {"flag": "unstable", "quantity": "I(X;Z)", "estimator": "mine"}]),
     }
     res = Results.new({"dataset": {}, "train": {}, "models": {}, "seeds": [0]}, {})
     for name, info in models.items():
@@ -203,7 +204,7 @@ def test_leaderboard_shows_the_interval_inf_and_only_unflagged_estimates(tmp_pat
     assert "inf (deterministic)" in row["mlp"] and "4.00" not in row["mlp"]
     assert "2.000" not in row["mlp"]                          # its only I(Z;Y) estimate is flagged
     assert "I(X;Z) below-bound: mine" in row["vib"] and "I(X;Z) lower at log N" in row["vib"]
-    assert "I(Z;Y) below-bound: jsd" in row["mlp"]
+    assert "I(Z;Y) below-bound: jsd" in row["mlp"] and "I(X;Z)" not in row["mlp"].split("|")[-2]
     assert lb.mean.at["vib", "ixz"] == pytest.approx(9.1) and math.isnan(lb.mean.at["mlp", "ixz"])
     csv = to_csv(lb)
     assert "ixz_upper" in csv.splitlines()[0] and ",23," in csv

@@ -95,6 +95,8 @@ def info_flag_labels(model: ModelResult) -> list[str]:
     capped = False
     for s in model.done_seeds():
         for f in s.info_flags:
+            if s.info_deterministic and f.get("quantity") == "I(X;Z)":
+                continue  # an older record's estimate of an infinite MI: nothing to flag
             seen.setdefault((f.get("quantity", "?"), f.get("flag", "?")), set()).add(str(f.get("estimator")))
         for q in KEYS.values():
             ran.setdefault(q, set()).update(s.info_estimates(q))
