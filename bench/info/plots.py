@@ -118,7 +118,10 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
             if up_p is None:
                 continue
             if lo_p is not None:
-                ax_p.plot([lo_p, up_p], [yl, yl], ls, color=color[p["beta"]], lw=3, alpha=0.8, solid_capstyle="butt")
+                # thinner bars for larger beta, drawn on top: bars at the same height stay visible
+                width = 8.0 - 5.0 * betas.index(p["beta"]) / max(1, len(betas) - 1)
+                ax_p.plot([lo_p, up_p], [yl, yl], ls, color=color[p["beta"]], lw=width, alpha=0.85,
+                          solid_capstyle="butt", zorder=2 + betas.index(p["beta"]))
             ax_p.plot(up_p, yl, "o", color=color[p["beta"]], ms=5)
     log_n = next((p["bounds"]["log_n_nats"] for p in pts if p["bounds"].get("log_n_nats")), None)
     if log_n:
