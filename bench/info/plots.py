@@ -145,7 +145,8 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
     ax_y.set_ylabel("I(Z;Y) [nats]")
     ax_x.set_title("I(X;Z) against β", fontsize=9)
     ax_y.set_title("I(Z;Y) against β", fontsize=9)
-    extra = [Line2D([], [], ls="", marker="x", color="0.45", label="flagged estimate (value not shown as one)")] \
+    extra = [Line2D([], [], ls="", marker="x", color="0.45", label="flagged estimate (value not shown as one)"),
+             Line2D([], [], ls="", marker="v", color="0.45", label="flagged, below the axis (e.g. negative)")] \
         if flagged_x or flagged_y else []
     for ax in (ax_x, ax_y):
         handles, _ = ax.get_legend_handles_labels()
