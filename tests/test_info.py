@@ -269,6 +269,7 @@ def test_infoplane_binning_and_mine(run_copy, capsys):
         assert a["distinct"] <= b["distinct"] and a["ixt_nats"] <= b["ixt_nats"] + 1e-12
     assert tanh["infoplane_setup"]["binning@30"]["ranges"]["hidden1"]["lo"] == -1.0  # tanh: [-1, 1]
     assert tanh["infoplane_setup"]["binning@2"]["bins"] == 2 and tanh["infoplane_setup"]["mine"]["steps"] == 30
+    assert tanh["infoplane_setup"]["mine"]["copula"] is True
     assert "known-encoder" not in tanh["infoplane"]  # deterministic: no encoder, no bounds
     # the VIB's representation (mu) is not a hidden ReLU output, so it is a layer of its own
     vib = data["models"]["vib_beta1e-3"]["seeds"]["0"]

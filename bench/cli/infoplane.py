@@ -13,7 +13,7 @@ def cmd_infoplane(args) -> int:
         args.run_dir, models=patterns(args.models), estimators=parse_list(args.estimator, what="estimator") or [],
         bins=parse_list(args.bins, int, what="bin count") or [], layers=parse_list(args.layers, what="layer") if args.layers is not None else None,
         steps=args.steps, restarts=args.restarts, batch_size=args.batch_size, seed=args.seed,
-        mi_threads=args.mi_threads, data_dir=args.data_dir, device=device(args.device)))
+        mi_threads=args.mi_threads, copula=args.copula, data_dir=args.data_dir, device=device(args.device)))
     return 0
 
 
@@ -41,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="mine: seed (default 0)")
     add_threads(p)
     p.add_argument("--mi-threads", type=int, default=1, help="mine: torch threads inside each estimate (default 1)")
+    p.add_argument("--no-copula", dest="copula", action="store_false",
+                   help="mine: feed the raw coordinates to the critic (default: rank-Gaussian transform of every "
+                        "coordinate with at most 1%% tied values)")
     add_data(p)
     add_device(p)
     p.set_defaults(func=cmd_infoplane)

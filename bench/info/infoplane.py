@@ -184,6 +184,7 @@ class InfoplaneOptions:
     batch_size: int = PLANE_MINE_BATCH
     seed: int = 0
     mi_threads: int = 1
+    copula: bool = True        # mine: rank-Gaussian transform of every coordinate with few ties
     data_dir: str | None = None
     device: torch.device | str = "cpu"
 
@@ -234,7 +235,7 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
         return x, y
 
     mine_opts = {"steps": opts.steps, "restarts": opts.restarts, "batch_size": opts.batch_size,
-                 "seed": opts.seed, "device": device, "threads": opts.mi_threads}
+                 "seed": opts.seed, "device": device, "threads": opts.mi_threads, "copula": opts.copula}
     env = environment(device)
     if missing:
         log(f"no snapshots (skipped): {', '.join(missing)}")
