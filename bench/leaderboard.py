@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BenchError
+from .info import summary as info_summary
 from .protocol import FLAGS
 from .results import AttackRecord, ModelResult, Results, SeedResult, norm_eps
 from .rundir import LEADERBOARD, run_dir_of
@@ -88,10 +89,11 @@ COLUMNS: list[Column] = [
     Column("rate", "rate (nats)", None, 1.0, 1,
            doc="VIB rate: mean KL(p(z|x) || N(0, I)) on the test set, an upper bound on I(X;Z) (nats)"),
     *_robust_columns(),
-    Column("ixz", "I(X;Z) est", None, 1.0, 2,
-           doc="`vib-bench info`: largest estimate of I(X;Z) among the estimators run (each a lower bound; nats)"),
-    Column("izy", "I(Z;Y) est", None, 1.0, 3,
-           doc="`vib-bench info`: largest estimate of I(Z;Y) among the estimators run (each a lower bound; nats)"),
+    Column("ixz", "I(X;Z) nats", None, 1.0, 2,
+           doc="`vib-bench info`: VIB: [lower, upper] from the known encoder (the number: lower); deterministic: "
+               "inf, no number; otherwise the largest unflagged estimate (nats)"),
+    Column("izy", "I(Z;Y) nats", None, 1.0, 3,
+           doc="`vib-bench info`: largest I(Z;Y) estimate that raised no flag (each a lower bound; nats)"),
     Column("auc", "AUC %", "max", 100.0, 1, proportion=True,
            doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)"),
     Column("infer_ex_s", "infer ex/s", "max", thousands=True, per_seed=False,
@@ -259,10 +261,7 @@ def seed_values(entry: SeedResult, grid: list[float], eps=STANDARD_EPS) -> dict[
         out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
     else:
         out["auc"] = math.nan
-    for key, quantity in (("ixz", "I(X;Z)"), ("izy", "I(Z;Y)")):
-        vals = [_num(e.get("nats")) for e in entry.info_estimates(quantity).values()]
-        vals = [v for v in vals if math.isfinite(v)]
-        out[key] = max(vals) if vals else math.nan
+    out.update(info_summary.seed_info_values(entry))   # ixz, ixz_upper, izy: unflagged numbers only
     out["infer_ex_s"] = entry.throughput_median("inference", "100")
     out["train_ex_s"] = entry.throughput_median("train")
     out["params"] = _num(entry.throughput.get("params"))
@@ -382,14 +381,17 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
         total = len(m.seed_ids())
         fails = _failures(m)
         texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
-                       "flags": ", ".join(flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)),
+                       "flags": ", ".join([flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)]
+                                          + info_summary.info_flag_labels(m)),
                        "notes": "; ".join(fails + _imported(m))}
     keys = [c.key for c in all_columns]
     mean = pd.DataFrame.from_dict(means, orient="index", columns=keys, dtype=float)
     std = pd.DataFrame.from_dict(stds, orient="index", columns=keys, dtype=float)
     count = pd.DataFrame.from_dict(counts, orient="index", columns=keys, dtype=float)
     text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes"])
-    columns = [c for c in all_columns if mean[c.key].notna().any()] if len(mean) else []
+    columns = [c for c in all_columns if mean[c.key].notna().any()
+               or (c.key in info_summary.KEYS and any(info_summary.has_info(m) for m in res.models()))] \
+        if len(mean) else []
     if sort_by != "model" and sort_by not in [c.key for c in columns]:
         if explicit and len(mean):
             raise BenchError(f"--sort-by {sort_by}: this run has no {sort_by} data")

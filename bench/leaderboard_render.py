@@ -10,9 +10,11 @@ import math
 
 import pandas as pd
 
+from .info import summary as info_summary
 from .leaderboard import Column, Leaderboard, build_leaderboard, format_name, robust_key, seed_n
 from .protocol import FLAG_BY_LABEL
 from .results import Results
+from .stats import mean_std
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -37,6 +39,8 @@ def _bold(text: str, fmt: str) -> str:
 
 
 def _cell(lb: Leaderboard, model: str, col: Column, fmt: str, best: set[str]) -> str:
+    if col.key in info_summary.KEYS:  # an interval, "inf (deterministic)" or an unflagged estimate
+        return _escape(info_summary.info_cell(lb.results.model(model), col.key), fmt)
     v = lb.mean.at[model, col.key]
     text = col.fmt(v)
     if text and col.with_std and math.isfinite(lb.std.at[model, col.key]):
@@ -74,6 +78,9 @@ def to_csv(lb: Leaderboard) -> str:
         cols[c.key] = list(lb.mean[c.key])
         if c.with_std:
             cols[f"{c.key}_std"] = list(lb.std[c.key])
+        if c.key == "ixz":
+            cols["ixz_upper"] = [mean_std([info_summary.seed_info_values(s)["ixz_upper"]
+                                           for s in lb.results.model(m).done_seeds()])[0] for m in lb.models]
     cols["flags"] = [";".join(f.strip() for f in s.split(",") if f.strip()) for s in lb.text["flags"]]
     cols["notes"] = list(lb.text["notes"])
     best = {c.key: lb.best(c.key) for c in lb.columns}
@@ -163,6 +170,8 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
                              f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
         if machines:
             notes.append("Throughput: median examples/s at batch 100, measured on " + "; ".join(sorted(machines)) + ".")
+    if keys & set(info_summary.KEYS):
+        notes.append(info_summary.COLUMNS_NOTE)
     paired = [c for c in lb.columns if c.better and c.paired]
     if paired and len(lb.models) > 1:
         where = "in bold" if fmt not in ("csv", "json") else "in the best column"
@@ -188,6 +197,8 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
     for f in used:
         if f in FLAG_BY_LABEL:
             notes.append(f"`{f}`: {FLAG_BY_LABEL[f].text}")
+    if any(f.startswith(("I(X;Z)", "I(Z;Y)")) for f in used):
+        notes.append(info_summary.FLAGS_NOTE)
     return notes
 
 

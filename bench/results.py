@@ -234,6 +234,24 @@ class SeedResult:
         """``vib-bench info``'s estimates of ``I(X;Z)`` or ``I(Z;Y)``: estimator -> estimate record."""
         return (self.info.get("estimates") or {}).get(quantity) or {}
 
+    @property
+    def info_bounds(self) -> dict:
+        """``vib-bench info``'s bounds in nats: ``rate_nats``, ``izy_lower_nats``, ``h_y_nats`` and, for a
+        Gaussian encoder, the known-encoder interval ``ixz_lower_nats``/``ixz_upper_nats``/``ixz_lower_at_cap``."""
+        return self.info.get("bounds") or {}
+
+    @property
+    def info_flags(self) -> list[dict]:
+        """``vib-bench info``'s flags on its estimates (``flag``, ``quantity``, ``estimator``, ``message``)."""
+        return list(self.info.get("flags") or [])
+
+    @property
+    def info_deterministic(self) -> bool | None:
+        """Whether ``info`` measured a deterministic representation (I(X;Z) infinite); None without info."""
+        if not self.info:
+            return None
+        return self.info.get("representation") not in (None, "z sample")
+
     def set_info(self, rec: dict) -> None:
         self.raw["info"] = rec
 

@@ -98,6 +98,10 @@ def test_vib_sample_is_fixed_and_not_the_mean(digits):
     torch.testing.assert_close(a, b)
     mu = model.eval().encode(x)[0]
     assert (a - mu).abs().mean() > 0.1
+    # the float64 copy for the known-encoder bounds is the same sample, mu + exp(log_sigma) * eps
+    rep = ib.info_representation(model, x, y)
+    assert rep["z64"].dtype == torch.float64 and rep["mu"].shape == rep["log_sigma"].shape == a.shape
+    torch.testing.assert_close(rep["z64"].float(), a, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------- flags
@@ -180,24 +184,32 @@ def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
     rc = main(["info", str(run_copy), "--estimators", "mine", *FAST_MI])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "I(X;Z)" in out and "estimate (bits)" in out and "infinite in theory" in out
+    assert "I(X;Z)" in out and "estimate (bits)" in out and "is infinite for a deterministic, injective map" in out
+    assert "inf (deterministic)" in out and "I(X;Z) in [lower, upper]" in out
     data = results(run_copy)
     assert "info" in data["environments"]
     for model in ("mlp", "mlp_tanh", "vib_beta1e-3"):
         rec = info_of(run_copy, model)
         assert rec["n"] == 360
         assert set(rec["estimates"]) == {"I(X;Z)", "I(Z;Y)"}
-        for q in ("I(X;Z)", "I(Z;Y)"):
+        for q in ("I(X;Z)", "I(Z;Y)") if model.startswith("vib") else ("I(Z;Y)",):
             e = rec["estimates"][q]["mine"]
             assert e["n_samples"] == 360 and len(e["values_nats"]) == 2
             assert e["bits"] == pytest.approx(e["nats"] / math.log(2))
+            assert e["settings"]["copula"] is True
         assert {"rate_nats", "izy_lower_nats", "h_y_nats"} <= set(rec["bounds"])
         assert isinstance(rec["flags"], list) and rec["seconds"] > 0
         assert rec["flags"] == ib.record_flags(rec)
     vib = info_of(run_copy, "vib_beta1e-3")
     assert vib["representation"] == "z sample" and vib["bounds"]["rate_nats"] > 0 and vib["notes"] == []
+    b = vib["bounds"]
+    assert 0 < b["ixz_lower_nats"] <= b["log_n_nats"] == pytest.approx(math.log(360))
+    assert b["ixz_lower_nats"] <= b["ixz_upper_nats"] and vib["deterministic"] is False
+    assert f"[{b['ixz_lower_nats']:.3f}" in out
     mlp = info_of(run_copy, "mlp")
     assert mlp["representation"] == "last hidden" and mlp["bounds"]["rate_nats"] is None and mlp["notes"]
+    assert mlp["deterministic"] is True and mlp["estimates"]["I(X;Z)"] == {}   # no number for an infinite MI
+    assert "ixz_lower_nats" not in mlp["bounds"]
     assert mlp["bounds"]["h_y_nats"] == pytest.approx(vib["bounds"]["h_y_nats"])
     assert (run_copy / "figures" / "info_beta.png").stat().st_size > 1000
 
@@ -208,13 +220,19 @@ def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
     assert out.count("skipped") == 3
     assert results(run_copy)["models"] == before
 
+    # --no-copula estimates are other estimates: --resume does not take the stored ones for them
+    assert main(["info", str(run_copy), "--models", "mlp", "--estimators", "mine", "--resume", "--no-copula",
+                 *FAST_MI]) == 0
+    assert "skipped" not in capsys.readouterr().out
+    assert info_of(run_copy, "mlp")["estimates"]["I(Z;Y)"]["mine"]["settings"]["copula"] is False
+
     # --resume with another estimator computes only that one and keeps the first
     assert main(["info", str(run_copy), "--models", "vib*", "--estimators", "mine,infonce", "--resume",
                  *FAST_MI]) == 0
     rec = info_of(run_copy, "vib_beta1e-3")
     assert set(rec["estimates"]["I(X;Z)"]) == {"mine", "infonce"}
     assert rec["estimates"]["I(X;Z)"]["mine"] == before["vib_beta1e-3"]["seeds"]["0"]["info"]["estimates"]["I(X;Z)"]["mine"]
-    assert info_of(run_copy, "mlp") == before["mlp"]["seeds"]["0"]["info"]  # not selected: untouched
+    assert info_of(run_copy, "mlp_tanh") == before["mlp_tanh"]["seeds"]["0"]["info"]  # not selected: untouched
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -234,23 +252,36 @@ def test_info_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):
 # -------------------------------------------------------------------------- infoplane command
 def test_infoplane_binning_and_mine(run_copy, capsys):
     assert main(["infoplane", str(run_copy), "--models", "mlp_tanh,vib*", "--estimator", "binning,mine",
-                 "--steps", "30", "--batch-size", "32", "--threads", "1"]) == 0
-    capsys.readouterr()
+                 "--bins", "2,30", "--steps", "30", "--batch-size", "32", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
     data = results(run_copy)
     assert "infoplane" in data["environments"]
     tanh = data["models"]["mlp_tanh"]["seeds"]["0"]
-    assert set(tanh["infoplane"]) == {"binning", "mine"}
-    assert list(tanh["infoplane"]["binning"]) == ["hidden1", "hidden2"]
-    for est in ("binning", "mine"):
+    assert set(tanh["infoplane"]) == {"binning@2", "binning@30", "mine"}
+    assert list(tanh["infoplane"]["binning@30"]) == ["hidden1", "hidden2"]
+    for est in ("binning@2", "binning@30", "mine"):
         pts = tanh["infoplane"][est]["hidden1"]
         assert [p["epoch"] for p in pts] == [1, 2, 3]
         assert all({"epoch", "ixt_nats", "ity_nats"} <= set(p) for p in pts)
-    assert all(p["ixt_nats"] <= math.log(400) + 1e-9 for p in tanh["infoplane"]["binning"]["hidden2"])
-    assert tanh["infoplane_setup"]["binning"]["ranges"]["hidden1"]["lo"] == -1.0  # tanh: [-1, 1]
-    assert tanh["infoplane_setup"]["mine"]["steps"] == 30
+    assert all(p["ixt_nats"] <= math.log(400) + 1e-9 for p in tanh["infoplane"]["binning@30"]["hidden2"])
+    # fewer bins can only merge binned vectors: never more distinct values, never more I(X;T)
+    for a, b in zip(tanh["infoplane"]["binning@2"]["hidden1"], tanh["infoplane"]["binning@30"]["hidden1"]):
+        assert a["distinct"] <= b["distinct"] and a["ixt_nats"] <= b["ixt_nats"] + 1e-12
+    assert tanh["infoplane_setup"]["binning@30"]["ranges"]["hidden1"]["lo"] == -1.0  # tanh: [-1, 1]
+    assert tanh["infoplane_setup"]["binning@2"]["bins"] == 2 and tanh["infoplane_setup"]["mine"]["steps"] == 30
+    assert tanh["infoplane_setup"]["mine"]["copula"] is True
+    assert "known-encoder" not in tanh["infoplane"]  # deterministic: no encoder, no bounds
     # the VIB's representation (mu) is not a hidden ReLU output, so it is a layer of its own
-    vib = data["models"]["vib_beta1e-3"]["seeds"]["0"]["infoplane"]["binning"]
-    assert list(vib) == ["hidden1", "hidden2", "representation"]
+    vib = data["models"]["vib_beta1e-3"]["seeds"]["0"]
+    assert list(vib["infoplane"]["binning@30"]) == ["hidden1", "hidden2", "representation"]
+    # ... and its z gets bounds: the rate per epoch from the training log, the interval at the end
+    kb = vib["infoplane"]["known-encoder"]
+    per_epoch = kb["z: rate, H(Y)-CE (training log)"]
+    assert [p["epoch"] for p in per_epoch] == [1, 2, 3] and all(p["ixt_nats"] > 0 for p in per_epoch)
+    (final,) = kb["z: known-encoder interval (final weights)"]
+    assert 0 < final["ixt_nats"] <= math.log(400) + 1e-9 and final["ixt_nats"] <= final["ixt_upper_nats"]
+    assert final["epoch"] == 3 and vib["infoplane_setup"]["known-encoder"]["n"] == 400
+    assert "known-encoder: z of the final weights: I(X;Z) in [" in out
     assert "infoplane" not in data["models"]["mlp"]["seeds"]["0"]
     for m in ("mlp_tanh", "vib_beta1e-3"):
         assert (run_copy / "figures" / f"infoplane_{m}_seed0.png").stat().st_size > 1000
@@ -258,7 +289,8 @@ def test_infoplane_binning_and_mine(run_copy, capsys):
     # a second estimator run keeps the first one's record; --layers picks layers
     assert main(["infoplane", str(run_copy), "--models", "mlp_tanh", "--bins", "5", "--layers", "hidden2,logits"]) == 0
     tanh = results(run_copy)["models"]["mlp_tanh"]["seeds"]["0"]
-    assert list(tanh["infoplane"]["binning"]) == ["hidden2", "logits"] and "mine" in tanh["infoplane"]
+    assert list(tanh["infoplane"]["binning@5"]) == ["hidden2", "logits"] and "mine" in tanh["infoplane"]
+    assert list(tanh["infoplane"]["binning@30"]) == ["hidden1", "hidden2"]
 
 
 def test_infoplane_without_snapshots_is_one_line(tmp_path, capsys):
@@ -274,6 +306,7 @@ def test_infoplane_without_snapshots_is_one_line(tmp_path, capsys):
     (["--estimator", "kde"], "unknown information-plane estimator 'kde'"),
     (["--estimator", "mine", "--batch-size", "256"], "too few samples"),
     (["--bins", "1"], "--bins"),
+    (["--bins", "8,x"], "bad bin count 'x'"),
     (["--layers", "hidden9"], "no layer 'hidden9'"),
 ])
 def test_infoplane_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):

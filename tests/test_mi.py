@@ -15,6 +15,7 @@ import torch
 from bench.cli import mi_validate
 from bench.info import critics, estimate
 from bench.info import truth as gt
+from bench.info import validate as vd
 from bench.errors import BenchError
 
 LN2 = math.log(2.0)
@@ -301,7 +302,7 @@ def test_format_validation_table():
         dict(case="binary channel sigma=1.0", truth_nats=0.3368, estimator="infonce",
              estimate_nats=0.33, std_nats=0.01, abs_error=0.0068, near_ceiling=True, seconds=2.0),
     ]
-    table = gt.format_validation_table(rows)
+    table = vd.format_validation_table(rows)
     lines = table.splitlines()
     assert len(lines) == 4
     assert "truth (nats)" in lines[0] and "estimator" in lines[0]
@@ -316,17 +317,30 @@ def test_cli_register(monkeypatch, capsys):
     seen = {}
 
     def fake_validate(estimators, seed=0, quick=False, **kwargs):
-        seen.update(estimators=list(estimators), seed=seed, quick=quick)
+        seen.update(estimators=list(estimators), seed=seed, quick=quick, copula=kwargs["copula"],
+                    bounds=kwargs["bounds"])
+        assert kwargs["kinds"] is None
         return [dict(case="c", truth_nats=1.0, estimator=e, estimate_nats=0.9, std_nats=0.01,
-                     abs_error=0.1, near_ceiling=False, seconds=0.1) for e in estimators]
+                     abs_error=0.1, tolerance_nats=0.15, ok="yes" if e == "mine" or quick else "NO",
+                     near_ceiling=False, seconds=0.1) for e in estimators]
 
-    monkeypatch.setattr(gt, "validate_estimators", fake_validate)
+    monkeypatch.setattr(vd, "validate_estimators", fake_validate)
     args = parser.parse_args(["mi-validate", "--estimators", "mine,infonce", "--quick",
                               "--seed", "3"])
     assert args.func(args) == 0
-    assert seen == dict(estimators=["mine", "infonce"], seed=3, quick=True)
+    assert seen == dict(estimators=["mine", "infonce"], seed=3, quick=True, copula=True, bounds=True)
     out = capsys.readouterr().out
-    assert "| c " in out and "infonce" in out
+    assert "| c " in out and "infonce" in out and "within tolerance" in out and "marginals on" in out
+
+    # a row outside its tolerance: exit 1, named; --no-copula and --no-bounds reach the harness
+    args = parser.parse_args(["mi-validate", "--estimators", "mine,infonce", "--no-copula", "--no-bounds"])
+    assert args.func(args) == 1
+    assert seen["copula"] is False and seen["bounds"] is False
+    args = parser.parse_args(["mi-validate", "--kinds", "warped,curly"])
+    with pytest.raises(BenchError) as exc:
+        args.func(args)
+    assert "unknown case kind 'curly'" in _one_line(exc)
+    assert "1 of 2 rows outside their tolerance: c / infonce" in capsys.readouterr().out
 
     args = parser.parse_args(["mi-validate", "--estimators", "mine,bogus"])
     with pytest.raises(BenchError) as exc:
@@ -335,21 +349,26 @@ def test_cli_register(monkeypatch, capsys):
 
 
 def test_validation_cases_cover_required_range():
-    cases = gt.validation_cases(seed=0, n_samples=100)
+    cases = vd.validation_cases(seed=0, n_samples=100)
     truths = [c["truth_nats"] for c in cases]
-    gauss = [c for c in cases if c["case"].startswith("gaussian")]
+    gauss = [c for c in cases if c["case"].startswith("gaussian") and c["kind"] == "plain"]
     channel = [c for c in cases if c["case"].startswith("binary")]
     assert len(gauss) >= 4 and 2 <= len(channel) <= 3
+    assert sum(c["kind"] == "warped" for c in cases) >= 1 and sum(c["kind"] == "heavy-tailed" for c in cases) >= 2
     assert min(truths) < 0.15 and max(truths) > 1.9
     assert all(c["a"].shape[0] == 100 for c in cases)
 
 
 def test_validate_estimators_rows_compare_with_truth():
-    rows = gt.validate_estimators(["mine"], quick=True, n_samples=3000, steps=80, restarts=1)
-    assert [r["estimator"] for r in rows] == ["mine"] * len(gt.validation_cases(n_samples=10))
+    rows = vd.validate_estimators(["mine"], quick=True, n_samples=3000, steps=80, restarts=1, kinds=["plain"],
+                                  bounds=False)
+    plain = [c for c in vd.validation_cases(n_samples=10) if c["kind"] == "plain"]
+    assert [r["estimator"] for r in rows] == ["mine"] * len(plain)
     for r in rows:
         assert r["abs_error"] == pytest.approx(abs(r["estimate_nats"] - r["truth_nats"]))
         assert math.isfinite(r["estimate_nats"]) and r["seconds"] > 0
+        assert r["tolerance_nats"] == pytest.approx(vd.tolerance_nats(r["truth_nats"], quick=True))
+        assert r["ok"] == ("yes" if r["abs_error"] <= r["tolerance_nats"] else "NO")
     # the small Gaussian case is easy: even this tiny budget gets within 0.15 nats of the truth
     first = next(r for r in rows if r["case"] == "gaussian d=1 rho=0.4")
     assert first["abs_error"] < 0.15

@@ -1,4 +1,4 @@
-"""``vib-bench info RUN_DIR``: I(X;Z) and I(Z;Y) of each model's representation beside the analytic bounds."""
+"""``vib-bench info RUN_DIR``: I(X;Z) and I(Z;Y) of each model's representation: bounds, interval, estimates."""
 
 from __future__ import annotations
 
@@ -31,8 +31,23 @@ def format_info_table(rows) -> str:
     return tabulate(rows, headers=INFO_HEADERS, tablefmt="github", disable_numparse=True)
 
 
+def ixz_text(rec: dict) -> str:
+    """The I(X;Z) cell: the known-encoder interval, "inf (deterministic)", or empty."""
+    from ..info.bounds import DETERMINISTIC_CELL, ixz_interval
+    from ..info.stage import is_deterministic
+
+    if is_deterministic(rec):
+        return DETERMINISTIC_CELL
+    iv = ixz_interval(rec["bounds"])
+    if iv is None:
+        return ""
+    lo, up, up_name = iv
+    cap = "*" if rec["bounds"].get("ixz_lower_at_cap") else ""
+    return f"[{lo:.3f}{cap}, {up:.3f}] ({up_name})"
+
+
 def format_bounds_table(items) -> str:
-    """One row per (model, seed): the analytic bounds in nats and bits."""
+    """One row per (model, seed): the I(X;Z) interval in nats, and the analytic bounds in nats and bits."""
     from tabulate import tabulate
 
     from ..info.bounds import LN2
@@ -40,13 +55,13 @@ def format_bounds_table(items) -> str:
     rows = []
     for name, seed, rec in items:
         b = rec["bounds"]
-        cells = [name, str(seed), rec["representation"], str(rec["n"])]
+        cells = [name, str(seed), rec["representation"], str(rec["n"]), ixz_text(rec)]
         for key in ("rate_nats", "izy_lower_nats", "h_y_nats"):
             v = b.get(key)
             cells.append("" if v is None else f"{v:.3f} / {v / LN2:.3f}")
         rows.append(cells)
-    return tabulate(rows, headers=["model", "seed", "representation", "n", "rate >= I(X;Z) (nats / bits)",
-                                   "H(Y)-CE <= I(Z;Y)", "H(Y) >= I(Z;Y)"],
+    return tabulate(rows, headers=["model", "seed", "representation", "n", "I(X;Z) in [lower, upper] (nats)",
+                                   "rate >= I(X;Z) (nats / bits)", "H(Y)-CE <= I(Z;Y)", "H(Y) >= I(Z;Y)"],
                     tablefmt="github", disable_numparse=True)
 
 
@@ -60,13 +75,22 @@ def cmd_info(args) -> int:
         estimators=parse_list(args.estimators, what="estimator") if args.estimators is not None else None,
         n_examples=args.n_examples, steps=args.steps, restarts=args.restarts, batch_size=args.batch_size,
         seed=args.seed, resume=args.resume, plot=not args.no_plot, mi_threads=args.mi_threads,
-        data_dir=args.data_dir, device=device(args.device)))
+        copula=args.copula, data_dir=args.data_dir, device=device(args.device)))
     items = out.items
     rows = [r for name, seed, rec in items for r in info_table_rows(name, seed, rec)]
     print()
     print(format_bounds_table(items))
-    print()
-    print(format_info_table(rows))
+    if any(rec["bounds"].get("ixz_lower_nats") is not None for _, _, rec in items):
+        print("\nI(X;Z) interval: the known-encoder lower bound (InfoNCE with the true p(z|x), at most log N) and "
+              "the smaller of the leave-one-out upper bound and the rate (Poole et al. 2019).")
+    capped = {name: rec["bounds"]["log_n_nats"] for name, _, rec in items if rec["bounds"].get("ixz_lower_at_cap")}
+    if capped:
+        print(f"* ({', '.join(sorted(capped))}): the lower bound is at its cap log N = "
+              f"{max(capped.values()):.3f} nats: I(X;Z) may be much larger; more examples (--n-examples) "
+              "raise the cap.")
+    if rows:
+        print()
+        print(format_info_table(rows))
     if any(rec.get("notes") for _, _, rec in items):
         det = sorted({name for name, _, rec in items if rec.get("notes")})
         print(f"\nnote ({', '.join(det)}): {DETERMINISTIC_NOTE}.")
@@ -105,6 +129,10 @@ def register(sub) -> None:
     add_threads(p)
     p.add_argument("--mi-threads", type=int, default=1,
                    help="torch threads inside each MI estimate (default 1: small critics gain little from more)")
+    p.add_argument("--no-copula", dest="copula", action="store_false",
+                   help="feed the raw coordinates to the critics (default: rank-Gaussian transform of every "
+                        "coordinate with at most 1%% tied values, which makes the estimates blind to the "
+                        "marginals' shape)")
     add_data(p)
     add_device(p)
     p.set_defaults(func=cmd_info)

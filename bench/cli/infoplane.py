@@ -11,21 +11,24 @@ def cmd_infoplane(args) -> int:
     set_threads(args.threads)
     run_infoplane(InfoplaneOptions(
         args.run_dir, models=patterns(args.models), estimators=parse_list(args.estimator, what="estimator") or [],
-        bins=args.bins, layers=parse_list(args.layers, what="layer") if args.layers is not None else None,
+        bins=parse_list(args.bins, int, what="bin count") or [], layers=parse_list(args.layers, what="layer") if args.layers is not None else None,
         steps=args.steps, restarts=args.restarts, batch_size=args.batch_size, seed=args.seed,
-        mi_threads=args.mi_threads, data_dir=args.data_dir, device=device(args.device)))
+        mi_threads=args.mi_threads, copula=args.copula, data_dir=args.data_dir, device=device(args.device)))
     return 0
 
 
 def register(sub) -> None:
     from ..info.infoplane import PLANE_BINS, PLANE_MINE_BATCH, PLANE_MINE_RESTARTS, PLANE_MINE_STEPS
 
-    p = sub.add_parser("infoplane", help="the information plane during training, from activation snapshots")
+    p = sub.add_parser("infoplane", help="the information plane during training, from activation snapshots "
+                                         "(and bounds on a VIB's z)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory trained with --snapshot-every")
     p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
     p.add_argument("--estimator", default="binning",
                    help="binning, mine, or both comma-separated (default: binning)")
-    p.add_argument("--bins", type=int, default=PLANE_BINS, help=f"bins per unit for binning (default {PLANE_BINS})")
+    p.add_argument("--bins", default=",".join(map(str, PLANE_BINS)),
+                   help="bins per unit for binning, one or more comma-separated counts (one record and panel "
+                        f"each, e.g. 2,8,30,100; default {','.join(map(str, PLANE_BINS))})")
     p.add_argument("--layers", default=None,
                    help="comma-separated snapshot layers (hidden1, hidden2, ..., representation, logits; "
                         "default: every hidden layer, plus the representation when it is not the last hidden)")
@@ -38,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="mine: seed (default 0)")
     add_threads(p)
     p.add_argument("--mi-threads", type=int, default=1, help="mine: torch threads inside each estimate (default 1)")
+    p.add_argument("--no-copula", dest="copula", action="store_false",
+                   help="mine: feed the raw coordinates to the critic (default: rank-Gaussian transform of every "
+                        "coordinate with at most 1%% tied values)")
     add_data(p)
     add_device(p)
     p.set_defaults(func=cmd_infoplane)

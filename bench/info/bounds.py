@@ -5,6 +5,8 @@ z = mu + sigma * eps with a fixed seed, the stochastic representation the decode
 ``model.representation(x)``, their last hidden layer, a deterministic function of x). Beside it:
 
 * rate = mean_x KL(p(z|x) || N(0, I)) >= I(X;Z)          (VIB only; the variational marginal)
+* the known-encoder sandwich of ``bench.info.sandwich``   (VIB only; lower <= I(X;Z) <= upper, the
+  lower one at most log N)
 * H(Y) - CE(q(y|z)) <= I(Z;Y)                              (any decoder q: the model's own head)
 * I(Z;Y) <= H(Y)                                            (the empirical label entropy)
 * I(Z;Y) <= I(X;Z)  (Y -> X -> Z is a Markov chain), so H(Y) - CE also bounds I(X;Z) from below
@@ -15,8 +17,8 @@ standard errors of the bound itself, which is a sample mean too) is flagged: abo
 means the estimator over-shoots here; below a lower bound means it is loose.
 
 I(X;T) of a deterministic continuous map T = f(X) is infinite (for continuous X, or log of the
-number of distinct inputs for an empirical X): for the MLPs the I(X;Z) estimate measures the
-estimator's resolution and ceiling, not the model.
+number of distinct inputs for an empirical X): for the MLPs there is no I(X;Z) to measure, and
+``info`` estimates none.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ Z_SEED = 0                 # the noise of the one z sample per example (VIB)
 SPREAD = 2.0               # flag when the estimate +- SPREAD * std lies wholly outside a bound
 UNSTABLE_STD = (0.5, 0.25)  # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
 QUANTITIES = ("I(X;Z)", "I(Z;Y)")
-DETERMINISTIC_NOTE = ("deterministic representation: I(X;T) of a deterministic continuous map is infinite in "
-                      "theory, so the I(X;Z) estimate reflects the estimator's resolution and ceiling, not a "
-                      "property of the model")
+DETERMINISTIC_NOTE = ("I(X;Z) is infinite for a deterministic, injective map; the finite number is a property "
+                      "of the estimator or of the binning (no I(X;Z) is estimated for a deterministic representation)")
+DETERMINISTIC_CELL = "inf (deterministic)"
 
 
 def entropy_of_counts(counts: torch.Tensor) -> float:
@@ -71,7 +73,10 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
     """The measured representation of ``x`` and the per-example terms of the analytic bounds.
 
     Returns ``z`` (N, k) on the CPU, ``kind`` ("z sample" or "last hidden"), ``rate`` (N,) KL to the
-    prior or None, ``ce`` (N,) cross-entropy of the model's own decoder/head on ``z`` or None.
+    prior or None, ``ce`` (N,) cross-entropy of the model's own decoder/head on ``z`` or None, and for
+    a Gaussian encoder ``mu``, ``log_sigma`` and ``z64`` (N, k, float64, CPU; None otherwise): the same
+    sample recomputed in float64 as mu + exp(log_sigma) * eps, for the known-encoder bounds (in float32,
+    z - mu loses the noise when sigma is tiny beside |mu|).
     For a Gaussian encoder z = mu + sigma * eps with eps drawn on the CPU from ``seed`` (so every
     device gives the same z).
     """
@@ -80,6 +85,7 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
     device = torch.device(device)
     enc, dec = _encoder(model), _decoder(model)
     zs, rates, ces = [], [], []
+    mu = log_sigma = z64 = None
     with eval_mode(model):
         if enc is not None:  # one draw of eps for all N at once: the same z whatever the batch size
             stats = [enc(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
@@ -104,10 +110,12 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
             zs.append(z.float().cpu())
     if enc is not None:
         kind = "z sample"
+        mu, log_sigma = mu.double().cpu(), log_sigma.double().cpu()
+        z64 = mu + torch.exp(log_sigma) * eps.double()
     else:
         kind = "last hidden" if getattr(model, "head", None) is not None else "representation"
     return {"z": torch.cat(zs), "kind": kind, "rate": torch.cat(rates) if rates else None,
-            "ce": torch.cat(ces) if ces else None}
+            "ce": torch.cat(ces) if ces else None, "mu": mu, "log_sigma": log_sigma, "z64": z64}
 
 
 def _mean_se(v: torch.Tensor | None):
@@ -117,14 +125,36 @@ def _mean_se(v: torch.Tensor | None):
     return float(v.mean()), se
 
 
-def info_bounds(rate: torch.Tensor | None, ce: torch.Tensor | None, y: torch.Tensor) -> dict:
-    """The analytic bounds, in nats, with the standard errors of the sample means they are."""
+def info_bounds(rate: torch.Tensor | None, ce: torch.Tensor | None, y: torch.Tensor,
+                known: dict | None = None) -> dict:
+    """The analytic bounds, in nats, with the standard errors of the sample means they are.
+
+    ``known``: the known-encoder bounds (``sandwich.known_encoder_bounds``), stored as ``ixz_lower_*``,
+    ``ixz_upper_*`` (leave-one-out), ``log_n_nats``, ``ixz_lower_at_cap`` and ``ixz_bounds_seconds``.
+    """
     h_y = label_entropy(y)
     rate_m, rate_se = _mean_se(rate)
     ce_m, ce_se = _mean_se(ce)
-    return {"rate_nats": rate_m, "rate_se_nats": rate_se,
-            "izy_lower_nats": None if ce_m is None else h_y - ce_m, "izy_lower_se_nats": ce_se,
-            "ce_nats": ce_m, "h_y_nats": h_y}
+    out = {"rate_nats": rate_m, "rate_se_nats": rate_se,
+           "izy_lower_nats": None if ce_m is None else h_y - ce_m, "izy_lower_se_nats": ce_se,
+           "ce_nats": ce_m, "h_y_nats": h_y}
+    if known is not None:
+        out.update({"ixz_lower_nats": known["lower_nats"], "ixz_lower_se_nats": known["lower_se_nats"],
+                    "ixz_upper_nats": known["upper_nats"], "ixz_upper_se_nats": known["upper_se_nats"],
+                    "log_n_nats": known["log_n_nats"], "ixz_lower_at_cap": known["near_cap"],
+                    "ixz_bounds_seconds": known["seconds"]})
+    return out
+
+
+def ixz_interval(bounds: dict) -> tuple[float, float, str] | None:
+    """``(lower, upper, upper's name)`` of I(X;Z) from the known-encoder bounds, the upper one the smaller
+    of the leave-one-out bound and the rate; None without a known encoder."""
+    lo, loo, rate = bounds.get("ixz_lower_nats"), bounds.get("ixz_upper_nats"), bounds.get("rate_nats")
+    if lo is None or loo is None:
+        return None
+    if rate is not None and rate < loo:
+        return lo, rate, "rate"
+    return lo, loo, "leave-one-out"
 
 
 def bound_intervals(bounds: dict) -> dict:
@@ -133,12 +163,20 @@ def bound_intervals(bounds: dict) -> dict:
     low, low_se = bounds.get("izy_lower_nats"), bounds.get("izy_lower_se_nats") or 0.0
     h_y = bounds.get("h_y_nats")
     lower = (low, low_se, "H(Y)-CE") if low is not None and low > 0 else (0.0, 0.0, "MI >= 0")
-    out = {"I(X;Z)": {"lower": lower, "upper": None if rate is None else (rate, rate_se, "rate")}}
+    upper_x = None if rate is None else (rate, rate_se, "rate")
+    loo = bounds.get("ixz_upper_nats")
+    if loo is not None and (upper_x is None or loo < upper_x[0]):
+        upper_x = (loo, bounds.get("ixz_upper_se_nats") or 0.0, "leave-one-out")
+    lower_x = lower
+    ke = bounds.get("ixz_lower_nats")
+    if ke is not None and ke > lower[0]:
+        lower_x = (ke, bounds.get("ixz_lower_se_nats") or 0.0, "known-encoder lower")
+    out = {"I(X;Z)": {"lower": lower_x, "upper": upper_x}}
     upper_y = None
     if h_y is not None:
         upper_y = (h_y, 0.0, "H(Y)")
-    if rate is not None and (upper_y is None or rate < upper_y[0]):
-        upper_y = (rate, rate_se, "rate")
+    if upper_x is not None and (upper_y is None or upper_x[0] < upper_y[0]):
+        upper_y = upper_x
     out["I(Z;Y)"] = {"lower": lower, "upper": upper_y}
     return out
 
@@ -180,8 +218,10 @@ def check_estimate(quantity: str, est: dict, bounds: dict) -> list[dict]:
 
 
 def record_flags(rec: dict) -> list[dict]:
+    """Flags of every estimate of a record (none for I(X;Z) of a deterministic representation)."""
     flags = []
-    for q in QUANTITIES:
+    deterministic = rec.get("representation") not in (None, "z sample")
+    for q in QUANTITIES[1:] if deterministic else QUANTITIES:
         for est in (rec.get("estimates") or {}).get(q, {}).values():
             flags += check_estimate(q, est, rec["bounds"])
     return flags

@@ -1,8 +1,15 @@
 """The information plane during training (``vib-bench infoplane``; Shwartz-Ziv & Tishby 2017).
 
 From the activation snapshots ``vib-bench train --snapshot-every E`` stores: per layer and snapshot
-epoch, (I(X;T), I(T;Y)) by binning (each unit into equal-width bins; X uniform over the snapshot
-examples, so I(X;T) = H(T) and I(T;Y) = H(T) + H(Y) - H(T,Y)) or by MINE with a small budget.
+epoch, (I(X;T), I(T;Y)) by binning at one or more bin counts (each unit into equal-width bins; X
+uniform over the snapshot examples, so I(X;T) = H(T) and I(T;Y) = H(T) + H(Y) - H(T,Y); records
+``binning@B``) or by MINE with a small budget. A binned deterministic layer's I(X;T) is a property of
+the binning (the layer's true I(X;T) is infinite), which is why several bin counts are worth comparing.
+
+For a Gaussian encoder (VIB) the stochastic z also gets bounds (record ``known-encoder``): per epoch
+(rate, H(Y) - CE) from the training log, and the known-encoder interval of ``bench.info.sandwich`` on
+the snapshot examples with the final weights (snapshots hold mu, not sigma, so earlier epochs have
+the rate only).
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from .bounds import entropy_of_counts
 from .stage import hint
 
 PLANE_ESTIMATORS = ("binning", "mine")
-PLANE_BINS = 30
+PLANE_BINS = (30,)
+BOUNDS_KEY = "known-encoder"
 PLANE_MINE_STEPS = 300
 PLANE_MINE_RESTARTS = 1
 PLANE_MINE_BATCH = 64
@@ -72,19 +80,27 @@ def layer_range(name: str, acts: list[torch.Tensor], activation: str | None) -> 
 
 
 
-def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[str], *, bins: int,
+def plane_keys(estimators: list[str], bins) -> list[str]:
+    """Record keys: ``binning@B`` per bin count, ``mine``."""
+    bins = [bins] if isinstance(bins, int) else list(bins)
+    return [k for e in estimators for k in ([f"binning@{b}" for b in bins] if e == "binning" else [e])]
+
+
+def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[str], *, bins,
                     activation: str | None, x: torch.Tensor | None = None, mine_opts: dict | None = None,
                     log=print) -> tuple[dict, dict]:
-    """(result, setup): result[estimator][layer] = [{"epoch", "ixt_nats", "ity_nats"}, ...]."""
+    """(result, setup): result[key][layer] = [{"epoch", "ixt_nats", "ity_nats"}, ...], key ``binning@B``
+    per bin count in ``bins`` (an int or a list) or ``mine``."""
     from .estimate import estimate_mi
 
     epochs = sorted(snaps)
     labels = snaps[epochs[0]]["labels"].long()
     result, setup = {}, {}
-    for est in estimators:
+    for est in plane_keys(estimators, bins):
         t0 = time.perf_counter()
         result[est] = {}
-        if est == "binning":
+        if est.startswith("binning@"):
+            n_bins = int(est.split("@")[1])
             ranges = {}
             for layer in layers:
                 acts = [snaps[e][layer] for e in epochs]
@@ -92,11 +108,11 @@ def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[
                 ranges[layer] = {"lo": lo, "hi": hi, "rule": how}
                 pts = []
                 for e, a in zip(epochs, acts):
-                    r = binned_information(a, labels, bins, lo, hi)
+                    r = binned_information(a, labels, n_bins, lo, hi)
                     pts.append({"epoch": e, "ixt_nats": r["ixt_nats"], "ity_nats": r["ity_nats"],
                                 "distinct": r["distinct"]})
                 result[est][layer] = pts
-            setup[est] = {"bins": bins, "n": len(labels), "ranges": ranges, "ceiling_nats": math.log(len(labels))}
+            setup[est] = {"bins": n_bins, "n": len(labels), "ranges": ranges, "ceiling_nats": math.log(len(labels))}
         else:
             opts = dict(mine_opts or {})
             x_flat = x.reshape(len(x), -1).float()
@@ -117,6 +133,33 @@ def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[
     return result, setup
 
 
+def encoder_bounds(model, x: torch.Tensor, y: torch.Tensor, train_log: list[dict], last_epoch: int,
+                   device="cpu") -> tuple[dict, dict] | None:
+    """The ``known-encoder`` record of a Gaussian encoder on the snapshot examples, or None for other models.
+
+    ``train_log`` gives (rate, H(Y) - CE) per epoch (means over that epoch's training batches, the live
+    model); the final weights give the known-encoder interval [lower, min(leave-one-out, rate)] at
+    ``last_epoch``, with H(Y) - CE of the model's decoder on the same z sample.
+    """
+    from .bounds import info_bounds, info_representation, ixz_interval, label_entropy
+    from .sandwich import known_encoder_bounds
+
+    if not callable(getattr(model, "encode", None)):
+        return None
+    t0 = time.perf_counter()
+    rep = info_representation(model, x, y, device)
+    known = known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"])
+    b = info_bounds(rep["rate"], rep["ce"], y, known)
+    lo, up, up_name = ixz_interval(b)
+    h_y = label_entropy(y)
+    log_pts = [{"epoch": int(r["epoch"]), "ixt_nats": float(r["kl"]), "ity_nats": h_y - float(r["ce"])}
+               for r in train_log if isinstance(r.get("kl"), (int, float)) and isinstance(r.get("ce"), (int, float))]
+    final = {"epoch": int(last_epoch), "ixt_nats": lo, "ixt_upper_nats": up, "upper_bound": up_name,
+             "ity_nats": b["izy_lower_nats"], "rate_nats": b["rate_nats"], "loo_upper_nats": b["ixz_upper_nats"]}
+    result = {"z: rate, H(Y)-CE (training log)": log_pts, "z: known-encoder interval (final weights)": [final]}
+    setup = {"n": len(y), "log_n_nats": known["log_n_nats"], "lower_at_cap": known["near_cap"], "h_y_nats": h_y,
+             "weights": "final (EMA) weights", "seconds": time.perf_counter() - t0}
+    return result, setup
 
 
 def check_plane_estimators(names: list[str]) -> list[str]:
@@ -134,13 +177,14 @@ class InfoplaneOptions:
     run_dir: Path
     models: list[str] | None = None
     estimators: list[str] = field(default_factory=lambda: ["binning"])
-    bins: int = PLANE_BINS
+    bins: list[int] = field(default_factory=lambda: list(PLANE_BINS))   # one record per bin count
     layers: list[str] | None = None
     steps: int = PLANE_MINE_STEPS
     restarts: int = PLANE_MINE_RESTARTS
     batch_size: int = PLANE_MINE_BATCH
     seed: int = 0
     mi_threads: int = 1
+    copula: bool = True        # mine: rank-Gaussian transform of every coordinate with few ties
     data_dir: str | None = None
     device: torch.device | str = "cpu"
 
@@ -149,17 +193,19 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     """The information plane of every selected (model, seed) with snapshots; returns the figures written."""
     from ..env import environment
     from ..results import Results, update_results
-    from ..rundir import figure_path, model_dir, require_run_dir
+    from ..rundir import figure_path, has_weights, model_dir, read_train_log, require_run_dir
     from ..runs import load_run_dataset, open_run, select_trained
     from ..snapshots import default_layers, list_snapshots, load_snapshots
     from .bounds import label_entropy
     from .plots import plot_infoplane
+    from ..weights import load_trained
     from .stage import check_positive
 
     run_dir = require_run_dir(opts.run_dir)
     estimators = check_plane_estimators(opts.estimators)
-    if opts.bins < 2:
-        raise BenchError(f"--bins must be >= 2, got {opts.bins}")
+    bins = [opts.bins] if isinstance(opts.bins, int) else list(opts.bins or [])
+    if not bins or min(bins) < 2:
+        raise BenchError(f"--bins must be one or more integers >= 2, got {opts.bins}")
     check_positive(opts.steps, "--steps")
     check_positive(opts.restarts, "--restarts")
     check_positive(opts.batch_size, "--batch-size", 2)
@@ -175,14 +221,21 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
         raise BenchError(f"{run_dir}: no activation snapshots for {names} "
                          "(train with --snapshot-every EPOCHS to record them)")
     device = torch.device(opts.device)
-    x = None
-    if "mine" in estimators:
-        ds = load_run_dataset(res, opts.data_dir)
-        tr = res.train_config
-        x_all, y_all = ds.split(tr.get("train_split", "train"))
-        x, y_snap = x_all[: int(tr.get("snapshot_n", 2000))], y_all[: int(tr.get("snapshot_n", 2000))]
+    data: dict = {}
+
+    def snapshot_examples(n: int, labels: torch.Tensor, what: str):
+        """The first n examples of the run's training split: the snapshot sample (checked by its labels)."""
+        if "x" not in data:
+            tr = res.train_config
+            data["x"], data["y"] = load_run_dataset(res, opts.data_dir).split(tr.get("train_split", "train"))
+        x, y = data["x"][:n], data["y"][:n]
+        if len(x) != n or not torch.equal(y, labels.long()):
+            raise BenchError(f"{what}: the snapshot examples are not the first {n} of the run's training split "
+                             "(was the data set changed?)")
+        return x, y
+
     mine_opts = {"steps": opts.steps, "restarts": opts.restarts, "batch_size": opts.batch_size,
-                 "seed": opts.seed, "device": device, "threads": opts.mi_threads}
+                 "seed": opts.seed, "device": device, "threads": opts.mi_threads, "copula": opts.copula}
     env = environment(device)
     if missing:
         log(f"no snapshots (skipped): {', '.join(missing)}")
@@ -195,20 +248,30 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
         bad = [layer for layer in layers if layer not in avail]
         if bad:
             raise BenchError(f"{name} seed {seed}: no layer {bad[0]!r} in the snapshots (layers: {', '.join(avail)})")
-        if x is not None:
-            if len(x) != len(first["labels"]) or not torch.equal(y_snap[: len(first['labels'])], first["labels"].long()):
-                raise BenchError(f"{name} seed {seed}: the snapshot examples are not the first "
-                                 f"{len(first['labels'])} of the run's training split (was the data set changed?)")
+        n_snap = len(first["labels"])
+        x = snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}")[0] if "mine" in estimators else None
         activation = res.model(name).config.get("activation")
         log(f"{name} seed {seed}: {len(paths)} snapshots (epochs {paths[0][0]}..{paths[-1][0]}), "
-            f"layers {', '.join(layers)}, n = {len(first['labels'])}")
-        plane, setup = infoplane_model(snaps, layers, estimators, bins=opts.bins, activation=activation, x=x,
+            f"layers {', '.join(layers)}, n = {n_snap}")
+        plane, setup = infoplane_model(snaps, layers, estimators, bins=bins, activation=activation, x=x,
                                        mine_opts=mine_opts, log=log)
-        for est in estimators:
-            for layer, pts in plane[est].items():
+        for key in plane:
+            for layer, pts in plane[key].items():
                 a, b = pts[0], pts[-1]
-                log(f"  {est:7s} {layer:14s} epoch {a['epoch']:>3}: ({a['ixt_nats']:.3f}, {a['ity_nats']:.3f})"
-                    f" -> epoch {b['epoch']:>3}: ({b['ixt_nats']:.3f}, {b['ity_nats']:.3f}) nats")
+                peak = max(pts, key=lambda p: p["ixt_nats"])
+                log(f"  {key:11s} {layer:14s} epoch {a['epoch']:>3}: ({a['ixt_nats']:.3f}, {a['ity_nats']:.3f})"
+                    f"  peak I(X;T) {peak['ixt_nats']:.3f} at epoch {peak['epoch']}"
+                    f"  -> epoch {b['epoch']:>3}: ({b['ixt_nats']:.3f}, {b['ity_nats']:.3f}) nats")
+        if has_weights(run_dir, name, seed):
+            model = load_trained(run_dir, name, seed, device)
+            if callable(getattr(model, "encode", None)):
+                xs, ys = snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}")
+                kb = encoder_bounds(model, xs, ys, read_train_log(model_dir(run_dir, name, seed)), paths[-1][0],
+                                    device)
+                plane[BOUNDS_KEY], setup[BOUNDS_KEY] = kb
+                f = kb[0]["z: known-encoder interval (final weights)"][0]
+                log(f"  {BOUNDS_KEY}: z of the final weights: I(X;Z) in [{f['ixt_nats']:.3f}, {f['ixt_upper_nats']:.3f}]"
+                    f" nats ({f['upper_bound']}; log n = {kb[1]['log_n_nats']:.3f}), H(Y) - CE = {f['ity_nats']:.3f}")
 
         def put(r: Results, name=name, seed=seed, plane=plane, setup=setup):
             r.seed(name, seed, create=True).update_infoplane(plane, setup)

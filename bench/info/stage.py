@@ -1,8 +1,10 @@
-"""The info stage (``vib-bench info``): neural estimates of I(X;Z) and I(Z;Y) beside the analytic bounds.
+"""The info stage (``vib-bench info``): I(X;Z) and I(Z;Y) of each representation, bounded and estimated.
 
-For every trained (model, seed), on the first N test examples, the estimators of
-``bench.info.critics`` measure the representation of ``bench.info.bounds``; each estimate is checked
-against the bounds and flagged where it contradicts them.
+For every trained (model, seed), on the first N test examples: the analytic bounds of
+``bench.info.bounds``, for a Gaussian encoder the known-encoder interval of ``bench.info.sandwich``,
+and the critic estimates of ``bench.info.critics`` (I(Z;Y) only for a deterministic representation,
+whose I(X;Z) is infinite); each estimate is checked against the bounds and flagged where it
+contradicts them.
 """
 
 from __future__ import annotations
@@ -34,30 +36,65 @@ def hint(text: str):
         raise
 
 
-def _has_estimates(rec: dict | None, estimators, n: int) -> set:
-    """Estimators already done for both quantities in ``rec`` on the same ``n`` examples."""
+def is_deterministic(rec: dict) -> bool:
+    """Whether an info record measured a deterministic representation (no encoder: I(X;Z) infinite)."""
+    return rec.get("representation") not in (None, "z sample")
+
+
+def quantities(rec: dict) -> tuple[str, ...]:
+    """The quantities estimated for a record: both, or I(Z;Y) alone for a deterministic representation."""
+    return ("I(Z;Y)",) if is_deterministic(rec) else QUANTITIES
+
+
+def _has_estimates(rec: dict | None, estimators, n: int, copula: bool = True) -> set:
+    """Estimators already done for every estimated quantity in ``rec`` on the same ``n`` examples, with
+    the same marginal transform (records from before the transform count as ``copula`` off)."""
     if not rec or rec.get("n") != n:
         return set()
     est = rec.get("estimates") or {}
-    return {e for e in estimators if all(e in (est.get(q) or {}) for q in QUANTITIES)}
+
+    def done(e, q):
+        r = (est.get(q) or {}).get(e)
+        return r is not None and bool((r.get("settings") or {}).get("copula", False)) == bool(copula)
+
+    return {e for e in estimators if all(done(e, q) for q in quantities(rec))}
+
+
+def _complete(rec: dict | None, estimators, n: int, copula: bool) -> bool:
+    """Whether ``--resume`` can skip a record: every estimate there, and the interval for a VIB."""
+    if not rec or _has_estimates(rec, estimators, n, copula) != set(estimators):
+        return False
+    return is_deterministic(rec) or (rec.get("bounds") or {}).get("ixz_lower_nats") is not None
 
 
 def info_model(model, x: torch.Tensor, y: torch.Tensor, estimators, *, steps: int, restarts: int,
                batch_size: int | None = None, seed: int = 0, device="cpu", threads: int | None = 1,
-               previous: dict | None = None, log=print, label: str = "") -> dict:
+               copula: bool = True, previous: dict | None = None, log=print, label: str = "") -> dict:
     """The ``info`` record of one model on (x, y); estimators present in ``previous`` are kept."""
     from .estimate import estimate_mi
+    from .sandwich import known_encoder_bounds
 
     t0 = time.perf_counter()
     device = torch.device(device)
     rep = info_representation(model, x, y, device)
     z = rep["z"]
     n = len(z)
-    bounds = info_bounds(rep["rate"], rep["ce"], y)
-    keep = _has_estimates(previous, estimators, n)
+    known = None
+    if rep["mu"] is not None:
+        known = known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"])
+        rate = rep["rate"].mean().item()
+        log(f"  {label}I(X;Z) in [{known['lower_nats']:.3f}, {min(known['upper_nats'], rate):.3f}] nats "
+            f"(known encoder: lower {known['lower_nats']:.3f}"
+            f"{' at its cap log N = %.3f' % known['log_n_nats'] if known['near_cap'] else ''}, leave-one-out "
+            f"upper {known['upper_nats']:.3f}; rate {rate:.3f})  {known['seconds']:.1f} s")
+    bounds = info_bounds(rep["rate"], rep["ce"], y, known)
+    rec = {"n": n, "representation": rep["kind"], "z_dim": int(z.shape[1]), "z_seed": Z_SEED}
+    wanted = quantities(rec)
+    same = previous is not None and previous.get("representation") == rec["representation"]
+    keep = _has_estimates(previous, estimators, n, copula) if same else set()
     estimates = {q: {} for q in QUANTITIES}
     if keep:
-        for q in QUANTITIES:
+        for q in wanted:
             estimates[q] = {e: previous["estimates"][q][e] for e in previous["estimates"][q] if e in keep}
     x_flat = x.reshape(n, -1).float()
     classes = max(int(getattr(model, "num_classes", 0) or 0), int(y.max()) + 1)
@@ -66,23 +103,20 @@ def info_model(model, x: torch.Tensor, y: torch.Tensor, estimators, *, steps: in
     for est_name in estimators:
         if est_name in keep:
             continue
-        for q in QUANTITIES:
+        for q in wanted:
             a, b = pairs[q]
             with hint("see --batch-size and --n-examples"):
                 r = estimate_mi(a, b, est_name, steps=steps, restarts=restarts, batch_size=batch_size,
-                                seed=seed, device=device, threads=threads)
+                                seed=seed, device=device, threads=threads, copula=copula)
             estimates[q][est_name] = r.as_dict()
             log(f"  {label}{q:7s} {est_name:8s} {r.nats:7.3f} +- {r.std_nats:.3f} nats "
                 f"({r.bits:6.3f} +- {r.std_bits:.3f} bits)  {r.seconds:5.1f} s "
                 f"({r.seconds / max(1, restarts):.1f} s per restart)")
-    rec = {"n": n, "representation": rep["kind"], "z_dim": int(z.shape[1]), "z_seed": Z_SEED,
-           "estimates": estimates, "bounds": bounds}
+    rec.update({"estimates": estimates, "bounds": bounds, "deterministic": is_deterministic(rec)})
     rec["flags"] = record_flags(rec)
-    rec["notes"] = [] if rep["kind"] == "z sample" else [DETERMINISTIC_NOTE]
+    rec["notes"] = [DETERMINISTIC_NOTE] if rec["deterministic"] else []
     rec["seconds"] = time.perf_counter() - t0 + (previous or {}).get("seconds", 0.0) * bool(keep)
     return rec
-
-
 
 
 def check_estimators(names: list[str] | None) -> list[str]:
@@ -116,6 +150,7 @@ class InfoOptions:
     resume: bool = False
     plot: bool = True
     mi_threads: int = 1
+    copula: bool = True        # rank-Gaussian transform of every coordinate with few ties (bench.info.marginals)
     data_dir: str | None = None
     device: torch.device | str = "cpu"
 
@@ -157,7 +192,7 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
     total = time.perf_counter()
     for name, seed in pairs:
         prev = res.seed(name, seed).info or None
-        if opts.resume and prev and _has_estimates(prev, estimators, n) == set(estimators):
+        if opts.resume and _complete(prev, estimators, n, opts.copula):
             log(f"{name} seed {seed}: info already there for {', '.join(estimators)} (--resume), skipped")
             out.items.append((name, seed, {**prev, "flags": record_flags(prev)}))
             continue
@@ -165,7 +200,7 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
         log(f"{name} seed {seed}:")
         rec = info_model(model, x, y, estimators, steps=opts.steps, restarts=opts.restarts,
                          batch_size=opts.batch_size, seed=opts.seed, device=device, threads=opts.mi_threads,
-                         previous=prev if opts.resume else None, log=log)
+                         copula=opts.copula, previous=prev if opts.resume else None, log=log)
         for f in rec["flags"]:
             log(f"  FLAG {f['flag']}: {f['message']}")
 
@@ -181,4 +216,5 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
 
 
 __all__ = ["DEFAULT_ESTIMATORS", "DEFAULT_N_EXAMPLES", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "DETERMINISTIC_NOTE",
-           "InfoOptions", "InfoOutcome", "QUANTITIES", "Z_SEED", "info_bounds", "info_model", "run_info"]
+           "InfoOptions", "InfoOutcome", "QUANTITIES", "Z_SEED", "info_bounds", "info_model", "is_deterministic",
+           "quantities", "run_info"]

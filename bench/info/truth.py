@@ -1,22 +1,27 @@
-"""Ground truth for the MI estimators, and their validation against it (``vib-bench mi-validate``).
+"""Distributions whose mutual information is known: the ground truth of ``vib-bench mi-validate``.
 
-d-dimensional Gaussians with component-wise correlation rho (``I = -(d/2) log(1 - rho^2)``) and the
-binary-input additive Gaussian noise channel ``y = x + N(0, sigma^2)``, x uniform on {-1, +1},
-whose MI is computed by numerical integration.
+* d-dimensional Gaussians with component-wise correlation rho: ``I = -(d/2) log(1 - rho^2)``;
+* the same after a monotone map of every coordinate (a cubic warp, or Cauchy marginals through the
+  normal CDF): MI is unchanged by invertible per-coordinate maps, so the truth is the Gaussian one;
+* the multivariate Student t with nu degrees of freedom (heavy tails and tail dependence), whose MI
+  has a closed form (Arellano-Valle, Contreras-Reyes & Genton 2013);
+* the binary-input additive Gaussian noise channel ``y = x + N(0, sigma^2)``, x uniform on {-1, +1},
+  whose MI is computed by numerical integration;
+* the Gaussian channel ``z = x + N(0, sigma^2 I)``, x ~ N(0, I_d), with its known encoder
+  p(z|x) = N(x, sigma^2 I): ``I = (d/2) log(1 + 1/sigma^2)`` (for the known-encoder bounds).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import BenchError
-from .critics import LN2, get_estimator, list_estimators
-from .estimate import estimate_mi, restart_seed
+from .critics import LN2
 
 # --------------------------------------------------------------------------------------------
 # Ground truth
@@ -97,115 +102,69 @@ def sample_binary_channel(n: int, sigma: float, seed: int = 0) -> Tuple[Tensor, 
     return x, y
 
 
-# --------------------------------------------------------------------------------------------
-# Validation against known truth
-# --------------------------------------------------------------------------------------------
 
-_GAUSSIAN_CASES = ((1, 0.4), (2, 0.6), (3, 0.7), (5, 0.75))  # truth 0.09, 0.45, 1.01, 2.07 nats
-_CHANNEL_SIGMAS = (0.5, 1.0, 2.0)
-VALIDATION_MODES = {
-    "full": {"n_samples": 10000, "steps": 2000, "restarts": 3},
-    "quick": {"n_samples": 4000, "steps": 600, "restarts": 2},
-}
+def cubic_warp(t: Tensor) -> Tensor:
+    """The monotone cubic ``t -> t^3`` of every coordinate (invertible: MI unchanged)."""
+    return t.pow(3)
 
 
-def validation_cases(seed: int = 0, n_samples: int = 10000) -> List[Dict[str, Any]]:
-    """The validation problems: dicts with ``case``, ``truth_nats``, ``a``, ``b``."""
-    cases = []
-    for i, (d, rho) in enumerate(_GAUSSIAN_CASES):
-        a, b = sample_correlated_gaussians(n_samples, d, rho, seed=restart_seed(seed, 100 + i))
-        cases.append({"case": f"gaussian d={d} rho={rho}", "truth_nats": gaussian_mi_truth(rho, d),
-                      "a": a, "b": b})
-    for i, sigma in enumerate(_CHANNEL_SIGMAS):
-        x, y = sample_binary_channel(n_samples, sigma, seed=restart_seed(seed, 200 + i))
-        cases.append({"case": f"binary channel sigma={sigma}",
-                      "truth_nats": binary_channel_mi_truth(sigma), "a": x, "b": y})
-    return cases
+def cauchy_marginals(t: Tensor) -> Tensor:
+    """Standard normal coordinates mapped to standard Cauchy ones, ``tan(pi (Phi(t) - 1/2))`` (monotone)."""
+    u = torch.special.ndtr(t.double()).clamp(1e-15, 1 - 1e-15)
+    return torch.tan(math.pi * (u - 0.5)).to(t.dtype)
 
 
-def parse_estimators(estimators: Any) -> List[str]:
-    if isinstance(estimators, str):
-        estimators = [e for e in estimators.split(",")]
-    names = [str(e).strip().lower() for e in estimators if str(e).strip()]
-    if not names:
-        raise BenchError("no MI estimators given; choose from: " + ", ".join(list_estimators()))
-    for name in names:
-        get_estimator(name)
-    return names
+def _t_entropy_part(nu: float, k: int) -> float:
+    """The part of a k-dimensional Student-t entropy that depends on nu and k, less (k/2) log(nu pi)."""
+    a, b = nu / 2.0, (nu + k) / 2.0
+    from scipy.special import digamma, gammaln
+
+    return float(gammaln(a) - gammaln(b) + b * (digamma(b) - digamma(a)))
 
 
-def validate_estimators(
-    estimators: Any = ("mine", "jsd", "infonce"),
-    seed: int = 0,
-    quick: bool = False,
-    *,
-    n_samples: Optional[int] = None,
-    steps: Optional[int] = None,
-    restarts: Optional[int] = None,
-    device: Any = "cpu",
-    progress: Optional[Callable[[str], None]] = None,
-) -> List[Dict[str, Any]]:
-    """Run each estimator on every validation case; one row per (case, estimator).
+def student_t_mi_truth(rho: float, d: int, nu: float) -> float:
+    """MI (nats) between the two d-dimensional halves of a 2d-dimensional Student t with nu degrees of
+    freedom, unit scales and component-wise correlation rho between the halves.
 
-    Full mode: 10,000 samples, 2000 steps, 3 restarts. ``quick``: 4,000 samples, 600 steps,
-    2 restarts (other settings are estimate_mi's defaults). Rows hold ``case, truth_nats, estimator, estimate_nats, std_nats, abs_error,
-    near_ceiling, seconds``.
+    I = h(A) + h(B) - h(A, B) with the t entropy ``h = 1/2 log|S| + log(Gamma(nu/2) (nu pi)^(k/2) /
+    Gamma((nu+k)/2)) + (nu+k)/2 (psi((nu+k)/2) - psi(nu/2))``; the marginals are t with the same nu.
+    It exceeds the Gaussian value: the shared chi-square scale makes the halves dependent even at rho = 0.
     """
-    names = parse_estimators(estimators)
-    mode = VALIDATION_MODES["quick" if quick else "full"]
-    n = n_samples or mode["n_samples"]
-    n_steps = steps or mode["steps"]
-    n_restarts = restarts or mode["restarts"]
-    rows = []
-    for case in validation_cases(seed=seed, n_samples=n):
-        for name in names:
-            est = estimate_mi(case["a"], case["b"], name, steps=n_steps, restarts=n_restarts,
-                              seed=seed, device=device)
-            row = {
-                "case": case["case"],
-                "truth_nats": float(case["truth_nats"]),
-                "estimator": name,
-                "estimate_nats": est.nats,
-                "std_nats": est.std_nats,
-                "abs_error": abs(est.nats - float(case["truth_nats"])),
-                "near_ceiling": est.near_ceiling,
-                "seconds": est.seconds,
-            }
-            rows.append(row)
-            if progress is not None:
-                progress(f"{row['case']:<28} {name:<8} {est.nats:7.3f} "
-                         f"(truth {row['truth_nats']:.3f}) {est.seconds:5.1f}s")
-    return rows
+    if not float(nu) > 0:
+        raise BenchError(f"nu must be positive, got {nu}")
+    gauss = gaussian_mi_truth(rho, d)
+    d = int(d)
+    return gauss + 2 * _t_entropy_part(float(nu), d) - _t_entropy_part(float(nu), 2 * d)
 
 
-_TABLE_COLUMNS = (
-    ("case", "case"),
-    ("truth_nats", "truth (nats)"),
-    ("estimator", "estimator"),
-    ("estimate_nats", "estimate (nats)"),
-    ("std_nats", "std (nats)"),
-    ("abs_error", "abs error"),
-    ("near_ceiling", "near ceiling"),
-    ("seconds", "seconds"),
-)
+def sample_student_t(n: int, d: int, rho: float, nu: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
+    """Draw n pairs (a, b) from the multivariate t of :func:`student_t_mi_truth`: a Gaussian pair divided
+    by one shared ``sqrt(w / nu)``, w ~ chi-square(nu)."""
+    a, b = sample_correlated_gaussians(n, d, rho, seed=seed)
+    w = np.random.default_rng([int(seed), 7919]).chisquare(float(nu), size=(int(n), 1))
+    scale = torch.from_numpy(np.sqrt(w / float(nu))).to(a.dtype)
+    return a / scale, b / scale
 
 
-def format_validation_table(rows: Sequence[Dict[str, Any]]) -> str:
-    """Markdown table of :func:`validate_estimators` rows (3 decimals; seconds with 1)."""
-    cols = [(k, h) for k, h in _TABLE_COLUMNS if any(k in r for r in rows)] or list(_TABLE_COLUMNS)
-
-    def cell(key: str, value: Any) -> str:
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        if isinstance(value, float):
-            return f"{value:.1f}" if key == "seconds" else f"{value:.3f}"
-        return "" if value is None else str(value)
-
-    from tabulate import tabulate
-
-    body = [[cell(k, r.get(k)) for k, _ in cols] for r in rows]
-    headers = [h for _, h in cols]
-    align = ["left" if k in ("case", "estimator") else "right" for k, _ in cols]
-    return tabulate(body, headers=headers, tablefmt="pipe", colalign=align, disable_numparse=True)
+def gaussian_channel_mi_truth(sigma: float, d: int) -> float:
+    """MI (nats) of z = x + N(0, sigma^2 I), x ~ N(0, I_d): ``(d/2) log(1 + 1/sigma^2)``."""
+    if not float(sigma) > 0 or int(d) < 1:
+        raise BenchError(f"need sigma > 0 and d >= 1, got {sigma}, {d}")
+    return 0.5 * int(d) * math.log1p(1.0 / float(sigma) ** 2)
 
 
+def gaussian_channel_sigma_for_mi(mi_nats: float, d: int) -> float:
+    """Inverse of :func:`gaussian_channel_mi_truth`: the noise giving ``mi_nats`` in d dimensions."""
+    if not float(mi_nats) > 0 or int(d) < 1:
+        raise BenchError(f"need mi_nats > 0 and d >= 1, got {mi_nats}, {d}")
+    return 1.0 / math.sqrt(math.expm1(2.0 * float(mi_nats) / int(d)))
+
+
+def sample_gaussian_channel(n: int, d: int, sigma: float, seed: int = 0) -> Tuple[Tensor, Tensor, Tensor]:
+    """Draw the Gaussian channel in float64: ``(mu, log_sigma, z)`` with mu = x, the encoder's mean,
+    log_sigma = log(sigma) everywhere, and one z ~ p(z|x) per example."""
+    gaussian_channel_mi_truth(sigma, d)
+    gen = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(int(n), int(d), generator=gen, dtype=torch.float64)
+    z = x + float(sigma) * torch.randn(int(n), int(d), generator=gen, dtype=torch.float64)
+    return x, torch.full_like(x, math.log(float(sigma))), z
