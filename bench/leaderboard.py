@@ -424,16 +424,3 @@ def column_help() -> str:
     width = max(len(c.key) for c in COLUMNS)
     return ("\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
             + "\n  (fgsm@EPS, pgd@EPS and worst@EPS exist for every L-inf eps the run attacked)")
-
-
-_MOVED = {"render", "render_leaderboard", "leaderboard_markdown", "describe_run", "footnotes", "to_csv", "to_json",
-          "latex_escape"}
-
-
-def __getattr__(name: str):
-    """Rendering moved to ``bench.leaderboard_render``; ``from bench.leaderboard import render`` still works."""
-    if name in _MOVED:
-        from . import leaderboard_render
-
-        return getattr(leaderboard_render, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

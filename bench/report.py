@@ -56,7 +56,8 @@ KEY_FIGURES = {
     "robust_accuracy.png": "Robust accuracy vs eps, one panel per attack and the worst case over attacks "
                            "(small horizontal offsets keep coinciding lines apart).",
     "beta_sweep.png": "The VIB sweep: clean error, worst-case robust accuracy and rate against beta.",
-    "info_beta.png": "The information plane of the VIB beta sweep: I(Z;Y) against I(X;Z), bounds and estimates.",
+    "info_beta.png": "The VIB sweep against beta: I(X;Z) as the known-encoder interval beside the rate, I(Z;Y) between "
+                     "H(Y) - CE and H(Y), the trade-off curve of the bounds, and the unflagged estimates.",
 }
 MORE_FIGURES = {
     "reliability.png": "Reliability diagrams: accuracy per confidence bin, with the number of examples in each bin "

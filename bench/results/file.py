@@ -1,0 +1,183 @@
+"""The results file itself: loading, validating, saving (atomically, under the run's lock), the run section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import BenchError
+from ..io import atomic_write_json
+from ..rundir import load_per_example, results_path
+from .entries import ModelResult, SeedResult
+
+SCHEMA = "vib-bench/results/1"
+
+
+# ------------------------------------------------------------------------------------------ file
+class Results:
+    """A loaded (or new) results file with typed accessors."""
+
+    def __init__(self, raw: dict, path: Path | None = None):
+        self.raw, self.path = raw, path
+        self._vectors: dict = {}
+
+    # construction, loading, saving
+    @classmethod
+    def new(cls, run: dict, environment: dict, path: Path | None = None) -> "Results":
+        from .. import __version__
+
+        return cls({"schema": SCHEMA, "vib_bench_version": __version__, "run": run, "environment": environment,
+                    "environments": {}, "models": {}}, path)
+
+    @property
+    def version(self) -> str | None:
+        """The vib-bench version that created the file (each stage's environment records its own)."""
+        return self.raw.get("vib_bench_version") or self.environment("train").get("vib_bench")
+
+    @classmethod
+    def load(cls, run_dir_or_file: str | Path) -> "Results":
+        """Read and validate a results file (a run directory or the JSON file itself)."""
+        path = results_path(run_dir_or_file)
+        if not path.exists():
+            raise BenchError(f"{path}: no results file (is this a vib-bench run directory?)")
+        try:
+            raw = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BenchError(f"{path}: not a valid results file (truncated or malformed JSON: "
+                             f"{e.msg if hasattr(e, 'msg') else e})") from None
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA or not isinstance(raw.get("models"), dict):
+            raise BenchError(f"{path}: not a vib-bench results file (expected schema {SCHEMA!r})")
+        return cls(raw, path)
+
+    def save(self, run_dir_or_file: str | Path | None = None) -> None:
+        path = results_path(run_dir_or_file) if run_dir_or_file is not None else self.path
+        atomic_write_json(path, self.raw)
+        self.path = path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def label(self) -> str:
+        """The run directory's name (or the file's stem when it is not ``results.json``)."""
+        return self.run_dir.name if self.path.name == "results.json" else self.path.stem
+
+    # the run section
+    @property
+    def run(self) -> dict:
+        return self.raw.get("run") or {}
+
+    @property
+    def dataset(self) -> dict:
+        return self.run.get("dataset") or {}
+
+    @property
+    def train_config(self) -> dict:
+        return self.run.get("train") or {}
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.run.get("seeds") or [])
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(self.run.get("plugins") or [])
+
+    @property
+    def suite(self) -> dict:
+        return self.run.get("suite") or {}
+
+    @property
+    def model_overrides(self) -> dict[str, dict]:
+        return self.run.get("models") or {}
+
+    def add_plugins(self, paths) -> None:
+        self.raw["run"]["plugins"] = sorted(set(self.plugins) | {str(Path(p).resolve()) for p in paths})
+
+    def add_run_model(self, name: str, overrides: dict, seed: int) -> None:
+        """Record one more (model, seed) in the run section (``vib-bench import`` adds outside weights)."""
+        run = self.raw.setdefault("run", {})
+        run.setdefault("models", {})[name] = dict(overrides)
+        run["seeds"] = sorted(set(run.get("seeds") or []) | {int(seed)})
+
+    def merge_run(self, run: dict) -> None:
+        """Record a resumed invocation: its recipe, the union of models, seeds and plugins."""
+        old = self.raw["run"]
+        old["train"] = run["train"]
+        old["models"].update(run["models"])
+        old["seeds"] = sorted(set(old["seeds"]) | set(run["seeds"]))
+        old["plugins"] = sorted(set(old.get("plugins", [])) | set(run.get("plugins", [])))
+        if run.get("suite"):
+            old["suite"] = run["suite"]   # an edited suite (new attacks, eps, timing) is recorded
+
+    # environments
+    def environment(self, stage: str | None = None) -> dict:
+        """The environment a stage ran in (falling back to that of the last stage that wrote)."""
+        if stage is not None:
+            env = (self.raw.get("environments") or {}).get(stage)
+            if env:
+                return env
+        return self.raw.get("environment") or {}
+
+    def environments(self) -> dict[str, dict]:
+        return dict(self.raw.get("environments") or {})
+
+    def set_environment(self, stage: str, env: dict) -> None:
+        self.raw.setdefault("environments", {})[stage] = env
+        self.raw["environment"] = env  # the environment of the stage that last wrote
+
+    # models and seeds
+    def model_names(self) -> list[str]:
+        return list(self.raw["models"])
+
+    def models(self) -> list[ModelResult]:
+        return [ModelResult(n, m, self) for n, m in self.raw["models"].items()]
+
+    def model(self, name: str) -> ModelResult | None:
+        raw = self.raw["models"].get(name)
+        return None if raw is None else ModelResult(name, raw, self)
+
+    def seed(self, model: str, seed, create: bool = False) -> SeedResult | None:
+        """One (model, seed) entry; ``create`` makes it (and the model) when missing."""
+        if create:
+            m = self.raw["models"].setdefault(model, {"config": {}, "seeds": {}})
+            raw = m.setdefault("seeds", {}).setdefault(str(int(seed)), {})
+            return SeedResult(model, str(int(seed)), raw, self)
+        m = self.model(model)
+        return None if m is None else m.seed(seed)
+
+    def iter_seeds(self) -> Iterator[SeedResult]:
+        for m in self.models():
+            yield from m.seeds()
+
+    def per_example(self, model: str, seed) -> dict[str, np.ndarray]:
+        key = (model, str(seed))
+        if key not in self._vectors:
+            try:
+                self._vectors[key] = load_per_example(self.run_dir, model, int(seed)) if self.path else {}
+            except Exception:  # noqa: BLE001 - a damaged vector file only costs the paired tests
+                self._vectors[key] = {}
+        return self._vectors[key]
+
+
+def load_results(run_dir_or_file: str | Path) -> Results:
+    return Results.load(run_dir_or_file)
+
+
+def update_results(run_dir: str | Path, fn) -> Results:
+    """Read-modify-write the results file under the run's lock; ``fn(results)`` mutates it in place.
+
+    Two commands working on one run (``attack`` and ``info`` side by side) each re-read the file under
+    the lock, so neither loses the other's results.
+    """
+    from ..locking import run_lock
+
+    with run_lock(results_path(run_dir).parent):
+        res = Results.load(run_dir)
+        fn(res)
+        res.save()
+    return res
