@@ -19,10 +19,12 @@ else:  # Python 3.10: the tomli dependency
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites"
 SECTIONS = {
-    "": {"name", "description", "dataset", "models", "seeds", "train", "overrides", "attack", "timing", "info"},
+    "": {"name", "description", "dataset", "models", "seeds", "train", "overrides", "attack", "timing", "info", "claims"},
     "train": {"epochs", "lr", "batch_size", "train_split"},
     "attack": {"attacks", "eps", "eps_l2", "n_examples", "batch_size", "eot_iter", "set"},
     "timing": {"batch_sizes", "min_run_time", "train_batch"},
+    "claims": {"n_examples", "eps_l2", "eps_linf", "baseline", "models", "strong_l2", "strong_linf", "set", "eot_iter",
+               "zeros_n", "broad_min", "alpha", "batch_size"},   # read by `vib-bench claims` (bench.claims)
 }
 
 

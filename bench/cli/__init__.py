@@ -17,7 +17,7 @@ from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
 COMMANDS = ["list", "train", "run", "time", "attack", "leaderboard", "compare", "history", "report", "info",
-            "infoplane", "mi_validate"]
+            "infoplane", "mi_validate", "claims"]
 
 
 class _Parser(argparse.ArgumentParser):
