@@ -82,10 +82,13 @@ class ClaimsOptions:
         for ok, msg in checks:
             if not ok:
                 raise BenchError(f"claims: {msg}")
-        self.eps_l2 = check_eps("L2", self.eps_l2, "claims eps_l2")
+        try:
+            self.eps_l2 = check_eps("L2", self.eps_l2, "claims eps_l2")
+            self.eps_linf = sorted({check_eps("Linf", e, "claims eps_linf") for e in self.eps_linf})
+        except ValueError as e:   # AttackError
+            raise BenchError(str(e)) from None
         if not self.eps_l2 > 0:
             raise BenchError("claims: eps_l2 must be > 0")
-        self.eps_linf = sorted({check_eps("Linf", e, "claims eps_linf") for e in self.eps_linf})
         if not self.eps_linf or self.eps_linf[0] <= 0:
             raise BenchError("claims: eps_linf must list budgets > 0")
         for name, norm in [(a, "L2") for a in self.strong_l2] + [(a, "Linf") for a in self.strong_linf]:
