@@ -103,3 +103,12 @@ def test_the_claims_suite_loads_and_its_keys_are_the_options():
     opts = ClaimsOptions.from_suite(".", suite["claims"]).validate()
     assert opts.n_examples == suite["claims"]["n_examples"]
     assert REPRODUCED in VERDICTS
+
+
+def test_command_budgets_refine_the_suite_s():
+    table = {"n_examples": 50, "set": {"cw_paper": {"steps": 100, "binary_steps": 5}}}
+    opts = ClaimsOptions.from_suite(".", table, n_examples=None, attack_set={"cw_paper": {"steps": 7}})
+    assert opts.n_examples == 50
+    assert opts.attack_set == {"cw_paper": {"steps": 7, "binary_steps": 5}}
+    assert opts.budget("eot_pgd_l2_strong", randomised=True) == {"eot_iter": opts.eot_iter}
+    assert opts.budget("eot_pgd_l2_strong", randomised=False) == {}

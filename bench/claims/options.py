@@ -63,10 +63,11 @@ class ClaimsOptions:
     def from_suite(cls, run_dir, table: dict, **kw) -> "ClaimsOptions":
         """Options from a suite's ``[claims]`` table (``set`` holds the attack budgets); ``kw`` wins."""
         vals = {k: v for k, v in (table or {}).items() if k in cls.SUITE_KEYS and k != "set"}
-        if "set" in (table or {}):
-            vals["attack_set"] = table["set"]
+        budgets = {a: dict(ov) for a, ov in ((table or {}).get("set") or {}).items()}
+        for a, ov in (kw.pop("attack_set", None) or {}).items():   # per setting, over the suite's
+            budgets[a] = {**budgets.get(a, {}), **ov}
         vals.update({k: v for k, v in kw.items() if v is not None})
-        return cls(Path(run_dir), **vals)
+        return cls(Path(run_dir), attack_set=budgets, **vals)
 
     def validate(self) -> "ClaimsOptions":
         from attacks import check_eps, get_spec
