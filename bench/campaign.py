@@ -143,6 +143,14 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
     time_run(out, suite.get("timing", {}), device=device, log=detail)
     log(f"[timing] done in {time.perf_counter() - t2:.0f} s")
 
+    if "claims" in suite:
+        from .claims import options_for_run, run_claims
+
+        t3 = time.perf_counter()
+        rows = run_claims(options_for_run(out, device=device, data_dir=opts.data_dir, progress=opts.progress),
+                          log=detail)
+        log(f"[claims] {len(rows)} claim(s) judged in {time.perf_counter() - t3:.0f} s (vib-bench claims {out})")
+
     outcome.leaderboard = write_leaderboard(out)
     make_figures(out)
     outcome.failed = failed_models(_results(out), names, seeds)

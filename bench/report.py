@@ -18,6 +18,7 @@ from .figures import make_figures
 from .io import atomic_write_text
 from .leaderboard import build_leaderboard, raised_flags, write_leaderboard
 from .leaderboard_render import describe_run, footnotes, render
+from .claims import claims_html
 from .protocol import FLAGS, INFO_FLAGS
 from .results import Results
 from .summary import Finding, attack_gaps, provenance, summarize
@@ -178,7 +179,8 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
         fig_dir = rundir.figures_dir(rd)
         figures = sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []
     key, more, adv = _sort_figures(list(figures))
-    sections = [("summary", "Summary"), ("leaderboard", "Leaderboard")]
+    claims = claims_html(res)
+    sections = [("summary", "Summary")] + ([("claims", "Claims")] if claims else []) + [("leaderboard", "Leaderboard")]
     if key:
         sections.append(("key-figures", "Key figures"))
     sections.append(("flags", "Flags"))
@@ -200,6 +202,8 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
     parts.append('<nav class="toc"><strong>Contents:</strong> <ol>'
                  + "".join(f'<li><a href="#{a}">{html.escape(t)}</a></li>' for a, t in sections) + "</ol></nav>")
     parts.append(_summary_section(summarize(res)))
+    if claims:
+        parts.append(claims)
     parts.append('<section id="leaderboard"><h2>Leaderboard</h2>')
     if lb.models:
         parts.append('<div class="scroll">' + render(lb, "html") + "</div>")

@@ -2,12 +2,14 @@
 
     RUN_DIR/results.json                                 the single source of truth (bench.results)
     RUN_DIR/leaderboard.md, RUN_DIR/report.html          generated from results.json
+    RUN_DIR/claims.md                                    the claims table (``vib-bench claims``)
     RUN_DIR/figures/*.png                                figures (bench.figures, attack grids, info)
     RUN_DIR/models/<model>/seed<k>/model.safetensors     final (EMA) weights + the config that made them
     RUN_DIR/models/<model>/seed<k>/checkpoint.pt         resume state while training (weights-only torch file)
     RUN_DIR/models/<model>/seed<k>/train_log.jsonl       one line per epoch: loss terms, validation error
     RUN_DIR/models/<model>/seed<k>/status.json           running / done / failed (with the error)
     RUN_DIR/models/<model>/seed<k>/per_example.safetensors   bit-packed per-example correctness
+    RUN_DIR/models/<model>/seed<k>/claims_zeros.safetensors  the first-zeros adversarial images (claims figure)
     RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors   activations (bench.snapshots)
     RUN_DIR/stacks/<stack-id>.pt                         resume state of a stack of members trained together
                                                          (bench.stacked; removed when the stack finishes)
@@ -39,6 +41,8 @@ LOG = "train_log.jsonl"
 PER_EXAMPLE = "per_example.safetensors"
 SNAPSHOTS = "snapshots"
 STACKS = "stacks"
+CLAIMS = "claims.md"
+CLAIMS_ZEROS = "claims_zeros.safetensors"
 
 
 # ------------------------------------------------------------------------------------------ paths
@@ -90,6 +94,14 @@ def figures_dir(run_dir) -> Path:
 
 def figure_path(run_dir, name: str) -> Path:
     return figures_dir(run_dir) / name
+
+
+def claims_path(run_dir) -> Path:
+    return run_dir_of(run_dir) / CLAIMS
+
+
+def claims_zeros_path(run_dir, model: str, seed) -> Path:
+    return model_dir(run_dir, model, seed) / CLAIMS_ZEROS
 
 
 def snapshot_dir(mdir: Path) -> Path:

@@ -86,7 +86,8 @@ def _datasets():
 SCHEMA = {
     "": {"name": _str(), "description": _str(), "dataset": lambda v: _str(_datasets())(v),
          "models": lambda v: _str()(v) if isinstance(v, str) else _list(_str())(v),
-         "seeds": _list(_int(0)), "train": _table, "overrides": _table, "attack": _table, "timing": _table},
+         "seeds": _list(_int(0)), "train": _table, "overrides": _table, "attack": _table, "timing": _table,
+         "claims": _table},
     "train": {"epochs": _int(1), "lr": _number(0, open_lo=True), "batch_size": _int(1),
               "train_split": _str(("train", "trainval")), "beta1": _number(0, 0.999999), "beta2": _number(0, 0.999999),
               "lr_decay": _number(0, 1, open_lo=True), "decay_every": _int(1), "ema_decay": _number(0, 0.999999),
@@ -94,6 +95,11 @@ SCHEMA = {
     "attack": {"attacks": _list(_str()), "eps": _list(_number(0, 1)), "eps_l2": _list(_number(0), nonempty=False),
                "n_examples": _int(1), "batch_size": _int(1), "eot_iter": _int(1), "cascade": _bool, "set": _table},
     "timing": {"batch_sizes": _list(_int(1)), "min_run_time": _number(0, open_lo=True), "train_batch": _int(1)},
+    # read by `vib-bench claims` (bench.claims)
+    "claims": {"n_examples": _int(1), "eps_l2": _number(0, open_lo=True), "eps_linf": _list(_number(0, 1)),
+               "baseline": _str(), "models": _list(_str()), "strong_l2": _list(_str()), "strong_linf": _list(_str()),
+               "set": _table, "eot_iter": _int(1), "zeros_n": _int(0), "broad_min": _int(1),
+               "alpha": _number(0, 1, open_lo=True), "batch_size": _int(1)},
 }
 REQUIRED = ("dataset", "models")
 

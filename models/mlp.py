@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .base import Classifier, widths, entropy_from_logits, mlp_layers, scale_input
+from .base import Classifier, check_init, entropy_from_logits, init_linear_layers, mlp_layers, scale_input, widths
 
 # Strengths chosen on the validation split (the last 10,000 MNIST training images); see README,
 # "How the regularization strengths were chosen".
@@ -23,20 +23,22 @@ class MLPClassifier(Classifier):
     """784-1024-1024-10 ReLU MLP (the paper's deterministic baseline), optionally regularised."""
 
     def __init__(self, in_shape=(1, 28, 28), num_classes=10, hidden=(1024, 1024), activation="relu",
-                 dropout=0.0, label_smoothing=0.0, confidence_penalty=0.0):
+                 dropout=0.0, label_smoothing=0.0, confidence_penalty=0.0, init="glorot"):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if confidence_penalty < 0:
             raise ValueError(f"confidence_penalty must be >= 0, got {confidence_penalty}")
+        check_init(init)
         hidden = widths(hidden)
         super().__init__(in_shape, num_classes, hidden=hidden, activation=activation, dropout=dropout,
-                         label_smoothing=label_smoothing, confidence_penalty=confidence_penalty)
+                         label_smoothing=label_smoothing, confidence_penalty=confidence_penalty, init=init)
         self.body = mlp_layers(self.in_features, hidden, activation, dropout)
         self.head = nn.Linear(hidden[-1], self.num_classes)
         self.label_smoothing = float(label_smoothing)
         self.confidence_penalty = float(confidence_penalty)
+        init_linear_layers(self, init)
 
     def representation(self, x):
         return self.body(scale_input(x))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .base import Classifier, widths, mlp_layers, scale_input
+from .base import Classifier, check_init, init_linear_layers, mlp_layers, scale_input, widths
 
 
 def _log_softplus(t: torch.Tensor) -> torch.Tensor:
@@ -33,21 +33,23 @@ class VIBClassifier(Classifier):
     stochastic = True
 
     def __init__(self, in_shape=(1, 28, 28), num_classes=10, hidden=(1024, 1024), k=256, beta=1e-3,
-                 n_samples=12, sigma_shift=5.0, activation="relu"):
+                 n_samples=12, sigma_shift=5.0, activation="relu", init="glorot"):
         if beta < 0 or not math.isfinite(beta):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         if int(k) < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        check_init(init)
         hidden = widths(hidden)
         super().__init__(in_shape, num_classes, hidden=hidden, k=int(k), beta=float(beta),
-                         n_samples=int(n_samples), sigma_shift=float(sigma_shift), activation=activation)
+                         n_samples=int(n_samples), sigma_shift=float(sigma_shift), activation=activation, init=init)
         self.k, self.beta, self.n_samples = int(k), float(beta), int(n_samples)
         self.sigma_shift = float(sigma_shift)
         self.encoder = nn.Sequential(mlp_layers(self.in_features, hidden, activation),
                                      nn.Linear(hidden[-1], 2 * self.k))
         self.decoder = nn.Linear(self.k, self.num_classes)
+        init_linear_layers(self, init)
         #: When True, forward uses z = mu (deterministic); otherwise it averages n_samples draws.
         self.mean_mode = False
 
@@ -84,6 +86,31 @@ class VIBClassifier(Classifier):
 
 def _vib(**kw):
     return VIBClassifier(**kw)
+
+
+# The paper's adversarial sweep (Figure 4) adds beta in {0, 1e-10, 1e-8, 1e-6} to the betas below.
+@register_model(name="vib_beta0")
+def vib_beta0(**kw):
+    """VIB, K=256, beta=0: the stochastic encoder without the KL term."""
+    return _vib(**{"beta": 0.0, **kw})
+
+
+@register_model(name="vib_beta1e-10")
+def vib_beta1e_10(**kw):
+    """VIB, K=256, beta=1e-10."""
+    return _vib(**{"beta": 1e-10, **kw})
+
+
+@register_model(name="vib_beta1e-8")
+def vib_beta1e_8(**kw):
+    """VIB, K=256, beta=1e-8."""
+    return _vib(**{"beta": 1e-8, **kw})
+
+
+@register_model(name="vib_beta1e-6")
+def vib_beta1e_6(**kw):
+    """VIB, K=256, beta=1e-6."""
+    return _vib(**{"beta": 1e-6, **kw})
 
 
 @register_model(name="vib_beta1e-4")

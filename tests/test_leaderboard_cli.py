@@ -134,12 +134,3 @@ def test_history_accepts_markdown(run_dir, capsys):
     assert capsys.readouterr().out.startswith("| run")
     assert main(["history", str(run_dir), "--format", "yaml"]) == 2
     assert "invalid choice" in one_error_line(capsys)
-
-
-def test_rendering_is_still_importable_from_the_old_module():
-    import bench.leaderboard as lb
-    import bench.leaderboard_render as render
-
-    assert lb.render_leaderboard is render.render_leaderboard and lb.describe_run is render.describe_run
-    with pytest.raises(AttributeError):
-        lb.no_such_thing

@@ -10,7 +10,9 @@ Layout of ``RUN_DIR/results.json``::
      "models": {name: {"config": {...}, "stochastic": bool,
                        "seeds": {"0": {"train": {...}, "clean": {...}, "attacks": [...],
                                        "attack_checks": {...}, "attack_setup": {...},
-                                       "throughput": {...}, "info": {...}, "infoplane": {...}}}}}}
+                                       "throughput": {...}, "info": {...}, "infoplane": {...},
+                                       "claims": {...}}}}},
+     "claims": {"setup": {...}, "rows": [...]}}
 
 Numbers are floats in natural units (errors and accuracies in [0, 1]), never formatted strings.
 Every write is atomic. Per-example correctness (for paired tests) lives beside it, bit-packed

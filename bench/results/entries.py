@@ -145,6 +145,14 @@ class SeedResult:
         self.raw.setdefault("infoplane", {}).update(plane)
         self.raw.setdefault("infoplane_setup", {}).update(setup)
 
+    @property
+    def claims(self) -> dict:
+        """``vib-bench claims``' measurements for this (model, seed): setup, attack cells, first-zeros results."""
+        return self.raw.get("claims") or {}
+
+    def set_claims(self, rec: dict) -> None:
+        self.raw["claims"] = rec
+
     def per_example(self) -> dict[str, np.ndarray]:
         """This seed's stored per-example correctness vectors ({} when absent or unreadable)."""
         return self._results.per_example(self.model, self.seed_id)
@@ -170,6 +178,13 @@ class ModelResult:
         """The VIB beta (> 0) of this model's configuration, or None."""
         b = self.config.get("beta")
         return float(b) if isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 else None
+
+    @property
+    def vib_beta(self) -> float | None:
+        """The beta (>= 0, so beta = 0 counts) of a stochastic model whose configuration has one, or None."""
+        b = self.config.get("beta")
+        ok = isinstance(b, (int, float)) and not isinstance(b, bool) and b >= 0
+        return float(b) if ok and self.stochastic else None
 
     def set_config(self, config: dict, stochastic: bool) -> None:
         self.raw["config"] = config

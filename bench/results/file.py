@@ -130,6 +130,15 @@ class Results:
         self.raw.setdefault("environments", {})[stage] = env
         self.raw["environment"] = env  # the environment of the stage that last wrote
 
+    # the claims check (``vib-bench claims``)
+    @property
+    def claims(self) -> dict:
+        """The claims table: ``{"setup": {...}, "rows": [{id, claim, paper_protocol, strongest, verdict, ...}]}``."""
+        return self.raw.get("claims") or {}
+
+    def set_claims(self, rec: dict) -> None:
+        self.raw["claims"] = rec
+
     # models and seeds
     def model_names(self) -> list[str]:
         return list(self.raw["models"])
