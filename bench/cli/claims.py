@@ -24,7 +24,15 @@ def cmd_claims(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("claims", help="check the paper's claims: the paper's protocol beside the strongest evaluation, "
-                                      "one verdict per claim")
+                                      "one verdict per claim",
+                       description="Check the claims of Alemi et al. (2017) on a run with the baseline and the VIB "
+                                   "beta sweep: each claim measured under the paper's protocol (CW-L2 as the reference "
+                                   "implementation ran it, FGS) and under the strongest evaluation (PGD/APGD with "
+                                   "restarts, EOT, a mean-mode transfer attack, Square), with a paired test and a "
+                                   "verdict: reproduced, not reproduced, or reproduced only under the paper's protocol.",
+                       epilog="examples:\n  vib-bench run --suite claims --out runs/claims --threads 1   # trains, "
+                              "then checks\n  vib-bench claims runs/claims --judge-only\n"
+                              "  vib-bench claims runs/claims_full --device cuda --attack-set cw_paper.steps=1000")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run with the baseline and VIB models (e.g. --suite claims)")
     p.add_argument("--n-examples", type=int, default=None, metavar="N",
                    help="attack the first N test images (default: the suite's, else 1000 as in the paper)")

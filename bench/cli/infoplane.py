@@ -21,7 +21,14 @@ def register(sub) -> None:
     from ..info.infoplane import PLANE_BINS, PLANE_MINE_BATCH, PLANE_MINE_RESTARTS, PLANE_MINE_STEPS
 
     p = sub.add_parser("infoplane", help="the information plane during training, from activation snapshots "
-                                         "(and bounds on a VIB's z)")
+                                         "(and bounds on a VIB's z)",
+                       description="Per layer and snapshot epoch, (I(X;T), I(T;Y)) by binning at one or several bin "
+                                   "counts (or MINE), from the activations `train --snapshot-every` stored; for VIB "
+                                   "the rate and H(Y) - CE per epoch beside the known-encoder interval of z.",
+                       epilog="examples:\n  vib-bench train --models mlp,mlp_tanh --dataset mnist --epochs 5 "
+                              "--snapshot-every 1 --out runs/plane\n"
+                              "  vib-bench infoplane runs/plane --bins 2,8,30,100\n"
+                              "  vib-bench infoplane runs/plane --estimator binning,mine --layers hidden1,hidden2")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory trained with --snapshot-every")
     p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
     p.add_argument("--estimator", default="binning",

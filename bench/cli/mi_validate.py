@@ -45,6 +45,8 @@ def register(sub) -> None:
 
     parser = sub.add_parser(
         "mi-validate",
+        epilog="examples:\n  vib-bench mi-validate --quick\n  vib-bench mi-validate --kinds warped,heavy-tailed "
+               "--verbose\n  vib-bench mi-validate --estimators infonce --no-copula",
         help="check the MI estimators and the known-encoder bounds against known ground truth",
         description="Run the neural MI estimators on distributions whose MI is known (correlated Gaussians, "
         "the same after a cubic warp or with Cauchy marginals, a multivariate Student t, a binary-input "
