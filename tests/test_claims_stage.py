@@ -116,3 +116,31 @@ def test_command_budgets_refine_the_suite_s():
     assert opts.attack_set == {"cw_paper": {"steps": 7, "binary_steps": 5}}
     assert opts.budget("eot_pgd_l2_strong", randomised=True) == {"eot_iter": opts.eot_iter}
     assert opts.budget("eot_pgd_l2_strong", randomised=False) == {}
+
+
+def test_a_run_without_weights_is_judged_again_from_its_measurements(run_dir, measured, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    for w in copy.glob("models/*/seed*/model.safetensors"):
+        w.unlink()
+    assert main(["claims", str(copy), "--judge-only"]) == 0
+    assert Results.load(copy).claims["rows"] == Results.load(run_dir).claims["rows"]
+    assert main(["claims", str(copy)]) == 2   # measuring needs the weights: one line, not a traceback
+
+
+def test_the_committed_claims_table_follows_from_its_committed_measurements(tmp_path):
+    """results/claims: the verdicts are re-derived from the stored per-example vectors (no attack runs)."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "results" / "claims"
+    if not (src / "results.json").exists():
+        pytest.skip("no committed claims results")
+    copy = tmp_path / "claims"
+    shutil.copytree(src, copy)
+    committed = Results.load(copy).claims["rows"]
+    rows = run_claims(options_for_run(copy, judge_only=True), log=lambda *_: None)
+    assert [r["verdict"] for r in rows] == [r["verdict"] for r in committed]
+    assert [r["paper_protocol"] for r in rows] == [r["paper_protocol"] for r in committed]

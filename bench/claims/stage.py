@@ -24,10 +24,17 @@ from .verdicts import ModelData, judge_claims
 
 
 def select_models(res: Results, run_dir: Path, opts: ClaimsOptions) -> list[tuple[str, int]]:
-    """(model, seed) pairs to check: the baseline and the VIB models (or ``opts.models``), trained."""
+    """(model, seed) pairs to check: the baseline and the VIB models (or ``opts.models``), trained
+    (measured, with ``judge_only``)."""
+    import registry
+
     from ..runs import trained_models
 
-    pairs = trained_models(run_dir, res, opts.models)
+    if opts.judge_only:   # what was measured: a committed run without its weights can be judged again
+        pairs = [(m.name, int(s.seed_id)) for m in res.models() for s in m.seeds() if s.claims.get("cells")
+                 and (not opts.models or registry.matches(m.name, opts.models))]
+    else:
+        pairs = trained_models(run_dir, res, opts.models)
     if opts.models is None:
         pairs = [(m, s) for m, s in pairs if m == opts.baseline or res.model(m).vib_beta is not None]
     if not any(m == opts.baseline for m, _ in pairs):
