@@ -10,7 +10,8 @@ Layout of ``RUN_DIR/results.json``::
      "models": {name: {"config": {...}, "stochastic": bool,
                        "seeds": {"0": {"train": {...}, "clean": {...}, "attacks": [...],
                                        "attack_checks": {...}, "attack_setup": {...},
-                                       "throughput": {...}, "info": {...}, "infoplane": {...}}}}}}
+                                       "throughput": {...}, "info": {...}, "infoplane": {...},
+                                       "failures": [{"stage", "task", "error"}]}}}}}   (only when a task failed)
 
 Numbers are floats in natural units (errors and accuracies in [0, 1]), never formatted strings.
 Every write is atomic. Per-example correctness (for paired tests) lives beside it, bit-packed
@@ -248,6 +249,18 @@ class SeedResult:
         """This seed's stored per-example correctness vectors ({} when absent or unreadable)."""
         return self._results.per_example(self.model, self.seed_id)
 
+    def failures(self, stage: str | None = None) -> list[dict]:
+        """Tasks that failed for good, after retries (Ray executor): ``[{"stage", "task", "error"}]``."""
+        return [f for f in self.raw.get("failures") or [] if stage in (None, f.get("stage"))]
+
+    def set_failures(self, stage: str, failures: list[dict]) -> None:
+        """Replace one stage's failures with ``[{"task", "error"}]``; the key goes when none are left."""
+        kept = [f for f in self.failures() if f.get("stage") != stage] + [{"stage": stage, **f} for f in failures]
+        if kept:
+            self.raw["failures"] = kept
+        else:
+            self.raw.pop("failures", None)
+
 
 # --------------------------------------------------------------------------------------- models
 class ModelResult:
@@ -415,6 +428,18 @@ class Results:
             return SeedResult(model, str(int(seed)), raw, self)
         m = self.model(model)
         return None if m is None else m.seed(seed)
+
+    def reorder(self, keys) -> None:
+        """Put the (model, seed) pairs of ``keys`` first, in that order (records that arrived in completion
+        order end in the in-process executor's order); everything else keeps its place after them."""
+        models, order = self.raw["models"], {}
+        for m, s in keys:
+            if str(s) in (models.get(m) or {}).get("seeds", {}) and str(s) not in order.setdefault(m, []):
+                order[m].append(str(s))
+        for m, first in order.items():
+            seeds = models[m]["seeds"]
+            models[m]["seeds"] = {s: seeds[s] for s in first + [s for s in seeds if s not in first]}
+        self.raw["models"] = {m: models[m] for m in list(order) + [m for m in models if m not in order]}
 
     def iter_seeds(self) -> Iterator[SeedResult]:
         for m in self.models():

@@ -170,7 +170,11 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     vectors = {k: torch.from_numpy(v) for k, v in load_per_example(run_dir, name, seed).items()} if records else {}
 
     def save():
-        update_results(run_dir, lambda res: res.seed(name, seed, create=True).set_attacks(records, checks, setup))
+        def write(res: Results):
+            entry = res.seed(name, seed, create=True)
+            entry.set_attacks(records, checks, setup)
+            entry.set_failures("attack", [])   # what an earlier (Ray) invocation failed to do is done now
+        update_results(run_dir, write)
 
     def on_cell(rec: AttackRecord, robust):
         save_per_example(run_dir, name, seed, per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol), robust)
