@@ -120,7 +120,8 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
         clear_run(out)
     t0 = time.perf_counter()
     log(f"suite {suite['name']}: {len(names)} models x {len(seeds)} seed(s) on {dataset.name}, "
-        f"{cfg.epochs} epochs, on {device} -> {out}" + ("" if opts.executor == "local" else f" ({executor.describe()})"))
+        f"{cfg.epochs} epochs, on {device} -> {out}"
+        + ("" if opts.executor == "local" else f" ({executor.describe()})"))
     campaign = Campaign(out, names, seeds, dataset, per_model, cfg, attack_opts, attack_plan, suite.get("timing", {}),
                         device, opts.resume, opts.progress, list(opts.plugins),
                         {k: v for k, v in suite.items() if k != "path"})

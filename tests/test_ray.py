@@ -215,7 +215,8 @@ def test_a_task_that_fails_for_good_is_recorded_and_resume_redoes_it(work, local
     res = json.loads((out / "results.json").read_text())
     doomed = res["models"]["doomed_mlp"]["seeds"]["0"]
     assert doomed["train"]["state"] == "done"
-    assert [(f["stage"], f["error"]) for f in doomed["failures"]] == [("attack", "RuntimeError: planted attack failure")]
+    assert [(f["stage"], f["task"], f["error"]) for f in doomed["failures"]] == \
+        [("attack", "attack setup", "RuntimeError: planted attack failure")]
     assert not doomed.get("attacks")
     assert res["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]   # the other model is complete
     weights = out / "models" / "vib_beta1e-3" / "seed0" / "model.safetensors"

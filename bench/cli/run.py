@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   vib-bench run --suite quick --dry-run            # what the quick suite would run, and a time estimate
   vib-bench run --suite quick --out runs/quick --resume --threads 1
   vib-bench run --suite my_suite.toml --models 'vib*' --seeds 0,1,2
-  vib-bench run --suite quick --executor ray       # a graph of Ray tasks on a local Ray instance (pip install "vib-bench[ray]")
+  vib-bench run --suite quick --executor ray       # Ray tasks on a local Ray instance (pip install "vib-bench[ray]")
   vib-bench run --suite paper --executor ray --ray-address auto --out /shared/runs/paper   # on a Ray cluster
 """
 

@@ -56,8 +56,9 @@ def error_text(e: BaseException) -> str:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: str | None = None, cpus_per_task: int = CPUS_PER_TASK, max_retries: int = MAX_RETRIES):
-        self.address, self.cpus, self.max_retries = address, cpus_per_task, max_retries
+    def __init__(self, address: str | None = None, cpus_per_task: int = CPUS_PER_TASK, max_retries: int | None = None):
+        self.address, self.cpus = address, cpus_per_task
+        self.max_retries = MAX_RETRIES if max_retries is None else max_retries
 
     def describe(self) -> str:
         return f"Ray executor, cluster at {self.address}" if self.address else "Ray executor"
@@ -140,13 +141,15 @@ class _Driver:
                               "cpus_per_task": self.ex.cpus, "max_retries": self.ex.max_retries,
                               "nodes": [{"host": n.get("NodeManagerHostname"), "cpus": n["Resources"].get("CPU", 0),
                                          "gpus": n["Resources"].get("GPU", 0)} for n in nodes]}
-        self.t0 = time.perf_counter()
+        to_train = self.plan_training(res)
+        if c.attack_opts is not None:
+            self.prepare_attacks(res, [(m, s) for m, s, _, _ in to_train])   # refuses before any task runs
         try:
             self.submit(tasks.worker_environment, "environment", self.on_environment, "env", str(self.out),
                         self.device, c.plugins, self.ex.cpus)
-            self.submit_training(res)
+            self.submit_training(to_train)
             if c.attack_opts is not None:
-                self.submit_attacks(res)
+                self.submit_attacks()
             self.wait_all()
             update_results(self.out, lambda r: r.reorder(order))
             if len(failed_models(open_run(self.out), c.names, c.seeds)) == len(c.names) * len(c.seeds):
@@ -182,27 +185,34 @@ class _Driver:
         update_results(self.out, write)
 
     # ---------------------------------------------------------------------------------- training
-    def submit_training(self, res) -> None:
+    def plan_training(self, res) -> list[tuple[str, int, dict, bool]]:
+        """Record the model-seeds that are trained and evaluated already; return the others as train members."""
         from ..rundir import has_weights, model_dir, read_status
         from ..train_stage import CLEAN_KEYS
 
-        c = self.c
-        data = self.ray.put(c.dataset)
-        self.t_train = time.perf_counter()
-        for name in c.names:
-            for seed in c.seeds:
+        members = []
+        for name in self.c.names:
+            for seed in self.c.seeds:
                 status = read_status(model_dir(self.out, name, seed)) or {}
                 entry = res.seed(name, seed)
                 evaluate = entry is None or not CLEAN_KEYS <= set(entry.clean)
                 if status.get("state") == "done" and has_weights(self.out, name, seed) and not evaluate:
                     r = books.record_train(self.out, name, seed, {**status, "skipped": True}, None)
                     self.detail(books.train_line(r, name, seed, {**status, "skipped": True}))
-                    continue
-                unit = [(name, seed, res.model_overrides[name], evaluate)]
-                self.train_left += 1
-                self.train_refs[(name, seed)] = self.submit(
-                    tasks.train_unit, "train", self.on_trained, tuple((m, s) for m, s, _, _ in unit), str(self.out),
-                    unit, data, c.cfg, self.device, c.plugins, self.ex.cpus)
+                else:
+                    members.append((name, seed, res.model_overrides[name], evaluate))
+        return members
+
+    def submit_training(self, members) -> None:
+        c = self.c
+        self.t_train = time.perf_counter()
+        data = self.ray.put(c.dataset) if members else None
+        for member in members:   # a unit of one model-seed; a stack would put several members in one unit
+            unit = [member]
+            self.train_left += 1
+            self.train_refs[member[:2]] = self.submit(
+                tasks.train_unit, "train", self.on_trained, tuple((m, s) for m, s, _, _ in unit), str(self.out),
+                unit, data, c.cfg, self.device, c.plugins, self.ex.cpus)
         if not self.train_left:
             self.train_done()
 
@@ -227,40 +237,45 @@ class _Driver:
             self.train_done()
 
     # ----------------------------------------------------------------------------------- attacks
-    def submit_attacks(self, res) -> None:
+    def prepare_attacks(self, res, training: list[tuple[str, int]]) -> None:
+        """The attacked model-seeds (trained before, or training now) and their books; refuses what cannot resume."""
         import copy
 
+        from .. import protocol
         from ..attack.group import groups, units
         from ..attack.stage import check_resumable
-        from .. import protocol
         from ..rundir import has_weights
 
         c = self.c
         opts = copy.copy(c.attack_opts)
         opts.device, opts.progress, opts.models = self.device, False, list(c.names)
-        self.opts, plan = opts, c.attack_plan
+        self.opts = opts
         x, y = protocol.select_examples(*c.dataset.split("test"), opts.n_examples)
         if float(x.min()) < 0 or float(x.max()) > 1:
             raise BenchError(f"dataset {c.dataset.name}: pixels are outside [0, 1]; attacks assume [0, 1] images")
+        self.x_y = (x, y)
         pairs = [(m.name, int(s)) for m in res.models() if m.name in c.names for s in m.seed_ids()
                  if has_weights(self.out, m.name, int(s))]
-        pairs += [p for p in self.train_refs if p not in pairs]
-        spec = [[(g.norm, g.eps) for g in u] for u in units(groups(plan, opts.cascade, True))]
-        for name, seed in pairs:   # refuse before any work
+        pairs += [p for p in training if p not in pairs]
+        spec = [[(g.norm, g.eps) for g in u] for u in units(groups(c.attack_plan, opts.cascade, True))]
+        for name, seed in pairs:
             entry = res.seed(name, seed)
             records = entry.records() if entry else []
             check_resumable(self.out, name, seed, bool(records), entry.attack_setup if entry else {}, len(x), opts)
             self.books[(name, seed)] = books.AttackBook(self.out, name, seed, records, spec)
-        self.xy = xy = self.ray.put((x, y))
-        self.t_attack, self.attack_left = time.perf_counter(), len(pairs)
+
+    def submit_attacks(self) -> None:
+        c, opts = self.c, self.opts
+        self.xy = xy = self.ray.put(self.x_y)
+        self.t_attack, self.attack_left = time.perf_counter(), len(self.books)
         for (name, seed), book in self.books.items():
             book.setup_ref = self.submit(tasks.attack_setup, "attack", self.on_setup, (name, seed), str(self.out),
                                          name, seed, xy, self.device, c.plugins, self.ex.cpus,
                                          self.train_refs.get((name, seed)))
-            for i, unit in enumerate(spec):
+            for i, unit in enumerate(book.units):
                 recs, vecs = book.unit_input(i)
                 self.submit(tasks.attack_unit, "attack", self.on_unit, (name, seed, i), str(self.out), name, seed, xy,
-                            book.setup_ref, unit, opts, plan, recs, vecs, c.plugins, self.ex.cpus)
+                            book.setup_ref, unit, opts, c.attack_plan, recs, vecs, c.plugins, self.ex.cpus)
 
     def on_setup(self, key, result, error):
         from ..attack.group import model_line, skipped_lines
