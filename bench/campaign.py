@@ -3,7 +3,8 @@
 Everything is checked before anything runs: the suite's keys, names and budgets, the model overrides
 against each model, the attack options. With ``resume`` it picks up where it stopped and never redoes
 finished work; ``fresh`` starts over; ``dry_run`` only plans. ``log`` receives one line per finished
-stage, ``detail`` the per-model and per-cell lines.
+stage, ``detail`` the per-model and per-cell lines. ``executor`` chooses who runs the work
+(``bench.executors``: this process, or a Ray cluster); both write the same results file.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class RunOptions:
     fresh: bool = False
     dry_run: bool = False
     progress: bool | None = None
-    stack: str = "auto"              # bench.stacked: auto | on | off
+    stack: str = "auto"              # bench.stacked: auto | on | off (local executor)
+    executor: str = "local"          # who runs the work: "local" (this process) or "ray" (bench.executors)
+    ray_address: str | None = None   # --executor ray: "auto", "HOST:PORT"; None starts a local Ray instance
 
 
 @dataclass
@@ -52,6 +55,7 @@ def _prepare(opts: RunOptions):
 
     from . import plugins
     from .attack import AttackOptions
+    from .executors import make_executor
     from .attack.stage import plan_attacks
     from .data import load_dataset
     from .suite import check_suite, suite_label, suite_overrides
@@ -60,6 +64,7 @@ def _prepare(opts: RunOptions):
     suite = opts.suite
     if opts.resume and opts.fresh:
         raise BenchError("--resume and --fresh contradict each other; pick one")
+    executor = make_executor(opts.executor, opts.ray_address)
     plugins.load_plugins(opts.plugins)
     plugins.load_entry_points()
     check_suite(suite)
@@ -89,23 +94,21 @@ def _prepare(opts: RunOptions):
             raise BenchError(f"{suite_label(suite)}: [attack] n_examples: {attack_opts.n_examples} is more than "
                              f"the {n_test} test examples of {dataset.name}")
         attack_plan = plan_attacks(attack_opts)
-    return names, seeds, cfg, dataset, per_model, attack_opts, attack_plan
+    return executor, names, seeds, cfg, dataset, per_model, attack_opts, attack_plan
 
 
 def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
-    """Train, evaluate, attack, time, then write the leaderboard and figures."""
-    from .attack import attack_run
+    """Train, evaluate, attack, time (through the chosen executor), then write the leaderboard and figures."""
     from .attack.cost import matmul_peak_flops
+    from .executors import Campaign
     from .figures import make_figures
     from .leaderboard import write_leaderboard
     from .plan import describe_plan, make_plan
     from .rundir import RESULTS, clear_run
     from .runs import failed_models
-    from .timing import time_run
-    from .train_stage import train_run
 
     suite, out, device = opts.suite, Path(opts.out), opts.device
-    names, seeds, cfg, dataset, per_model, attack_opts, attack_plan = _prepare(opts)
+    executor, names, seeds, cfg, dataset, per_model, attack_opts, attack_plan = _prepare(opts)
     outcome = RunOutcome()
     if opts.dry_run:
         plan = make_plan(suite, dataset, per_model, seeds, cfg.epochs, cfg.train_split, attack_plan, attack_opts)
@@ -118,42 +121,24 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
         clear_run(out)
     t0 = time.perf_counter()
     log(f"suite {suite['name']}: {len(names)} models x {len(seeds)} seed(s) on {dataset.name}, "
-        f"{cfg.epochs} epochs, on {device} -> {out}")
-    suite_record = {k: v for k, v in suite.items() if k != "path"}
-    train_run(out, dataset, per_model, seeds, cfg, plugin_paths=opts.plugins, device=device,
-              resume=opts.resume, progress=opts.progress, log=detail, suite=suite_record, stack=opts.stack)
-    failed = failed_models(_results(out), names, seeds)
-    log(f"[train] {len(names) * len(seeds)} model-seed(s) in {time.perf_counter() - t0:.0f} s"
-        + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else ""))
-
-    if len(failed) == len(names) * len(seeds):  # nothing trained: nothing to attack or time
-        outcome.failed = failed
-        outcome.leaderboard = write_leaderboard(out)
-        outcome.seconds = time.perf_counter() - t0
-        return outcome
-
-    if attack_opts is not None:
-        t1 = time.perf_counter()
-        attack_opts.models = list(names)
-        results = attack_run(attack_opts, log=detail)
-        cells = sum(len([r for r in res.records if not r.is_worst_case]) for res in results)
-        log(f"[attack] {len(results)} model-seed(s), {cells} cells on record, in {time.perf_counter() - t1:.0f} s")
-
-    t2 = time.perf_counter()
-    time_run(out, suite.get("timing", {}), device=device, log=detail)
-    log(f"[timing] done in {time.perf_counter() - t2:.0f} s")
-
-    if "claims" in suite:
+        f"{cfg.epochs} epochs, on {device} -> {out}"
+        + ("" if opts.executor == "local" else f" ({executor.describe()})"))
+    campaign = Campaign(out, names, seeds, dataset, per_model, cfg, attack_opts, attack_plan, suite.get("timing", {}),
+                        device, opts.resume, opts.progress, list(opts.plugins),
+                        {k: v for k, v in suite.items() if k != "path"}, opts.stack)
+    done = executor.run(campaign, log, detail)
+    if "claims" in suite and done.trained_any:   # the claims check runs here, after either executor
         from .claims import options_for_run, run_claims
 
         t3 = time.perf_counter()
         rows = run_claims(options_for_run(out, device=device, data_dir=opts.data_dir, progress=opts.progress),
                           log=detail)
         log(f"[claims] {len(rows)} claim(s) judged in {time.perf_counter() - t3:.0f} s (vib-bench claims {out})")
-
     outcome.leaderboard = write_leaderboard(out)
-    make_figures(out)
+    if done.trained_any:
+        make_figures(out)
     outcome.failed = failed_models(_results(out), names, seeds)
+    outcome.failed += sorted({(m, s) for m, s, _, _ in done.failures} - set(outcome.failed))
     outcome.seconds = time.perf_counter() - t0
     return outcome
 

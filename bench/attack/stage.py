@@ -16,13 +16,11 @@ import torch
 
 from .. import protocol
 from ..errors import BenchError
-from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct
-from ..results import AttackRecord, CellKey, Results, per_example_key, update_results
+from ..results import AttackRecord, Results, per_example_key, update_results
 from ..rundir import load_per_example, require_run_dir, save_per_example
-from .checks import LARGE_EPS, model_checks, post_checks, tolerance
+from .checks import model_checks, post_checks
 from .cost import matmul_peak_flops
-from .summary import speed_text
-from .worst_case import worst_case_records
+from .group import cell_line
 
 DEFAULT_EPS_LINF = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DEFAULT_EPS_L2 = (0.5, 1.0, 1.5, 2.0, 3.0)
@@ -154,158 +152,64 @@ def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
     return ov
 
 
-def _order(names: list[str], cascade: bool) -> tuple[list[str], list[str]]:
-    """(standalone attacks, cascade chain): with the cascade, costly attacks form the chain, gradient
-    attacks first and gradient-free ones last (so that a gradient-free success means masking)."""
-    from attacks import get_spec
-
-    if not cascade:
-        return list(names), []
-    chain = [a for a in names if get_spec(a).costly]
-    chain.sort(key=lambda a: get_spec(a).gradient_free)
-    return [a for a in names if a not in chain], chain
-
-
 def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: AttackPlan, log=print):
-    """Run every missing cell for one (model, seed); returns its :class:`AttackResult` and the model."""
-    from attacks import create_attack, get_spec
+    """Run every missing cell for one (model, seed), saving after each; returns its :class:`AttackResult` and
+    the model. The groups are computed by :func:`bench.attack.group.attack_group`, shared with other executors."""
+    from .group import attack_group, eot_needed, groups, load_for_attack, model_line, skipped_lines
 
-    from ..weights import load_trained
-    from . import cells
-
-    device = opts.device
-    model = load_trained(run_dir, name, seed, device)
+    m, setup = load_for_attack(run_dir, name, seed, x, y, opts.device)
     n = len(x)
-    clean = predict_correct(model, x, y, device)
-    clean_acc = float(clean.double().mean())
-    setup = {"n_examples": n, "eval_seed": EVAL_SEED, "eval_batch": EVAL_BATCH, "clean_acc": clean_acc,
-             "split": "test", "first_n": True}
-
     entry = Results.load(run_dir).seed(name, seed, create=True)
     records = [] if opts.fresh else entry.records()
-    if records and not opts.resume:
-        raise BenchError(f"{run_dir}: {name} seed {seed} already has attack results; pass --resume to keep them "
-                         "and add what is missing, or --fresh to recompute them")
-    old_setup = entry.attack_setup
-    if records and old_setup and old_setup.get("n_examples") != n:
-        raise BenchError(f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
-                         f"not {n}; pass the same --n-examples, or --fresh")
+    check_resumable(run_dir, name, seed, bool(records), entry.attack_setup, n, opts)
 
-    checks = model_checks(model, x, y, device)
-    randomised = checks["randomised"]
-    mflags = [f for f in MODEL_FLAGS if checks.get(f)]
-    log(f"{name} seed {seed}: clean accuracy {100 * clean_acc:.2f}% on {n} test examples; "
-        f"{'randomised' if randomised else 'deterministic'}"
-        f"{' (undeclared!)' if checks['undeclared_randomness'] else ''}; "
-        f"vanishing gradients {100 * checks['vanishing_grad_fraction']:.1f}%; "
-        f"PGD at L-inf {LARGE_EPS:g}: {100 * checks['large_eps']['robust_acc']:.1f}%"
-        + (f"; FLAGS: {', '.join(mflags)}" if mflags else ""))
+    checks = model_checks(m.model, x, y, opts.device)
+    m.randomised = checks["randomised"]
+    log(model_line(name, seed, setup, checks))
 
     vectors = {k: torch.from_numpy(v) for k, v in load_per_example(run_dir, name, seed).items()} if records else {}
 
     def save():
-        update_results(run_dir, lambda res: res.seed(name, seed, create=True).set_attacks(records, checks, setup))
+        def write(res: Results):
+            entry = res.seed(name, seed, create=True)
+            entry.set_attacks(records, checks, setup)
+            entry.set_failures("attack", [])   # what an earlier (Ray) invocation failed to do is done now
+        update_results(run_dir, write)
 
-    def find(key: CellKey) -> AttackRecord | None:
-        return next((r for r in records if r.key == key), None)
+    def on_cell(rec: AttackRecord, robust):
+        save_per_example(run_dir, name, seed, per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol), robust)
+        log(cell_line(rec))
+        post_checks(records, checks)
+        save()
 
-    def put(rec: AttackRecord, robust):
-        old = find(rec.key)
-        if old is not None:
-            records.remove(old)
-        records.append(rec)
-        key = per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol)
-        vectors[key] = robust
-        save_per_example(run_dir, name, seed, key, robust)
-
-    def report(rec: AttackRecord):
-        cell_flags = [k for k, v in rec.checks.items() if v is True]
-        scope = (f" on {rec['attacked_n']} still robust" if rec.get("cascade") else "")
-        log(f"  {rec.attack:10s} {rec.norm:4s} eps={rec.eps:<5g} [{rec.protocol}] robust {100 * rec.robust_acc:6.2f}% "
-            f"[{100 * rec['ci_low']:.1f}, {100 * rec['ci_high']:.1f}]{scope}  "
-            + ("(same CW run as above) " if rec.get("shared_run") else speed_text(rec.raw) + " ")
-            + (f"FLAGS: {', '.join(cell_flags)}" if cell_flags else ""))
-
-    for attack_name in plan.attacks:
-        s = get_spec(attack_name)
-        if s.randomised_only and not randomised:
-            log(f"  {attack_name}: skipped (the model is deterministic: EOT would repeat {attack_name.replace('eot_', '')})")
-
+    for line in skipped_lines(plan.attacks, m.randomised):
+        log(line)
     min_norm_runs = {}
-    for norm, eps_list in (("Linf", plan.eps_linf), ("L2", plan.eps_l2)):
-        names = [a for a in plan.attacks if get_spec(a).norm == norm
-                 and not (get_spec(a).randomised_only and not randomised)]
-        if not names:
-            continue
-        standalone, chain = _order(names, opts.cascade)
-        for eps in eps_list:
-            def prepare(attack_name):
-                s = get_spec(attack_name)
-                atk = create_attack(attack_name, model, None if s.minimum_norm else eps,
-                                    **attack_overrides(attack_name, opts, randomised))
-                proto = protocol.protocol_for(atk.eot, randomised)
-                config = atk.config()
-                if s.minimum_norm:
-                    config["counted_within_eps"] = float(eps)
-                cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
-                cell = cells.Cell(model, atk, x, y, clean, device, cseed, plan.batch_size, opts.progress,
-                                  f"{name} {attack_name} {norm} {eps:g}")
-                return s, proto, config, cell
-
-            def is_done(attack_name, proto, config, after=None, before=None):
-                done = find(CellKey.of(attack_name, norm, eps, proto))
-                return (done is not None and done.budget == config["budget"]
-                        and per_example_key(attack_name, norm, eps) in vectors
-                        and (after is None or (done.get("cascade_after") == after
-                                               and done.get("robust_acc_before") == before)))
-
-            for attack_name in standalone:
-                s, proto, config, cell = prepare(attack_name)
-                if (eps == 0 and s.costly) or is_done(attack_name, proto, config):
-                    continue  # a costly attack at eps 0 could only return x; the cheap ones carry the eps-0 check
-                if s.minimum_norm:
-                    first = attack_name not in min_norm_runs
-                    if first:
-                        min_norm_runs[attack_name] = cells.min_norm_run(cell)
-                    rec, robust = cells.min_norm_at(cell, min_norm_runs[attack_name], attack_name, norm, eps, proto,
-                                                    config, first)
-                else:
-                    rec, robust = cells.standalone(cell, attack_name, norm, eps, proto, config)
-                put(rec, robust)
-                report(rec)
-                post_checks(records, checks)
-                save()
-            if chain and eps > 0:
-                robust_now = clean.clone()
-                for r in records:
-                    if r.norm == norm and r.eps == eps and not r.is_worst_case and not r.get("cascade"):
-                        robust_now &= vectors[per_example_key(r.attack, norm, eps)]
-                after = []
-                for attack_name in chain:
-                    s, proto, config, cell = prepare(attack_name)
-                    if not is_done(attack_name, proto, config, after, float(robust_now.double().mean())):
-                        rec, robust = cells.cascade(cell, attack_name, norm, eps, proto, config, robust_now, after)
-                        put(rec, robust)
-                        report(rec)
-                        post_checks(records, checks)
-                        save()
-                    robust_now = vectors[per_example_key(attack_name, norm, eps)]
-                    after = after + [attack_name]
-            # the worst case over every attack recorded at this eps, including earlier invocations'
-            for rec, robust in worst_case_records(records, vectors, norm, eps, randomised, clean_acc):
-                put(rec, robust)
-            post_checks(records, checks)
-            save()
+    for g in groups(plan, opts.cascade, m.randomised):
+        for rec, robust in attack_group(m, g, opts, plan, records, vectors, min_norm_runs, on_cell):
+            if rec.is_worst_case:
+                save_per_example(run_dir, name, seed, per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol),
+                                 robust)
+        post_checks(records, checks)
+        save()
 
     # Randomised model: did averaging over the randomness matter?
-    if randomised:
-        lead = [r for r in records if r.is_worst_case and r.protocol == "all"
-                and r.get("paper_robust_acc") is not None and r.get("eot_robust_acc") is not None]
-        checks["eot_needed"] = any(r["eot_robust_acc"] < r["paper_robust_acc"] - tolerance(r.n) for r in lead) \
-            if lead else None
+    if m.randomised:
+        checks["eot_needed"] = eot_needed(records)
         save()
-    model.cpu()
-    return AttackResult(name, seed, records, checks, setup), model
+    m.model.cpu()
+    return AttackResult(name, seed, records, checks, setup), m.model
+
+
+def check_resumable(run_dir, name: str, seed: int, has_records: bool, old_setup: dict, n: int,
+                    opts: AttackOptions) -> None:
+    """Refuse to mix a model-seed's earlier attack results with this invocation's unless asked to."""
+    if has_records and not opts.resume:
+        raise BenchError(f"{run_dir}: {name} seed {seed} already has attack results; pass --resume to keep them "
+                         "and add what is missing, or --fresh to recompute them")
+    if has_records and old_setup and old_setup.get("n_examples") != n:
+        raise BenchError(f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
+                         f"not {n}; pass the same --n-examples, or --fresh")
 
 
 def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackResult]:

@@ -13,6 +13,8 @@ EXAMPLES = """examples:
   vib-bench run --suite quick --dry-run            # what the quick suite would run, and a time estimate
   vib-bench run --suite quick --out runs/quick --resume --threads 1
   vib-bench run --suite my_suite.toml --models 'vib*' --seeds 0,1,2
+  vib-bench run --suite quick --executor ray       # Ray tasks on a local Ray instance (pip install "vib-bench[ray]")
+  vib-bench run --suite paper --executor ray --ray-address auto --out /shared/runs/paper   # on a Ray cluster
 """
 
 
@@ -28,7 +30,8 @@ def cmd_run(args) -> int:
     outcome = run_suite(RunOptions(suite, out, device=device(args.device), data_dir=args.data_dir,
                                    plugins=args.plugin, models=patterns(args.models),
                                    seeds=parse_list(args.seeds, int, "seed"), resume=args.resume, fresh=args.fresh,
-                                   dry_run=args.dry_run, progress=args.progress, stack=args.stack),
+                                   dry_run=args.dry_run, progress=args.progress, stack=args.stack,
+                                   executor=args.executor, ray_address=args.ray_address),
                         log=say, detail=detail)
     if args.dry_run:
         print("\n".join(outcome.plan_lines))
@@ -60,6 +63,12 @@ def register(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final line (and errors)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print every model's and every attack cell's line (default: one line per stage)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="who runs the work: local (this process, the default) or ray (a graph of Ray tasks; the "
+                        "optional extra: pip install \"vib-bench[ray]\"); both write the same results file")
+    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="with --executor ray: the cluster to use (auto: the one this machine belongs to; default: "
+                        "start a local Ray instance). The run directory must be on storage every node shares")
     add_threads(p, "CPU threads for torch (default: torch's; pass 1 on a busy machine)")
     add_data(p)
     add_device(p)

@@ -11,7 +11,8 @@ Layout of ``RUN_DIR/results.json``::
                        "seeds": {"0": {"train": {...}, "clean": {...}, "attacks": [...],
                                        "attack_checks": {...}, "attack_setup": {...},
                                        "throughput": {...}, "info": {...}, "infoplane": {...},
-                                       "claims": {...}}}}},
+                                       "claims": {...},
+                                       "failures": [{"stage", "task", "error"}]}}}},   (only when a task failed)
      "claims": {"setup": {...}, "rows": [...]}}
 
 Numbers are floats in natural units (errors and accuracies in [0, 1]), never formatted strings.

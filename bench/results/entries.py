@@ -157,6 +157,18 @@ class SeedResult:
         """This seed's stored per-example correctness vectors ({} when absent or unreadable)."""
         return self._results.per_example(self.model, self.seed_id)
 
+    def failures(self, stage: str | None = None) -> list[dict]:
+        """Tasks that failed for good, after retries (Ray executor): ``[{"stage", "task", "error"}]``."""
+        return [f for f in self.raw.get("failures") or [] if stage in (None, f.get("stage"))]
+
+    def set_failures(self, stage: str, failures: list[dict]) -> None:
+        """Replace one stage's failures with ``[{"task", "error"}]``; the key goes when none are left."""
+        kept = [f for f in self.failures() if f.get("stage") != stage] + [{"stage": stage, **f} for f in failures]
+        if kept:
+            self.raw["failures"] = kept
+        else:
+            self.raw.pop("failures", None)
+
 
 # --------------------------------------------------------------------------------------- models
 class ModelResult:

@@ -159,6 +159,18 @@ class Results:
         m = self.model(model)
         return None if m is None else m.seed(seed)
 
+    def reorder(self, keys) -> None:
+        """Put the (model, seed) pairs of ``keys`` first, in that order (records that arrived in completion
+        order end in the in-process executor's order); everything else keeps its place after them."""
+        models, order = self.raw["models"], {}
+        for m, s in keys:
+            if str(s) in (models.get(m) or {}).get("seeds", {}) and str(s) not in order.setdefault(m, []):
+                order[m].append(str(s))
+        for m, first in order.items():
+            seeds = models[m]["seeds"]
+            models[m]["seeds"] = {s: seeds[s] for s in first + [s for s in seeds if s not in first]}
+        self.raw["models"] = {m: models[m] for m in list(order) + [m for m in models if m not in order]}
+
     def iter_seeds(self) -> Iterator[SeedResult]:
         for m in self.models():
             yield from m.seeds()
