@@ -50,11 +50,11 @@ class AttackSpec:
         """Whether its loss is a margin or DLR loss, which does not saturate where cross-entropy does."""
         return self.loss in ("margin", "dlr")
 
-    def describe(self) -> str:
+    def describe(self, width: int = 14) -> str:
         budget = ", ".join(f"{k}={v}" for k, v in self.budget.items())
         tags = [t for t, on in (("gradient-free", self.gradient_free), ("EOT", self.eot),
                                 ("minimum-norm", self.minimum_norm), (f"{self.loss} loss", self.margin_loss)) if on]
-        return f"{self.name:14s} {self.norm:5s} {self.description}" + (f" [{', '.join(tags)}]" if tags else "") \
+        return f"{self.name:{width}s} {self.norm:5s} {self.description}" + (f" [{', '.join(tags)}]" if tags else "") \
             + (f" ({budget})" if budget else "")
 
 
@@ -98,8 +98,10 @@ def list_attacks(pattern: str | list[str] | None = None) -> list[str]:
 
 
 def describe_attacks(pattern: str | list[str] | None = None) -> list[str]:
-    """One line per registered attack matching ``pattern`` (all by default)."""
-    return [_ATTACKS[n].describe() for n in list_attacks(pattern)]
+    """One line per registered attack matching ``pattern`` (all by default), names aligned."""
+    names = list_attacks(pattern)
+    width = max(map(len, names), default=0)
+    return [_ATTACKS[n].describe(width) for n in names]
 
 
 def check_eps(norm: str, eps: float, what: str = "eps") -> float:

@@ -185,7 +185,7 @@ def _cw(model, from_mean_mode, **kw):
     return CWL2(model, **kw)
 
 
-@register_attack(norm="L2", minimum_norm=True, costly=True,
+@register_attack(norm="L2", minimum_norm=True, costly=True, loss="margin",
                  description="Carlini-Wagner L2 as in the reference implementation (binary search over c, "
                              "early abort), untargeted: the paper's attack")
 def cw_paper(model, eps, *, binary_steps=9, steps=1000, lr=0.01, initial_const=1e-3, kappa=0.0, abort_early=True,
@@ -194,7 +194,7 @@ def cw_paper(model, eps, *, binary_steps=9, steps=1000, lr=0.01, initial_const=1
                initial_const=initial_const, kappa=kappa, abort_early=abort_early, eot_iter=eot_iter)
 
 
-@register_attack(norm="L2", minimum_norm=True, costly=True,
+@register_attack(norm="L2", minimum_norm=True, costly=True, loss="margin",
                  description="Carlini-Wagner L2 as in the reference implementation, targeted at seeded random "
                              "classes (target=-1) or one class: the paper's attack")
 def cw_paper_targeted(model, eps, *, target=-1, binary_steps=9, steps=1000, lr=0.01, initial_const=1e-3, kappa=0.0,
@@ -326,7 +326,7 @@ def eot_pgd_l2_strong(model, eps, *, steps=100, rel_step=0.05, restarts=2, eot_i
     return PGD(model, eps, norm="L2", steps=steps, rel_step=rel_step, restarts=restarts, eot_iter=eot_iter, loss=loss)
 
 
-@register_attack(norm="Linf", randomised_only=True,
+@register_attack(norm="Linf", randomised_only=True, loss="margin",
                  description="transfer from the model's own mean mode (z = mu): PGD-100 (margin loss, last iterate) "
                              "there, evaluated on the sampling model")
 def transfer_pgd_strong(model, eps, *, steps=100, rel_step=0.05, restarts=1, loss="margin"):
@@ -334,7 +334,7 @@ def transfer_pgd_strong(model, eps, *, steps=100, rel_step=0.05, restarts=1, los
                                restarts=restarts, loss=loss))
 
 
-@register_attack(norm="L2", randomised_only=True,
+@register_attack(norm="L2", randomised_only=True, loss="margin",
                  description="transfer from the model's own mean mode (z = mu): L2 PGD-100 (margin loss, last "
                              "iterate) there, evaluated on the sampling model")
 def transfer_pgd_l2_strong(model, eps, *, steps=100, rel_step=0.05, restarts=1, loss="margin"):
@@ -355,7 +355,7 @@ def apgd_l2_strong(model, eps, *, steps=100, restarts=2, eot_iter=1, loss="ce", 
                              loss=loss, seed=seed)
 
 
-@register_attack(norm="L2", gradient_free=True, costly=True,
+@register_attack(norm="L2", gradient_free=True, costly=True, loss="margin",
                  description="Square attack in L2 (random search, margin loss): a masking detector")
 def square_l2_strong(model, eps, *, n_queries=1000, p_init=0.8, loss="margin", seed=0):
     return torchattacks.Square(model, norm="L2", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss,
