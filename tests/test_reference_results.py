@@ -16,8 +16,9 @@ def test_smoke_suite_matches_the_committed_reference(tmp_path, capsys):
         pytest.skip("no committed smoke reference")
     out = tmp_path / "smoke"
     assert main(["run", "--suite", "smoke", "--out", str(out), "--no-progress"]) == 0
-    # clean error and robust accuracy: paired tests on per-example correctness; exit 0 = nothing got worse
-    rc = main(["compare", str(REFERENCE), str(out), "--fail-on", "clean,robust"])
+    # every clean and robust row: paired tests on per-example correctness; exit 0 = nothing got worse, and
+    # --strict: the reference was made with the same settings
+    rc = main(["compare", str(REFERENCE), str(out), "--fail-on", "all", "--strict"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     ref = json.loads((REFERENCE / "results.json").read_text())
