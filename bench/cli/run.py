@@ -9,7 +9,7 @@ from .common import (add_data, add_device, add_plugins, add_progress, add_thread
 from .train import add_stack
 
 EXAMPLES = """examples:
-  vib-bench run --suite smoke                      # the offline smoke benchmark (about a minute on 2 cores)
+  vib-bench run --suite smoke                      # the offline smoke benchmark (about 2 minutes on 2 cores)
   vib-bench run --suite quick --dry-run            # what the quick suite would run, and a time estimate
   vib-bench run --suite quick --out runs/quick --resume --threads 1
   vib-bench run --suite my_suite.toml --models 'vib*' --seeds 0,1,2
