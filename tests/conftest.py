@@ -1,5 +1,15 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
+
+REPO = Path(__file__).resolve().parent.parent
 
 # Tiny models: one thread is fastest for them, and it keeps timing ratios meaningful when anything
 # else shares the CPU (OpenMP threads spinning on an oversubscribed CPU slow torch down ~100x).
@@ -20,3 +30,23 @@ def one_error_line(capsys) -> str:
     assert err[0].startswith("vib-bench: error:"), err
     assert "Traceback" not in err[0]
     return err[0]
+
+
+def sigkill_mid_training(args, out: Path, status: Path, after_epochs: int = 3) -> int:
+    """Start ``python -m bench *args --out out`` in a real process, SIGKILL it once ``status`` reports
+    ``after_epochs`` finished epochs, and return the epochs that file says were done."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if json.loads(status.read_text())["epochs_done"] >= after_epochs:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return json.loads(status.read_text())["epochs_done"]

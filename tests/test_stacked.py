@@ -2,11 +2,6 @@
 (kill -9 included), its files are the loop's files, and what cannot be stacked falls back to the loop."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +11,7 @@ from safetensors.torch import load_file
 
 from bench import rundir
 from bench.cli import main
+from conftest import sigkill_mid_training
 from bench.stacked.plan import plan
 from bench.stacked.program import StackProgram, structure
 from bench.stacked.state import Member, Stack
@@ -156,23 +152,10 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
     args = ["train", "--models", "dropout,vib_beta1e-3,vib_beta1e-2", "--dataset", "digits", "--epochs", "40",
             "--lr", "1e-3", "--set", "hidden=48,48", "--set", "k=8", "--seeds", "0,1", "--threads", "1",
             "--no-progress", "--stack", "on"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--out", str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = killed / "models/vib_beta1e-2/seed1/status.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if json.loads(status.read_text())["epochs_done"] >= 3:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert 3 <= json.loads(status.read_text())["epochs_done"] < 40, "the run was not interrupted mid-way"
+    done_before = sigkill_mid_training(args, killed, status)
+    assert 3 <= done_before < 40, "the run was not interrupted mid-way"
     assert rundir.stack_checkpoints(killed), "the stack left no resume state"
 
     assert main([*args, "--out", str(killed), "--resume"]) == 0

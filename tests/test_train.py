@@ -1,11 +1,6 @@
 """The training engine: deterministic, resumable after kill -9, robust to divergence; the CLI's errors."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +10,7 @@ from safetensors.torch import load_file
 from bench.cli import main
 from bench.train_stage import train_run
 from bench.training import TrainConfig, train_model
-from conftest import one_error_line
+from conftest import one_error_line, sigkill_mid_training
 from models import Classifier, register_model, unregister_model
 
 SMALL = {"hidden": [16, 16]}
@@ -63,23 +58,9 @@ def test_resume_after_kill_9_gives_identical_weights(tmp_path):
     """A real SIGKILL in the middle of training, then --resume, ends with the uninterrupted weights."""
     args = ["train", "--models", "vib_beta1e-3", "--dataset", "digits", "--epochs", "40", "--lr", "1e-3",
             "--set", "hidden=48,48", "--set", "k=8", "--threads", "1", "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--out", str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = killed / "models/vib_beta1e-3/seed0/status.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if json.loads(status.read_text())["epochs_done"] >= 3:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    done_before = json.loads(status.read_text())["epochs_done"]
+    done_before = sigkill_mid_training(args, killed, status)
     assert 3 <= done_before < 40, "the run was not interrupted mid-way"
 
     assert main([*args, "--out", str(killed), "--resume"]) == 0
