@@ -3,7 +3,11 @@
 ``train --snapshot-every E`` stores, every E epochs (and after the first), the activations of every
 hidden layer, the representation and the logits on a fixed sample (the first ``--snapshot-n``
 training examples) with its labels, one safetensors file per epoch:
-``RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors``.
+``RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors``. For a Gaussian encoder (VIB) it
+also stores what the known-encoder bounds on z need at that epoch (``ENCODER_KEYS``): mu and
+log sigma of p(z|x), and per example the KL to the prior and the decoder's cross-entropy on the
+seeded z sample of ``bench.info.bounds.info_representation``. Snapshots hold the live model (the
+weights being trained), not the EMA.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .io import atomic_write_bytes
 from .protocol import eval_mode, seeded
 
 SNAPSHOT_RE = re.compile(r"epoch(\d+)\.safetensors$")
+ENCODER_KEYS = ("z_mu", "z_log_sigma", "z_rate", "z_ce")   # not layers: the encoder's p(z|x) and its terms
 
 
 @torch.no_grad()
@@ -49,12 +54,33 @@ def layer_activations(model, x) -> dict[str, torch.Tensor]:
     return acts
 
 
+def encoder_terms(model, x, y) -> dict[str, torch.Tensor]:
+    """``ENCODER_KEYS`` for a Gaussian encoder (float32, CPU), {} for any other model."""
+    from .info.bounds import info_representation
+
+    if not callable(getattr(model, "encode", None)):
+        return {}
+    rep = info_representation(model, x, y, x.device)
+    if rep["mu"] is None:
+        return {}
+    out = {"z_mu": rep["mu"], "z_log_sigma": rep["log_sigma"], "z_rate": rep["rate"]}
+    if rep["ce"] is not None:
+        out["z_ce"] = rep["ce"]
+    return {k: v.detach().float().cpu() for k, v in out.items()}
+
+
+def layers_of(snap: dict[str, torch.Tensor]) -> list[str]:
+    """Every layer a snapshot holds (not its labels or encoder terms)."""
+    return [k for k in snap if k != "labels" and k not in ENCODER_KEYS]
+
+
 def save_snapshot(mdir: Path, model, x, y, epoch: int) -> Path:
     """Store the layers' activations on a fixed sample at ``epoch`` (safetensors, one file each)."""
     from safetensors.torch import save
 
     acts = layer_activations(model, x)
     acts["labels"] = y.detach().cpu()
+    acts.update(encoder_terms(model, x, y))
     path = rundir.snapshot_dir(mdir) / f"epoch{epoch:04d}.safetensors"
     atomic_write_bytes(path, save({k: v.contiguous().clone() for k, v in acts.items()}, metadata={"epoch": str(epoch)}))
     return path

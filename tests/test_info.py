@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.training import TrainConfig, train_model
 from bench.weights import load_weights
 from conftest import one_error_line
+from models import create_model
 
 # Few critic steps: these tests check plumbing and bookkeeping, not the estimators' accuracy.
 FAST_MI = ["--steps", "30", "--restarts", "2", "--batch-size", "32", "--threads", "1"]
@@ -73,7 +74,6 @@ def test_large_beta_collapses_the_rate_and_small_beta_does_not(tmp_path, digits)
 
 
 def test_bounds_of_a_deterministic_model(digits):
-    from models import create_model
 
     torch.manual_seed(0)
     model = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, hidden=[8])
@@ -88,7 +88,6 @@ def test_bounds_of_a_deterministic_model(digits):
 
 
 def test_vib_sample_is_fixed_and_not_the_mean(digits):
-    from models import create_model
 
     torch.manual_seed(0)
     model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[8], k=3, sigma_shift=0.0)
@@ -105,6 +104,27 @@ def test_vib_sample_is_fixed_and_not_the_mean(digits):
 
 
 # ------------------------------------------------------------------------------------- flags
+def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits):
+    """The per-epoch interval rebuilt from a snapshot's stored p(z|x) is the one computed from the model."""
+    from bench.snapshots import encoder_terms, layer_activations, layers_of
+
+    torch.manual_seed(0)
+    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4, sigma_shift=0.0)
+    x, y = digits.split("train")
+    x, y = x[:300], y[:300]
+    snap = {**layer_activations(model, x), "labels": y, **encoder_terms(model, x, y)}
+    assert set(snap) >= {"z_mu", "z_log_sigma", "z_rate", "z_ce"} and "z_mu" not in layers_of(snap)
+    rec, setup = infoplane.z_bounds_record({7: snap}, [], model, lambda: (x, y))
+    (direct,), (from_snap,) = rec[infoplane.FINAL_INTERVAL], rec[infoplane.SNAPSHOT_INTERVALS]
+    for key in ("ixt_nats", "ixt_upper_nats", "ity_nats", "rate_nats", "loo_upper_nats"):
+        assert from_snap[key] == pytest.approx(direct[key], rel=1e-5, abs=1e-6), key
+    assert from_snap["epoch"] == direct["epoch"] == 7 and setup["n"] == 300
+    # a deterministic model stores no encoder terms and gets no record
+    mlp = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, hidden=[16])
+    assert encoder_terms(mlp, x, y) == {}
+    assert infoplane.z_bounds_record({1: {**layer_activations(mlp, x), "labels": y}}, [], mlp, lambda: (x, y)) is None
+
+
 def test_flags_say_which_bound_is_contradicted():
     bounds = {"rate_nats": 3.0, "rate_se_nats": 0.0, "izy_lower_nats": 1.5, "izy_lower_se_nats": 0.0,
               "h_y_nats": 2.3}
@@ -281,7 +301,13 @@ def test_infoplane_binning_and_mine(run_copy, capsys):
     (final,) = kb["z: known-encoder interval (final weights)"]
     assert 0 < final["ixt_nats"] <= math.log(400) + 1e-9 and final["ixt_nats"] <= final["ixt_upper_nats"]
     assert final["epoch"] == 3 and vib["infoplane_setup"]["known-encoder"]["n"] == 400
-    assert "known-encoder: z of the final weights: I(X;Z) in [" in out
+    # the snapshots keep p(z|x), so every snapshot epoch has its interval too (live weights, not the EMA)
+    snap_iv = kb["z: known-encoder interval (snapshots)"]
+    assert [p["epoch"] for p in snap_iv] == [1, 2, 3]
+    assert all(0 < p["ixt_nats"] <= min(math.log(400) + 1e-9, p["ixt_upper_nats"]) for p in snap_iv)
+    assert all(p["ixt_upper_nats"] <= p["rate_nats"] + 1e-9 for p in snap_iv)
+    assert "known-encoder: z at epoch 3 (final weights): I(X;Z) in [" in out
+    assert "known-encoder: z at epoch 3 (snapshots): I(X;Z) in [" in out
     assert "infoplane" not in data["models"]["mlp"]["seeds"]["0"]
     for m in ("mlp_tanh", "vib_beta1e-3"):
         assert (run_copy / "figures" / f"infoplane_{m}_seed0.png").stat().st_size > 1000

@@ -7,9 +7,11 @@ uniform over the snapshot examples, so I(X;T) = H(T) and I(T;Y) = H(T) + H(Y) - 
 the binning (the layer's true I(X;T) is infinite), which is why several bin counts are worth comparing.
 
 For a Gaussian encoder (VIB) the stochastic z also gets bounds (record ``known-encoder``): per epoch
-(rate, H(Y) - CE) from the training log, and the known-encoder interval of ``bench.info.sandwich`` on
-the snapshot examples with the final weights (snapshots hold mu, not sigma, so earlier epochs have
-the rate only).
+(rate, H(Y) - CE) from the training log (means over that epoch's batches); per snapshot epoch the
+known-encoder interval of ``bench.info.sandwich`` on the snapshot examples, with H(Y) - CE of the
+decoder on the same z sample (snapshots store mu and log sigma of p(z|x); older runs' snapshots do
+not, and get no per-epoch interval); and the same interval for the final (EMA) weights when they
+are in the run directory.
 """
 
 from __future__ import annotations
@@ -133,32 +135,79 @@ def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[
     return result, setup
 
 
-def encoder_bounds(model, x: torch.Tensor, y: torch.Tensor, train_log: list[dict], last_epoch: int,
-                   device="cpu") -> tuple[dict, dict] | None:
-    """The ``known-encoder`` record of a Gaussian encoder on the snapshot examples, or None for other models.
+SNAPSHOT_INTERVALS = "z: known-encoder interval (snapshots)"
+FINAL_INTERVAL = "z: known-encoder interval (final weights)"
+TRAIN_LOG_POINTS = "z: rate, H(Y)-CE (training log)"
 
-    ``train_log`` gives (rate, H(Y) - CE) per epoch (means over that epoch's training batches, the live
-    model); the final weights give the known-encoder interval [lower, min(leave-one-out, rate)] at
-    ``last_epoch``, with H(Y) - CE of the model's decoder on the same z sample.
-    """
-    from .bounds import info_bounds, info_representation, ixz_interval, label_entropy
+
+def _interval_point(epoch: int, rate: torch.Tensor, ce: torch.Tensor | None, y: torch.Tensor,
+                    known: dict) -> dict:
+    from .bounds import info_bounds, ixz_interval
+
+    b = info_bounds(rate, ce, y, known)
+    lo, up, up_name = ixz_interval(b)
+    return {"epoch": int(epoch), "ixt_nats": lo, "ixt_upper_nats": up, "upper_bound": up_name,
+            "ity_nats": b["izy_lower_nats"], "rate_nats": b["rate_nats"], "loo_upper_nats": b["ixz_upper_nats"]}
+
+
+def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
+    """The known-encoder interval of z at every snapshot epoch that stored p(z|x) (``bench.snapshots``):
+    z = mu + sigma * eps with the eps of ``info_representation`` (seed ``Z_SEED``), in float64."""
+    from .bounds import Z_SEED
     from .sandwich import known_encoder_bounds
 
-    if not callable(getattr(model, "encode", None)):
-        return None
+    out = []
+    for epoch in sorted(snaps):
+        s = snaps[epoch]
+        if "z_log_sigma" not in s:
+            continue
+        mu, log_sigma = s["z_mu"].double(), s["z_log_sigma"].double()
+        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(Z_SEED), dtype=s["z_mu"].dtype)
+        z64 = mu + torch.exp(log_sigma) * eps.double()
+        known = known_encoder_bounds(mu, log_sigma, z64)
+        out.append(_interval_point(epoch, s["z_rate"].double(), s["z_ce"].double() if "z_ce" in s else None,
+                                   s["labels"], known))
+    return out
+
+
+def z_bounds_record(snaps: dict[int, dict], train_log: list[dict], model=None, examples=None,
+                    device="cpu") -> tuple[dict, dict] | None:
+    """The ``known-encoder`` record of a Gaussian encoder, or None for other models (or snapshots
+    without p(z|x) and no weights).
+
+    Per epoch (rate, H(Y) - CE) from ``train_log`` (means over that epoch's training batches); the
+    known-encoder interval [lower, min(leave-one-out, rate)] at every snapshot epoch that stored p(z|x)
+    (live weights); and, when ``model`` (the final EMA weights) is given, the same interval for it on
+    ``examples()`` (the snapshot sample), at the last snapshot's epoch.
+    """
+    from .bounds import info_representation, label_entropy
+    from .sandwich import NEAR_CAP, known_encoder_bounds
+
     t0 = time.perf_counter()
-    rep = info_representation(model, x, y, device)
-    known = known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"])
-    b = info_bounds(rep["rate"], rep["ce"], y, known)
-    lo, up, up_name = ixz_interval(b)
-    h_y = label_entropy(y)
-    log_pts = [{"epoch": int(r["epoch"]), "ixt_nats": float(r["kl"]), "ity_nats": h_y - float(r["ce"])}
-               for r in train_log if isinstance(r.get("kl"), (int, float)) and isinstance(r.get("ce"), (int, float))]
-    final = {"epoch": int(last_epoch), "ixt_nats": lo, "ixt_upper_nats": up, "upper_bound": up_name,
-             "ity_nats": b["izy_lower_nats"], "rate_nats": b["rate_nats"], "loo_upper_nats": b["ixz_upper_nats"]}
-    result = {"z: rate, H(Y)-CE (training log)": log_pts, "z: known-encoder interval (final weights)": [final]}
-    setup = {"n": len(y), "log_n_nats": known["log_n_nats"], "lower_at_cap": known["near_cap"], "h_y_nats": h_y,
-             "weights": "final (EMA) weights", "seconds": time.perf_counter() - t0}
+    epochs = sorted(snaps)
+    labels = snaps[epochs[0]]["labels"]
+    intervals = snapshot_intervals(snaps)
+    final = None
+    if model is not None and callable(getattr(model, "encode", None)):
+        x, y = examples()
+        rep = info_representation(model, x, y, device)
+        final = _interval_point(epochs[-1], rep["rate"], rep["ce"], y,
+                                known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"]))
+    if not intervals and final is None:
+        return None
+    h_y, n = label_entropy(labels), len(labels)
+    result = {TRAIN_LOG_POINTS: [{"epoch": int(r["epoch"]), "ixt_nats": float(r["kl"]), "ity_nats": h_y - float(r["ce"])}
+                                 for r in train_log
+                                 if isinstance(r.get("kl"), (int, float)) and isinstance(r.get("ce"), (int, float))]}
+    if intervals:
+        result[SNAPSHOT_INTERVALS] = intervals
+    if final is not None:
+        result[FINAL_INTERVAL] = [final]
+    last = final or intervals[-1]
+    setup = {"n": n, "log_n_nats": math.log(n), "lower_at_cap": bool(last["ixt_nats"] >= NEAR_CAP * math.log(n)),
+             "h_y_nats": h_y, "weights": "final (EMA) weights" if final is not None else None,
+             "snapshot_weights": "live weights at each snapshot" if intervals else None,
+             "seconds": time.perf_counter() - t0}
     return result, setup
 
 
@@ -195,7 +244,7 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     from ..results import Results, update_results
     from ..rundir import figure_path, has_weights, model_dir, read_train_log, require_run_dir
     from ..runs import load_run_dataset, open_run, select_trained
-    from ..snapshots import default_layers, list_snapshots, load_snapshots
+    from ..snapshots import default_layers, layers_of, list_snapshots, load_snapshots
     from .bounds import label_entropy
     from .plots import plot_infoplane
     from ..weights import load_trained
@@ -243,7 +292,7 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     for name, seed, paths in with_snaps:
         snaps = load_snapshots(paths)
         first = snaps[paths[0][0]]
-        avail = [k for k in first if k != "labels"]
+        avail = layers_of(first)
         layers = opts.layers or default_layers(first)
         bad = [layer for layer in layers if layer not in avail]
         if bad:
@@ -262,16 +311,16 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
                 log(f"  {key:11s} {layer:14s} epoch {a['epoch']:>3}: ({a['ixt_nats']:.3f}, {a['ity_nats']:.3f})"
                     f"  peak I(X;T) {peak['ixt_nats']:.3f} at epoch {peak['epoch']}"
                     f"  -> epoch {b['epoch']:>3}: ({b['ixt_nats']:.3f}, {b['ity_nats']:.3f}) nats")
-        if has_weights(run_dir, name, seed):
-            model = load_trained(run_dir, name, seed, device)
-            if callable(getattr(model, "encode", None)):
-                xs, ys = snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}")
-                kb = encoder_bounds(model, xs, ys, read_train_log(model_dir(run_dir, name, seed)), paths[-1][0],
-                                    device)
-                plane[BOUNDS_KEY], setup[BOUNDS_KEY] = kb
-                f = kb[0]["z: known-encoder interval (final weights)"][0]
-                log(f"  {BOUNDS_KEY}: z of the final weights: I(X;Z) in [{f['ixt_nats']:.3f}, {f['ixt_upper_nats']:.3f}]"
-                    f" nats ({f['upper_bound']}; log n = {kb[1]['log_n_nats']:.3f}), H(Y) - CE = {f['ity_nats']:.3f}")
+        model = load_trained(run_dir, name, seed, device) if has_weights(run_dir, name, seed) else None
+        kb = z_bounds_record(snaps, read_train_log(model_dir(run_dir, name, seed)), model,
+                             lambda: snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}"), device)
+        if kb is not None:
+            plane[BOUNDS_KEY], setup[BOUNDS_KEY] = kb
+            for label in (SNAPSHOT_INTERVALS, FINAL_INTERVAL):
+                for f in kb[0].get(label, [])[-1:]:
+                    log(f"  {BOUNDS_KEY}: z at epoch {f['epoch']} ({label.split('(')[1].rstrip(')')}): I(X;Z) in "
+                        f"[{f['ixt_nats']:.3f}, {f['ixt_upper_nats']:.3f}] nats ({f['upper_bound']}; "
+                        f"log n = {kb[1]['log_n_nats']:.3f}), H(Y) - CE = {f['ity_nats']:.3f}")
 
         def put(r: Results, name=name, seed=seed, plane=plane, setup=setup):
             r.seed(name, seed, create=True).update_infoplane(plane, setup)

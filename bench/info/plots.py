@@ -177,8 +177,8 @@ def _plane_order(plane: dict) -> list[str]:
 
 
 def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
-    """The VIB z panel: (rate, H(Y) - CE) per epoch, and the final known-encoder interval as a bar;
-    returns the epoch scatter (for the colour bar) or None."""
+    """The VIB z panel: (rate, H(Y) - CE) per epoch; the known-encoder interval at each snapshot epoch
+    (bars coloured by epoch) and for the final weights (red); returns the epoch scatter or None."""
     from matplotlib.lines import Line2D
 
     sc = None
@@ -186,11 +186,15 @@ def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
         if not pts:
             continue
         if "interval" in label:
+            final = "final" in label
             for p in pts:
-                ax.plot([p["ixt_nats"], p["ixt_upper_nats"]], [p["ity_nats"]] * 2, "-", color="tab:red", lw=4,
-                        alpha=0.7, solid_capstyle="butt", zorder=3)
-            handles.append(Line2D([], [], color="tab:red", lw=4, alpha=0.7,
-                                  label=f"I(X;Z) in [lower, upper], epoch {pts[-1]['epoch']} ({st.get('weights', '')})"))
+                ax.plot([p["ixt_nats"], p["ixt_upper_nats"]], [p["ity_nats"]] * 2, "-", lw=4 if final else 3,
+                        color="tab:red" if final else cmap(norm(p["epoch"])), alpha=0.7 if final else 0.85,
+                        solid_capstyle="butt", zorder=3 if final else 2)
+            what = (f"epoch {pts[-1]['epoch']} ({st.get('weights') or 'final weights'})" if final
+                    else f"each snapshot ({st.get('snapshot_weights') or 'live weights'})")
+            handles.append(Line2D([], [], color="tab:red" if final else "0.45", lw=4, alpha=0.7,
+                                  label=f"I(X;Z) in [lower, upper], {what}"))
         else:
             xs, ys = [p["ixt_nats"] for p in pts], [p["ity_nats"] for p in pts]
             ax.plot(xs, ys, "-", color="0.6", lw=0.8, zorder=1)
