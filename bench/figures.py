@@ -213,7 +213,7 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
     """Clean error, worst-case robust accuracy and rate vs beta; one line per other-config group."""
     groups: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
     for m in res.models():
-        beta = m.beta
+        beta = m.beta if m.beta is not None else m.vib_beta   # vib_beta: beta = 0 counts too
         if beta is None or not m.done_seeds():
             continue
         rest = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in m.config.items() if k != "beta"))
@@ -240,6 +240,7 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
     if have("rate"):
         metrics.append(("rate", "rate (nats)", 1.0))
     fig, axes = _grid(len(metrics), ncols=len(metrics))
+    x_of, ticks = _beta_axis(sorted({b for g in groups.values() for b, _ in g}))
     # one line style, marker and shade per eps, so the eps series stay apart even where they coincide
     line_styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
     seeds = [len(vs) for vs in values.values()]
@@ -252,7 +253,7 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
                 for beta, model in members:
                     mean, std = mean_std([v[k] for v in values[model]])
                     if math.isfinite(mean):
-                        xs.append(beta * nudge)
+                        xs.append(x_of(beta) * nudge)
                         ys.append(mean * scale)
                         es.append(std * scale if math.isfinite(std) else 0.0)
                 if xs:
@@ -262,13 +263,34 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
                     ax.errorbar(xs, ys, yerr=es if any(es) else None, marker=markers[ki % len(markers)], ms=5,
                                 capsize=2, ls=line_styles[ki % len(line_styles)], lw=1.5, color=color, label=lab)
         ax.set_xscale("log")
-        ax.set_xlabel("beta")
+        if ticks:
+            ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=45, fontsize=7)
+            ax.minorticks_off()
+        ax.set_xlabel("beta" + (" (the tick \"0\": no KL term, off the log scale)" if ticks and ticks[0][1] == "0" else ""))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(f"VIB sweep over beta ({_seeds_label(seeds)})", fontsize=10)
     fig.tight_layout()
     return atomic_write_figure(fig, path)
+
+
+def _beta_axis(betas: list[float]):
+    """(x position of a beta on the log axis, explicit ticks or []): beta = 0 (a stochastic encoder with no
+    KL term) sits two decades left of the smallest positive beta, labelled "0"; with a zero present
+    every beta gets its own tick."""
+    positive = [b for b in betas if b > 0]
+    if 0 not in betas or not positive:
+        return (lambda b: b), []
+    zero_at = min(positive) / 100.0
+    ticks = [(zero_at, "0")] + [(b, _sci(b)) for b in positive]
+    return (lambda b: b if b > 0 else zero_at), ticks
+
+
+def _sci(x: float) -> str:
+    """1e-4 -> "1e-4", 2.5e-4 -> "2.5e-4": short labels in one style."""
+    mant, exp = f"{x:.2e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
 
 
 def _rgb(name: str) -> tuple[float, float, float]:

@@ -96,6 +96,22 @@ def test_beta_sweep_eps_series_differ(drawn, tmp_path):
     assert len({ln.get_linestyle() for ln in lines}) == 3 and len({ln.get_marker() for ln in lines}) == 3
 
 
+def test_beta_sweep_draws_beta_zero_at_a_labelled_tick(drawn, tmp_path):
+    data = json.loads((DATA / "golden_results.json").read_text())
+    vib = [n for n, m in data["models"].items() if m.get("config", {}).get("beta") is not None]
+    zero = json.loads(json.dumps(data["models"][vib[0]]))
+    zero["config"]["beta"] = 0.0
+    data["models"]["vib_beta0"] = zero
+    figures.plot_beta_sweep(Results(data), tmp_path / "b.png")
+    [fig] = drawn
+    smallest = min(m["config"]["beta"] for n, m in data["models"].items() if n in vib)
+    for ax in visible(fig):
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[0] == "0" and ax.get_xticks()[0] == pytest.approx(smallest / 100)
+        xs = [x for ln in series(ax).values() for x in ln.get_xdata()]
+        assert min(xs) < smallest / 10                                        # the beta = 0 point is drawn
+
+
 def test_reliability_titles_clear_the_row_above_and_counts_show(drawn, tmp_path):
     data = json.loads((DATA / "golden_results.json").read_text())
     counts = [0, 0, 2, 5, 20, 40, 269, 24]
