@@ -35,7 +35,7 @@ class RunOptions:
     fresh: bool = False
     dry_run: bool = False
     progress: bool | None = None
-    stack: str = "auto"              # bench.stacked: auto | on | off (local executor)
+    stack: str = "auto"              # bench.stacked: auto | on | off (Ray: auto stacks on CUDA only)
     executor: str = "local"          # who runs the work: "local" (this process) or "ray" (bench.executors)
     ray_address: str | None = None   # --executor ray: "auto", "HOST:PORT"; None starts a local Ray instance
 

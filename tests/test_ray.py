@@ -14,6 +14,8 @@ import json
 import shutil
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from bench.cli import main
 from bench.rundir import load_per_example
@@ -235,6 +237,51 @@ def test_a_task_that_fails_for_good_is_recorded_and_resume_redoes_it(work, local
                          for r in vib_before if r["attack"] != "worst_case"}
     assert_same_results(work / "failing-local", out, capsys)
     assert_same_results(local_run, out, capsys, ordered=False)
+
+
+STACK_SUITE = """
+name = "mini-stack"
+dataset = "digits"
+models = ["vib_beta1e-3", "vib_beta1e-2"]
+seeds = [0]
+[train]
+epochs = 3
+lr = 1e-3
+[overrides]
+hidden = [16]
+k = 4
+[attack]
+attacks = ["fgsm"]
+eps = [0.1]
+eps_l2 = []
+n_examples = 20
+[timing]
+batch_sizes = [1]
+min_run_time = 0.01
+"""
+
+
+@needs_ray
+def test_ray_trains_stacks_as_one_task_and_matches_the_local_stacks(work, cluster, capsys):
+    """--stack on: the two VIBs are one Ray task (one stack), and the weights and results are those of the
+    in-process executor's stack."""
+    (work / "stack.toml").write_text(STACK_SUITE)
+    common = ["run", "--suite", str(work / "stack.toml"), "--threads", "1", "--no-progress", "--stack", "on"]
+    assert main([*common, "--out", str(work / "stack-local")]) == 0
+    capsys.readouterr()
+    assert main([*common, "--out", str(work / "stack-ray"), "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert "1 train unit(s), 1 of them stack(s) of 2 model-seeds" in out
+    for name in ("vib_beta1e-3", "vib_beta1e-2"):
+        st = json.loads((work / "stack-ray" / "models" / name / "seed0" / "status.json").read_text())
+        assert st["stack_size"] == 2
+        a, b = (load_file(str(work / run / "models" / name / "seed0" / "model.safetensors"))
+                for run in ("stack-local", "stack-ray"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    capsys.readouterr()
+    assert main(["compare", str(work / "stack-local"), str(work / "stack-ray"), "--all", "--format", "json"]) == 0
+    rows = [r for r in json.loads(capsys.readouterr().out)["rows"] if r["family"] != "throughput"]
+    assert rows and all(r["verdict"] == "same" for r in rows)
 
 
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):

@@ -40,7 +40,7 @@ class Campaign:
     progress: bool | None = None
     plugins: list[str] = field(default_factory=list)
     suite: dict | None = None            # recorded in results.json
-    stack: str = "auto"                  # bench.stacked mode (the local executor; Ray units are one model-seed)
+    stack: str = "auto"                  # bench.stacked mode (Ray: auto stacks on CUDA workers only)
 
 
 @dataclass

@@ -5,8 +5,10 @@ The graph, per model-seed (Ray resolves the dependencies and places the tasks; n
     train unit --> attack setup --> attack unit (one per (norm, eps) group) ... --> picture
                                                                        timing (last, one task at a time)
 
-* **Train units** (``tasks.train_unit``): one model-seed each today; a stack of model-seeds trained
-  together fits the same task. Each writes its own model directory (weights, checkpoint, status, log).
+* **Train units** (``tasks.train_unit``): a stack of same-architecture model-seeds trained as one
+  computation (``bench.stacked``), or one model-seed. ``--stack auto`` stacks on CUDA workers only: on
+  CPU nodes separate units on separate cores beat one stack on one core. Each unit writes its members'
+  model directories (weights, checkpoint, status, log) and its stack checkpoint.
 * **Attack setup**: clean correctness and the model checks, once per model-seed.
 * **Attack units**: one (norm, eps) group each (its cheap attacks, the cascade, the worst case); the groups
   of a norm that has a minimum-norm attack (CW runs once for every eps) form one unit.
@@ -203,16 +205,42 @@ class _Driver:
                     members.append((name, seed, res.model_overrides[name], evaluate))
         return members
 
+    def stack_mode(self) -> str:
+        """``--stack`` for Ray units: ``auto`` stacks on CUDA only (on CPU, units run side by side on the cores)."""
+        return self.c.stack if self.c.stack != "auto" or self.device.type == "cuda" else "off"
+
+    def training_units(self, members) -> list[tuple[list, bool]]:
+        """The train members grouped into units ``(members, stacked)`` by the stacked trainer's own plan."""
+        from ..stacked import planned_jobs
+
+        c = self.c
+        by_pair = {(m, s): member for member in members for m, s in [member[:2]]}
+        overrides = {name: ov for name, _, ov, _ in members}
+        seeds = sorted({s for _, s, _, _ in members})
+        units, placed = [], set()
+        for job in planned_jobs(self.out, c.dataset, overrides, seeds, c.cfg, resume=c.resume, mode=self.stack_mode()):
+            unit = [by_pair[p] for p in job.members if p in by_pair and p not in placed]
+            placed.update(m[:2] for m in unit)
+            if unit:
+                units.append((unit, job.stacked and len(unit) == len(job.members)))
+        return units + [([m], False) for m in members if m[:2] not in placed]
+
     def submit_training(self, members) -> None:
         c = self.c
         self.t_train = time.perf_counter()
         data = self.ray.put(c.dataset) if members else None
-        for member in members:   # a unit of one model-seed; a stack would put several members in one unit
-            unit = [member]
+        units = self.training_units(members)
+        stacks = [u for u, stacked in units if stacked]
+        if stacks:
+            self.log(f"[ray] {len(units)} train unit(s), {len(stacks)} of them stack(s) of "
+                     + ", ".join(str(len(u)) for u in stacks) + " model-seeds")
+        for unit, stacked in units:
             self.train_left += 1
-            self.train_refs[member[:2]] = self.submit(
-                tasks.train_unit, "train", self.on_trained, tuple((m, s) for m, s, _, _ in unit), str(self.out),
-                unit, data, c.cfg, self.device, c.plugins, self.ex.cpus)
+            pairs = tuple((m, s) for m, s, _, _ in unit)
+            ref = self.submit(tasks.train_unit, "train", self.on_trained, pairs, str(self.out), unit, data, c.cfg,
+                              self.device, c.plugins, self.ex.cpus, stacked)
+            for pair in pairs:
+                self.train_refs[pair] = ref
         if not self.train_left:
             self.train_done()
 

@@ -43,23 +43,27 @@ def worker_environment(run_dir, device, plugin_paths, threads: int) -> dict:
 
 
 def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, device, plugin_paths,
-               threads: int) -> list[dict]:
+               threads: int, stacked: bool = False) -> list[dict]:
     """Train a unit of model-seeds ``(name, seed, overrides, evaluate)`` and evaluate each on the test split.
 
-    A unit is one model-seed today; a stack of model-seeds trained together fits the same shape (one
-    task, one result per member). Training resumes from a checkpoint a failed attempt left (the driver
-    has checked that the run is new or resumed). ``evaluate`` asks for the clean metrics of a model
-    that was already trained; a model trained now is always evaluated.
+    A unit is one model-seed, or with ``stacked`` a stack of same-architecture model-seeds trained as one
+    computation (``bench.stacked.run_job``; one task, one result per member). Training resumes from the
+    checkpoint a failed attempt left (the driver has checked that the run is new or resumed).
+    ``evaluate`` asks for the clean metrics of a model that was already trained; a model trained now is
+    always evaluated.
     """
     from ..evaluate import clean_metrics
-    from ..training import train_model
+    from ..stacked import Job, run_job
     from ..weights import load_trained
 
     run_dir = enter(run_dir, plugin_paths, threads)
+    overrides = {name: ov for name, _, ov, _ in members}
+    job = Job([(name, seed) for name, seed, _, _ in members], stacked)
+    statuses = {(n, s): st for done in run_job(job, run_dir, data, overrides, cfg, device=device, resume=True,
+                                               progress=False) for n, s, st in done}
     out = []
-    for name, seed, overrides, evaluate in members:
-        status = train_model(name, seed, data, cfg, run_dir, overrides=overrides, device=device, resume=True,
-                             progress=False)
+    for name, seed, _, evaluate in members:
+        status = statuses[(name, seed)]
         clean = None
         if status["state"] == "done" and (evaluate or not status.get("skipped")):
             model = load_trained(run_dir, name, seed, device)

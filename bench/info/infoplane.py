@@ -206,7 +206,7 @@ def z_bounds_record(snaps: dict[int, dict], train_log: list[dict], model=None, e
     last = final or intervals[-1]
     setup = {"n": n, "log_n_nats": math.log(n), "lower_at_cap": bool(last["ixt_nats"] >= NEAR_CAP * math.log(n)),
              "h_y_nats": h_y, "weights": "final (EMA) weights" if final is not None else None,
-             "snapshot_weights": "live weights at each snapshot" if intervals else None,
+             "snapshot_weights": "live weights" if intervals else None,
              "seconds": time.perf_counter() - t0}
     return result, setup
 

@@ -180,6 +180,7 @@ def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
     """The VIB z panel: (rate, H(Y) - CE) per epoch; the known-encoder interval at each snapshot epoch
     (bars coloured by epoch) and for the final weights (red); returns the epoch scatter or None."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     sc = None
     for label, pts in plane.items():
@@ -206,6 +207,9 @@ def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
         ax.axvline(st["log_n_nats"], ls=":", color="grey", lw=1)
         handles.append(Line2D([], [], ls=":", color="grey", label=f"log n = {st['log_n_nats']:.2f} (lower's cap)"))
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_title(f"VIB z: bounds (n = {st.get('n')})", fontsize=9)
     return sc
 

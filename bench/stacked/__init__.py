@@ -6,9 +6,10 @@
 * ``engine``: the epoch loop of a stack, writing each member's usual files;
 * ``plan``: which members train together, and the fallback to the per-model loop.
 
-``training_jobs`` is what the train stage calls.
+``training_jobs`` is what the train stage calls; the Ray executor plans with ``planned_jobs`` and runs
+each job as one task with ``run_job``.
 """
 
-from .plan import STACK_MODES, check_mode, training_jobs
+from .plan import STACK_MODES, Job, check_mode, planned_jobs, run_job, training_jobs
 
-__all__ = ["STACK_MODES", "check_mode", "training_jobs"]
+__all__ = ["STACK_MODES", "Job", "check_mode", "planned_jobs", "run_job", "training_jobs"]

@@ -100,32 +100,47 @@ def unpack_stale(run_dir, jobs: list[Job], cfg: TrainConfig, model_overrides: di
     return found
 
 
-def training_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
-                  device=torch.device("cpu"), resume: bool = False, mode: str = "auto", progress=None,
-                  log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
-    """Train every (model, seed); yield [(model, seed, status)] for each job as it finishes."""
+def planned_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
+                 device=torch.device("cpu"), resume: bool = False, mode: str = "auto") -> list[Job]:
+    """The plan of a train stage, after unpacking stack checkpoints that no planned stack continues."""
     device = torch.device(device)
     run_dir = Path(run_dir)
     jobs = plan(run_dir, dataset, model_overrides, seeds, cfg, resume=resume, mode=mode)
     while resume and unpack_stale(run_dir, jobs, cfg, model_overrides, device):
         jobs = plan(run_dir, dataset, model_overrides, seeds, cfg, resume=resume, mode=mode)
-    for job in jobs:
-        if job.stacked:
-            members = []
-            for name, seed in job.members:
-                model, rng = build_member(name, seed, model_overrides[name], dataset, device)
-                members.append(Member(name, seed, model_overrides[name], model, rng,
-                                      MemberFiles(run_dir, name, seed, cfg, model_overrides[name])))
-            try:
-                statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume,
-                                       progress=progress)
-            except StackMismatch as e:
-                log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in job.members)}: the stacked loss "
-                    f"differs from the model's own ({e}); training them one by one")
-            else:
-                yield [(n, s, st) for (n, s), st in zip(job.members, statuses)]
-                continue
-            del members
+    return jobs
+
+
+def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: TrainConfig, *,
+            device=torch.device("cpu"), resume: bool = False, progress=None,
+            log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
+    """Train one job: a stack (all its members at once) or the per-model loop; yield [(model, seed,
+    status)] as members finish. A stack whose loss differs from its models' own falls back to the loop."""
+    device = torch.device(device)
+    if job.stacked:
+        members = []
         for name, seed in job.members:
-            yield [(name, seed, train_model(name, seed, dataset, cfg, run_dir, overrides=model_overrides[name],
-                                            device=device, resume=resume, progress=progress))]
+            model, rng = build_member(name, seed, model_overrides[name], dataset, device)
+            members.append(Member(name, seed, model_overrides[name], model, rng,
+                                  MemberFiles(run_dir, name, seed, cfg, model_overrides[name])))
+        try:
+            statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume, progress=progress)
+        except StackMismatch as e:
+            log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in job.members)}: the stacked loss "
+                f"differs from the model's own ({e}); training them one by one")
+        else:
+            yield [(n, s, st) for (n, s), st in zip(job.members, statuses)]
+            return
+        del members
+    for name, seed in job.members:
+        yield [(name, seed, train_model(name, seed, dataset, cfg, run_dir, overrides=model_overrides[name],
+                                        device=device, resume=resume, progress=progress))]
+
+
+def training_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
+                  device=torch.device("cpu"), resume: bool = False, mode: str = "auto", progress=None,
+                  log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
+    """Train every (model, seed); yield [(model, seed, status)] for each job as it finishes."""
+    for job in planned_jobs(run_dir, dataset, model_overrides, seeds, cfg, device=device, resume=resume, mode=mode):
+        yield from run_job(job, Path(run_dir), dataset, model_overrides, cfg, device=device, resume=resume,
+                           progress=progress, log=log)
