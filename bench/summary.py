@@ -101,7 +101,8 @@ def _scope(res: Results) -> Finding:
     if ns and grid:
         text += (f"; attacked on the first {ns[0]:,} test examples" if len(ns) == 1 else "; attacked")
         text += f" at L-inf eps {', '.join(f'{e:g}' for e in grid)}"
-    text += ". Robust accuracy is the worst case over every attack run (per example)."
+        text += ". Robust accuracy is the worst case over every attack run (per example)"
+    text += "."
     imported = [m.name for m in models if any(s.imported for s in m.seeds())]
     items = (f"Imported weights (no training log): {', '.join(imported)}.",) if imported else ()
     return Finding("scope", text, items=items)
@@ -182,7 +183,7 @@ def _vs_baseline(res: Results, lb: Leaderboard, eps_list: list[float], alpha: fl
     if base is None or not base.done_seeds():
         return Finding("vs_baseline", f"No plain {BASELINE} finished in this run: the VIB models cannot be compared "
                                       "with the unregularised baseline.", "warning")
-    items = []
+    items, n_tests = [], 0
     for m in vibs:
         parts = []
         metrics = [("clean_error", "clean error", 2)]
@@ -199,12 +200,13 @@ def _vs_baseline(res: Results, lb: Leaderboard, eps_list: list[float], alpha: fl
             parts.append(f"{label} {pct(a, digits)} vs {pct(b, digits)} ({100 * (a - b):+.{digits}f} points, "
                          f"{_direction(a - b, p, alpha, 'higher', 'lower')}; {test})")
         if parts:
+            n_tests += len(parts)
             items.append(f"{m.name} (beta {m.beta:g}): " + "; ".join(parts) + ".")
     if not items:
         return None
     return Finding("vs_baseline", f"Each VIB model against the plain {BASELINE} (the same test examples; "
                                   f"significant: p < {alpha:g}, not corrected for the "
-                                  f"{len(items) * (1 + len(eps_list))} comparisons):", items=tuple(items))
+                                  f"{n_tests} comparisons):", items=tuple(items))
 
 
 def attack_gaps(res: Results) -> dict[str, list[str]]:
@@ -267,7 +269,11 @@ def _unchecked(res: Results, gaps: dict[str, list[str]]) -> Finding | None:
     attacked = {m.name for m in res.models() if any(s.records() for s in m.done_seeds())}
     done = [m.name for m in res.models() if m.done_seeds()]
     items = []
-    if done and not attacked:
+    if done and not attacked and res.claims.get("rows"):
+        items.append("The attack stage did not run: robustness appears only in the claims table, under the paper's "
+                     "protocol and the strongest one on its own examples; there is no leaderboard robustness "
+                     "(run `vib-bench attack RUN_DIR`).")
+    elif done and not attacked:
         items.append("No model was attacked: robustness was not measured (run `vib-bench attack RUN_DIR`).")
     elif set(done) - attacked:
         items.append(f"Not attacked: {', '.join(sorted(set(done) - attacked))}.")

@@ -115,6 +115,7 @@ def test_every_vib_model_against_the_mlp(run):
     assert (f"worst-case robust accuracy at eps 0.1 55.0% vs 30.0% (+25.0 points, significantly higher; "
             f"McNemar exact, p = {mcnemar_p(50, 0):.1e})") in text
     assert "dropout" not in text                                  # not a VIB model
+    assert "not corrected for the 2 comparisons" in text          # the two it made: clean and eps 0.1
 
 
 def test_without_an_mlp_the_comparison_says_so(tmp_path):
@@ -166,6 +167,13 @@ def test_an_unattacked_run_says_so():
     found = summarize(Results(data))
     assert [f.topic for f in found] == ["scope", "vs_baseline", "unchecked"]
     assert "No model was attacked" in texts(found, "unchecked")[0]
+    assert "Robust accuracy" not in texts(found, "scope")[0]       # nothing was attacked
+    n_vib = sum(1 for m in data["models"].values() if m.get("config", {}).get("beta"))
+    assert f"not corrected for the {n_vib} comparisons" in texts(found, "vs_baseline")[0]   # clean error only
+    # a claims run attacked its models in the claims check only: the summary points there, not to "not measured"
+    data["claims"] = {"setup": {}, "rows": [{"id": "a", "verdict": "reproduced"}]}
+    [un] = texts(summarize(Results(data)), "unchecked")
+    assert "only in the claims table" in un and "No model was attacked" not in un
 
 
 def test_provenance():
