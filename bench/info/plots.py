@@ -153,7 +153,7 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
         ax.legend(handles=handles + extra, fontsize=7, loc="best")
     ax_p.legend(handles=[Line2D([], [], color=color[bt], lw=3, label=f"β = {bt:g}") for bt in betas],
                 fontsize=7, loc="lower right")
-    ax_p.set_xscale("log")
+    _log_nats_axis(ax_p)
     ax_p.set_xlabel("I(X;Z) [nats]: bar = [known-encoder lower, upper], dot = upper")
     ax_p.set_ylabel("H(Y) - CE <= I(Z;Y) [nats]")
     ax_p.set_title("the trade-off: information plane of the bounds", fontsize=9)
@@ -176,11 +176,20 @@ def _plane_order(plane: dict) -> list[str]:
     return sorted(plane, key=key)
 
 
+def _log_nats_axis(ax) -> None:
+    """A log x axis of nats labelled 1, 2, 5, 10, 20, 50, ... (no crowded "2x10^1" minor labels)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
     """The VIB z panel: (rate, H(Y) - CE) per epoch; the known-encoder interval at each snapshot epoch
     (bars coloured by epoch) and for the final weights (red); returns the epoch scatter or None."""
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     sc = None
     for label, pts in plane.items():
@@ -206,10 +215,7 @@ def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
     if st.get("log_n_nats"):
         ax.axvline(st["log_n_nats"], ls=":", color="grey", lw=1)
         handles.append(Line2D([], [], ls=":", color="grey", label=f"log n = {st['log_n_nats']:.2f} (lower's cap)"))
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    _log_nats_axis(ax)
     ax.set_title(f"VIB z: bounds (n = {st.get('n')})", fontsize=9)
     return sc
 
