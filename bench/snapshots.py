@@ -12,6 +12,7 @@ weights being trained), not the EMA.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -26,6 +27,12 @@ SNAPSHOT_RE = re.compile(r"epoch(\d+)\.safetensors$")
 ENCODER_KEYS = ("z_mu", "z_log_sigma", "z_rate", "z_ce")   # not layers: the encoder's p(z|x) and its terms
 
 
+def _keep(acts: dict, name: str, module, inputs, output) -> None:
+    """A forward hook that copies a layer's output and returns None: a hook that returned the copy would
+    replace the layer's output with it (a CPU float32 tensor on a CUDA or float64 model)."""
+    acts.setdefault(name, output.detach().float().cpu())
+
+
 @torch.no_grad()
 def layer_activations(model, x) -> dict[str, torch.Tensor]:
     """Every hidden layer's activations (outputs of the ReLU/Tanh modules, in order), the
@@ -37,8 +44,7 @@ def layer_activations(model, x) -> dict[str, torch.Tensor]:
         if isinstance(mod, (torch.nn.ReLU, torch.nn.Tanh)):
             idx += 1
             name = f"hidden{idx}"
-            hooks.append(mod.register_forward_hook(
-                lambda m, i, o, name=name: acts.setdefault(name, o.detach().float().cpu())))
+            hooks.append(mod.register_forward_hook(functools.partial(_keep, acts, name)))
     try:
         with eval_mode(model), seeded(0, x.device):
             rep = model.representation(x).detach().float().cpu()
@@ -55,7 +61,8 @@ def layer_activations(model, x) -> dict[str, torch.Tensor]:
 
 
 def encoder_terms(model, x, y) -> dict[str, torch.Tensor]:
-    """``ENCODER_KEYS`` for a Gaussian encoder (float32, CPU), {} for any other model."""
+    """``ENCODER_KEYS`` for a Gaussian encoder (CPU; mu and log sigma in the encoder's dtype, the rest
+    float32), {} for any other model."""
     from .info.bounds import info_representation
 
     if not callable(getattr(model, "encode", None)):
@@ -66,7 +73,11 @@ def encoder_terms(model, x, y) -> dict[str, torch.Tensor]:
     out = {"z_mu": rep["mu"], "z_log_sigma": rep["log_sigma"], "z_rate": rep["rate"]}
     if rep["ce"] is not None:
         out["z_ce"] = rep["ce"]
-    return {k: v.detach().float().cpu() for k, v in out.items()}
+    # mu and log sigma in the encoder's own dtype (exact: they come from it), so the z sample rebuilt from
+    # them is drawn as info_representation drew it, and the terms belong to it
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    return {k: v.detach().cpu().to(dtype if k in ("z_mu", "z_log_sigma") else torch.float32)
+            for k, v in out.items()}
 
 
 def layers_of(snap: dict[str, torch.Tensor]) -> list[str]:

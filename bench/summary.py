@@ -196,11 +196,11 @@ def _vs_baseline(res: Results, lb: Leaderboard, eps_list: list[float], alpha: fl
                 continue
             paired = compare_models(res, m.name, BASELINE, key)
             p = paired.p if paired else None
+            n_tests += p is not None
             test = f"{paired.test}, {p_text(p)}" if paired else "no test possible"
             parts.append(f"{label} {pct(a, digits)} vs {pct(b, digits)} ({100 * (a - b):+.{digits}f} points, "
                          f"{_direction(a - b, p, alpha, 'higher', 'lower')}; {test})")
         if parts:
-            n_tests += len(parts)
             items.append(f"{m.name} (beta {m.beta:g}): " + "; ".join(parts) + ".")
     if not items:
         return None

@@ -49,4 +49,5 @@ def sigkill_mid_training(args, out: Path, status: Path, after_epochs: int = 3) -
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    assert status.exists(), f"{status} never appeared: the training did not start within 120 s"
     return json.loads(status.read_text())["epochs_done"]

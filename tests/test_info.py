@@ -104,14 +104,17 @@ def test_vib_sample_is_fixed_and_not_the_mean(digits):
 
 
 # ------------------------------------------------------------------------------------- flags
-def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits):
-    """The per-epoch interval rebuilt from a snapshot's stored p(z|x) is the one computed from the model."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits, dtype):
+    """The per-epoch interval rebuilt from a snapshot's stored p(z|x) is the one computed from the model
+    (also for a float64 model: the same z sample, drawn in the encoder's dtype)."""
     from bench.snapshots import encoder_terms, layer_activations, layers_of
 
     torch.manual_seed(0)
-    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4, sigma_shift=0.0)
+    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4,
+                         sigma_shift=0.0).to(dtype)
     x, y = digits.split("train")
-    x, y = x[:300], y[:300]
+    x, y = x[:300].to(dtype), y[:300]
     snap = {**layer_activations(model, x), "labels": y, **encoder_terms(model, x, y)}
     assert set(snap) >= {"z_mu", "z_log_sigma", "z_rate", "z_ce"} and "z_mu" not in layers_of(snap)
     rec, setup = infoplane.z_bounds_record({7: snap}, [], model, lambda: (x, y))
@@ -120,9 +123,31 @@ def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits
         assert from_snap[key] == pytest.approx(direct[key], rel=1e-5, abs=1e-6), key
     assert from_snap["epoch"] == direct["epoch"] == 7 and setup["n"] == 300
     # a deterministic model stores no encoder terms and gets no record
-    mlp = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, hidden=[16])
+    mlp = create_model("mlp", in_shape=(1, 8, 8), num_classes=10, hidden=[16]).to(dtype)
     assert encoder_terms(mlp, x, y) == {}
     assert infoplane.z_bounds_record({1: {**layer_activations(mlp, x), "labels": y}}, [], mlp, lambda: (x, y)) is None
+
+
+def test_an_encoder_without_a_decoder_gets_intervals_but_no_izy(digits, tmp_path):
+    """No decoder, no H(Y) - CE: the interval is still there, I(Z;Y) is None, and the figure draws."""
+    from bench.info.plots import plot_infoplane
+    from bench.snapshots import encoder_terms, layer_activations
+
+    torch.manual_seed(0)
+    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4, sigma_shift=0.0)
+    x, y = digits.split("train")
+    x, y = x[:200], y[:200]
+    snaps = {}
+    for epoch in (1, 2):
+        terms = encoder_terms(model, x, y)
+        terms.pop("z_ce")                                 # what a model with no decoder/head stores
+        snaps[epoch] = {**layer_activations(model, x), "labels": y, **terms}
+    rec, setup = infoplane.z_bounds_record(snaps, [{"epoch": 1, "kl": 30.0, "ce": 1.0}])
+    pts = rec[infoplane.SNAPSHOT_INTERVALS]
+    assert [p["epoch"] for p in pts] == [1, 2] and all(p["ity_nats"] is None and p["ixt_nats"] > 0 for p in pts)
+    assert infoplane.FINAL_INTERVAL not in rec and setup["weights"] is None
+    out = plot_infoplane("vib", 0, {infoplane.BOUNDS_KEY: rec}, {infoplane.BOUNDS_KEY: setup}, tmp_path / "p.png")
+    assert out.stat().st_size > 1000
 
 
 def test_flags_say_which_bound_is_contradicted():

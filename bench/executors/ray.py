@@ -2,7 +2,7 @@
 
 The graph, per model-seed (Ray resolves the dependencies and places the tasks; nothing here schedules):
 
-    train unit --> attack setup --> attack unit (one per (norm, eps) group) ... --> picture
+    train unit (its stack, or itself) --> attack setup --> attack unit (one per (norm, eps) group) ... --> picture
                                                                        timing (last, one task at a time)
 
 * **Train units** (``tasks.train_unit``): a stack of same-architecture model-seeds trained as one
@@ -216,13 +216,16 @@ class _Driver:
         c = self.c
         by_pair = {(m, s): member for member in members for m, s in [member[:2]]}
         overrides = {name: ov for name, _, ov, _ in members}
-        seeds = sorted({s for _, s, _, _ in members})
+        wanted = {s for _, s, _, _ in members}
+        seeds = [s for s in c.seeds if s in wanted]   # the local executor's order: the same stack ids
         units, placed = [], set()
         for job in planned_jobs(self.out, c.dataset, overrides, seeds, c.cfg, resume=c.resume, mode=self.stack_mode()):
             unit = [by_pair[p] for p in job.members if p in by_pair and p not in placed]
             placed.update(m[:2] for m in unit)
-            if unit:
-                units.append((unit, job.stacked and len(unit) == len(job.members)))
+            if job.stacked and len(unit) == len(job.members):
+                units.append((unit, True))
+            else:   # one model-seed per unit, so the cores train them side by side
+                units += [([m], False) for m in unit]
         return units + [([m], False) for m in members if m[:2] not in placed]
 
     def submit_training(self, members) -> None:

@@ -162,6 +162,7 @@ def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
         if "z_log_sigma" not in s:
             continue
         mu, log_sigma = s["z_mu"].double(), s["z_log_sigma"].double()
+        # the encoder's own dtype (snapshots keep it), as info_representation draws eps in it
         eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(Z_SEED), dtype=s["z_mu"].dtype)
         z64 = mu + torch.exp(log_sigma) * eps.double()
         known = known_encoder_bounds(mu, log_sigma, z64)
@@ -320,7 +321,8 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
                 for f in kb[0].get(label, [])[-1:]:
                     log(f"  {BOUNDS_KEY}: z at epoch {f['epoch']} ({label.split('(')[1].rstrip(')')}): I(X;Z) in "
                         f"[{f['ixt_nats']:.3f}, {f['ixt_upper_nats']:.3f}] nats ({f['upper_bound']}; "
-                        f"log n = {kb[1]['log_n_nats']:.3f}), H(Y) - CE = {f['ity_nats']:.3f}")
+                        f"log n = {kb[1]['log_n_nats']:.3f}), H(Y) - CE = "
+                        + ("n/a (no decoder)" if f["ity_nats"] is None else f"{f['ity_nats']:.3f}"))
 
         def put(r: Results, name=name, seed=seed, plane=plane, setup=setup):
             r.seed(name, seed, create=True).update_infoplane(plane, setup)

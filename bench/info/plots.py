@@ -177,10 +177,14 @@ def _plane_order(plane: dict) -> list[str]:
 
 
 def _log_nats_axis(ax) -> None:
-    """A log x axis of nats labelled 1, 2, 5, 10, 20, 50, ... (no crowded "2x10^1" minor labels)."""
+    """A log x axis of nats labelled 1, 2, 5, 10, 20, 50, ... (no crowded "2x10^1" minor labels); over less
+    than a factor of 4 matplotlib's own labels, which label the minor ticks there."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
+    xs = [x for line in ax.get_lines() for x in line.get_xdata() if x > 0]
+    if not xs or max(xs) < 4 * min(xs):
+        return
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -198,6 +202,8 @@ def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
         if "interval" in label:
             final = "final" in label
             for p in pts:
+                if p.get("ity_nats") is None:   # no decoder: no H(Y) - CE to draw the bar at
+                    continue
                 ax.plot([p["ixt_nats"], p["ixt_upper_nats"]], [p["ity_nats"]] * 2, "-", lw=4 if final else 3,
                         color="tab:red" if final else cmap(norm(p["epoch"])), alpha=0.7 if final else 0.85,
                         solid_capstyle="butt", zorder=3 if final else 2)
