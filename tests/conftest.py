@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+GOLDEN_RESULTS = Path(__file__).resolve().parent / "data" / "golden_results.json"
 
 # Tiny models: one thread is fastest for them, and it keeps timing ratios meaningful when anything
 # else shares the CPU (OpenMP threads spinning on an oversubscribed CPU slow torch down ~100x).
@@ -21,6 +23,19 @@ def digits():
     from bench.data import load_dataset
 
     return load_dataset("digits")
+
+
+def golden_data() -> dict:
+    """A fresh copy of the hand-made golden results file (tests/data/golden_results.json), as a dict."""
+    return json.loads(GOLDEN_RESULTS.read_text())
+
+
+def golden_run_dir(parent: Path) -> Path:
+    """``parent/run``: a run directory holding only the golden results file."""
+    d = Path(parent) / "run"
+    d.mkdir()
+    shutil.copy(GOLDEN_RESULTS, d / "results.json")
+    return d
 
 
 def one_error_line(capsys) -> str:

@@ -11,8 +11,7 @@ from matplotlib.container import ErrorbarContainer
 import bench.attack.grid as grid_module
 import bench.figures as figures
 from bench.results import Results
-
-DATA = Path(__file__).parent / "data"
+from conftest import golden_data
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def drawn(monkeypatch):
 
 
 def golden(seeds=None) -> Results:
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     if seeds is not None:
         for m in data["models"].values():
             m["seeds"] = {s: e for s, e in m["seeds"].items() if s in seeds}
@@ -97,7 +96,7 @@ def test_beta_sweep_eps_series_differ(drawn, tmp_path):
 
 
 def test_beta_sweep_draws_beta_zero_at_a_labelled_tick(drawn, tmp_path):
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     vib = [n for n, m in data["models"].items() if m.get("config", {}).get("beta") is not None]
     zero = json.loads(json.dumps(data["models"][vib[0]]))
     zero["config"]["beta"] = 0.0
@@ -113,7 +112,7 @@ def test_beta_sweep_draws_beta_zero_at_a_labelled_tick(drawn, tmp_path):
 
 
 def test_reliability_titles_clear_the_row_above_and_counts_show(drawn, tmp_path):
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     counts = [0, 0, 2, 5, 20, 40, 269, 24]
     rel = {"edges": [i / 8 for i in range(9)], "count": counts, "accuracy": [None, None, 1.0, .6, .5, .7, .9, 1.0]}
     models = {}

@@ -9,7 +9,6 @@ and a wholly failed model. A rendering change must be deliberate: regenerate the
 import copy
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,9 @@ from bench.cli import main
 from bench.leaderboard import COLUMNS, build_leaderboard, robust_accuracy, write_leaderboard
 from bench.leaderboard_render import leaderboard_markdown, render_leaderboard
 from bench.results import AttackRecord, Results
-from conftest import one_error_line
+from conftest import golden_data, golden_run_dir, one_error_line
 
 DATA = Path(__file__).parent / "data"
-GOLDEN_RESULTS = DATA / "golden_results.json"
 GOLDEN = {"github": "golden_leaderboard.md", "latex": "golden_leaderboard.tex", "html": "golden_leaderboard.html",
           "csv": "golden_leaderboard.csv"}
 UPDATE = os.environ.get("VIB_BENCH_UPDATE_GOLDEN") == "1"
@@ -36,15 +34,12 @@ def check_golden(name: str, text: str) -> None:
 
 @pytest.fixture
 def golden():
-    return json.loads(GOLDEN_RESULTS.read_text())
+    return golden_data()
 
 
 @pytest.fixture
 def run_dir(tmp_path):
-    d = tmp_path / "run"
-    d.mkdir()
-    shutil.copy(GOLDEN_RESULTS, d / "results.json")
-    return d
+    return golden_run_dir(tmp_path)
 
 
 @pytest.mark.parametrize("fmt", list(GOLDEN))

@@ -3,25 +3,18 @@ and which files a command writes."""
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from bench.cli import main
 from bench.leaderboard import build_leaderboard, default_eps, pick_eps
 from bench.results import Results
-from conftest import one_error_line
-
-DATA = Path(__file__).parent / "data"
-GOLDEN_RESULTS = DATA / "golden_results.json"
+from conftest import golden_data, golden_run_dir, one_error_line
 
 
 @pytest.fixture
 def run_dir(tmp_path):
-    d = tmp_path / "run"
-    d.mkdir()
-    shutil.copy(GOLDEN_RESULTS, d / "results.json")
-    return d
+    return golden_run_dir(tmp_path)
 
 
 def header(out: str) -> str:
@@ -30,7 +23,7 @@ def header(out: str) -> str:
 
 def test_default_eps_come_from_the_runs_grid(run_dir):
     assert default_eps(Results.load(run_dir)) == [0.1, 0.2, 0.3]   # the golden grid 0, 0.1, 0.2, 0.3: all nonzero
-    data = json.loads(GOLDEN_RESULTS.read_text())
+    data = golden_data()
     for m in data["models"].values():
         for s in m["seeds"].values():
             s.pop("attacks", None)

@@ -4,24 +4,20 @@ import base64
 import html.parser
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from bench.cli import main
 from bench.figures import make_figures
 from bench.rundir import read_train_log
+from conftest import golden_data, golden_run_dir
 
-DATA = Path(__file__).parent / "data"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("report") / "run"
-    d.mkdir()
-    shutil.copy(DATA / "golden_results.json", d / "results.json")
+    d = golden_run_dir(tmp_path_factory.mktemp("report"))
     data = json.loads((d / "results.json").read_text())
     for model, m in data["models"].items():
         for seed in m["seeds"]:
@@ -56,7 +52,7 @@ def test_make_figures(run_dir, report):
 def test_figures_skip_what_is_missing(tmp_path):
     d = tmp_path / "bare"
     d.mkdir()
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     data["models"] = {"mlp": data["models"]["mlp"]}
     for e in data["models"]["mlp"]["seeds"].values():
         e.pop("attacks")
@@ -129,7 +125,7 @@ def test_report_title_warnings_and_folded_grids(tmp_path):
 
     d = tmp_path / "run"
     d.mkdir()
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     data["run"]["suite"] = {"name": "smoke"}
     data["environments"]["info"] = {"git": {"commit": "fedcba9876543210", "dirty": True}}
     (d / "results.json").write_text(json.dumps(data))
@@ -167,7 +163,7 @@ def test_plot_reliability_draws_one_panel_per_model_with_bins(tmp_path):
     from bench.figures import plot_reliability
     from bench.results import Results
 
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     assert plot_reliability(Results(data), tmp_path / "none.png") is None  # no reliability bins recorded
     rel = {"edges": [i / 4 for i in range(5)], "count": [0, 3, 10, 87], "confidence": [None, 0.4, 0.6, 0.95],
            "accuracy": [None, 0.33, 0.5, 0.97]}

@@ -5,13 +5,12 @@ sideways, every image loads, the summary is there. Skips, saying why, when no br
 import io
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from bench.report import write_report
+from conftest import golden_run_dir
 
-DATA = Path(__file__).parent / "data"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 
@@ -39,9 +38,7 @@ def _browser():
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    d = tmp_path_factory.mktemp("browser") / "run"
-    d.mkdir()
-    shutil.copy(DATA / "golden_results.json", d / "results.json")
+    d = golden_run_dir(tmp_path_factory.mktemp("browser"))
     # two adversarial grids as the attack stage writes them (they go into a collapsed section)
     from matplotlib.figure import Figure
 

@@ -3,7 +3,6 @@ could not check (bench.summary)."""
 
 import copy
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,8 @@ from bench.results import CLEAN_KEY, SCHEMA, Results, per_example_key
 from bench.rundir import save_per_example
 from bench.stats import mcnemar_p, wilson_interval
 from bench.summary import attack_gaps, provenance, summarize
+from conftest import golden_data
 
-DATA = Path(__file__).parent / "data"
 N = 200
 
 
@@ -148,7 +147,7 @@ def test_a_weak_attack_set_is_reported_as_unchecked(tmp_path):
 
 
 def test_flags_that_fired_are_explained_from_the_table():
-    golden = Results(json.loads((DATA / "golden_results.json").read_text()))
+    golden = Results(golden_data())
     found = summarize(golden)
     [fired] = [f for f in found if f.topic == "flags" and f.level == "warning"]
     assert fired.text == "1 sanity-check flag fired:"
@@ -159,7 +158,7 @@ def test_flags_that_fired_are_explained_from_the_table():
 
 
 def test_an_unattacked_run_says_so():
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     for m in data["models"].values():
         for e in m["seeds"].values():
             e.pop("attacks", None)
@@ -177,7 +176,7 @@ def test_an_unattacked_run_says_so():
 
 
 def test_provenance():
-    data = json.loads((DATA / "golden_results.json").read_text())
+    data = golden_data()
     assert provenance(Results(data)) == []                      # one commit, clean tree
     changed = copy.deepcopy(data)
     changed["environments"]["attack"]["git"] = {"commit": "b" * 40, "dirty": True}
