@@ -67,6 +67,18 @@ def _decoder(model):
     return None
 
 
+def z_noise(shape, dtype, seed: int = Z_SEED) -> torch.Tensor:
+    """The eps of the one z sample per example, drawn on the CPU from ``seed`` in the encoder's dtype (so
+    every device, and a rebuild from stored mu and log sigma, gives the same z)."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=dtype)
+
+
+def z_sample64(mu: torch.Tensor, log_sigma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = mu + exp(log_sigma) * eps in float64 on the CPU, for the known-encoder bounds (in float32,
+    z - mu loses the noise when sigma is tiny beside |mu|)."""
+    return mu.double().cpu() + torch.exp(log_sigma.double().cpu()) * eps.double().cpu()
+
+
 @torch.no_grad()
 def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", batch_size: int = 1000,
                         seed: int = Z_SEED) -> dict:
@@ -90,7 +102,7 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
         if enc is not None:  # one draw of eps for all N at once: the same z whatever the batch size
             stats = [enc(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
             mu, sigma, log_sigma = (torch.cat(parts) for parts in zip(*stats))
-            eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=mu.dtype)
+            eps = z_noise(mu.shape, mu.dtype, seed)
             z_all = mu + sigma * eps.to(device)
             rates.append(gaussian_kl(mu, sigma, log_sigma).double().cpu())
         for i in range(0, len(x), batch_size):
@@ -111,7 +123,7 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
     if enc is not None:
         kind = "z sample"
         mu, log_sigma = mu.double().cpu(), log_sigma.double().cpu()
-        z64 = mu + torch.exp(log_sigma) * eps.double()
+        z64 = z_sample64(mu, log_sigma, eps)
     else:
         kind = "last hidden" if getattr(model, "head", None) is not None else "representation"
     return {"z": torch.cat(zs), "kind": kind, "rate": torch.cat(rates) if rates else None,

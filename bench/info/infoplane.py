@@ -153,7 +153,7 @@ def _interval_point(epoch: int, rate: torch.Tensor, ce: torch.Tensor | None, y: 
 def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
     """The known-encoder interval of z at every snapshot epoch that stored p(z|x) (``bench.snapshots``):
     z = mu + sigma * eps with the eps of ``info_representation`` (seed ``Z_SEED``), in float64."""
-    from .bounds import Z_SEED
+    from .bounds import z_noise, z_sample64
     from .sandwich import known_encoder_bounds
 
     out = []
@@ -161,11 +161,8 @@ def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
         s = snaps[epoch]
         if "z_log_sigma" not in s:
             continue
-        mu, log_sigma = s["z_mu"].double(), s["z_log_sigma"].double()
-        # the encoder's own dtype (snapshots keep it), as info_representation draws eps in it
-        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(Z_SEED), dtype=s["z_mu"].dtype)
-        z64 = mu + torch.exp(log_sigma) * eps.double()
-        known = known_encoder_bounds(mu, log_sigma, z64)
+        mu, log_sigma = s["z_mu"], s["z_log_sigma"]   # in the encoder's own dtype, as eps must be drawn
+        known = known_encoder_bounds(mu, log_sigma, z_sample64(mu, log_sigma, z_noise(mu.shape, mu.dtype)))
         out.append(_interval_point(epoch, s["z_rate"].double(), s["z_ce"].double() if "z_ce" in s else None,
                                    s["labels"], known))
     return out
