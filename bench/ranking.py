@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .results import CLEAN_KEY, Results, SeedResult, per_example_key
+from .results import CLEAN_KEY, Results, SeedResult, norm_eps, per_example_key
 from .stats import paired_seeds_p, two_proportion_test
 
 ALPHA = 0.05
@@ -34,7 +34,7 @@ def vector_key(seed: SeedResult, metric: str) -> str | None:
         return None
     family, eps = metric.split("@", 1)
     eps = float(eps)
-    recs = [r for r in seed.records() if r.norm == "Linf" and r.eps == round(eps, 9)]
+    recs = [r for r in seed.records() if r.norm == "Linf" and r.eps == norm_eps(eps)]
     if family == "worst":
         lead = [r for r in recs if r.is_worst_case and r.leaderboard] or \
                [r for r in recs if r.is_worst_case and r.protocol in ("all", "standard")]
