@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .common import (add_data, add_device, add_plugins, add_progress, add_threads, device, load_plugins, parse_list,
-                     parse_attack_set, patterns, set_threads)
+from .common import (add_data, add_device, add_plugins, add_progress, add_threads, add_trained_models, device,
+                     load_plugins, parse_attack_set, parse_list, patterns, set_threads)
 
 
 def cmd_attack(args) -> int:
@@ -37,7 +37,7 @@ def register(sub) -> None:
                               "  vib-bench attack runs/quick --attacks cw_l2 --eps-l2 0.5,1,2 --resume\n"
                               "  vib-bench attack runs/quick --attack-set pgd.steps=100 --resume   # recompute pgd")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
-    p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
+    add_trained_models(p)
     p.add_argument("--attacks", default=None,
                    help=f"comma-separated attacks or wildcards (default, the strong set: {','.join(DEFAULT_ATTACKS)}; "
                         "eot_pgd runs on randomised models only); see `vib-bench list attacks`")

@@ -87,6 +87,10 @@ def add_plugins(p):
                    help="Python file that registers extra models or attacks (repeatable)")
 
 
+def add_trained_models(p):
+    p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
+
+
 def add_progress(p):
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="hide progress bars (they are hidden anyway when stderr is not a terminal)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_data, add_device, add_threads, device, parse_list, patterns, set_threads
+from .common import add_data, add_device, add_threads, add_trained_models, device, parse_list, patterns, set_threads
 
 INFO_HEADERS = ["model", "seed", "quantity", "estimator", "estimate (nats)", "estimate (bits)",
                 "lower bound (nats)", "upper bound (nats)", "time (s)", "flags"]
@@ -116,7 +116,7 @@ def register(sub) -> None:
                               "  vib-bench info runs/quick --models 'vib*' --estimators infonce --n-examples 5000\n"
                               "  vib-bench info runs/smoke --batch-size 32 --resume")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
-    p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
+    add_trained_models(p)
     p.add_argument("--estimators", default=None,
                    help=f"comma-separated MI estimators (default: {','.join(DEFAULT_ESTIMATORS)}); "
                         "see `vib-bench list estimators`")

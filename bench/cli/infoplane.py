@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_data, add_device, add_threads, device, parse_list, patterns, set_threads
+from .common import add_data, add_device, add_threads, add_trained_models, device, parse_list, patterns, set_threads
 
 
 def cmd_infoplane(args) -> int:
@@ -30,7 +30,7 @@ def register(sub) -> None:
                               "  vib-bench infoplane runs/plane --bins 2,8,30,100\n"
                               "  vib-bench infoplane runs/plane --estimator binning,mine --layers hidden1,hidden2")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory trained with --snapshot-every")
-    p.add_argument("--models", default=None, help="comma-separated names or wildcards (default: every trained model)")
+    add_trained_models(p)
     p.add_argument("--estimator", default="binning",
                    help="binning, mine, or both comma-separated (default: binning)")
     p.add_argument("--bins", default=",".join(map(str, PLANE_BINS)),

@@ -214,7 +214,7 @@ class _Driver:
         from ..stacked import planned_jobs
 
         c = self.c
-        by_pair = {(m, s): member for member in members for m, s in [member[:2]]}
+        by_pair = {member[:2]: member for member in members}
         overrides = {name: ov for name, _, ov, _ in members}
         wanted = {s for _, s, _, _ in members}
         seeds = [s for s in c.seeds if s in wanted]   # the local executor's order: the same stack ids
