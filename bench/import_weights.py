@@ -171,14 +171,15 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
                  {"imported": source, "seed": opts.seed})
     status = {"model": name, "seed": opts.seed, "state": "done", "imported": source}
     rundir.write_status(mdir, status)
-    metrics, config, stochastic = evaluate_clean(run_dir, dataset, name, opts.seed, opts.device)
+    clean = evaluate_clean(run_dir, dataset, name, opts.seed, opts.device)
+    metrics = clean["metrics"]
     env = environment(opts.device)
 
     def record(r: Results):
         r.add_run_model(name, overrides, opts.seed)
         r.seed(name, opts.seed, create=True).set_train({"state": "done", "imported": source})
         r.seed(name, opts.seed).set_clean(metrics)
-        r.model(name).set_config(config, stochastic)
+        r.model(name).set_config(clean["config"], clean["stochastic"])
         r.set_environment("import", env)
     update_results(run_dir, record)
     log(f"imported {name} seed {opts.seed} ({opts.model}) from {opts.weights} into {run_dir}: "

@@ -90,15 +90,61 @@ def _init_locked(run_dir: Path, run: dict, resume: bool, env: dict) -> Results:
     return res
 
 
-def evaluate_clean(run_dir: Path, dataset, name: str, seed: int, device):
-    """Clean test metrics of one trained (model, seed), with its per-example correctness.
+def run_record(dataset, cfg: TrainConfig, model_overrides: dict[str, dict], seeds, plugin_paths=(),
+               suite: dict | None = None) -> dict:
+    """The ``run`` section of a results file: data set, recipe, models with their arguments, seeds."""
+    return {"dataset": dataset.describe(), "train": config_dict(cfg),
+            "models": {m: dict(ov) for m, ov in model_overrides.items()}, "seeds": list(seeds),
+            "plugins": [str(Path(p).resolve()) for p in plugin_paths], "suite": suite}
 
-    Returns ``(metrics, config, stochastic)`` for the results file."""
+
+def clean_result(run_dir: Path, dataset, name: str, seed: int, device) -> dict:
+    """Clean test metrics of one trained (model, seed), computed, not written (a Ray task returns them):
+    ``{"metrics", "correct" (per-example, CPU), "config", "stochastic"}``."""
     model = load_trained(run_dir, name, seed, device)
-    x, y = dataset.split("test")
-    metrics, correct = clean_metrics(model, x, y, device=device)
-    save_per_example(run_dir, name, seed, CLEAN_KEY, correct)
-    return metrics, model.config, bool(getattr(model, "stochastic", False))
+    metrics, correct = clean_metrics(model, *dataset.split("test"), device=device)
+    return {"metrics": metrics, "correct": correct.cpu(), "config": model.config,
+            "stochastic": bool(getattr(model, "stochastic", False))}
+
+
+def evaluate_clean(run_dir: Path, dataset, name: str, seed: int, device) -> dict:
+    """``clean_result``, with its per-example correctness written to the run directory."""
+    clean = clean_result(run_dir, dataset, name, seed, device)
+    save_per_example(run_dir, name, seed, CLEAN_KEY, clean["correct"])
+    return clean
+
+
+def record_train(run_dir: Path, name: str, seed: int, status: dict, clean: dict | None) -> Results:
+    """Record one model-seed's training status and, when evaluated (``clean_result``), its clean metrics
+    and per-example vector; returns the updated results."""
+    train = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
+    if clean is not None:
+        save_per_example(run_dir, name, seed, CLEAN_KEY, clean["correct"])
+
+    def record(r: Results):
+        r.seed(name, seed, create=True).set_train(train)
+        if clean is not None:
+            r.seed(name, seed).set_clean(clean["metrics"])
+            r.model(name).set_config(clean["config"], clean["stochastic"])
+    return update_results(run_dir, record)
+
+
+def train_line(res: Results, name: str, seed: int, status: dict) -> str:
+    """The line a finished (or failed) model-seed prints."""
+    if status["state"] != "done":
+        return f"{name} seed {seed}: FAILED: {status.get('error')}"
+    c = res.seed(name, seed).clean
+    stack = f", in a stack of {status['stack_size']}" if status.get("stack_size") else ""
+    return (f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
+            f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch{stack}), "
+            f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
+
+
+def needs_clean(res: Results, name: str, seed: int, status: dict) -> bool:
+    """A done model-seed is evaluated when it was trained now or lacks any clean metric."""
+    entry = res.seed(name, seed)
+    return status["state"] == "done" and (not status.get("skipped") or entry is None
+                                          or not CLEAN_KEYS <= set(entry.clean))
 
 
 def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
@@ -111,35 +157,14 @@ def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[in
     """
     run_dir = Path(run_dir)
     check_mode(stack)
-    run = {"dataset": dataset.describe(), "train": config_dict(cfg),
-           "models": {m: dict(ov) for m, ov in model_overrides.items()}, "seeds": list(seeds),
-           "plugins": [str(Path(p).resolve()) for p in plugin_paths], "suite": suite}
-    res = init_run(run_dir, run, resume, device)
+    res = init_run(run_dir, run_record(dataset, cfg, model_overrides, seeds, plugin_paths, suite), resume, device)
     overrides = {name: res.model_overrides[name] for name in model_overrides}
     for job in training_jobs(run_dir, dataset, overrides, seeds, cfg, device=device, resume=resume, mode=stack,
                              progress=progress, log=log):
         for name, seed, status in job:
-            train = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
-            clean = None
-            if status["state"] == "done":
-                entry = res.seed(name, seed, create=True)
-                if not CLEAN_KEYS <= set(entry.clean) or not status.get("skipped"):
-                    clean = evaluate_clean(run_dir, dataset, name, seed, device)
-
-            def record(r: Results, name=name, seed=seed, train=train, clean=clean):
-                r.seed(name, seed, create=True).set_train(train)
-                if clean is not None:
-                    r.seed(name, seed).set_clean(clean[0])
-                    r.model(name).set_config(clean[1], clean[2])
-            res = update_results(run_dir, record)
-            if status["state"] == "done":
-                c = res.seed(name, seed).clean
-                log(f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
-                    f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch"
-                    f"{', in a stack of %d' % status['stack_size'] if status.get('stack_size') else ''}), "
-                    f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
-            else:
-                log(f"{name} seed {seed}: FAILED: {status.get('error')}")
+            clean = clean_result(run_dir, dataset, name, seed, device) if needs_clean(res, name, seed, status) else None
+            res = record_train(run_dir, name, seed, status, clean)
+            log(train_line(res, name, seed, status))
     return res
 
 

@@ -15,43 +15,11 @@ import torch
 
 from ..attack.checks import post_checks
 from ..attack.group import cell_line, eot_needed
-from ..results import CLEAN_KEY, AttackRecord, CellKey, Results, norm_eps, per_example_key, update_results
+from ..results import AttackRecord, CellKey, Results, norm_eps, per_example_key, update_results
 from ..rundir import load_per_example, model_dir, read_status, save_per_example, write_status
 
 
 # ------------------------------------------------------------------------------------------- train
-def run_record(c) -> dict:
-    """The ``run`` section a campaign records (as ``bench.train_stage.train_run`` builds it)."""
-    from ..training import config_dict
-
-    return {"dataset": c.dataset.describe(), "train": config_dict(c.cfg),
-            "models": {m: dict(ov) for m, ov in c.per_model.items()}, "seeds": list(c.seeds),
-            "plugins": [str(Path(p).resolve()) for p in c.plugins], "suite": c.suite}
-
-
-def record_train(out: Path, name: str, seed: int, status: dict, clean: dict | None) -> Results:
-    """Record one model-seed's training status and, when evaluated, its clean metrics and vector."""
-    train = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
-    if clean is not None:
-        save_per_example(out, name, seed, CLEAN_KEY, clean["correct"])
-
-    def record(r: Results):
-        r.seed(name, seed, create=True).set_train(train)
-        if clean is not None:
-            r.seed(name, seed).set_clean(clean["metrics"])
-            r.model(name).set_config(clean["config"], clean["stochastic"])
-    return update_results(out, record)
-
-
-def train_line(res: Results, name: str, seed: int, status: dict) -> str:
-    if status["state"] != "done":
-        return f"{name} seed {seed}: FAILED: {status.get('error')}"
-    c = res.seed(name, seed).clean
-    return (f"{name} seed {seed}: {'already trained' if status.get('skipped') else 'trained'}"
-            f" {status['epochs_done']} epochs ({status.get('time_per_epoch_s', 0):.3g} s/epoch), "
-            f"test error {100 * c['error']:.2f}%, NLL {c['nll']:.4f}")
-
-
 def failed_status(out: Path, name: str, seed: int, epochs: int, error: str) -> dict:
     """A training whose task failed for good: its status file and its record say failed, with the error."""
     mdir = model_dir(out, name, seed)

@@ -31,6 +31,7 @@ import torch
 
 from ..errors import BenchError
 from ..results import update_results
+from ..train_stage import CLEAN_KEYS, init_run, record_train, run_record, train_line
 from . import Campaign, Execution
 from . import books, tasks
 
@@ -129,10 +130,10 @@ class _Driver:
     # ------------------------------------------------------------------------------------ the run
     def run(self) -> Execution:
         from ..runs import failed_models, open_run
-        from ..train_stage import init_run
 
         c, ray = self.c, self.ray
-        res = init_run(self.out, books.run_record(c), c.resume, self.device)
+        res = init_run(self.out, run_record(c.dataset, c.cfg, c.per_model, c.seeds, c.plugins, c.suite), c.resume,
+                       self.device)
         order = [(m.name, int(s)) for m in res.models() for s in m.seed_ids()] + \
                 [(m, s) for m in c.names for s in c.seeds]
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -190,7 +191,6 @@ class _Driver:
     def plan_training(self, res) -> list[tuple[str, int, dict, bool]]:
         """Record the model-seeds that are trained and evaluated already; return the others as train members."""
         from ..rundir import has_weights, model_dir, read_status
-        from ..train_stage import CLEAN_KEYS
 
         members = []
         for name in self.c.names:
@@ -199,8 +199,8 @@ class _Driver:
                 entry = res.seed(name, seed)
                 evaluate = entry is None or not CLEAN_KEYS <= set(entry.clean)
                 if status.get("state") == "done" and has_weights(self.out, name, seed) and not evaluate:
-                    r = books.record_train(self.out, name, seed, {**status, "skipped": True}, None)
-                    self.detail(books.train_line(r, name, seed, {**status, "skipped": True}))
+                    r = record_train(self.out, name, seed, {**status, "skipped": True}, None)
+                    self.detail(train_line(r, name, seed, {**status, "skipped": True}))
                 else:
                     members.append((name, seed, res.model_overrides[name], evaluate))
         return members
@@ -261,8 +261,8 @@ class _Driver:
         for r in results:
             if r["status"]["state"] != "done":
                 self.train_failed.add((r["name"], r["seed"]))
-            res = books.record_train(self.out, r["name"], r["seed"], r["status"], r["clean"])
-            self.detail(books.train_line(res, r["name"], r["seed"], r["status"]))
+            res = record_train(self.out, r["name"], r["seed"], r["status"], r["clean"])
+            self.detail(train_line(res, r["name"], r["seed"], r["status"]))
         self.train_left -= 1
         if self.train_left == 0:
             self.train_done()

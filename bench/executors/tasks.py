@@ -52,9 +52,8 @@ def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, d
     ``evaluate`` asks for the clean metrics of a model that was already trained; a model trained now is
     always evaluated.
     """
-    from ..evaluate import clean_metrics
     from ..stacked import Job, run_job
-    from ..weights import load_trained
+    from ..train_stage import clean_result
 
     run_dir = enter(run_dir, plugin_paths, threads)
     overrides = {name: ov for name, _, ov, _ in members}
@@ -66,10 +65,7 @@ def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, d
         status = statuses[(name, seed)]
         clean = None
         if status["state"] == "done" and (evaluate or not status.get("skipped")):
-            model = load_trained(run_dir, name, seed, device)
-            metrics, correct = clean_metrics(model, *data.split("test"), device=device)
-            clean = {"metrics": metrics, "correct": correct.cpu(), "config": model.config,
-                     "stochastic": bool(getattr(model, "stochastic", False))}
+            clean = clean_result(run_dir, data, name, seed, device)
         out.append({"name": name, "seed": seed, "status": status, "clean": clean})
     return out
 
