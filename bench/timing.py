@@ -79,30 +79,58 @@ def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cp
     return out
 
 
-def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -> None:
-    """Throughput of every trained model (first seed only: speed does not depend on the seed)."""
-    from .results import update_results
-    from .runs import open_run, select_trained
-    from .weights import load_trained
+def timing_pairs(run_dir, res, fresh: bool = False, log=print) -> list[tuple[str, int]]:
+    """The model-seeds to time: each trained model's first seed (speed does not depend on the seed), unless
+    it was timed before and not ``fresh``."""
+    from .runs import select_trained
 
-    if "min_run_time" in timing and not float(timing["min_run_time"]) > 0:
-        raise BenchError(f"--min-run-time must be > 0, got {timing['min_run_time']}")
-    res = open_run(run_dir)
-    seen = set()
+    seen, pairs = set(), []
     for name, seed in select_trained(run_dir, res):
         if name in seen:
             continue
         seen.add(name)
-        entry = res.seed(name, seed)
-        if entry.throughput and not fresh:
+        if res.seed(name, seed).throughput and not fresh:
             log(f"{name}: already timed (pass --fresh to time it again)")
             continue
-        model = load_trained(run_dir, name, seed, device)
-        ds = res.dataset
-        tp = throughput(model, ds["in_shape"], ds["num_classes"], device=device,
-                        batch_sizes=tuple(timing.get("batch_sizes", (1, 100, 1000))),
-                        train_batch=int(timing.get("train_batch", 100)),
-                        min_run_time=float(timing.get("min_run_time", 0.5)))
-        update_results(run_dir, lambda r, name=name, seed=seed, tp=tp: r.seed(name, seed).set_throughput(tp))
-        log(f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
+        pairs.append((name, seed))
+    return pairs
+
+
+def time_model(run_dir, name: str, seed: int, in_shape, num_classes: int, timing: dict, device) -> dict:
+    """Throughput of one trained model-seed with a suite's ``[timing]`` settings."""
+    from .weights import load_trained
+
+    model = load_trained(run_dir, name, seed, device)
+    return throughput(model, in_shape, num_classes, device=device,
+                      batch_sizes=tuple(timing.get("batch_sizes", (1, 100, 1000))),
+                      train_batch=int(timing.get("train_batch", 100)),
+                      min_run_time=float(timing.get("min_run_time", 0.5)))
+
+
+def record_throughput(run_dir, name: str, seed: int, tp: dict | None, error: str | None = None) -> str:
+    """Record one model's throughput (or the failure of its timing task) and return the line to print."""
+    from .results import update_results
+
+    def write(r):
+        entry = r.seed(name, seed)
+        if tp is not None:
+            entry.set_throughput(tp)
+        entry.set_failures("timing", [] if error is None else [{"task": "timing", "error": error}])
+    update_results(run_dir, write)
+    if tp is None:
+        return f"{name}: timing FAILED: {error}"
+    return (f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
             f"@100, training {tp['train']['median']:,.0f} ex/s")
+
+
+def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -> None:
+    """Throughput of every trained model (first seed only: speed does not depend on the seed)."""
+    from .runs import open_run
+
+    if "min_run_time" in timing and not float(timing["min_run_time"]) > 0:
+        raise BenchError(f"--min-run-time must be > 0, got {timing['min_run_time']}")
+    res = open_run(run_dir)
+    ds = res.dataset
+    for name, seed in timing_pairs(run_dir, res, fresh, log):
+        tp = time_model(run_dir, name, seed, ds["in_shape"], ds["num_classes"], timing, device)
+        log(record_throughput(run_dir, name, seed, tp))

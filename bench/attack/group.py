@@ -18,7 +18,7 @@ import torch
 
 from .. import protocol
 from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct
-from ..results import AttackRecord, CellKey, per_example_key
+from ..results import AttackRecord, CellKey, per_example_key, put_record
 from .checks import LARGE_EPS
 from .summary import speed_text
 from .worst_case import worst_case_records
@@ -160,10 +160,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
         return next((r for r in records if r.key == key), None)
 
     def put(rec: AttackRecord, robust):
-        old = find(rec.key)
-        if old is not None:
-            records.remove(old)
-        records.append(rec)
+        put_record(records, rec)
         vectors[per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol)] = robust
         puts.append((rec, robust))
 

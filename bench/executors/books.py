@@ -15,7 +15,7 @@ import torch
 
 from ..attack.checks import post_checks
 from ..attack.group import cell_line, eot_needed
-from ..results import AttackRecord, CellKey, Results, norm_eps, per_example_key, update_results
+from ..results import AttackRecord, Results, norm_eps, per_example_key, put_record, update_results
 from ..rundir import load_per_example, model_dir, read_status, save_per_example, write_status
 
 
@@ -77,7 +77,7 @@ class AttackBook:
             rec = AttackRecord(raw)
             save_per_example(self.out, self.name, self.seed, per_example_key(rec.attack, rec.norm, rec.eps,
                                                                               rec.protocol), robust)
-            self._put(self.records, rec)
+            put_record(self.records, rec)
             self.vectors[per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol)] = robust
             recs.append((rec, robust))
             if not rec.is_worst_case:
@@ -97,21 +97,13 @@ class AttackBook:
         records = list(self.initial)
         for i in sorted(self.puts):
             for rec, _ in self.puts[i]:
-                self._put(records, rec)
+                put_record(records, rec)
         self.records = records
         post_checks(records, self.checks)
         if self.checks["randomised"]:
             self.checks["eot_needed"] = eot_needed(records)
         self.save()
         return records
-
-    @staticmethod
-    def _put(records: list[AttackRecord], rec: AttackRecord) -> None:
-        key: CellKey = rec.key
-        old = next((r for r in records if r.key == key), None)
-        if old is not None:
-            records.remove(old)
-        records.append(rec)
 
     def save(self) -> None:
         def write(r: Results):
@@ -120,34 +112,3 @@ class AttackBook:
                 entry.set_attacks(self.records, self.checks, self.setup)
             entry.set_failures("attack", self.failures)
         update_results(self.out, write)
-
-
-# ------------------------------------------------------------------------------------------ timing
-def timing_pairs(out: Path, log) -> list[tuple[str, int]]:
-    """The model-seeds ``bench.timing.time_run`` would time: each trained model's first seed, unless timed."""
-    from ..runs import open_run, select_trained
-
-    res = open_run(out)
-    seen, pairs = set(), []
-    for name, seed in select_trained(out, res):
-        if name in seen:
-            continue
-        seen.add(name)
-        if res.seed(name, seed).throughput:
-            log(f"{name}: already timed (pass --fresh to time it again)")
-            continue
-        pairs.append((name, seed))
-    return pairs
-
-
-def record_throughput(out: Path, name: str, seed: int, tp: dict | None, error: str | None = None) -> str:
-    def write(r: Results):
-        entry = r.seed(name, seed)
-        if tp is not None:
-            entry.set_throughput(tp)
-        entry.set_failures("timing", [] if error is None else [{"task": "timing", "error": error}])
-    update_results(out, write)
-    if tp is None:
-        return f"{name}: timing FAILED: {error}"
-    return (f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
-            f"@100, training {tp['train']['median']:,.0f} ex/s")

@@ -31,6 +31,7 @@ import torch
 
 from ..errors import BenchError
 from ..results import update_results
+from ..timing import record_throughput, timing_pairs
 from ..train_stage import CLEAN_KEYS, init_run, record_train, run_record, train_line
 from . import Campaign, Execution
 from . import books, tasks
@@ -158,7 +159,8 @@ class _Driver:
             if len(failed_models(open_run(self.out), c.names, c.seeds)) == len(c.names) * len(c.seeds):
                 return Execution(trained_any=False, failures=self.failures)
             t2 = time.perf_counter()
-            for name, seed in books.timing_pairs(self.out, self.detail):   # one at a time: alone on its node
+            # one at a time, so that nothing else of the campaign shares the node it measures
+            for name, seed in timing_pairs(self.out, open_run(self.out), log=self.detail):
                 ds = c.dataset
                 self.submit(tasks.time_model, "timing", self.on_timing, (name, seed), str(self.out), name, seed,
                             ds.in_shape, ds.num_classes, c.timing, self.device, c.plugins, self.ex.cpus)
@@ -377,4 +379,4 @@ class _Driver:
         name, seed = key
         if error is not None:
             self.failures.append((name, seed, "timing", error))
-        self.detail(books.record_throughput(self.out, name, seed, tp, error))
+        self.detail(record_throughput(self.out, name, seed, tp, error))

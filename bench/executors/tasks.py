@@ -135,13 +135,7 @@ def attack_grid(run_dir, name: str, seed: int, xy, records: list[dict], opts, pl
 
 def time_model(run_dir, name: str, seed: int, in_shape, num_classes: int, timing: dict, device, plugin_paths,
                threads: int) -> dict:
-    """Throughput of one trained model (``bench.timing.throughput`` with the suite's settings)."""
-    from ..timing import throughput
-    from ..weights import load_trained
+    """Throughput of one trained model (``bench.timing.time_model`` in a worker)."""
+    from ..timing import time_model
 
-    run_dir = enter(run_dir, plugin_paths, threads)
-    model = load_trained(run_dir, name, seed, device)
-    return throughput(model, in_shape, num_classes, device=device,
-                      batch_sizes=tuple(timing.get("batch_sizes", (1, 100, 1000))),
-                      train_batch=int(timing.get("train_batch", 100)),
-                      min_run_time=float(timing.get("min_run_time", 0.5)))
+    return time_model(enter(run_dir, plugin_paths, threads), name, seed, in_shape, num_classes, timing, device)

@@ -25,7 +25,8 @@ compared after one normalisation, :func:`norm_eps`, everywhere.
 
 from .entries import ModelResult, SeedResult
 from .file import SCHEMA, Results, load_results, update_results
-from .records import (CLEAN_KEY, EPS_DIGITS, AttackRecord, CellKey, eps_label, norm_eps, per_example_key)
+from .records import (CLEAN_KEY, EPS_DIGITS, AttackRecord, CellKey, eps_label, norm_eps, per_example_key,
+                      put_record)
 
 __all__ = ["CLEAN_KEY", "EPS_DIGITS", "SCHEMA", "AttackRecord", "CellKey", "ModelResult", "Results", "SeedResult",
-           "eps_label", "load_results", "norm_eps", "per_example_key", "update_results"]
+           "eps_label", "load_results", "norm_eps", "per_example_key", "put_record", "update_results"]

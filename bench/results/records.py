@@ -102,3 +102,11 @@ class AttackRecord:
     def valid(self) -> bool:
         """Whether it carries a number (robust accuracy and eps); readers ignore the others."""
         return math.isfinite(self.robust_acc) and math.isfinite(_num(self.raw.get("eps")))
+
+
+def put_record(records: list[AttackRecord], rec: AttackRecord) -> None:
+    """Put ``rec`` into ``records`` in place of the record with the same cell key, if any (appended last)."""
+    old = next((r for r in records if r.key == rec.key), None)
+    if old is not None:
+        records.remove(old)
+    records.append(rec)
