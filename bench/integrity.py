@@ -8,7 +8,7 @@ silently. A vector that is absent is fine (the tests fall back to the rates); on
 
 from __future__ import annotations
 
-from .results import CLEAN_KEY, Results, per_example_key
+from .results import CLEAN_KEY, Results
 
 
 def integrity_problems(res: Results, limit: int = 5) -> list[str]:
@@ -25,7 +25,7 @@ def integrity_problems(res: Results, limit: int = 5) -> list[str]:
                 problems.append(f"{m.name} seed {e.seed_id}: clean error {100 * err:.2f}% in results.json, "
                                 f"{100 * (1 - clean.mean()):.2f}% in the per-example vector")
             for r in e.records():
-                v = vectors.get(per_example_key(r.attack, r.norm, r.eps, r.protocol))
+                v = vectors.get(r.vector_key)
                 if v is None or len(v) != r.n:
                     continue
                 if r.n_robust is not None and int(v.sum()) != int(r.n_robust):

@@ -161,7 +161,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
 
     def put(rec: AttackRecord, robust):
         put_record(records, rec)
-        vectors[per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol)] = robust
+        vectors[rec.vector_key] = robust
         puts.append((rec, robust))
 
     def computed(rec, robust):
@@ -206,7 +206,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
         robust_now = m.clean.clone()
         for r in records:
             if r.norm == norm and r.eps == eps and not r.is_worst_case and not r.get("cascade"):
-                robust_now &= vectors[per_example_key(r.attack, norm, eps)]
+                robust_now &= vectors[r.vector_key]
         after: list[str] = []
         for attack_name in g.chain:
             s, proto, config, cell = prepare(attack_name)

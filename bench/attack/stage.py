@@ -16,7 +16,7 @@ import torch
 
 from .. import protocol
 from ..errors import BenchError
-from ..results import AttackRecord, Results, per_example_key, update_results
+from ..results import AttackRecord, Results, update_results
 from ..rundir import load_per_example, require_run_dir, save_per_example
 from .checks import model_checks, post_checks
 from .cost import matmul_peak_flops
@@ -177,7 +177,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
         update_results(run_dir, write)
 
     def on_cell(rec: AttackRecord, robust):
-        save_per_example(run_dir, name, seed, per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol), robust)
+        save_per_example(run_dir, name, seed, rec.vector_key, robust)
         log(cell_line(rec))
         post_checks(records, checks)
         save()
@@ -188,8 +188,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     for g in groups(plan, opts.cascade, m.randomised):
         for rec, robust in attack_group(m, g, opts, plan, records, vectors, min_norm_runs, on_cell):
             if rec.is_worst_case:
-                save_per_example(run_dir, name, seed, per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol),
-                                 robust)
+                save_per_example(run_dir, name, seed, rec.vector_key, robust)
         post_checks(records, checks)
         save()
 

@@ -15,7 +15,7 @@ import torch
 
 from ..attack.checks import post_checks
 from ..attack.group import cell_line, eot_needed
-from ..results import AttackRecord, Results, norm_eps, per_example_key, put_record, update_results
+from ..results import AttackRecord, Results, norm_eps, put_record, update_results
 from ..rundir import load_per_example, model_dir, read_status, save_per_example, write_status
 
 
@@ -61,7 +61,7 @@ class AttackBook:
         """The records and vectors a unit's groups may reuse (``--resume``) or need for their worst case."""
         at = {(n, norm_eps(e)) for n, e in self.units[i]}
         recs = [r for r in self.records if (r.norm, r.eps) in at]
-        keys = {per_example_key(r.attack, r.norm, r.eps, r.protocol) for r in recs}
+        keys = {r.vector_key for r in recs}
         return [r.raw for r in recs], {k: v for k, v in self.vectors.items() if k in keys}
 
     def start(self, result: dict | None) -> None:
@@ -75,10 +75,9 @@ class AttackBook:
         recs = []
         for raw, robust in puts:
             rec = AttackRecord(raw)
-            save_per_example(self.out, self.name, self.seed, per_example_key(rec.attack, rec.norm, rec.eps,
-                                                                              rec.protocol), robust)
+            save_per_example(self.out, self.name, self.seed, rec.vector_key, robust)
             put_record(self.records, rec)
-            self.vectors[per_example_key(rec.attack, rec.norm, rec.eps, rec.protocol)] = robust
+            self.vectors[rec.vector_key] = robust
             recs.append((rec, robust))
             if not rec.is_worst_case:
                 log(cell_line(rec))

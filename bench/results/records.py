@@ -83,6 +83,11 @@ class AttackRecord:
     def key(self) -> CellKey:
         return CellKey.of(self.attack, self.norm, self.raw["eps"], self.protocol)
 
+    @property
+    def vector_key(self) -> str:
+        """The key of this record's per-example vector (``per_example_key``)."""
+        return per_example_key(self.attack, self.norm, self.eps, self.protocol)
+
     def get(self, field: str, default=None):
         return self.raw.get(field, default)
 
