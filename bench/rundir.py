@@ -16,11 +16,17 @@
 
 The per-example store, the status file and the training log are small formats written and read
 here; weights and snapshots have their own modules (``bench.weights``, ``bench.snapshots``).
+
+A received run directory is untrusted input (docs/threat-model.md): every path built from a name (a
+model, a seed, a figure, a stack) goes through :func:`run_path`, which accepts only single safe path
+components (:data:`SAFE_NAME_TEXT`) and refuses a result that resolves outside the run directory
+(``..``, an absolute name, a symlink planted in the folder).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +49,71 @@ SNAPSHOTS = "snapshots"
 STACKS = "stacks"
 CLAIMS = "claims.md"
 CLAIMS_ZEROS = "claims_zeros.safetensors"
+
+
+# ------------------------------------------------------------------------------------- safe names
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*")
+SAFE_NAME_MAX = 100
+SAFE_NAME_TEXT = "letters, digits, _ . + = -"
+SEED_MAX = 2**32 - 1   # what every seeded generator (torch, numpy) accepts
+
+
+def name_problem(name) -> str | None:
+    """Why ``name`` cannot be a model name (one path component of the run directory), or None.
+
+    Safe names: 1-100 characters from ``[A-Za-z0-9_.+=-]``, not starting with ``.``, ``+``, ``=`` or ``-``,
+    without ``..``: no ``/``, ``\\``, control characters, whitespace, absolute or relative climbs."""
+    if not isinstance(name, str):
+        return f"{name!r} is not a string"
+    if not name or len(name) > SAFE_NAME_MAX or not SAFE_NAME.fullmatch(name) or ".." in name:
+        shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "..."
+        return f"{shown} is not a safe name ({SAFE_NAME_TEXT}; at most {SAFE_NAME_MAX} characters)"
+    return None
+
+
+def check_name(name, what: str = "model name") -> str:
+    """``name`` when it is a safe name, else a one-line :class:`BenchError`."""
+    problem = name_problem(name)
+    if problem:
+        raise BenchError(f"{what} {problem}")
+    return name
+
+
+def seed_problem(seed) -> str | None:
+    """Why ``seed`` is not a seed (an integer in [0, 2**32 - 1]), or None."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return f"{seed!r} is not an integer"
+    if not 0 <= seed <= SEED_MAX:
+        return f"{seed} is not in [0, {SEED_MAX}]"
+    return None
+
+
+def check_seeds(seeds, what: str = "--seeds") -> list[int]:
+    """``seeds`` when every one is an integer in [0, 2**32 - 1], else a one-line :class:`BenchError`."""
+    for s in seeds:
+        problem = seed_problem(s)
+        if problem:
+            raise BenchError(f"{what}: seed {problem}")
+    return list(seeds)
+
+
+def run_path(run_dir: str | Path, *parts: str) -> Path:
+    """``RUN_DIR/part/part/...``, every part a safe name, refused (one line) when it would leave RUN_DIR.
+
+    The one place where a name becomes a path: model folders, seed folders, figures, per-example
+    files, snapshots and stacks are all built here."""
+    run_dir = Path(run_dir)
+    for part in parts:
+        problem = name_problem(part)
+        if problem:
+            raise BenchError(f"{run_dir}: {problem}; refusing to use it as a path")
+    path = run_dir.joinpath(*parts)
+    root = run_dir.resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise BenchError(f"{path}: resolves to {resolved}, outside the run directory {root} (a symbolic link?); "
+                         "refusing to write or read there")
+    return path
 
 
 # ------------------------------------------------------------------------------------------ paths
@@ -77,7 +148,7 @@ def clear_run(run_dir: str | Path) -> None:
 
 
 def model_dir(run_dir: str | Path, model: str, seed: int | str) -> Path:
-    return Path(run_dir) / MODELS / model / f"seed{int(seed)}"
+    return run_path(run_dir, MODELS, model, f"seed{int(seed)}")
 
 
 def weights_path(run_dir, model: str, seed) -> Path:
@@ -93,7 +164,7 @@ def figures_dir(run_dir) -> Path:
 
 
 def figure_path(run_dir, name: str) -> Path:
-    return figures_dir(run_dir) / name
+    return run_path(run_dir_of(run_dir), FIGURES, name)
 
 
 def claims_path(run_dir) -> Path:
@@ -105,11 +176,15 @@ def claims_zeros_path(run_dir, model: str, seed) -> Path:
 
 
 def snapshot_dir(mdir: Path) -> Path:
-    return Path(mdir) / SNAPSHOTS
+    return run_path(mdir, SNAPSHOTS)
+
+
+def snapshot_path(mdir: Path, epoch: int) -> Path:
+    return run_path(mdir, SNAPSHOTS, f"epoch{int(epoch):04d}.safetensors")
 
 
 def stack_checkpoint_path(run_dir, stack_id: str) -> Path:
-    return Path(run_dir) / STACKS / f"{stack_id}.pt"
+    return run_path(run_dir, STACKS, f"{stack_id}.pt")
 
 
 def stack_checkpoints(run_dir) -> list[Path]:

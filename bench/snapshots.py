@@ -92,7 +92,7 @@ def save_snapshot(mdir: Path, model, x, y, epoch: int) -> Path:
     acts = layer_activations(model, x)
     acts["labels"] = y.detach().cpu()
     acts.update(encoder_terms(model, x, y))
-    path = rundir.snapshot_dir(mdir) / f"epoch{epoch:04d}.safetensors"
+    path = rundir.snapshot_path(mdir, epoch)
     atomic_write_bytes(path, save({k: v.contiguous().clone() for k, v in acts.items()}, metadata={"epoch": str(epoch)}))
     return path
 

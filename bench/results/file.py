@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -12,6 +11,7 @@ from ..errors import BenchError
 from ..io import atomic_write_json
 from ..rundir import load_per_example, results_path
 from .entries import ModelResult, SeedResult
+from .validate import parse, validate
 
 SCHEMA = "vib-bench/results/1"
 
@@ -39,18 +39,19 @@ class Results:
 
     @classmethod
     def load(cls, run_dir_or_file: str | Path) -> "Results":
-        """Read and validate a results file (a run directory or the JSON file itself)."""
+        """Read and validate a results file (a run directory or the JSON file itself); see ``validate``."""
         path = results_path(run_dir_or_file)
         if not path.exists():
             raise BenchError(f"{path}: no results file (is this a vib-bench run directory?)")
+        if not path.is_file():
+            raise BenchError(f"{path}: not a file (a directory or device in place of the results file)")
         try:
-            raw = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BenchError(f"{path}: not a valid results file (truncated or malformed JSON: "
-                             f"{e.msg if hasattr(e, 'msg') else e})") from None
-        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA or not isinstance(raw.get("models"), dict):
-            raise BenchError(f"{path}: not a vib-bench results file (expected schema {SCHEMA!r})")
-        return cls(raw, path)
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BenchError(f"{path}: not a valid results file (not UTF-8 text: byte {e.start})") from None
+        except OSError as e:
+            raise BenchError(f"{path}: cannot be read ({e.strerror or e})") from None
+        return cls(validate(parse(text, str(path)), str(path), SCHEMA), path)
 
     def save(self, run_dir_or_file: str | Path | None = None) -> None:
         path = results_path(run_dir_or_file) if run_dir_or_file is not None else self.path
