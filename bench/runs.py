@@ -11,11 +11,35 @@ from .errors import BenchError
 from .results import Results
 
 
+def run_architectures(res: Results) -> dict[str, str]:
+    """model name -> the registered architecture that rebuilds it (the name itself, unless imported)."""
+    out = {}
+    for m in res.models():
+        arch = next((s.imported.get("model") for s in m.seeds() if isinstance(s.imported.get("model"), str)), None)
+        out[m.name] = arch or m.name
+    return out
+
+
 def load_run_plugins(res: Results) -> None:
-    for p in res.plugins:
-        if not Path(p).is_file():
-            raise BenchError(f"this run used the plugin {p}, which no longer exists")
-    plugins.load_plugins(res.plugins)
+    """Load the plugins the run lists, if the user trusts them (``--trust-plugins``) or named them again
+    (``--plugin``). Untrusted ones are not executed: one notice on stderr, or a one-line error when a model
+    of the run is not registered without them."""
+    import sys
+
+    from models import is_model
+
+    skipped = plugins.load_recorded(res.plugins)
+    if not skipped:
+        return
+    listed = ", ".join(skipped)
+    unknown = [(n, a) for n, a in run_architectures(res).items() if not is_model(a)]
+    if unknown:
+        name, arch = unknown[0]
+        raise BenchError(f"{res.path}: model {name} ({arch}) needs the plugin(s) this run lists ({listed}), "
+                         "which are not executed unless you name them with --plugin FILE or pass --trust-plugins "
+                         "(a run directory is untrusted input)")
+    print(f"vib-bench: notice: {res.path} lists plugin(s) {listed}; not executed (a run directory is untrusted "
+          "input; --plugin FILE or --trust-plugins loads them)", file=sys.stderr)
 
 
 def open_run(run_dir) -> Results:

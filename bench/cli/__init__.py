@@ -67,6 +67,9 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_BAD_INPUT
+        from .. import plugins
+
+        plugins.trust_recorded(getattr(args, "trust_plugins", False))
         return int(args.func(args) or 0)
     except _user_errors() as e:
         print(f"vib-bench: error: {' '.join(str(e).split())}", file=sys.stderr)

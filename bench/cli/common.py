@@ -85,6 +85,13 @@ def add_data(p):
 def add_plugins(p):
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
                    help="Python file that registers extra models or attacks (repeatable)")
+    add_trust_plugins(p)
+
+
+def add_trust_plugins(p):
+    p.add_argument("--trust-plugins", action="store_true",
+                   help="execute the plugins a run's results file lists (by default they are not: a run directory "
+                        "is untrusted input; naming one with --plugin also loads it)")
 
 
 def add_trained_models(p):

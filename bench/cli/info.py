@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_data, add_device, add_threads, add_trained_models, device, parse_list, patterns, set_threads
+from .common import add_data, add_device, add_trust_plugins, add_threads, add_trained_models, device, parse_list, patterns, set_threads
 
 INFO_HEADERS = ["model", "seed", "quantity", "estimator", "estimate (nats)", "estimate (bits)",
                 "lower bound (nats)", "upper bound (nats)", "time (s)", "flags"]
@@ -142,4 +142,5 @@ def register(sub) -> None:
                         "marginals' shape)")
     add_data(p)
     add_device(p)
+    add_trust_plugins(p)
     p.set_defaults(func=cmd_info)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_data, add_device, add_threads, add_trained_models, device, parse_list, patterns, set_threads
+from .common import add_data, add_device, add_trust_plugins, add_threads, add_trained_models, device, parse_list, patterns, set_threads
 
 
 def cmd_infoplane(args) -> int:
@@ -53,4 +53,5 @@ def register(sub) -> None:
                         "coordinate with at most 1%% tied values)")
     add_data(p)
     add_device(p)
+    add_trust_plugins(p)
     p.set_defaults(func=cmd_infoplane)

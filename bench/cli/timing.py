@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_device, add_threads, device, set_threads
+from .common import add_device, add_trust_plugins, add_threads, device, set_threads
 
 
 def cmd_time(args) -> int:
@@ -27,4 +27,5 @@ def register(sub) -> None:
     p.add_argument("--fresh", action="store_true", help="time models that were timed before again")
     add_threads(p, "CPU threads for torch (default: torch's; compare only timings taken with the same)")
     add_device(p)
+    add_trust_plugins(p)
     p.set_defaults(func=cmd_time)
