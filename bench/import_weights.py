@@ -8,7 +8,8 @@ treats it like a trained model. The results record that it was imported (file, S
 log); the leaderboard says so in its notes.
 
 Everything is checked before anything is written: the file, the architecture, the keys and shapes,
-the data set, and that the (model, seed) is new to the run.
+the data set, that ``--name`` is a safe name (one path component: ``bench.rundir.name_problem``), and
+that the (model, seed) slot is free, in the results file and on disk (``--replace`` overwrites it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ImportOptions:
     seed: int = 0
     device: torch.device | str = "cpu"
     plugins: list[str] = field(default_factory=list)
+    replace: bool = False               # take a slot that already holds a model-seed (its files and its entry)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -139,9 +141,8 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     if not is_model(opts.model):
         list_models(opts.model)                               # no match: a one-line error with a suggestion
         raise BenchError(f"MODEL {opts.model!r}: give one registered architecture, not a pattern")
-    name = opts.name or opts.model
-    if opts.seed < 0:
-        raise BenchError(f"--seed must be >= 0, got {opts.seed}")
+    name = rundir.check_name(opts.name or opts.model, "--name")
+    rundir.check_seeds([opts.seed], "--seed")
     state = read_state_dict(opts.weights)
     res, dataset = _open_or_new(opts)
     overrides = overrides_per_model([opts.model], opts.overrides, dataset.in_shape, dataset.num_classes)[opts.model]
@@ -149,10 +150,13 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     args = ", ".join(f"{k}={v}" for k, v in overrides.items())
     what = f"{Path(opts.weights).name} does not fit {opts.model}{f' ({args})' if args else ''} on {dataset.name}"
     model.load_state_dict(check_state_dict(state, model, what))
+    mdir = rundir.model_dir(opts.into, name, opts.seed)
+    taken = res is not None and res.seed(name, opts.seed) is not None
+    if (taken or mdir.exists()) and not opts.replace:
+        where = "its results file" if taken else f"{mdir}"
+        raise BenchError(f"--into {opts.into}: {where} already holds {name} seed {opts.seed}; choose --name or "
+                         "--seed (or --replace to overwrite that slot)")
     if res is not None:
-        entry = res.seed(name, opts.seed)
-        if entry is not None:
-            raise BenchError(f"--into {opts.into}: it already holds {name} seed {opts.seed}; choose --name or --seed")
         if name in res.model_overrides and res.model_overrides[name] != overrides:
             raise BenchError(f"--name {name}: the run's {name} was built with {res.model_overrides[name]}, "
                              f"not {overrides}; choose another --name")
@@ -165,7 +169,10 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     run_dir = Path(opts.into)
     source = {"file": str(Path(opts.weights).resolve()), "sha256": sha256(Path(opts.weights)), "model": opts.model,
               "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    mdir = rundir.model_dir(run_dir, name, opts.seed)
+    if opts.replace and mdir.exists():
+        import shutil
+
+        shutil.rmtree(mdir)
     mdir.mkdir(parents=True, exist_ok=True)
     save_weights(rundir.weights_path(run_dir, name, opts.seed), model, opts.model, overrides,
                  {"imported": source, "seed": opts.seed})
@@ -176,6 +183,8 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     env = environment(opts.device)
 
     def record(r: Results):
+        if opts.replace:
+            r.remove_seed(name, opts.seed)
         r.add_run_model(name, overrides, opts.seed)
         r.seed(name, opts.seed, create=True).set_train({"state": "done", "imported": source})
         r.seed(name, opts.seed).set_clean(metrics)

@@ -89,8 +89,12 @@ def trained_models(run_dir: Path, res: Results, patterns=None) -> list[tuple[str
 
 def select_trained(run_dir: Path, res: Results, patterns=None) -> list[tuple[str, int]]:
     """Like :func:`trained_models`, but an empty selection is an error that says what to do."""
+    from .weights import read_header
+
     pairs = trained_models(run_dir, res, patterns)
     if pairs:
+        for m, s in pairs:      # a damaged or foreign weights file stops the stage before any work
+            read_header(rundir.weights_path(run_dir, m, s))
         return pairs
     what = f" matching {','.join(patterns)!r}" if patterns else ""
     done = [(m.name, s.seed_id) for m in res.models() if not patterns or registry.matches(m.name, patterns)

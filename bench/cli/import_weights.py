@@ -13,7 +13,8 @@ def cmd_import(args) -> int:
     set_threads(args.threads)
     import_weights(ImportOptions(model=args.model, weights=Path(args.weights), into=Path(args.into),
                                  overrides=parse_overrides(args.set), dataset=args.dataset, data_dir=args.data_dir,
-                                 name=args.name, seed=args.seed, device=device(args.device), plugins=args.plugin))
+                                 name=args.name, seed=args.seed, device=device(args.device), plugins=args.plugin,
+                                 replace=args.replace))
     return 0
 
 
@@ -38,8 +39,11 @@ def register(sub) -> None:
                    help="a model argument the weights were trained with, e.g. --set hidden=64,64 (repeatable)")
     p.add_argument("--dataset", default=None,
                    help=f"mnist, fashion-mnist or digits (default: the run's; for a new run {DEFAULT_DATASET})")
-    p.add_argument("--name", default=None, help="the model's name in the run (default: MODEL)")
+    p.add_argument("--name", default=None,
+                   help="the model's name in the run (default: MODEL); letters, digits, _ . + = - (one path component)")
     p.add_argument("--seed", type=int, default=0, help="the seed slot it takes in the run (default: 0)")
+    p.add_argument("--replace", action="store_true",
+                   help="overwrite the slot (models/<name>/seed<k>/ and its results entry) when it is taken")
     add_data(p)
     add_device(p)
     add_threads(p)

@@ -160,6 +160,14 @@ class Results:
         m = self.model(model)
         return None if m is None else m.seed(seed)
 
+    def remove_seed(self, model: str, seed) -> None:
+        """Drop one (model, seed) entry (``vib-bench import --replace``); the model goes with its last seed."""
+        m = self.raw["models"].get(model)
+        if m is not None:
+            m.get("seeds", {}).pop(str(int(seed)), None)
+            if not m.get("seeds"):
+                del self.raw["models"][model]
+
     def reorder(self, keys) -> None:
         """Put the (model, seed) pairs of ``keys`` first, in that order (records that arrived in completion
         order end in the in-process executor's order); everything else keeps its place after them."""
