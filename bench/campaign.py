@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import BenchError
+from .rundir import check_seeds
 
 
 def _silent(*_):
@@ -75,9 +76,9 @@ def _prepare(opts: RunOptions):
         except registry.NoMatch as e:
             raise BenchError(f"--models {e.pattern!r}: no model of suite {suite['name']} matches{e.hint()} "
                              f"(it runs {', '.join(names)})") from None
-    seeds = [int(s) for s in (opts.seeds if opts.seeds is not None else suite.get("seeds", [0]))]
-    if not seeds or any(s < 0 for s in seeds):
-        raise BenchError("--seeds must be non-negative integers")
+    seeds = check_seeds(opts.seeds if opts.seeds is not None else suite.get("seeds", [0]))
+    if not seeds:
+        raise BenchError("--seeds must name at least one seed")
     try:
         cfg = TrainConfig.from_dict({"epochs": 20, **suite.get("train", {})}).validate()
     except BenchError as e:

@@ -1,12 +1,33 @@
-"""Atomic file writes: a crash never leaves a half-written file behind."""
+"""Atomic file writes: a crash never leaves a half-written file behind.
+
+A write the file system refuses (a full disk, a read-only folder, a quota) is a one-line
+:class:`BenchError` naming the file, not a crash; nothing half-written is left.
+
+Callers build the paths of run directories through ``bench.rundir`` (``run_path``), so the parent
+folders created here are inside the run directory; the other callers write where the user asked
+(``leaderboard --out``, ``history --figure``).
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import BenchError
+
+# errors of the storage, not of vib-bench: reported as one line (exit 2)
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def storage_error(path, e: OSError) -> BenchError:
+    """The one-line error for a write the storage refused."""
+    why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "not writable"
+    return BenchError(f"{path}: cannot write ({e.strerror or e}: {why}); nothing half-written was left; "
+                      "fix the storage and rerun (with --resume where the command takes it)")
 
 
 _UMASK = os.umask(0)
@@ -15,8 +36,13 @@ os.umask(_UMASK)
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if e.errno in STORAGE_ERRNOS:
+            raise storage_error(path, e) from None
+        raise
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as f:
@@ -24,11 +50,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            raise storage_error(path, e) from None
         raise
 
 

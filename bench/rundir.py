@@ -7,7 +7,8 @@
     RUN_DIR/models/<model>/seed<k>/model.safetensors     final (EMA) weights + the config that made them
     RUN_DIR/models/<model>/seed<k>/checkpoint.pt         resume state while training (weights-only torch file)
     RUN_DIR/models/<model>/seed<k>/train_log.jsonl       one line per epoch: loss terms, validation error
-    RUN_DIR/models/<model>/seed<k>/status.json           running / done / failed (with the error)
+    RUN_DIR/models/<model>/seed<k>/status.json           running / done / failed / interrupted (with the error)
+    RUN_DIR/models/<model>/seed<k>/.train.lock           held while a process trains it (bench.locking)
     RUN_DIR/models/<model>/seed<k>/per_example.safetensors   bit-packed per-example correctness
     RUN_DIR/models/<model>/seed<k>/claims_zeros.safetensors  the first-zeros adversarial images (claims figure)
     RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors   activations (bench.snapshots)
@@ -26,6 +27,7 @@ components (:data:`SAFE_NAME_TEXT`) and refuses a result that resolves outside t
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -49,6 +51,7 @@ SNAPSHOTS = "snapshots"
 STACKS = "stacks"
 CLAIMS = "claims.md"
 CLAIMS_ZEROS = "claims_zeros.safetensors"
+TRAIN_LOCK = ".train.lock"
 
 
 # ------------------------------------------------------------------------------------- safe names
@@ -134,6 +137,31 @@ def require_run_dir(run_dir) -> Path:
     return run_dir
 
 
+def check_writable(run_dir: str | Path, folders=()) -> None:
+    """Refuse (one line, before any work) a run directory this process cannot write in: the folder itself
+    (or, when absent, the nearest folder above it that exists) and each existing folder of ``folders``."""
+    import tempfile
+
+    from .io import STORAGE_ERRNOS
+
+    run_dir = Path(run_dir)
+    probe = run_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    for folder in [probe, *(Path(f) for f in folders if Path(f).is_dir())]:
+        if not folder.is_dir():
+            continue
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".vib-bench-probe.", dir=folder)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            if e.errno not in STORAGE_ERRNOS:
+                raise
+            raise BenchError(f"{run_dir}: {folder} is not writable ({e.strerror}); vib-bench writes its results "
+                             "there (copy the run directory somewhere writable)") from None
+
+
 def clear_run(run_dir: str | Path) -> None:
     """Remove everything a run wrote (``--fresh``), and nothing else that lives in the folder."""
     import shutil
@@ -149,6 +177,11 @@ def clear_run(run_dir: str | Path) -> None:
 
 def model_dir(run_dir: str | Path, model: str, seed: int | str) -> Path:
     return run_path(run_dir, MODELS, model, f"seed{int(seed)}")
+
+
+def member_lock_path(run_dir, model: str, seed) -> Path:
+    """The lock a process holds while it trains one (model, seed)."""
+    return model_dir(run_dir, model, seed) / TRAIN_LOCK
 
 
 def weights_path(run_dir, model: str, seed) -> Path:

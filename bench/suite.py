@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import BenchError
+from .rundir import SEED_MAX
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,12 +26,14 @@ SUITE_DIR = Path(__file__).resolve().parent / "suites"
 
 
 # ------------------------------------------------------------------------------------ value checks
-def _int(lo=None):
+def _int(lo=None, hi=None):
     def check(v):
         if isinstance(v, bool) or not isinstance(v, int):
             return f"{v!r} is not an integer"
         if lo is not None and v < lo:
             return f"{v} is below {lo}"
+        if hi is not None and v > hi:
+            return f"{v} is above {hi}"
     return check
 
 
@@ -86,7 +89,7 @@ def _datasets():
 SCHEMA = {
     "": {"name": _str(), "description": _str(), "dataset": lambda v: _str(_datasets())(v),
          "models": lambda v: _str()(v) if isinstance(v, str) else _list(_str())(v),
-         "seeds": _list(_int(0)), "train": _table, "overrides": _table, "attack": _table, "timing": _table,
+         "seeds": _list(_int(0, SEED_MAX)), "train": _table, "overrides": _table, "attack": _table, "timing": _table,
          "claims": _table},
     "train": {"epochs": _int(1), "lr": _number(0, open_lo=True), "batch_size": _int(1),
               "train_split": _str(("train", "trainval")), "beta1": _number(0, 0.999999), "beta2": _number(0, 0.999999),

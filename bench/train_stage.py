@@ -19,11 +19,11 @@ from .errors import BenchError
 from .evaluate import clean_metrics
 from .overrides import overrides_per_model
 from .run_diff import dict_changes
-from .locking import LOCK_NAME, OWNER_NAME, run_lock
+from .locking import LOCK_NAME, OWNER_NAME, member_busy, run_lock
 from .results import CLEAN_KEY, Results, update_results
-from .rundir import RESULTS, save_per_example
+from .rundir import RESULTS, check_seeds, check_writable, member_lock_path, save_per_example
 from .runs import failed_models
-from .stacked import check_mode, training_jobs
+from .stacked import BUSY, check_mode, training_jobs
 from .training import TrainConfig, config_dict
 from .weights import load_trained
 
@@ -117,6 +117,8 @@ def evaluate_clean(run_dir: Path, dataset, name: str, seed: int, device) -> dict
 def record_train(run_dir: Path, name: str, seed: int, status: dict, clean: dict | None) -> Results:
     """Record one model-seed's training status and, when evaluated (``clean_result``), its clean metrics
     and per-example vector; returns the updated results."""
+    if status.get("state") == BUSY:   # another process trains it and records it
+        return Results.load(run_dir)
     train = {k: v for k, v in status.items() if k not in ("model", "seed", "skipped")}
     if clean is not None:
         save_per_example(run_dir, name, seed, CLEAN_KEY, clean["correct"])
@@ -131,6 +133,8 @@ def record_train(run_dir: Path, name: str, seed: int, status: dict, clean: dict 
 
 def train_line(res: Results, name: str, seed: int, status: dict) -> str:
     """The line a finished (or failed) model-seed prints."""
+    if status["state"] == BUSY:
+        return f"{name} seed {seed}: another process is training it (skipped here)"
     if status["state"] != "done":
         return f"{name} seed {seed}: FAILED: {status.get('error')}"
     c = res.seed(name, seed).clean
@@ -174,17 +178,21 @@ def run_training(opts: TrainOptions, log=print) -> list[tuple[str, int]]:
 
     from .data import load_dataset
 
+    check_seeds(opts.seeds)
     plugins.load_plugins(opts.plugins)
     plugins.load_entry_points()
     names = list_models(opts.models)
     check_mode(opts.stack)
-    if any(s < 0 for s in opts.seeds):
-        raise BenchError("--seeds must be non-negative integers")
     cfg = opts.config.validate()
     dataset = load_dataset(opts.dataset, opts.data_dir)
     per_model = overrides_per_model(names, opts.overrides, dataset.in_shape, dataset.num_classes)
     log(f"training {len(names)} model(s) x {len(opts.seeds)} seed(s) on {dataset.name} "
         f"({len(dataset.split(cfg.train_split)[0])} examples, {cfg.epochs} epochs) on {opts.device} -> {opts.out}")
+    check_writable(opts.out)
     res = train_run(opts.out, dataset, per_model, opts.seeds, cfg, plugin_paths=opts.plugins,
                     device=opts.device, resume=opts.resume, progress=opts.progress, log=log, stack=opts.stack)
-    return failed_models(res, names, opts.seeds)
+    failed = failed_models(res, names, opts.seeds)
+    elsewhere = [(m, s) for m, s in failed if member_busy(member_lock_path(opts.out, m, s))]
+    for m, s in elsewhere:
+        log(f"{m} seed {s}: still being trained by another process")
+    return [p for p in failed if p not in elsewhere]

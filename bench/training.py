@@ -196,6 +196,18 @@ class MemberFiles:
         self.log_lines.append(json.dumps(line))
         rundir.write_log_lines(self.mdir, self.log_lines)
 
+    def abort(self, error: BaseException) -> None:
+        """After an error that stops training (a full disk, a bug): the status must not stay ``running``.
+        Best effort: ``interrupted`` with the error (``--resume`` goes on from the last checkpoint), else no
+        status at all (read as not trained)."""
+        try:
+            self.status("interrupted", error=f"{type(error).__name__}: {' '.join(str(error).split())[:200]}")
+        except BaseException:  # noqa: BLE001 - the storage may refuse even this small write
+            try:
+                (self.mdir / rundir.STATUS).unlink(missing_ok=True)
+            except OSError:
+                pass
+
     def epoch_done(self, epoch: int) -> None:
         """Call once the checkpoint holding ``epoch`` is written."""
         self.epochs_done = epoch
@@ -318,8 +330,16 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
         bar.close()
         files.status("interrupted")
         raise
+    except BaseException as e:  # a full disk, a bug: neither may leave the status at "running"
+        bar.close()
+        files.abort(e)
+        raise
     bar.close()
-    return files.finish(ema_model, n)
+    try:
+        return files.finish(ema_model, n)
+    except BaseException as e:
+        files.abort(e)
+        raise
 
 
 def config_dict(cfg: TrainConfig) -> dict:

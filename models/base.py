@@ -71,8 +71,23 @@ def scale_input(x: torch.Tensor) -> torch.Tensor:
 
 
 def widths(hidden) -> list[int]:
-    """Hidden-layer widths from a list, a tuple or a single int (``--set hidden=64``)."""
-    return [int(h) for h in (hidden if isinstance(hidden, (list, tuple)) else [hidden])]
+    """Hidden-layer widths from a list, a tuple or a single int (``--set hidden=64``): at least one, each a
+    positive integer (a ValueError otherwise, which the registry reports as one line)."""
+    items = list(hidden) if isinstance(hidden, (list, tuple)) else [hidden]
+    if not items:
+        raise ValueError("hidden needs at least one layer width")
+    out = []
+    for h in items:
+        if isinstance(h, bool) or not isinstance(h, (int, float, str)):
+            raise ValueError(f"hidden widths must be positive integers, got {h!r}")
+        try:
+            v = float(h)
+        except ValueError:
+            raise ValueError(f"hidden widths must be positive integers, got {h!r}") from None
+        if not (v == v and abs(v) != float("inf")) or v != int(v) or v < 1 or v > 2**31:
+            raise ValueError(f"hidden widths must be positive integers, got {h!r}")
+        out.append(int(v))
+    return out
 
 
 def mlp_layers(in_features: int, hidden, activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:

@@ -17,7 +17,7 @@ import torch
 from .. import protocol
 from ..errors import BenchError
 from ..results import AttackRecord, Results, update_results
-from ..rundir import load_per_example, require_run_dir, save_per_example
+from ..rundir import check_writable, load_per_example, model_dir, require_run_dir, save_per_example
 from .checks import model_checks, post_checks
 from .cost import matmul_peak_flops
 from .group import cell_line
@@ -225,6 +225,7 @@ def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackRes
     plan = plan_attacks(opts)
     res = open_run(run_dir)
     pairs = select_trained(run_dir, res, opts.models)
+    check_writable(run_dir, [model_dir(run_dir, m, s) for m, s in pairs])
     device = torch.device(opts.device)
     ds = load_run_dataset(res, opts.data_dir)
     x, y = protocol.select_examples(*ds.split("test"), opts.n_examples)

@@ -68,22 +68,36 @@ def main(argv=None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         from .. import plugins
+        from ..locking import lock_timeout
 
         plugins.trust_recorded(getattr(args, "trust_plugins", False))
+        lock_timeout()   # a bad VIB_BENCH_LOCK_TIMEOUT stops the command before it writes anything
         return int(args.func(args) or 0)
     except _user_errors() as e:
         print(f"vib-bench: error: {' '.join(str(e).split())}", file=sys.stderr)
         return getattr(e, "exit_code", EXIT_BAD_INPUT)
+    except OSError as e:
+        from ..io import STORAGE_ERRNOS
+
+        if e.errno not in STORAGE_ERRNOS or os.environ.get("VIB_BENCH_DEBUG"):
+            return _internal(e)
+        print(f"vib-bench: error: {e.filename or 'a file'}: {e.strerror} (the disk is full or not writable); "
+              "fix the storage and rerun (with --resume where the command takes it)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("vib-bench: interrupted (finished work is saved; rerun with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug, not a user error: one line unless asked for the traceback
-        if os.environ.get("VIB_BENCH_DEBUG"):
-            raise
-        msg = " ".join(str(e).split())[:300]
-        print(f"vib-bench: internal error: {type(e).__name__}: {msg} (set VIB_BENCH_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(e)
+
+
+def _internal(e: Exception) -> int:
+    if os.environ.get("VIB_BENCH_DEBUG"):
+        raise e
+    msg = " ".join(str(e).split())[:300]
+    print(f"vib-bench: internal error: {type(e).__name__}: {msg} (set VIB_BENCH_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,12 @@ def parse_list(text: str | None, kind=str, what="value") -> list | None:
 
 
 def parse_value(text: str):
-    """``64,64`` -> [64, 64]; ``1e-3`` -> 0.001; ``true`` -> True; otherwise the string."""
+    """``64,64`` -> [64, 64]; ``[64,64]`` -> [64, 64]; ``1e-3`` -> 0.001; ``true`` -> True; otherwise the string."""
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
     if "," in text:
         return [parse_value(p) for p in text.split(",") if p.strip()]
     try:

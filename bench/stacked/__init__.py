@@ -10,6 +10,6 @@
 each job as one task with ``run_job``.
 """
 
-from .plan import STACK_MODES, Job, check_mode, planned_jobs, run_job, training_jobs
+from .plan import BUSY, STACK_MODES, Job, check_mode, planned_jobs, run_job, training_jobs
 
-__all__ = ["STACK_MODES", "Job", "check_mode", "planned_jobs", "run_job", "training_jobs"]
+__all__ = ["BUSY", "STACK_MODES", "Job", "check_mode", "planned_jobs", "run_job", "training_jobs"]

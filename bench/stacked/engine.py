@@ -91,10 +91,21 @@ def train_stack(members: list[Member], data, cfg: TrainConfig, run_dir: str | Pa
         for i in stack.active():
             members[i].files.status("interrupted")
         raise
+    except BaseException as e:  # a full disk, a bug: no member's status may say "running" either
+        bar.close()
+        for i in stack.active():
+            members[i].files.abort(e)
+        raise
     bar.close()
 
-    for i in stack.active():
-        statuses[i] = members[i].files.finish(stack.ema_models[i], n, stack_size=stack.size)
+    try:
+        for i in stack.active():
+            statuses[i] = members[i].files.finish(stack.ema_models[i], n, stack_size=stack.size)
+    except BaseException as e:
+        for i in stack.active():
+            if i not in statuses:
+                members[i].files.abort(e)
+        raise
     rundir.remove_stack_checkpoint(run_dir, sid)
     return [statuses[i] for i in range(stack.size)]
 

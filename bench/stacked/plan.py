@@ -115,24 +115,46 @@ def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: T
             device=torch.device("cpu"), resume: bool = False, progress=None,
             log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
     """Train one job: a stack (all its members at once) or the per-model loop; yield [(model, seed,
-    status)] as members finish. A stack whose loss differs from its models' own falls back to the loop."""
+    status)] as members finish. A stack whose loss differs from its models' own falls back to the loop.
+
+    Each member is trained under its lock (``bench.locking.member_locks``): a member another process holds
+    is not trained here and yields the status ``busy``; a stack whose members changed since it was planned
+    (one busy, or finished meanwhile) trains the rest in the per-model loop."""
+    from ..locking import member_locks
+
     device = torch.device(device)
-    if job.stacked:
+    locks = [rundir.member_lock_path(run_dir, n, s) for n, s in job.members]
+    with member_locks(locks) as got:
+        busy = [p for p, ok in zip(job.members, got) if not ok]
+        if busy:
+            yield [(n, s, {"model": n, "seed": s, "state": BUSY}) for n, s in busy]
+        mine = [p for p, ok in zip(job.members, got) if ok]
+        stacked = job.stacked and len(mine) == len(job.members) and not any(
+            MemberFiles(run_dir, n, s, cfg, model_overrides[n]).finished() for n, s in mine)
+        yield from _run_members(mine, stacked, run_dir, dataset, model_overrides, cfg, device=device, resume=resume,
+                                progress=progress, log=log)
+
+
+BUSY = "busy"   # the status of a member another process is training
+
+
+def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *, device, resume, progress, log):
+    if stacked:
         members = []
-        for name, seed in job.members:
+        for name, seed in pairs:
             model, rng = build_member(name, seed, model_overrides[name], dataset, device)
             members.append(Member(name, seed, model_overrides[name], model, rng,
                                   MemberFiles(run_dir, name, seed, cfg, model_overrides[name])))
         try:
             statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume, progress=progress)
         except StackMismatch as e:
-            log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in job.members)}: the stacked loss "
+            log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in pairs)}: the stacked loss "
                 f"differs from the model's own ({e}); training them one by one")
         else:
-            yield [(n, s, st) for (n, s), st in zip(job.members, statuses)]
+            yield [(n, s, st) for (n, s), st in zip(pairs, statuses)]
             return
         del members
-    for name, seed in job.members:
+    for name, seed in pairs:
         yield [(name, seed, train_model(name, seed, dataset, cfg, run_dir, overrides=model_overrides[name],
                                         device=device, resume=resume, progress=progress))]
 
