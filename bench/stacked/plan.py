@@ -26,6 +26,7 @@ import torch
 
 from .. import rundir
 from ..errors import BenchError
+from ..locking import member_busy, member_locks
 from ..training import MemberFiles, TrainConfig, build_member, load_checkpoint, save_checkpoint, train_model
 from ..weights import build_model
 from .engine import StackMismatch, train_stack
@@ -33,6 +34,7 @@ from .program import structure
 from .state import Member, stack_id, unpack_checkpoint
 
 STACK_MODES = ("auto", "on", "off")
+BUSY = "busy"   # the status run_job yields for a member another process is training
 
 
 @dataclass
@@ -86,10 +88,17 @@ def unpack_stale(run_dir, jobs: list[Job], cfg: TrainConfig, model_overrides: di
     for path in rundir.stack_checkpoints(run_dir):
         if path.stem in planned:
             continue
-        found = True
         ck = load_checkpoint(path, device)
+        try:
+            members = list(unpack_checkpoint(ck))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            raise BenchError(f"{path}: a damaged stack checkpoint; delete it to train its members from the "
+                             "start") from None
+        if any(member_busy(rundir.member_lock_path(run_dir, name, seed)) for name, seed, _ in members):
+            continue   # another process is training this stack now
+        found = True
         failed = {int(i) for i, *_ in ck.get("failed", [])}
-        for i, (name, seed, member_ck) in enumerate(unpack_checkpoint(ck)):
+        for i, (name, seed, member_ck) in enumerate(members):
             if name not in model_overrides or i in failed:
                 continue
             files = MemberFiles(run_dir, name, seed, cfg, model_overrides[name])
@@ -120,8 +129,6 @@ def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: T
     Each member is trained under its lock (``bench.locking.member_locks``): a member another process holds
     is not trained here and yields the status ``busy``; a stack whose members changed since it was planned
     (one busy, or finished meanwhile) trains the rest in the per-model loop."""
-    from ..locking import member_locks
-
     device = torch.device(device)
     locks = [rundir.member_lock_path(run_dir, n, s) for n, s in job.members]
     with member_locks(locks) as got:
@@ -133,9 +140,6 @@ def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: T
             MemberFiles(run_dir, n, s, cfg, model_overrides[n]).finished() for n, s in mine)
         yield from _run_members(mine, stacked, run_dir, dataset, model_overrides, cfg, device=device, resume=resume,
                                 progress=progress, log=log)
-
-
-BUSY = "busy"   # the status of a member another process is training
 
 
 def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *, device, resume, progress, log):
