@@ -77,10 +77,13 @@ def _type(v, kind: str, path: list) -> None:
           "bool": isinstance(v, bool), "int": isinstance(v, int) and not isinstance(v, bool), "num": _is_num(v),
           "num?": v is None or _is_num(v), "int?": v is None or (isinstance(v, int) and not isinstance(v, bool)),
           "str?": v is None or isinstance(v, str), "dict?": v is None or isinstance(v, dict),
-          "list?": v is None or isinstance(v, list), "bool?": v is None or isinstance(v, bool)}[kind]
+          "list?": v is None or isinstance(v, list), "bool?": v is None or isinstance(v, bool),
+          "rate?": v is None or (_is_num(v) and 0 <= v <= 1),
+          "count?": v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)}[kind]
     if not ok:
         expected = {"dict": "an object", "list": "a list", "str": "a string", "bool": "true or false",
-                    "int": "an integer", "num": "a number"}[kind.rstrip("?")]
+                    "int": "an integer", "num": "a number", "rate": "a number in [0, 1]",
+                    "count": "an integer >= 0"}[kind.rstrip("?")]
         shown = json.dumps(v)[:40] if not isinstance(v, (dict, list)) else type(v).__name__
         raise _Bad(path, f"{shown} is not {expected}{' or null' if kind.endswith('?') else ''}")
 
@@ -143,17 +146,17 @@ _RUN = _obj({"dataset": _DATASET, "train": _obj(), "models": lambda v, p: (_name
              "seeds": _seed_list, "plugins": _list_of("str"), "suite": _obj({"name": "str?"})})
 _STATS = _obj({"median": "num?", "iqr": "num?", "mean": "num?", "stddev": "num?", "min": "num?", "max": "num?",
                "rounds": "int?", "batch_size": "int?"})
-_ATTACK = _obj({"attack": "str", "norm": "str", "eps": "num?", "protocol": "str?", "robust_acc": "num?",
-                "ci_low": "num?", "ci_high": "num?", "n": "int?", "n_robust": "int?", "clean_acc": "num?",
+_ATTACK = _obj({"attack": "str", "norm": "str", "eps": "num?", "protocol": "str?", "robust_acc": "rate?",
+                "ci_low": "rate?", "ci_high": "rate?", "n": "count?", "n_robust": "count?", "clean_acc": "rate?",
                 "checks": _obj(), "config": _obj(), "leaderboard": "bool?"}, nullable=False)
 _SEED = _obj({
     "train": _obj({"state": "str", "epochs_done": "int?", "epochs": "int?", "train_time_s": "num?",
                    "time_per_epoch_s": "num?", "examples_per_s": "num?", "final_val_error": "num?",
                    "stack_size": "int?", "imported": _obj(), "error": "str?"}),
-    "clean": _obj({"n": "int?", "error": "num?", "nll": "num?", "ece": "num?", "brier": "num?", "rate_nats": "num?",
+    "clean": _obj({"n": "count?", "error": "rate?", "nll": "num?", "ece": "rate?", "brier": "num?", "rate_nats": "num?",
                    "reliability": _obj({k: _list_of("num?") for k in ("edges", "count", "confidence", "accuracy")})}),
     "attacks": _list_of(_ATTACK),
-    "attack_checks": _obj(), "attack_setup": _obj({"n_examples": "int?", "clean_acc": "num?"}),
+    "attack_checks": _obj(), "attack_setup": _obj({"n_examples": "count?", "clean_acc": "rate?"}),
     "throughput": _obj({"params": "int?", "inference": _map_of(_STATS), "train": _STATS, "machine": _obj()}),
     "info": _obj({"estimates": _map_of(_map_of("dict")), "bounds": _obj(), "flags": _list_of("dict"),
                   "representation": "str?"}),
