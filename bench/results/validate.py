@@ -57,8 +57,21 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _sound(obj, depth: int = 0) -> bool:
+    """Whether the whole tree is at most MAX_DEPTH deep with finite numbers (the fast pass, no paths)."""
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(obj, dict):
+        return all(_sound(v, depth + 1) for v in obj.values() if isinstance(v, (dict, list, float)))
+    if isinstance(obj, list):
+        return all(_sound(v, depth + 1) for v in obj if isinstance(v, (dict, list, float)))
+    return not isinstance(obj, float) or math.isfinite(obj)
+
+
 def _generic(obj, path: list, depth: int = 0) -> None:
-    """Depth, finite numbers, string keys: the whole tree."""
+    """Depth and finite numbers over the whole tree; the slow pass (with paths) runs only to name a problem."""
+    if depth == 0 and _sound(obj):
+        return
     if depth > MAX_DEPTH:
         raise _Bad(path, f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(obj, dict):
@@ -72,20 +85,25 @@ def _generic(obj, path: list, depth: int = 0) -> None:
                          "writes a missing number as null")
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_KINDS = {"dict": lambda v: isinstance(v, dict), "list": lambda v: isinstance(v, list),
+          "str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool), "int": _is_int, "num": _is_num,
+          "rate": lambda v: _is_num(v) and 0 <= v <= 1, "count": lambda v: _is_int(v) and v >= 0}
+_EXPECTED = {"dict": "an object", "list": "a list", "str": "a string", "bool": "true or false", "int": "an integer",
+             "num": "a number", "rate": "a number in [0, 1]", "count": "an integer >= 0"}
+
+
 def _type(v, kind: str, path: list) -> None:
-    ok = {"dict": isinstance(v, dict), "list": isinstance(v, list), "str": isinstance(v, str),
-          "bool": isinstance(v, bool), "int": isinstance(v, int) and not isinstance(v, bool), "num": _is_num(v),
-          "num?": v is None or _is_num(v), "int?": v is None or (isinstance(v, int) and not isinstance(v, bool)),
-          "str?": v is None or isinstance(v, str), "dict?": v is None or isinstance(v, dict),
-          "list?": v is None or isinstance(v, list), "bool?": v is None or isinstance(v, bool),
-          "rate?": v is None or (_is_num(v) and 0 <= v <= 1),
-          "count?": v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)}[kind]
-    if not ok:
-        expected = {"dict": "an object", "list": "a list", "str": "a string", "bool": "true or false",
-                    "int": "an integer", "num": "a number", "rate": "a number in [0, 1]",
-                    "count": "an integer >= 0"}[kind.rstrip("?")]
-        shown = json.dumps(v)[:40] if not isinstance(v, (dict, list)) else type(v).__name__
-        raise _Bad(path, f"{shown} is not {expected}{' or null' if kind.endswith('?') else ''}")
+    """``kind``: a name of _KINDS; a trailing ``?`` also allows null."""
+    nullable = kind.endswith("?")
+    base = kind.rstrip("?")
+    if (v is None and nullable) or _KINDS[base](v):
+        return
+    shown = json.dumps(v)[:40] if not isinstance(v, (dict, list)) else type(v).__name__
+    raise _Bad(path, f"{shown} is not {_EXPECTED[base]}{' or null' if nullable else ''}")
 
 
 def _fields(obj: dict, spec: dict, path: list) -> None:
