@@ -21,7 +21,7 @@ import re
 from ..errors import BenchError
 from ..rundir import name_problem, seed_problem
 
-MAX_DEPTH = 32          # the deepest results file vib-bench writes is 9 levels
+MAX_DEPTH = 32          # the deepest results file vib-bench writes has 11 levels
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 
