@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import BenchError
-from .rundir import check_seeds
+from .rundir import check_seeds, check_writable
 
 
 def _silent(*_):
@@ -118,6 +118,7 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
     if (out / RESULTS).exists() and not (opts.resume or opts.fresh):
         raise BenchError(f"{out} already holds a run; pass --resume to continue it, --fresh to start over, "
                          "or choose another --out")
+    check_writable(out)
     if opts.fresh:
         clear_run(out)
     t0 = time.perf_counter()
