@@ -228,33 +228,6 @@ def binomial_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / n)
 
 
-def detect_steps(values: Sequence[float], noise: Sequence[float], factor: float = 3.0) -> list[bool]:
-    """Flag step changes between consecutive points (asv-style: a jump larger than the noise).
-
-    ``noise[i]`` is the standard error of ``values[i]``. Point ``i`` (i >= 1) is a step when
-    ``|values[i] - values[i-1]| > factor * sqrt(noise[i-1]^2 + noise[i]^2)``. A point whose noise
-    is unknown (NaN) is compared against the median noise of the others; if no point has a known
-    noise, nothing is flagged. The first point is never a step.
-    """
-    vals = np.asarray(values, dtype=float)
-    tols = step_tolerances(noise, factor)
-    out = [False]
-    for i in range(1, len(vals)):
-        ok = math.isfinite(vals[i]) and math.isfinite(vals[i - 1]) and math.isfinite(tols[i])
-        out.append(bool(ok and abs(vals[i] - vals[i - 1]) > tols[i]))
-    return out
-
-
-def step_tolerances(noise: Sequence[float], factor: float = 3.0) -> list[float]:
-    """The largest change between point i-1 and point i that :func:`detect_steps` calls noise (NaN for i=0)."""
-    se = np.asarray(noise, dtype=float)
-    known = se[np.isfinite(se)]
-    if known.size == 0:
-        return [math.nan] * len(se)
-    se = np.where(np.isfinite(se), se, float(np.median(known)))
-    return [math.nan] + [factor * math.hypot(se[i - 1], se[i]) for i in range(1, len(se))]
-
-
 def trapezoid_auc(eps: Sequence[float], acc: Sequence[float]) -> float:
     """Area under accuracy-vs-eps by the trapezoid rule, divided by the eps range (a mean accuracy)."""
     x = np.asarray(eps, dtype=float)
