@@ -60,9 +60,11 @@ def csv_cell(value):
 
 def csv_frame(frame):
     """A copy of a pandas DataFrame with :func:`csv_cell` applied to every string cell."""
+    from pandas.api.types import is_numeric_dtype
+
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object:
+        if not is_numeric_dtype(out[col]):   # object or string columns (numbers in them are left alone)
             out[col] = out[col].map(csv_cell)
     out.columns = [csv_cell(c) if isinstance(c, str) else c for c in out.columns]
     return out
