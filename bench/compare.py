@@ -9,15 +9,26 @@ compare BASE NEW
       they were independent). Without per-example vectors (a bare results file) it falls back to a
       two-proportion z-test on the recorded rates and says so.
     * the **primary family** is, per model, the clean error and the leaderboard worst case at each eps
-      (and a model that trained in BASE and failed in NEW). Holm's correction applies over this family
-      only, and only it gates by default. Every other row (single attacks, per-protocol worst cases)
-      is secondary: reported with Benjamini-Hochberg q-values, gating only with ``--fail-on all``.
+      (and a model that trained in BASE and failed in NEW), and only it gates by default. Its
+      multiplicity correction is Tarone's for discrete tests (``correction="tarone"``, the default):
+      a row whose exact test cannot reach ``alpha / K`` whatever the outcome (an exact McNemar test on
+      ``d`` discordant pairs cannot go below ``2 * 0.5 ** d``; identical vectors cannot go below 1)
+      does not share the budget, and Bonferroni applies over the K rows that could (``holm``: Holm
+      over every row of the family, the older and much weaker choice). Every other row (single
+      attacks, per-protocol worst cases) is secondary: reported with Benjamini-Hochberg q-values,
+      gating only with ``--fail-on all``.
+    * the gate **fails closed**: a model, a finished seed, the clean row or an attack cell of BASE that
+      NEW lacks, or whose per-example vector in NEW is missing or shorter, is a ``missing`` row that
+      fails (exit 1) unless ``allow_missing`` reports it as ``skipped``. NEW holding no model at all
+      always fails.
     * ``min_effect``: a significant change smaller than this many percentage points does not count.
     * throughput: a relative threshold on the median (``--throughput-threshold``, default 10%),
       only between like machines (same CPU, threads and device name); otherwise "not comparable".
 
-    Exit status: 0 when nothing in the ``--fail-on`` tiers got significantly worse, 1 when something
-    did, 2 on bad input (unreadable file, different test sets, rates that disagree with their vectors).
+    Exit status: 0 when nothing in the ``--fail-on`` tiers got significantly worse and nothing is
+    missing, 1 when something did or is, 2 on bad input (unreadable file, different test sets, a
+    per-example file that cannot be read or whose vectors disagree with the rates or counts of
+    results.json: bench.integrity).
 """
 
 from __future__ import annotations
@@ -29,11 +40,12 @@ import numpy as np
 from .env import machine_key
 from .errors import BenchError
 from .results import CLEAN_KEY, ModelResult, Results, per_example_key
-from .stats import benjamini_hochberg, holm, paired_seeds_p, two_proportion_test
+from .stats import benjamini_hochberg, holm, paired_seeds_min_p, paired_seeds_p, tarone, two_proportion_test
 
 FAMILIES = ("clean", "robust", "throughput")
 TIERS = ("primary", "secondary", "throughput")   # what --fail-on selects (also "all")
-VERDICTS = ("worse", "better", "same", "not comparable")
+VERDICTS = ("worse", "better", "same", "not comparable", "missing", "skipped")
+CORRECTIONS = ("tarone", "holm", "none")
 TABLE_FORMATS = ("github", "simple", "csv", "latex", "html")
 THROUGHPUT_METRICS = (("inference", "1"), ("inference", "100"), ("inference", "1000"), ("train", None))
 
@@ -55,26 +67,44 @@ def _row(family, model, metric, base, new, *, kind, test="", p=math.nan, verdict
          tier="secondary") -> dict:
     tier = "throughput" if family == "throughput" else tier
     return {"family": family, "tier": tier, "model": model, "metric": metric, "base": base, "new": new, "kind": kind,
-            "test": test, "p": p, "p_adj": math.nan, "verdict": verdict, "note": note}
+            "test": test, "p": p, "min_p": math.nan, "p_adj": math.nan, "verdict": verdict, "note": note}
+
+
+def _missing(family, model, metric, note, tier="primary") -> dict:
+    """A row BASE has and NEW lacks: a failure unless the user allows missing rows (then "skipped")."""
+    return _row(family, model, metric, math.nan, math.nan, kind="text", verdict="missing", note=note, tier=tier)
+
+
+class _Missing(str):
+    """Why a paired test cannot run although BASE holds the data (NEW lacks or shortens a vector)."""
 
 
 def _paired(base: Results, new: Results, model: str, seeds: list[str], key: str):
-    """Per-seed discordant counts [(b, c)], n, base_acc, new_acc over matched seeds; None if a vector is missing."""
+    """Per-seed discordant counts [(b, c)], n, base_acc, new_acc over matched seeds.
+
+    None when BASE has no vector for a seed (the rates are compared instead); a :class:`_Missing`
+    reason when BASE has one and NEW's is absent or shorter (the gate fails closed)."""
     pairs, n, kb, kn = [], 0, 0, 0
     prefix = None
+    fallback = False
     for s in seeds:
         vb, vn = base.per_example(model, s).get(key), new.per_example(model, s).get(key)
-        if vb is None or vn is None:
-            return None
-        m = min(len(vb), len(vn))
-        if len(vb) != len(vn):
+        if vb is None:
+            fallback = True
+            continue
+        if vn is None:
+            return _Missing(f"seed {s}: no per-example vector in new (base has {len(vb)} examples)")
+        if len(vn) < len(vb):
+            return _Missing(f"seed {s}: new per-example vector is shorter ({len(vn)} vs {len(vb)} examples)")
+        m = len(vb)
+        if len(vn) != m:
             prefix = m
         vb, vn = np.asarray(vb[:m], bool), np.asarray(vn[:m], bool)
         pairs.append((int(np.sum(vb & ~vn)), int(np.sum(~vb & vn))))
         n += m
         kb += int(vb.sum())
         kn += int(vn.sum())
-    if n == 0:
+    if fallback or n == 0:
         return None
     return pairs, n, kb / n, kn / n, prefix
 
@@ -87,10 +117,14 @@ def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_bette
     is an accuracy (fraction correct) pooled over the matched seeds.
     """
     pair = _paired(base, new, model, seeds, key)
+    min_p = 0.0   # a test on rates is not discrete: always counted by Tarone's adjustment
+    if isinstance(pair, _Missing):
+        return _missing(family, model, metric, str(pair), tier=tier)
     if pair is not None:
         pairs, n, acc_b, acc_n, prefix = pair
         b, c = sum(x for x, _ in pairs), sum(y for _, y in pairs)
         p = paired_seeds_p(pairs)
+        min_p = paired_seeds_min_p(pairs)
         test = (f"McNemar exact ({b} lost, {c} gained)" if len(pairs) == 1 else
                 f"McNemar per seed, Fisher over {len(pairs)} seeds ({b} lost, {c} gained)")
         note = f"paired on the first {prefix} examples" if prefix else ""
@@ -106,6 +140,7 @@ def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_bette
     row = _row(family, model, metric, vb, vn, kind="error" if lower_is_better else "accuracy", test=test, p=p,
                note=note, tier=tier)
     row["lower_is_better"] = lower_is_better
+    row["min_p"] = min_p
     return row
 
 
@@ -148,9 +183,10 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
     if not cb or not cn:
         if not (cb or cn):
             return []
-        side = "base" if not cb else "new"
+        if not cn:
+            return [_missing("robust", model, "attacks", f"no attack results in new (seeds {','.join(seeds)})")]
         return [_row("robust", model, "attacks", math.nan, math.nan, kind="text", verdict="not comparable",
-                     note=f"no attack results in {side} (seeds {','.join(seeds)})")]
+                     note=f"no attack results in base (seeds {','.join(seeds)})")]
     rows = []
     for key in sorted(cb | cn, key=lambda k: (k.norm != "Linf", k.attack == "worst_case", str(k.attack), k.eps,
                                               str(k.protocol))):
@@ -161,9 +197,13 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
             rows.append(_row("robust", model, metric, math.nan, math.nan, kind="accuracy", verdict="not comparable",
                              note="standalone in one run, in the cascade (worst case so far) in the other"))
             continue
-        if key not in cb or key not in cn:
+        if key not in cn:
+            lead = all(c[key].leaderboard for c in pb)
+            rows.append(_missing("robust", model, metric, "only in base", tier="primary" if lead else "secondary"))
+            continue
+        if key not in cb:
             rows.append(_row("robust", model, metric, math.nan, math.nan, kind="accuracy", verdict="not comparable",
-                             note=f"only in {'base' if key in cb else 'new'}"))
+                             note="only in new"))
             continue
 
         def pooled(per_seed):
@@ -212,15 +252,19 @@ def _throughput_rows(base: Results, new: Results, model: str, mb: ModelResult, m
     if not tb or not tn:
         if not (tb or tn):
             return []
+        if not tn:
+            return [_missing("throughput", model, "throughput", "not timed in new")]
         return [_row("throughput", model, "throughput", math.nan, math.nan, kind="text", verdict="not comparable",
-                     note=f"not timed in {'base' if not tb else 'new'}")]
+                     note="not timed in base")]
     rows = []
     same_machine = _machine(mach_b, base) == _machine(mach_n, new)
     for metric in sorted(set(tb) | set(tn)):
         vb, vn = tb.get(metric, math.nan), tn.get(metric, math.nan)
-        if metric not in tb or metric not in tn:
+        if metric not in tn:
+            rows.append(_missing("throughput", model, metric, "only in base"))
+        elif metric not in tb:
             rows.append(_row("throughput", model, metric, vb, vn, kind="rate", verdict="not comparable",
-                             note=f"only in {'base' if metric in tb else 'new'}"))
+                             note="only in new"))
         elif not same_machine:
             a, b = _machine(mach_b, base), _machine(mach_n, new)
             diff = [f"{name} {x} vs {y}" for name, x, y in zip(("cpu", "threads", "device"), a, b) if x != y]
@@ -237,16 +281,19 @@ def _throughput_rows(base: Results, new: Results, model: str, mb: ModelResult, m
 
 
 def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput_threshold: float = 0.1,
-                 correction: str = "holm", min_effect: float = 0.0) -> list[dict]:
+                 correction: str = "tarone", min_effect: float = 0.0, allow_missing: bool = False) -> list[dict]:
     """Every difference between two runs, as rows (natural units); see the module docstring."""
     check_same_dataset(base, new)
     rows: list[dict] = []
     models = base.model_names() + [m for m in new.model_names() if m not in base.model_names()]
     for model in models:
         mb, mn = base.model(model), new.model(model)
-        if mb is None or mn is None:
+        if mn is None:
+            rows.append(_missing("clean", model, "model", "only in base"))
+            continue
+        if mb is None:
             rows.append(_row("clean", model, "model", math.nan, math.nan, kind="text", verdict="not comparable",
-                             note=f"only in {'base' if mn is None else 'new'}"))
+                             note="only in new"))
             continue
         seeds, only_b, only_n = _matched_seeds(mb, mn)
         failed = [s for s in only_b if mn.seed(s) is not None and mn.seed(s).train.get("state") not in (None, "done")]
@@ -255,10 +302,15 @@ def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput
             err = " ".join(str(t.get("error") or "").split())[:100]
             rows.append(_row("clean", model, f"training seed {s}", "done", str(t.get("state")), kind="text",
                              test="trained in base", verdict="worse", note=err, tier="primary"))
+        for s in only_b:
+            if s not in failed:
+                state = mn.seed(s).train.get("state") if mn.seed(s) is not None else None
+                rows.append(_missing("clean", model, f"seed {s}", "finished in base, " +
+                                     (f"{state} in new" if state else "absent in new")))
         if not seeds:
-            if not failed:
+            if not only_b:
                 rows.append(_row("clean", model, "clean error", math.nan, math.nan, kind="text",
-                                 verdict="not comparable", note="no seed finished in both runs"))
+                                 verdict="not comparable", note="no seed finished in either run"))
             rows.extend(_throughput_rows(base, new, model, mb, mn, throughput_threshold))
             continue
         unmatched = [s for s in only_b + only_n if s not in failed]
@@ -272,15 +324,37 @@ def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput
         rows.extend(new_rows)
         rows.extend(_throughput_rows(base, new, model, mb, mn, throughput_threshold))
 
+    if allow_missing:
+        for r in rows:
+            if r["verdict"] == "missing":
+                r["verdict"] = "skipped"
     _decide(rows, alpha, correction, min_effect)
     return rows
 
 
+def _adjust_primary(tested: list[dict], alpha: float, correction: str) -> list[float]:
+    """Adjusted p-values of the primary family: Tarone-Bonferroni (the K counted goes into each row's test)."""
+    ps = [r["p"] for r in tested]
+    if correction == "none":
+        return ps
+    if correction == "holm":
+        return holm(ps)
+    adjusted, k = tarone(ps, [r["min_p"] if math.isfinite(r["min_p"]) else 0.0 for r in tested], alpha)
+    for r in tested:
+        r["tarone_k"] = k
+    return adjusted
+
+
 def _decide(rows: list[dict], alpha: float, correction: str, min_effect: float) -> None:
-    """Adjust p-values per tier (Holm on the primary family, Benjamini-Hochberg on the rest) and give verdicts."""
-    for tier, adjust in (("primary", holm), ("secondary", benjamini_hochberg)):
+    """Adjust p-values per tier (Tarone or Holm on the primary family, Benjamini-Hochberg on the rest), give verdicts."""
+    if correction not in CORRECTIONS:
+        raise BenchError(f"--correction {correction!r}: choose from {', '.join(CORRECTIONS)}")
+    for tier in ("primary", "secondary"):
         tested = [r for r in rows if r["tier"] == tier and math.isfinite(r["p"])]
-        adjusted = adjust([r["p"] for r in tested]) if correction != "none" else [r["p"] for r in tested]
+        if tier == "primary":
+            adjusted = _adjust_primary(tested, alpha, correction)
+        else:
+            adjusted = benjamini_hochberg([r["p"] for r in tested]) if correction != "none" else [r["p"] for r in tested]
         for r, pa in zip(tested, adjusted):
             r["p_adj"] = pa
             r["verdict"] = "same"
@@ -302,90 +376,23 @@ def check_fail_on(fail_on: list[str]) -> set[str]:
 
 
 def exit_status(rows: list[dict], fail_on) -> int:
+    """1 when a row of a ``fail_on`` tier got worse, or a row of BASE is missing in NEW, else 0.
+
+    A missing row fails whatever the tier as soon as any tier is gated (an omission is not a
+    measured change that a tier choice could excuse), except throughput rows, which fail only when
+    the throughput tier is gated. No row tested at all (NEW holds no model, or nothing matched) fails
+    too. No gated tier (``--fail-on ''``) never fails."""
     tiers = check_fail_on(list(fail_on))
-    return 1 if any(r["verdict"] == "worse" and r["tier"] in tiers for r in rows) else 0
+    if not tiers:
+        return 0
+    if nothing_compared(rows):
+        return 1
+    if any(r["verdict"] == "worse" and r["tier"] in tiers for r in rows):
+        return 1
+    return 1 if any(r["verdict"] == "missing" and (r["tier"] != "throughput" or "throughput" in tiers)
+                    for r in rows) else 0
 
 
-# ------------------------------------------------------------------------------------ rendering
-def _fmt_value(r: dict, v) -> str:
-    if isinstance(v, str):
-        return v
-    if v is None or not math.isfinite(v):
-        return ""
-    if r["kind"] in ("error", "accuracy"):
-        return f"{100 * v:.2f}%"
-    if r["kind"] == "rate":
-        return f"{v:,.0f}"
-    return f"{v:g}"
-
-
-def _fmt_delta(r: dict) -> str:
-    b, n = r["base"], r["new"]
-    if isinstance(b, str) or isinstance(n, str) or not (math.isfinite(b) and math.isfinite(n)):
-        return ""
-    if r["kind"] in ("error", "accuracy"):
-        return f"{100 * (n - b):+.2f} pp"
-    if r["kind"] == "rate":
-        return f"{100 * (n / b - 1):+.1f}%" if b else ""
-    return f"{n - b:+g}"
-
-
-def _fmt_p(p: float) -> str:
-    if not math.isfinite(p):
-        return ""
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-
-
-def render_rows(rows: list[dict], fmt: str = "github", show_all: bool = False) -> str:
-    """The comparison as a table in one of ``TABLE_FORMATS``: the changes only, or every row (``show_all``)."""
-    from tabulate import tabulate
-
-    if fmt not in TABLE_FORMATS:
-        raise BenchError(f"--format {fmt!r}: choose from {', '.join(TABLE_FORMATS)}")
-    shown = rows if show_all else [r for r in rows if r["verdict"] != "same"]
-    headers = ["tier", "model", "metric", "base", "new", "delta", "test / rule", "p", "p adj", "verdict", "note"]
-    if fmt == "csv":
-        import pandas as pd
-
-        keys = ["tier", "family", "model", "metric", "base", "new", "test", "p", "p_adj", "verdict", "note"]
-        return pd.DataFrame([{k: r[k] for k in keys} for r in shown], columns=keys).to_csv(
-            index=False, float_format="%.8g", lineterminator="\n")
-    table = [[r["tier"], r["model"], r["metric"], _fmt_value(r, r["base"]), _fmt_value(r, r["new"]), _fmt_delta(r),
-              r["test"], _fmt_p(r["p"]), _fmt_p(r["p_adj"]), r["verdict"], r["note"]] for r in shown]
-    if not table:
-        return (f"(no differences: all {len(rows)} rows the same; --all lists them)\n" if rows
-                else "(nothing to compare)\n")
-    tf = {"github": "pipe", "simple": "simple", "latex": "latex", "html": "html"}[fmt]
-    if fmt == "github":
-        table = [[c.replace("|", r"\|") for c in row] for row in table]
-    align = ["left"] * 3 + ["right"] * 3 + ["left"] + ["right"] * 2 + ["left"] * 2
-    return tabulate(table, headers=headers, tablefmt=tf, colalign=align, disable_numparse=True) + "\n"
-
-
-def to_json(base: Results, new: Results, rows: list[dict], changes: list[str], fail_on, status: int) -> str:
-    """Everything ``compare`` found, as one JSON document (NaN written as null)."""
-    import json
-
-    from .io import json_safe
-
-    doc = {"base": provenance(base), "new": provenance(new), "setting_changes": changes,
-           "fail_on": sorted(check_fail_on(list(fail_on))), "status": status,
-           "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}, "rows": rows}
-    return json.dumps(json_safe(doc), indent=1) + "\n"
-
-
-def summary_line(rows: list[dict], fail_on: list[str], status: int) -> str:
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
-    worse = [r for r in rows if r["verdict"] == "worse"]
-    tiers = sorted({r["tier"] for r in worse}, key=TIERS.index)
-    text = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
-    if worse:
-        text += f" (worse in: {', '.join(tiers)})"
-    return f"{text}; failing on {','.join(fail_on) or 'nothing'}: " + ("FAIL" if status else "ok")
-
-
-def provenance(run: Results) -> str:
-    env = run.environment("train")
-    git = env.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else "")
-    return f"{run.path} (commit {commit}, recorded {env.get('recorded_at', '?')})"
+def nothing_compared(rows: list[dict]) -> bool:
+    """True when no row was actually tested (NEW empty, nothing in common): the gate cannot pass on that."""
+    return not any(r["verdict"] in ("worse", "better", "same") for r in rows)

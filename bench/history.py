@@ -1,8 +1,15 @@
-"""``vib-bench history``: one metric across many runs, with step changes flagged the asv way.
+"""``vib-bench history``: one metric across many runs, with step changes found by a change-point fit.
 
-Runs are ordered by recorded time (or as given); a step is a jump between consecutive runs larger
-than their noise (``noise_factor`` standard errors; the binomial error of the test set is a floor).
-Throughput steps use a relative threshold and only between like machines.
+Runs are ordered by recorded time (or as given). Per model, the series of values is fitted with a
+penalised piecewise-constant function (:mod:`bench.changepoint`: the fewest flat segments that explain
+the values within their noise, a penalty of ``noise_factor ** 2`` per segment, the noise being each
+run's standard error with the binomial error of the test set as a floor); a step is where a new
+segment starts, and its size is the change between the two segments' levels, not between two runs.
+Throughput steps use a relative threshold between consecutive runs, and only between like machines.
+
+Runs must share one test set (a history across data sets is refused); a run with nothing to show
+(no models, none matching, or no value of the metric) is named, not dropped silently; a robust
+metric at an eps that no run attacked is refused with the eps values available.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from pathlib import Path
 
 import registry
 
+from . import escape
+from .changepoint import fit_steps
 from .env import machine_key
 from .errors import BenchError
-from .leaderboard import STANDARD_EPS, column, common_grid, format_name, robust_key, seed_n, seed_values
-from .results import Results
-from .stats import binomial_se, detect_steps, mean_std, step_tolerances
+from .leaderboard import STANDARD_EPS, column, common_grid, format_name, linf_grid, robust_key, seed_n, seed_values
+from .results import Results, norm_eps
+from .stats import binomial_se, mean_std
 
 TABLE_FORMATS = ("github", "simple", "csv", "latex", "html", "json")
 
@@ -24,9 +33,31 @@ def _recorded_at(run: Results) -> str | None:
     return run.environment("train").get("recorded_at")
 
 
+def check_runs(runs: list[Results], metric: str) -> None:
+    """Refuse (BenchError) runs on different test sets, and a robust metric at an eps no run attacked."""
+    def dataset(run: Results):
+        d = run.dataset
+        return d.get("checksum") or (d.get("name"), d.get("n_test"))
+
+    first = runs[0]
+    for run in runs[1:]:
+        if dataset(run) != dataset(first):
+            raise BenchError(f"these runs use different test sets: {first.label} {first.dataset.get('name')} "
+                             f"({first.dataset.get('checksum', 'no checksum')}), {run.label} "
+                             f"{run.dataset.get('name')} ({run.dataset.get('checksum', 'no checksum')}); a history "
+                             "follows one test set: give runs of one data set")
+    rk = robust_key(metric)
+    if rk:
+        available = sorted({e for run in runs for s in run.iter_seeds() for e in linf_grid(s)})
+        if norm_eps(rk[1]) not in {norm_eps(e) for e in available}:
+            raise BenchError(f"--metric {metric}: no run was attacked at L-inf eps {rk[1]:g}; eps values "
+                             f"available: {', '.join(f'{e:g}' for e in available) or 'none (no attacks)'}")
+
+
 def history_frame(runs: list[Results], metric: str, patterns: list[str] | None = None, *,
                   noise_factor: float = 3.0, throughput_threshold: float = 0.1) -> list[dict]:
-    """One row per (run, model): value (mean over seeds), std, noise (standard error) and step flags."""
+    """One row per (run, model): value (mean over seeds), std, noise (standard error), the fitted level and
+    step flags (see the module docstring)."""
     col = check_metric(metric)
     rk = robust_key(metric)
     eps = [rk[1]] if rk else STANDARD_EPS
@@ -63,13 +94,19 @@ def history_frame(runs: list[Results], metric: str, patterns: list[str] | None =
                 elif prev["value"] and abs(cur["value"] / prev["value"] - 1) > throughput_threshold:
                     cur["step"] = True
         else:
-            flags = detect_steps([r["value"] for r in series], [r["noise"] for r in series], noise_factor)
-            tols = step_tolerances([r["noise"] for r in series], noise_factor)
-            for j, (r, f, t) in enumerate(zip(series, flags, tols)):
-                r["step"], r["tolerance"] = f, t
+            fit = fit_steps([r["value"] for r in series], [r["noise"] for r in series], noise_factor)
+            for j, r in enumerate(series):
+                r["level"] = fit.levels[j]
                 if j:
-                    r["delta"] = r["value"] - series[j - 1]["value"]
+                    r["step"] = j in fit.change_points
+                    r["delta"] = fit.levels[j] - fit.levels[j - 1] if r["step"] else 0.0
     return rows
+
+
+def empty_runs(runs: list[Results], rows: list[dict]) -> list[str]:
+    """Labels of the runs that contribute no value to the history (so the command can name them)."""
+    shown = {r["index"] for r in rows if math.isfinite(r["value"])}
+    return [run.label for i, run in enumerate(runs) if i not in shown]
 
 
 def order_runs(runs: list[Results], order: str) -> list[Results]:
@@ -101,25 +138,28 @@ def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
 
         frame = pd.DataFrame([{k: r[k] for k in ("run", "commit", "recorded_at", "model", "value", "std", "seeds",
                                                   "noise", "step")} for r in rows])
-        return frame.to_csv(index=False, float_format="%.8g", lineterminator="\n")
+        return escape.csv_frame(frame).to_csv(index=False, float_format="%.8g", lineterminator="\n")
     table = []
     for idx, label, commit, when in runs:
-        line = [label, commit, (when or "")[:19]]
+        line = [escape.cell(label, fmt), escape.cell(commit, fmt), escape.cell((when or "")[:19], fmt)]
         for m in models:
             r = next((r for r in rows if r["index"] == idx and r["model"] == m), None)
-            if r is None or not math.isfinite(r["value"]):
-                line.append("")
+            if r is None:
+                line.append("-")   # the model is not in this run
+                continue
+            if not math.isfinite(r["value"]):
+                line.append("n/a")   # in the run, without a value of this metric
                 continue
             cell = col.fmt(r["value"]) + (f" ± {col.fmt(r['std'])}" if r["seeds"] > 1 else "")
             if r["step"]:
                 cell += f" STEP {r['delta'] * col.scale:+.{0 if col.thousands else col.digits}f}"
             elif r.get("note"):
                 cell += f" ({r['note']})"
-            line.append(cell)
+            line.append(escape.cell(cell, fmt))
         table.append(line)
-    tf = {"github": "pipe", "simple": "simple", "latex": "latex", "html": "html"}.get(fmt, "pipe")
-    return tabulate(table, headers=["run", "commit", "recorded (UTC)"] + models, tablefmt=tf,
-                    disable_numparse=True) + "\n"
+    tf = {"github": "pipe", "simple": "simple", "latex": "latex_raw", "html": "unsafehtml"}.get(fmt, "pipe")
+    headers = [escape.cell(h, fmt) for h in ["run", "commit", "recorded (UTC)"] + models]
+    return tabulate(table, headers=headers, tablefmt=tf, disable_numparse=True) + "\n"
 
 
 def history_json(rows: list[dict], metric: str) -> str:
@@ -129,7 +169,7 @@ def history_json(rows: list[dict], metric: str) -> str:
     def clean(v):
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
-    keys = ("run", "commit", "recorded_at", "model", "value", "std", "seeds", "noise", "step", "delta", "tolerance",
+    keys = ("run", "commit", "recorded_at", "model", "value", "std", "seeds", "noise", "level", "step", "delta",
             "note")
     col = column(metric)
     doc = {"metric": metric, "doc": col.doc, "better": col.better,

@@ -4,34 +4,20 @@ the ``leaderboard.md`` document. The numbers come from :func:`bench.leaderboard.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 
 import pandas as pd
 
+from . import escape
 from .info import summary as info_summary
 from .leaderboard import Column, Leaderboard, build_leaderboard, format_name, robust_key, seed_n
 from .protocol import FLAG_BY_LABEL
 from .results import Results
 from .stats import mean_std
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "ε": r"$\varepsilon$", "|": r"\textbar{}", "<": r"\textless{}",
-                  ">": r"\textgreater{}"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
 def _escape(text: str, fmt: str) -> str:
-    if fmt == "latex":
-        return latex_escape(text)
-    if fmt == "html":
-        return html.escape(text)
-    return text.replace("|", r"\|")  # a pipe would split a Markdown cell
+    return escape.cell(text, fmt)
 
 
 def _bold(text: str, fmt: str) -> str:
@@ -85,7 +71,7 @@ def to_csv(lb: Leaderboard) -> str:
     cols["notes"] = list(lb.text["notes"])
     best = {c.key: lb.best(c.key) for c in lb.columns}
     cols["best"] = [";".join(k for k in best if m in best[k]) for m in lb.models]
-    return pd.DataFrame(cols).to_csv(index=False, float_format="%.8g", lineterminator="\n")
+    return escape.csv_frame(pd.DataFrame(cols)).to_csv(index=False, float_format="%.8g", lineterminator="\n")
 
 
 def _finite(v):
@@ -182,8 +168,9 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
         for c in paired:
             b = lb.ranking(c.key)
             if b.models and not b.significant:
-                ties.append(f"{c.header} ({', '.join(sorted(b.models))}; best vs runner-up p = {b.p:.2g})"
-                            if b.p is not None else f"{c.header} ({', '.join(sorted(b.models))})")
+                names = ", ".join(escape.markdown(m) if fmt == "github" else m for m in sorted(b.models))
+                ties.append(f"{c.header} ({names}; best vs runner-up p = {b.p:.2g})"
+                            if b.p is not None else f"{c.header} ({names})")
             elif not b.models and b.runner_up is not None:
                 ties.append(f"{c.header} (all models)")
         if ties:
@@ -205,7 +192,7 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
 def leaderboard_markdown(res: Results, sort_by: str | None = None, eps=None) -> str:
     """The ``leaderboard.md`` document: title, run description, table and notes."""
     lb = build_leaderboard(res, sort_by, eps)
-    lines = ["# vib-bench leaderboard", "", describe_run(res) + ".", ""]
+    lines = ["# vib-bench leaderboard", "", escape.markdown(describe_run(res)) + ".", ""]
     if not lb.models:
         lines += ["No models in this run yet.", ""]
     else:

@@ -207,7 +207,7 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
     parts.append('<section id="leaderboard"><h2>Leaderboard</h2>')
     if lb.models:
         parts.append('<div class="scroll">' + render(lb, "html") + "</div>")
-        notes = [n for n in footnotes(lb) if not n.startswith("`")]  # flag notes get their own section
+        notes = [n for n in footnotes(lb, "html") if not n.startswith("`")]  # flag notes get their own section
         parts.append("<ul class=\"note\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     else:
         parts.append("<p>No models in this run yet.</p>")

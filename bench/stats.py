@@ -1,9 +1,15 @@
-"""Small, dependency-free statistics for comparing runs.
+"""Statistics for comparing runs: exact paired tests (from scipy), multiplicity corrections, summaries.
 
 Everything works on proportions in [0, 1] or on paired boolean vectors (one entry per test
 example: was it classified correctly?). Two runs evaluated on the same test set are *paired*, so
 the right test for "did the error change?" is McNemar's: only the examples on which the two runs
 disagree carry information, and under "no change" each disagreement is a fair coin flip.
+
+The exact tests come from scipy (``scipy.stats.binomtest`` for McNemar's exact test,
+``scipy.stats.combine_pvalues`` for Fisher's method, ``scipy.stats.norm`` for the normal tails).
+What scipy lacks is written here: the McNemar mid-p value, Holm's and Benjamini-Hochberg's
+adjustments, Tarone's adjustment for discrete tests (:func:`tarone`) and the Wilson interval for a
+fractional count. scipy is imported inside the functions, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -17,24 +23,18 @@ import numpy as np
 # ----------------------------------------------------------------------------- intervals
 def z_value(confidence: float = 0.95) -> float:
     """The two-sided standard-normal quantile for ``confidence`` (0.95 -> 1.96)."""
+    from scipy.stats import norm
+
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return math.sqrt(2.0) * _erfinv(confidence)
-
-
-def _erfinv(y: float) -> float:
-    # Winitzki's approximation refined by two Newton steps on erf: exact to ~1e-15 in (-1, 1).
-    a = 0.147
-    ln = math.log(1.0 - y * y)
-    t = 2.0 / (math.pi * a) + ln / 2.0
-    x = math.copysign(math.sqrt(math.sqrt(t * t - ln / a) - t), y)
-    for _ in range(2):
-        x -= (math.erf(x) - y) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
-    return x
+    return float(norm.ppf(0.5 + confidence / 2.0))
 
 
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (good coverage even near 0 and 1)."""
+    """Wilson score interval for a binomial proportion (good coverage even near 0 and 1).
+
+    Written here rather than ``binomtest(...).proportion_ci("wilson")`` because ``successes`` may be
+    fractional (derived from a rounded rate)."""
     if n <= 0:
         return (0.0, 1.0)
     z = z_value(confidence)
@@ -42,19 +42,17 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    # exact at the ends (the formula gives 0 and 1 there up to rounding)
+    return (0.0 if successes <= 0 else lo, 1.0 if successes >= n else hi)
 
 
 # ----------------------------------------------------------------------------- tests
 def normal_two_sided_p(z: float) -> float:
     """P(|Z| >= |z|) for a standard normal Z."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
+    from scipy.stats import norm
 
-
-def _binom_half_pmf(n: int, upto: int) -> np.ndarray:
-    # P(X = i) for X ~ Bin(n, 1/2), i = 0..upto, via log-gamma: no overflow for large n.
-    logc = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(upto + 1)])
-    return np.exp(logc - n * math.log(2.0))
+    return float(2.0 * norm.sf(abs(z)))
 
 
 def mcnemar(base: Sequence[bool], new: Sequence[bool], mid_p: bool = False) -> dict:
@@ -75,43 +73,41 @@ def mcnemar(base: Sequence[bool], new: Sequence[bool], mid_p: bool = False) -> d
 
 
 def mcnemar_p(b: int, c: int, mid_p: bool = False) -> float:
-    """Two-sided exact (or mid-p) McNemar p-value from the discordant counts ``b`` and ``c``."""
+    """Two-sided exact (or mid-p) McNemar p-value from the discordant counts ``b`` and ``c``.
+
+    The exact value is scipy's two-sided binomial test of ``b`` successes in ``b + c`` trials at 1/2;
+    scipy has no mid-p variant, so that one is ``2 (P(X <= k) - P(X = k) / 2)``, k = min(b, c)."""
+    from scipy.stats import binom, binomtest
+
     n = b + c
     if n == 0:
         return 1.0
+    if not mid_p:
+        return float(binomtest(int(b), int(n), 0.5).pvalue)
     k = min(b, c)
-    pmf = _binom_half_pmf(n, k)
-    tail = float(pmf.sum())
-    if mid_p:
-        tail -= 0.5 * float(pmf[k])
-    return min(1.0, 2.0 * tail)
+    return min(1.0, 2.0 * float(binom.cdf(k, n, 0.5) - 0.5 * binom.pmf(k, n, 0.5)))
 
 
 def mcnemar_one_sided(b: int, c: int) -> float:
     """Exact one-sided McNemar p-value for "the new run lost more than it gained": P(X >= b), X ~ Bin(b + c, 1/2)."""
+    from scipy.stats import binomtest
+
     n = b + c
     if n == 0 or b == 0:
         return 1.0
-    # P(X >= b) = P(X <= c) by symmetry of Bin(n, 1/2)
-    return min(1.0, float(_binom_half_pmf(n, c).sum()))
+    return float(binomtest(int(b), int(n), 0.5, alternative="greater").pvalue)
 
 
 def fisher_combine(pvalues: Sequence[float]) -> float:
     """Fisher's method: combine independent p-values into one (chi-squared with 2k degrees of freedom)."""
+    from scipy.stats import combine_pvalues
+
     ps = [min(max(float(p), 1e-300), 1.0) for p in pvalues]
     if not ps:
         return 1.0
     if len(ps) == 1:
         return ps[0]
-    stat = -2.0 * sum(math.log(p) for p in ps)
-    k = len(ps)
-    # survival function of chi2 with 2k dof at stat: exp(-x/2) * sum_{i<k} (x/2)^i / i!
-    half = stat / 2.0
-    term, total = 1.0, 1.0
-    for i in range(1, k):
-        term *= half / i
-        total += term
-    return min(1.0, math.exp(-half) * total)
+    return min(1.0, float(combine_pvalues(ps, method="fisher").pvalue))
 
 
 def paired_seeds_p(discordant: Sequence[tuple[int, int]]) -> float:
@@ -130,6 +126,21 @@ def paired_seeds_p(discordant: Sequence[tuple[int, int]]) -> float:
     return min(1.0, 2.0 * min(worse, better))
 
 
+def paired_seeds_min_p(discordant: Sequence[tuple[int, int]]) -> float:
+    """The smallest p-value :func:`paired_seeds_p` could give with these discordant totals per seed.
+
+    Given ``b + c`` discordant pairs per seed, the most extreme outcome puts every one on the same side:
+    ``2 * 0.5 ** (b + c)`` for one seed (capped at 1), the Fisher combination of ``0.5 ** (b_i + c_i)``
+    over several. A row with no discordant pair has a minimum of 1: it can never be significant.
+    """
+    totals = [int(b) + int(c) for b, c in discordant]
+    if len(totals) == 1:
+        return min(1.0, 2.0 * 0.5 ** totals[0])
+    if not any(totals):
+        return 1.0
+    return min(1.0, 2.0 * fisher_combine([0.5 ** t for t in totals]))
+
+
 def two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> float:
     """Two-sided p-value of the pooled z-test for p1 == p2 (unpaired; used when no per-example data).
 
@@ -146,6 +157,7 @@ def two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> float:
     return normal_two_sided_p((p1 - p2) / se)
 
 
+# ----------------------------------------------------------------------------- multiplicity
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (family-wise error control, valid under any dependence)."""
     m = len(pvalues)
@@ -156,6 +168,35 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * pvalues[i]))
         adjusted[i] = running
     return adjusted
+
+
+def tarone_k(min_pvalues: Sequence[float], alpha: float) -> int:
+    """Tarone's count of testable hypotheses: the smallest K >= 1 with #{i : min_p_i <= alpha / K} <= K.
+
+    For discrete tests (an exact McNemar test on ``d`` discordant pairs cannot give a p-value below
+    ``2 * 0.5 ** d``) a hypothesis whose smallest achievable p-value exceeds ``alpha / K`` can never
+    be rejected at that level, so it need not share the budget (Tarone 1990, Biometrics 46:515).
+    """
+    mins = sorted(float(p) for p in min_pvalues)
+    for k in range(1, max(1, len(mins)) + 1):
+        if sum(p <= alpha / k for p in mins) <= k:
+            return k
+    return max(1, len(mins))
+
+
+def tarone(pvalues: Sequence[float], min_pvalues: Sequence[float], alpha: float) -> tuple[list[float], int]:
+    """Tarone-Bonferroni adjusted p-values and K (see :func:`tarone_k`).
+
+    A hypothesis that is testable at ``alpha / K`` gets ``min(1, K p)``; the others get 1 (they
+    cannot reach significance). Rejecting where the adjusted value is below ``alpha`` controls the
+    family-wise error rate at ``alpha``: at most K hypotheses are tested, each at ``alpha / K``.
+    The adjusted values are valid for this ``alpha`` only (K depends on it).
+    """
+    if len(pvalues) != len(min_pvalues):
+        raise ValueError("one minimum achievable p-value per p-value")
+    k = tarone_k(min_pvalues, alpha)
+    out = [min(1.0, k * float(p)) if float(mp) <= alpha / k else 1.0 for p, mp in zip(pvalues, min_pvalues)]
+    return out, k
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
@@ -185,33 +226,6 @@ def binomial_se(p: float, n: int) -> float:
     if n is None or n <= 0 or not math.isfinite(p):
         return math.nan
     return math.sqrt(max(p * (1 - p), 0.0) / n)
-
-
-def detect_steps(values: Sequence[float], noise: Sequence[float], factor: float = 3.0) -> list[bool]:
-    """Flag step changes between consecutive points (asv-style: a jump larger than the noise).
-
-    ``noise[i]`` is the standard error of ``values[i]``. Point ``i`` (i >= 1) is a step when
-    ``|values[i] - values[i-1]| > factor * sqrt(noise[i-1]^2 + noise[i]^2)``. A point whose noise
-    is unknown (NaN) is compared against the median noise of the others; if no point has a known
-    noise, nothing is flagged. The first point is never a step.
-    """
-    vals = np.asarray(values, dtype=float)
-    tols = step_tolerances(noise, factor)
-    out = [False]
-    for i in range(1, len(vals)):
-        ok = math.isfinite(vals[i]) and math.isfinite(vals[i - 1]) and math.isfinite(tols[i])
-        out.append(bool(ok and abs(vals[i] - vals[i - 1]) > tols[i]))
-    return out
-
-
-def step_tolerances(noise: Sequence[float], factor: float = 3.0) -> list[float]:
-    """The largest change between point i-1 and point i that :func:`detect_steps` calls noise (NaN for i=0)."""
-    se = np.asarray(noise, dtype=float)
-    known = se[np.isfinite(se)]
-    if known.size == 0:
-        return [math.nan] * len(se)
-    se = np.where(np.isfinite(se), se, float(np.median(known)))
-    return [math.nan] + [factor * math.hypot(se[i - 1], se[i]) for i in range(1, len(se))]
 
 
 def trapezoid_auc(eps: Sequence[float], acc: Sequence[float]) -> float:

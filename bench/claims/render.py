@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from .. import escape
 from ..results import Results
 from .verdicts import NOT_MEASURED, NOT_REPRODUCED, PAPER_ONLY, REPRODUCED
 
@@ -24,11 +25,12 @@ def setup_line(res: Results) -> str:
 
 def claims_markdown(res: Results) -> str:
     rows = res.claims.get("rows") or []
-    cell = lambda t: str(t).replace("|", "\\|")  # noqa: E731
-    lines = [f"# Claims of Alemi et al. (2017), checked: {res.label}", "", setup_line(res), "",
+    cell = escape.markdown
+    lines = [f"# Claims of Alemi et al. (2017), checked: {cell(res.label)}", "", cell(setup_line(res)), "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        lines.append("| " + " | ".join(cell(f"**{r[k]}**" if k == "verdict" else r[k]) for k, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(f"**{cell(r[k])}**" if k == "verdict" else cell(r[k]) for k, _ in COLUMNS)
+                     + " |")
     lines += ["", "Verdicts: *reproduced* (holds under the paper's protocol and the strongest evaluation); "
               "*reproduced only under the paper's protocol* (the paper's attack fails where stronger ones succeed: "
               "a sign of gradient masking); *not reproduced* (does not hold even under the paper's protocol).", ""]

@@ -38,8 +38,12 @@ def select_models(res: Results, run_dir: Path, opts: ClaimsOptions) -> list[tupl
     if opts.models is None:
         pairs = [(m, s) for m, s in pairs if m == opts.baseline or res.model(m).vib_beta is not None]
     if not any(m == opts.baseline for m, _ in pairs):
-        raise BenchError(f"{run_dir}: the baseline {opts.baseline!r} is not among the trained models checked "
-                         "(train it, or pass --baseline)")
+        measured = any(s.claims.get("cells") for m in res.models() for s in m.seeds())
+        if measured and not opts.judge_only:   # e.g. a committed run, published without its weights
+            raise BenchError(f"{run_dir}: no trained weights for the baseline {opts.baseline!r} here, but the run "
+                             "holds measured claims: pass --judge-only to judge them again without weights")
+        raise BenchError(f"{run_dir}: the baseline {opts.baseline!r} is not among the "
+                         f"{'measured' if opts.judge_only else 'trained'} models checked (train it, or pass --baseline)")
     if not any(m != opts.baseline for m, _ in pairs):
         raise BenchError(f"{run_dir}: no VIB model to compare with the baseline (train some vib_beta* models)")
     return pairs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..escape import markdown
 from .common import add_data, add_device, add_trust_plugins, add_threads, add_trained_models, device, parse_list, patterns, set_threads
 
 INFO_HEADERS = ["model", "seed", "quantity", "estimator", "estimate (nats)", "estimate (bits)",
@@ -20,7 +21,7 @@ def info_table_rows(name: str, seed, rec: dict) -> list[list[str]]:
         for est_name, e in (rec["estimates"].get(q) or {}).items():
             flag = ", ".join(f["flag"] for f in rec.get("flags", [])
                              if f["quantity"] == q and f["estimator"] == est_name)
-            rows.append([name, str(seed), q, est_name, f"{e['nats']:.3f} +- {e['std_nats']:.3f}",
+            rows.append([markdown(name), str(seed), q, est_name, f"{e['nats']:.3f} +- {e['std_nats']:.3f}",
                          f"{e['bits']:.3f} +- {e['std_bits']:.3f}", lower, upper, f"{e['seconds']:.1f}", flag])
     return rows
 
@@ -55,7 +56,7 @@ def format_bounds_table(items) -> str:
     rows = []
     for name, seed, rec in items:
         b = rec["bounds"]
-        cells = [name, str(seed), rec["representation"], str(rec["n"]), ixz_text(rec)]
+        cells = [markdown(name), str(seed), rec["representation"], str(rec["n"]), ixz_text(rec)]
         for key in ("rate_nats", "izy_lower_nats", "h_y_nats"):
             v = b.get(key)
             cells.append("" if v is None else f"{v:.3f} / {v / LN2:.3f}")
