@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from ..protocol import seeded
+from ..protocol import batch_seed, keyed_noise, seeded
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,17 +81,27 @@ def cost_fields(meter: CostMeter, wall: float, device) -> dict:
 
 
 def run_attack(model, attack, x, y, *, batch_size: int, seed: int, device, progress=False, desc=""):
-    """Attack every example in batches; returns (adversarial inputs on CPU, cost dict)."""
+    """Attack every example in batches; returns (adversarial inputs on CPU, cost dict).
+
+    The model's noise is keyed on (``seed``, example, call) in every batch (``models.noise``), so each
+    example meets the same draws whatever the batching; random starts and the attack's own seed (APGD,
+    Square) come from the batch's seed (:func:`bench.protocol.batch_seed`).
+    """
     from tqdm.auto import tqdm
 
     adv = []
     meter = CostMeter(model)
     _sync(device)
     t0 = time.perf_counter()
-    with meter, seeded(seed, device):
+    reseed = getattr(attack, "reseed", None)
+    with meter:
         starts = range(0, len(x), batch_size)
-        for i in tqdm(starts, desc=desc, leave=False, disable=not progress, file=sys.stderr):
-            adv.append(attack(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).cpu())
+        for b, i in enumerate(tqdm(starts, desc=desc, leave=False, disable=not progress, file=sys.stderr)):
+            bseed = batch_seed(seed, b)
+            if reseed is not None:
+                reseed(bseed)
+            with seeded(bseed, device), keyed_noise(model, seed):
+                adv.append(attack(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).cpu())
     _sync(device)
     wall = time.perf_counter() - t0
     return torch.cat(adv), cost_fields(meter, wall, device)
