@@ -199,6 +199,8 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
                 min_norm_runs[attack_name] = cells.min_norm_run(cell)
             rec, robust = cells.min_norm_at(cell, min_norm_runs[attack_name], attack_name, norm, eps, proto,
                                             config, first)
+        elif eps == 0:
+            rec, robust = cells.from_clean(cell, attack_name, norm, eps, proto, config)
         else:
             rec, robust = cells.standalone(cell, attack_name, norm, eps, proto, config)
         computed(rec, robust)
