@@ -9,6 +9,7 @@ import torch
 import torchattacks
 
 from ._registry import register_attack
+from .eot import FusedEOTPGD
 
 
 @register_attack(norm="Linf", iterative=False, description="FGSM, one signed-gradient step of size eps")
@@ -29,8 +30,8 @@ def pgd_l2(model, eps, *, steps=40, alpha=0.1, random_start=True):
 @register_attack(norm="Linf", eot=True, randomised_only=True,
                  description="PGD on the expectation over the model's randomness (gradients averaged over eot_iter draws)")
 def eot_pgd(model, eps, *, steps=40, alpha=0.01, eot_iter=10, random_start=True):
-    return torchattacks.EOTPGD(model, eps=eps, alpha=alpha, steps=steps, eot_iter=eot_iter,
-                               random_start=random_start)
+    # torchattacks' EOT-PGD; on a model with eot_logits (VIB) the draws of a step share one encoder pass
+    return FusedEOTPGD(model, eps=eps, alpha=alpha, steps=steps, eot_iter=eot_iter, random_start=random_start)
 
 
 class _CW(torchattacks.CW):

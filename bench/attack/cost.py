@@ -40,12 +40,31 @@ class CostMeter:
         for m in self.model.modules():
             if isinstance(m, torch.nn.Linear):
                 self._handles.append(m.register_forward_hook(self._on_linear))
+        self._wrap_eot_logits()
         return self
 
     def __exit__(self, *exc):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self.model.__dict__.pop("eot_logits", None)   # the class's method again
+
+    def _wrap_eot_logits(self):
+        """Count ``eot_logits(x, n)`` (n forward passes computed at once, ``attacks.eot``) as n forward and,
+        when differentiated, n gradient evaluations per row, as the plain EOT loop would be counted."""
+        inner = getattr(self.model, "eot_logits", None)
+        if inner is None or "eot_logits" in self.model.__dict__:
+            return
+
+        def counted(x, n):
+            out = inner(x, n)
+            rows = int(out.shape[0] * out.shape[1])
+            self.forward_rows += rows
+            if out.requires_grad:
+                out.register_hook(lambda g, rows=rows: self._add_grad(rows))
+            return out
+
+        self.model.eot_logits = counted
 
     def _on_model(self, module, inputs, out):
         rows = int(out.shape[0])
