@@ -81,13 +81,22 @@ class VIBClassifier(Classifier):
         logp = logp.view(-1, s, *logp.shape[1:])
         return torch.logsumexp(logp, dim=1) - math.log(s)          # log of the mean probability
 
+    def _draw(self, mu, sigma, x):
+        key = active_key(self)
+        eps = self._eval_noise(mu, None if key is None else key.row_keys(x))
+        return self._mean_log_probs(mu, sigma, eps)[0]
+
     def forward(self, x):
         mu, sigma, _ = self.encode(x)
         if self.mean_mode:
             return self.decoder(mu)
-        key = active_key(self)
-        eps = self._eval_noise(mu, None if key is None else key.row_keys(x))
-        return self._mean_log_probs(mu, sigma, eps)[0]
+        return self._draw(mu, sigma, x)
+
+    def draw_logits(self, mu, sigma, x):
+        """One forward pass's output from given encoder outputs (``mu``, ``sigma`` of ``x``), drawing the noise
+        as ``forward(x)`` would at this point: ``forward(x) == draw_logits(*encode(x)[:2], x)``. Lets an EOT
+        attack reuse one encoder pass for its draws (``attacks.eot``)."""
+        return self._draw(mu, sigma, x)
 
     def eot_logits(self, x, n: int) -> torch.Tensor:
         """``n`` forward passes on the same ``x`` as one (n, N, C) tensor, computing the encoder once.

@@ -114,3 +114,35 @@ def test_auto_batch_size_follows_memory_and_model(monkeypatch, digits):
     assert batching.auto_batch_size(model, 360, digits.in_shape, "cpu", draws=4) == 25
     monkeypatch.setattr(batching, "free_memory_bytes", lambda device: 1)
     assert batching.auto_batch_size(model, 360, digits.in_shape, "cpu") == 1
+
+
+@pytest.mark.parametrize("name", ["apgd_ce", "apgd_t"])
+def test_apgd_eot_with_one_encoder_pass_equals_the_plain_loop(digits, monkeypatch, name):
+    """APGD's EOT loop through SharedEncoderEOT (one encoder forward and backward per step for all draws)
+    gives the plain loop's adversarial examples with the same keyed draws, counted the same."""
+    import attacks.builtin
+    from attacks.eot import SharedEncoderEOT
+    from bench.attack.cost import run_attack
+    from bench.protocol import predict_correct
+
+    model = _trained_vib(digits)
+    x, y = digits.split("test")
+    x, y = x[:60], y[:60]
+    budget = {"steps": 8, "eot_iter": 3} | ({"n_target_classes": 2} if name == "apgd_t" else {})
+    atk = create_attack(name, model, 0.15, **budget)
+    assert isinstance(atk.ta.model, SharedEncoderEOT)
+    encodes = []
+    monkeypatch.setattr(type(model), "encode", lambda self, xx, f=type(model).encode: encodes.append(len(xx)) or f(self, xx))
+    fused, cost_f = run_attack(model, atk, x, y, batch_size=1000, seed=3, device="cpu")
+    n_fused = len(encodes)
+    monkeypatch.setattr(attacks.builtin, "eot_model", lambda m, n: m)
+    plain_atk = create_attack(name, model, 0.15, **budget)
+    assert plain_atk.ta.model is model
+    plain, cost_p = run_attack(model, plain_atk, x, y, batch_size=1000, seed=3, device="cpu")
+    assert len(encodes) - n_fused > 2 * n_fused                  # the plain loop encoded ~3x as often
+    assert (plain - x).abs().max() > 0.1
+    same = (plain - fused).abs().amax((1, 2, 3)) < 1e-6
+    assert same.float().mean() >= 0.95
+    assert torch.equal(predict_correct(model, plain, y, "cpu"), predict_correct(model, fused, y, "cpu"))
+    assert cost_f["grad_evals"] == cost_p["grad_evals"] and cost_f["forward_evals"] == cost_p["forward_evals"]
+    assert cost_f["gflop"] < cost_p["gflop"]

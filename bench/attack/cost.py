@@ -47,24 +47,25 @@ class CostMeter:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        self.model.__dict__.pop("eot_logits", None)   # the class's method again
+        self.model.__dict__.pop("eot_logits", None)   # the class's methods again
+        self.model.__dict__.pop("draw_logits", None)
 
     def _wrap_eot_logits(self):
         """Count ``eot_logits(x, n)`` (n forward passes computed at once, ``attacks.eot``) as n forward and,
         when differentiated, n gradient evaluations per row, as the plain EOT loop would be counted."""
-        inner = getattr(self.model, "eot_logits", None)
-        if inner is None or "eot_logits" in self.model.__dict__:
-            return
-
-        def counted(x, n):
-            out = inner(x, n)
-            rows = int(out.shape[0] * out.shape[1])
+        def count(out, rows):
             self.forward_rows += rows
             if out.requires_grad:
                 out.register_hook(lambda g, rows=rows: self._add_grad(rows))
             return out
 
-        self.model.eot_logits = counted
+        fused = getattr(self.model, "eot_logits", None)
+        if fused is not None and "eot_logits" not in self.model.__dict__:
+            self.model.eot_logits = lambda x, n: count(out := fused(x, n), int(out.shape[0] * out.shape[1]))
+        # one draw from a shared encoder pass (attacks.eot.SharedEncoderEOT): one forward, as the plain call
+        draw = getattr(self.model, "draw_logits", None)
+        if draw is not None and "draw_logits" not in self.model.__dict__:
+            self.model.draw_logits = lambda mu, sigma, x: count(out := draw(mu, sigma, x), int(out.shape[0]))
 
     def _on_model(self, module, inputs, out):
         rows = int(out.shape[0])
