@@ -107,25 +107,25 @@ def square_l2(model, eps, *, n_queries=5000, p_init=0.8, loss="margin", seed=0):
 # harness sets it for randomised models, as AutoAttack's 'rand' version does).
 @register_attack(norm="Linf", costly=True, description="APGD with cross-entropy, 100 steps, adaptive step size")
 def apgd_ce(model, eps, *, steps=100, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGD(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts, loss="ce",
-                             eot_iter=eot_iter, seed=seed)
+    return torchattacks.APGD(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts,
+                             loss="ce", eot_iter=eot_iter, seed=seed)
 
 
 @register_attack(norm="Linf", costly=True, loss="dlr",
                  description="APGD-T: targeted DLR (margin) loss against the n_target_classes most likely classes")
 def apgd_t(model, eps, *, steps=100, n_target_classes=9, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGDT(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts, eot_iter=eot_iter,
-                              seed=seed, n_classes=n_target_classes + 1)
+    return torchattacks.APGDT(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts,
+                              eot_iter=eot_iter, seed=seed, n_classes=n_target_classes + 1)
 
 
 @register_attack(norm="L2", costly=True, description="APGD with cross-entropy, L2 threat model, 100 steps")
 def apgd_l2(model, eps, *, steps=100, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGD(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts, loss="ce",
-                             eot_iter=eot_iter, seed=seed)
+    return torchattacks.APGD(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts,
+                             loss="ce", eot_iter=eot_iter, seed=seed)
 
 
 @register_attack(norm="L2", costly=True, loss="dlr",
                  description="APGD-T, L2 threat model: targeted DLR loss (does not stall where cross-entropy is 0)")
 def apgd_t_l2(model, eps, *, steps=100, n_target_classes=9, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGDT(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts, eot_iter=eot_iter,
-                              seed=seed, n_classes=n_target_classes + 1)
+    return torchattacks.APGDT(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts,
+                              eot_iter=eot_iter, seed=seed, n_classes=n_target_classes + 1)

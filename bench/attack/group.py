@@ -194,8 +194,8 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
         if s.minimum_norm:
             config["counted_within_eps"] = float(eps)
         cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
-        cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, batch_size_for(m, plan, opts), opts.progress,
-                          f"{m.name} {attack_name} {norm} {eps:g}")
+        cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, batch_size_for(m, plan, opts),
+                          opts.progress, f"{m.name} {attack_name} {norm} {eps:g}")
         return s, proto, config, cell
 
     def is_done(attack_name, proto, config, after=None, before=None):
