@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-_GOLDEN = 0x61C88647          # 2^32 / phi, as a signed int32 multiplier
+_GOLDEN = 0x61C88647          # -(2^32 / phi) mod 2^32 (Fibonacci hashing), positive as an int32
 _SEED_SALT = 0x2545F491
 
 
