@@ -176,8 +176,27 @@ class Attack:
             adv = self.ta(x, y)
         return adv.detach()
 
+    def reseed(self, seed: int) -> None:
+        """Give the attack's own RNG (APGD, APGD-T, Square, AutoAttack: torchattacks reseeds with it on every
+        call) the seed ``seed`` plus the budget's ``seed``; attacks without one use torch's global RNG."""
+        seed = (int(seed) + int(self.budget.get("seed", 0) or 0)) % (2 ** 31)
+        for obj in _seeded_parts(self.ta):
+            obj.seed = seed
+
     def __repr__(self) -> str:
         return f"Attack({self.name}, norm={self.norm}, eps={self.eps}, budget={self.budget})"
+
+
+def _seeded_parts(ta) -> list:
+    """The torchattacks objects inside ``ta`` (itself, AutoAttack's sub-attacks, a transfer's inner attack) with a seed."""
+    found, todo = [], [ta]
+    while todo:
+        obj = todo.pop()
+        if hasattr(obj, "seed"):
+            found.append(obj)
+        multi = getattr(obj, "_autoattack", None)
+        todo += list(getattr(multi, "attacks", []) or []) + ([obj.inner] if hasattr(obj, "inner") else [])
+    return found
 
 
 def create_attack(name: str, model, eps: float | None = None, **overrides) -> Attack:

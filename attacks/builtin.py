@@ -9,6 +9,7 @@ import torch
 import torchattacks
 
 from ._registry import register_attack
+from .eot import FusedEOTPGD, eot_model
 
 
 @register_attack(norm="Linf", iterative=False, description="FGSM, one signed-gradient step of size eps")
@@ -29,8 +30,8 @@ def pgd_l2(model, eps, *, steps=40, alpha=0.1, random_start=True):
 @register_attack(norm="Linf", eot=True, randomised_only=True,
                  description="PGD on the expectation over the model's randomness (gradients averaged over eot_iter draws)")
 def eot_pgd(model, eps, *, steps=40, alpha=0.01, eot_iter=10, random_start=True):
-    return torchattacks.EOTPGD(model, eps=eps, alpha=alpha, steps=steps, eot_iter=eot_iter,
-                               random_start=random_start)
+    # torchattacks' EOT-PGD; on a model with eot_logits (VIB) the draws of a step share one encoder pass
+    return FusedEOTPGD(model, eps=eps, alpha=alpha, steps=steps, eot_iter=eot_iter, random_start=random_start)
 
 
 class _CW(torchattacks.CW):
@@ -106,25 +107,25 @@ def square_l2(model, eps, *, n_queries=5000, p_init=0.8, loss="margin", seed=0):
 # harness sets it for randomised models, as AutoAttack's 'rand' version does).
 @register_attack(norm="Linf", costly=True, description="APGD with cross-entropy, 100 steps, adaptive step size")
 def apgd_ce(model, eps, *, steps=100, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts, loss="ce",
-                             eot_iter=eot_iter, seed=seed)
+    return torchattacks.APGD(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts,
+                             loss="ce", eot_iter=eot_iter, seed=seed)
 
 
 @register_attack(norm="Linf", costly=True, loss="dlr",
                  description="APGD-T: targeted DLR (margin) loss against the n_target_classes most likely classes")
 def apgd_t(model, eps, *, steps=100, n_target_classes=9, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGDT(model, norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts, eot_iter=eot_iter,
-                              seed=seed, n_classes=n_target_classes + 1)
+    return torchattacks.APGDT(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts,
+                              eot_iter=eot_iter, seed=seed, n_classes=n_target_classes + 1)
 
 
 @register_attack(norm="L2", costly=True, description="APGD with cross-entropy, L2 threat model, 100 steps")
 def apgd_l2(model, eps, *, steps=100, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGD(model, norm="L2", eps=eps, steps=steps, n_restarts=n_restarts, loss="ce",
-                             eot_iter=eot_iter, seed=seed)
+    return torchattacks.APGD(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts,
+                             loss="ce", eot_iter=eot_iter, seed=seed)
 
 
 @register_attack(norm="L2", costly=True, loss="dlr",
                  description="APGD-T, L2 threat model: targeted DLR loss (does not stall where cross-entropy is 0)")
 def apgd_t_l2(model, eps, *, steps=100, n_target_classes=9, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGDT(model, norm="L2", eps=eps, steps=steps, n_restarts=n_restarts, eot_iter=eot_iter,
-                              seed=seed, n_classes=n_target_classes + 1)
+    return torchattacks.APGDT(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts,
+                              eot_iter=eot_iter, seed=seed, n_classes=n_target_classes + 1)

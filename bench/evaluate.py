@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .protocol import EVAL_BATCH, EVAL_SEED, eval_mode, predict_log_probs, seeded
+from .protocol import EVAL_BATCH, EVAL_SEED, eval_mode, predict_log_probs
 
 
 def reliability_bins(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> dict:
@@ -33,12 +33,11 @@ def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 
                   device=None) -> tuple[dict, torch.Tensor]:
     """Metrics on (x, y) and the per-example correctness vector.
 
-    A stochastic model is evaluated as it predicts (averaging its samples) with a fixed noise seed; the
+    A stochastic model is evaluated as it predicts (averaging its samples) with keyed noise; the
     defaults are the evaluation protocol's (``bench.protocol``), so attacks at eps = 0 reproduce them.
     """
     device = device or next(model.parameters()).device
-    with seeded(seed, device):
-        logp = predict_log_probs(model, x, batch_size, device).cpu()
+    logp = predict_log_probs(model, x, batch_size, device, seed).cpu()
     y = y.cpu()
     probs = logp.exp()
     correct = logp.argmax(1) == y

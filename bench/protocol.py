@@ -1,7 +1,9 @@
 """The evaluation protocol: one place for every rule that makes two numbers comparable.
 
 * **Predictions.** A prediction is always the model's own (a stochastic model averages its samples),
-  made in eval mode with a fixed noise seed (``EVAL_SEED``) in fixed batches (``EVAL_BATCH``). Clean
+  made in eval mode with keyed noise (``models.noise``): the draws for an example depend only on the
+  noise seed (``EVAL_SEED``), the example and the call, never on the batch size or the neighbours, so
+  any batch size (``EVAL_BATCH`` is only a memory bound) gives bit-identical predictions. Clean
   evaluation and every attacked prediction use the same rule, so eps = 0 reproduces clean accuracy.
 * **Examples.** The first ``n`` test examples, in file order (:func:`select_examples`).
 * **Protocols.** A deterministic model is attacked under ``standard``. A randomised one under
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
+from models.noise import keyed_noise  # noqa: F401  (the protocol's way to key a model's noise)
+
 from .errors import BenchError
 
 EVAL_SEED = 0        # the noise seed of every prediction (clean and attacked)
-EVAL_BATCH = 1000    # fixed so that a stochastic model's predictions do not depend on --batch-size
+EVAL_BATCH = 1000    # rows per prediction call (a memory bound: predictions do not depend on it)
 
 PROTOCOLS = ("standard", "paper", "eot")
 
@@ -54,20 +58,22 @@ def seeded(seed: int | None, device: torch.device | str = "cpu"):
 
 
 @torch.no_grad()
-def predict_log_probs(model, x: torch.Tensor, batch_size: int = EVAL_BATCH, device=None) -> torch.Tensor:
-    """log p(y|x) for every row of ``x`` (model in eval mode, large batches)."""
+def predict_log_probs(model, x: torch.Tensor, batch_size: int = EVAL_BATCH, device=None,
+                      seed: int = EVAL_SEED) -> torch.Tensor:
+    """log p(y|x) for every row of ``x`` (model in eval mode); a randomised model's noise is keyed on
+    (``seed``, the example), so the result does not depend on ``batch_size`` or on the other rows."""
     device = device or next(model.parameters()).device
     out = []
     with eval_mode(model):
         for i in range(0, len(x), batch_size):
-            out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))
+            with keyed_noise(model, seed):   # one forward call per block: every row's draw is call 0
+                out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))
     return torch.cat(out)
 
 
 def predict_labels(model, x: torch.Tensor, device) -> torch.Tensor:
-    """The model's predicted labels under the protocol (fixed seed and batches), on the CPU."""
-    with seeded(EVAL_SEED, device):
-        return predict_log_probs(model, x, EVAL_BATCH, device).argmax(1).cpu()
+    """The model's predicted labels under the protocol (keyed noise with ``EVAL_SEED``), on the CPU."""
+    return predict_log_probs(model, x, EVAL_BATCH, device, EVAL_SEED).argmax(1).cpu()
 
 
 def predict_correct(model, x: torch.Tensor, y: torch.Tensor, device) -> torch.Tensor:
@@ -90,6 +96,11 @@ def protocol_for(eot: bool, randomised: bool) -> str:
     if not randomised:
         return "standard"
     return "eot" if eot else "paper"
+
+
+def batch_seed(cell_seed: int, batch: int) -> int:
+    """The seed of batch ``batch`` of a cell (random starts, APGD's and Square's own seeds); batch 0 uses the cell's."""
+    return (int(cell_seed) + 104_729 * int(batch)) % (2 ** 31)
 
 
 def autoattack_version(randomised: bool) -> str:

@@ -21,7 +21,7 @@ import torch
 from . import rundir
 from .errors import BenchError
 from .io import atomic_write_bytes
-from .protocol import eval_mode, seeded
+from .protocol import EVAL_SEED, eval_mode, keyed_noise
 
 SNAPSHOT_RE = re.compile(r"epoch(\d+)\.safetensors$")
 ENCODER_KEYS = ("z_mu", "z_log_sigma", "z_rate", "z_ce")   # not layers: the encoder's p(z|x) and its terms
@@ -46,7 +46,7 @@ def layer_activations(model, x) -> dict[str, torch.Tensor]:
             name = f"hidden{idx}"
             hooks.append(mod.register_forward_hook(functools.partial(_keep, acts, name)))
     try:
-        with eval_mode(model), seeded(0, x.device):
+        with eval_mode(model), keyed_noise(model, EVAL_SEED):
             rep = model.representation(x).detach().float().cpu()
             for h in hooks:
                 h.remove()

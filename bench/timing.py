@@ -20,7 +20,7 @@ from torch.utils import benchmark  # noqa: E402
 from .env import cpu_model, device_name
 from .errors import BenchError
 from .flops import train_flops_per_example
-from .protocol import eval_mode
+from .protocol import EVAL_SEED, eval_mode, keyed_noise
 
 
 def _stats(times_s: list[float], batch: int) -> dict:
@@ -52,7 +52,7 @@ def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cp
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     out = {"params": int(sum(p.numel() for p in model.parameters())), "inference": {},
            "train_flops_per_example": train_flops_per_example(model), "machine": machine(device)}
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad(), keyed_noise(model, EVAL_SEED):   # as predictions run: keyed noise
         for bs in batch_sizes:
             x = torch.rand(bs, *in_shape, generator=g).to(device)
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from ._registry import register_model
 from .base import Classifier, check_init, init_linear_layers, mlp_layers, scale_input, widths
+from .noise import active_key, content_keys, normal_from_keys
 
 
 def _log_softplus(t: torch.Tensor) -> torch.Tensor:
@@ -62,14 +63,59 @@ class VIBClassifier(Classifier):
     def representation(self, x):
         return self.encode(x)[0]
 
+    def _eval_noise(self, mu, keys) -> torch.Tensor:
+        """(S, N, K) standard normals: keyed per row (``models.noise``) or, with ``keys`` None, the global RNG."""
+        s = self.n_samples
+        if keys is None:
+            return torch.randn((s, *mu.shape), dtype=mu.dtype, device=mu.device)
+        return normal_from_keys(keys, s * self.k, mu.dtype).view(len(mu), s, self.k).transpose(0, 1)
+
+    def _mean_log_probs(self, mu, sigma, eps) -> torch.Tensor:
+        """log of the mean over the leading sample axis of softmax(decoder(mu + sigma * eps)), per draw group.
+
+        ``eps`` is (G * S, N, K): G groups of S samples; returns (G, N, C).
+        """
+        s = self.n_samples
+        z = mu.unsqueeze(0) + sigma.unsqueeze(0) * eps
+        logp = torch.log_softmax(self.decoder(z), dim=-1)          # (G * S, N, C)
+        logp = logp.view(-1, s, *logp.shape[1:])
+        return torch.logsumexp(logp, dim=1) - math.log(s)          # log of the mean probability
+
+    def _draw(self, mu, sigma, x):
+        key = active_key(self)
+        eps = self._eval_noise(mu, None if key is None else key.row_keys(x))
+        return self._mean_log_probs(mu, sigma, eps)[0]
+
     def forward(self, x):
         mu, sigma, _ = self.encode(x)
         if self.mean_mode:
             return self.decoder(mu)
-        s = self.n_samples
-        z = mu.unsqueeze(0) + sigma.unsqueeze(0) * torch.randn((s, *mu.shape), dtype=mu.dtype, device=mu.device)
-        logp = torch.log_softmax(self.decoder(z), dim=-1)          # (S, N, C)
-        return torch.logsumexp(logp, dim=0) - math.log(s)           # log of the mean probability
+        return self._draw(mu, sigma, x)
+
+    def draw_logits(self, mu, sigma, x):
+        """One forward pass's output from given encoder outputs (``mu``, ``sigma`` of ``x``), drawing the noise
+        as ``forward(x)`` would at this point: ``forward(x) == draw_logits(*encode(x)[:2], x)``. Lets an EOT
+        attack reuse one encoder pass for its draws (``attacks.eot``)."""
+        return self._draw(mu, sigma, x)
+
+    def eot_logits(self, x, n: int) -> torch.Tensor:
+        """``n`` forward passes on the same ``x`` as one (n, N, C) tensor, computing the encoder once.
+
+        Exact: mu and sigma depend on x only, so draw j equals the j-th of ``n`` successive ``forward(x)``
+        calls with the same noise (the same keys in a ``keyed_noise`` block, the same global-RNG draws
+        outside one). One backward of a sum over the draws then gives the sum of their input gradients
+        for one encoder backward instead of ``n``.
+        """
+        mu, sigma, _ = self.encode(x)
+        if self.mean_mode:
+            return self.decoder(mu).unsqueeze(0).expand(int(n), *mu.shape[:1], self.num_classes)
+        key = active_key(self)
+        if key is None:
+            eps = [self._eval_noise(mu, None) for _ in range(int(n))]
+        else:
+            content, first = content_keys(x), key.take(n)
+            eps = [self._eval_noise(mu, key.keys_for(content, first + j)) for j in range(int(n))]
+        return self._mean_log_probs(mu, sigma, torch.cat(eps, 0))
 
     def loss(self, x, y):
         mu, sigma, log_sigma = self.encode(x)

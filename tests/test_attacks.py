@@ -312,6 +312,8 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
         assert not r["checks"].get("outside_eps_ball") and not r["checks"].get("outside_unit_box")
         if r["eps"] == 0:
             assert r["robust_acc"] == r["clean_acc"] and not r["checks"]["eps0_differs_from_clean"]
+            if r["attack"] != "worst_case":   # filled from the clean pass, without running the attack
+                assert r["from_clean_pass"] and r["wall_time_s"] == 0 and r["grad_evals"] == 0
     pgd = next(r for r in mlp["attacks"] if r["attack"] == "pgd" and r["eps"] == 0.1)
     assert "PGD(" in pgd["config"]["torchattacks"] and pgd["config"]["budget"]["steps"] == 5
     assert pgd["grad_evals"] == 64 * 5 and pgd["wall_time_s"] > 0 and pgd["gflop"] > 0
@@ -326,7 +328,7 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
     assert pe["attack:pgd@0.1"].sum() == pgd["n_robust"]
     assert (tiny_run / "figures" / "adv_mlp_seed0.png").stat().st_size > 1000
     n_cells = len(calls)
-    assert n_cells == 2 * 2 + 1 + 3 * 2 + 1  # mlp: fgsm, pgd x 2 eps + one CW run; vib: + eot_pgd
+    assert n_cells == 2 + 1 + 3 + 1  # mlp: fgsm, pgd at eps 0.1 (eps 0: the clean pass) + one CW run; vib: + eot_pgd
 
     # without --resume: refused, one line
     assert main(["attack", str(tiny_run), *ATTACK_ARGS]) == 2

@@ -56,6 +56,23 @@ def standalone(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, t
     return rec, robust
 
 
+NO_COST = {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0, "grad_evals_per_s": 0.0, "gflop": 0.0,
+           "gflop_per_s": 0.0, "peak_fraction": 0.0}
+
+
+def from_clean(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, torch.Tensor]:
+    """An eps = 0 cell without running the attack: the only image in a ball of radius 0 is the example
+    itself, and predictions are keyed on the example (``bench.protocol``), so the attacked prediction is
+    the clean one. The record says so (``from_clean_pass``) and costs nothing."""
+    robust = c.clean.clone()
+    pert, linf, l2 = perturbation_fields(c.x, c.x)
+    acc = float(c.clean.double().mean())
+    rec = new_record(name, norm, eps, proto, robust, acc, acc, pert, config, dict(NO_COST), c.seed, c.batch_size,
+                     from_clean_pass=True)
+    cell_checks(rec, norm, eps, c.x, linf, l2, int(c.clean.sum()))
+    return rec, robust
+
+
 def cascade(c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor,
             after: list[str]) -> tuple[AttackRecord, torch.Tensor]:
     """Attack only the examples every earlier attack at this eps failed on (AutoAttack's cascade).
@@ -70,8 +87,7 @@ def cascade(c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor
         robust[idx] = predict_correct(c.model, adv, c.y[idx], c.device)
         pert, linf, l2 = perturbation_fields(c.x[idx], adv)
     else:  # nothing left to attack
-        adv, cost = c.x[:0], {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0, "grad_evals_per_s": 0.0,
-                              "gflop": 0.0, "gflop_per_s": 0.0, "peak_fraction": 0.0}
+        adv, cost = c.x[:0], dict(NO_COST)
         pert, linf, l2 = {}, torch.zeros(0), torch.zeros(0)
     rec = new_record(name, norm, eps, proto, robust, float(c.clean.double().mean()), None, pert, config, cost,
                      c.seed, c.batch_size, cascade=True, attacked_n=int(len(idx)), cascade_after=list(after),

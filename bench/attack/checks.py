@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import torch
 
-from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct, seeded
+from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, keyed_noise, predict_correct, seeded
 from ..results import AttackRecord
 from .cost import run_attack
 
@@ -36,7 +36,7 @@ def model_checks(model, x, y, device) -> dict:
     n = min(CHECK_N, len(x))
     xb, yb = x[:n].to(device), y[:n].to(device)
     declared = bool(getattr(model, "stochastic", False))
-    with attack_mode(model), seeded(EVAL_SEED + 1, device):
+    with attack_mode(model), seeded(EVAL_SEED + 1, device), keyed_noise(model, EVAL_SEED + 1):
         with torch.no_grad():
             a, b = model(xb), model(xb)
         diff = float((a - b).abs().max())

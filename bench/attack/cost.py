@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from ..protocol import seeded
+from ..protocol import batch_seed, keyed_noise, seeded
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,12 +40,32 @@ class CostMeter:
         for m in self.model.modules():
             if isinstance(m, torch.nn.Linear):
                 self._handles.append(m.register_forward_hook(self._on_linear))
+        self._wrap_eot_logits()
         return self
 
     def __exit__(self, *exc):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self.model.__dict__.pop("eot_logits", None)   # the class's methods again
+        self.model.__dict__.pop("draw_logits", None)
+
+    def _wrap_eot_logits(self):
+        """Count ``eot_logits(x, n)`` (n forward passes computed at once, ``attacks.eot``) as n forward and,
+        when differentiated, n gradient evaluations per row, as the plain EOT loop would be counted."""
+        def count(out, rows):
+            self.forward_rows += rows
+            if out.requires_grad:
+                out.register_hook(lambda g, rows=rows: self._add_grad(rows))
+            return out
+
+        fused = getattr(self.model, "eot_logits", None)
+        if fused is not None and "eot_logits" not in self.model.__dict__:
+            self.model.eot_logits = lambda x, n: count(out := fused(x, n), int(out.shape[0] * out.shape[1]))
+        # one draw from a shared encoder pass (attacks.eot.SharedEncoderEOT): one forward, as the plain call
+        draw = getattr(self.model, "draw_logits", None)
+        if draw is not None and "draw_logits" not in self.model.__dict__:
+            self.model.draw_logits = lambda mu, sigma, x: count(out := draw(mu, sigma, x), int(out.shape[0]))
 
     def _on_model(self, module, inputs, out):
         rows = int(out.shape[0])
@@ -81,17 +101,27 @@ def cost_fields(meter: CostMeter, wall: float, device) -> dict:
 
 
 def run_attack(model, attack, x, y, *, batch_size: int, seed: int, device, progress=False, desc=""):
-    """Attack every example in batches; returns (adversarial inputs on CPU, cost dict)."""
+    """Attack every example in batches; returns (adversarial inputs on CPU, cost dict).
+
+    The model's noise is keyed on (``seed``, example, call) in every batch (``models.noise``), so each
+    example meets the same draws whatever the batching; random starts and the attack's own seed (APGD,
+    Square) come from the batch's seed (:func:`bench.protocol.batch_seed`).
+    """
     from tqdm.auto import tqdm
 
     adv = []
     meter = CostMeter(model)
     _sync(device)
     t0 = time.perf_counter()
-    with meter, seeded(seed, device):
+    reseed = getattr(attack, "reseed", None)
+    with meter:
         starts = range(0, len(x), batch_size)
-        for i in tqdm(starts, desc=desc, leave=False, disable=not progress, file=sys.stderr):
-            adv.append(attack(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).cpu())
+        for b, i in enumerate(tqdm(starts, desc=desc, leave=False, disable=not progress, file=sys.stderr)):
+            bseed = batch_seed(seed, b)
+            if reseed is not None:
+                reseed(bseed)
+            with seeded(bseed, device), keyed_noise(model, seed):
+                adv.append(attack(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).cpu())
     _sync(device)
     wall = time.perf_counter() - t0
     return torch.cat(adv), cost_fields(meter, wall, device)

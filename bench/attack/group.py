@@ -36,10 +36,26 @@ class ModelUnderAttack:
     clean: torch.Tensor     # bool (N,): correct on the clean input, under the protocol
     device: object
     randomised: bool = False
+    batch_size: int | None = None   # attack batch size; None: chosen by :func:`batch_size_for`
 
     @property
     def clean_acc(self) -> float:
         return float(self.clean.double().mean())
+
+
+def batch_size_for(m: ModelUnderAttack, plan, opts) -> int:
+    """The model-seed's attack batch size: the user's (``plan.batch_size``), or as large as memory allows
+    for its largest EOT draw count (``bench.attack.batching``); chosen once per model-seed."""
+    if m.batch_size is None:
+        if plan.batch_size:
+            m.batch_size = int(plan.batch_size)
+        else:
+            from .batching import auto_batch_size
+            from .stage import attack_overrides
+
+            draws = max([int(attack_overrides(a, opts, m.randomised).get("eot_iter", 1)) for a in plan.attacks] + [1])
+            m.batch_size = auto_batch_size(m.model, len(m.x), tuple(m.x.shape[1:]), m.device, draws)
+    return m.batch_size
 
 
 @dataclass(frozen=True)
@@ -178,8 +194,8 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
         if s.minimum_norm:
             config["counted_within_eps"] = float(eps)
         cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
-        cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, plan.batch_size, opts.progress,
-                          f"{m.name} {attack_name} {norm} {eps:g}")
+        cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, batch_size_for(m, plan, opts),
+                          opts.progress, f"{m.name} {attack_name} {norm} {eps:g}")
         return s, proto, config, cell
 
     def is_done(attack_name, proto, config, after=None, before=None):
@@ -199,6 +215,8 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
                 min_norm_runs[attack_name] = cells.min_norm_run(cell)
             rec, robust = cells.min_norm_at(cell, min_norm_runs[attack_name], attack_name, norm, eps, proto,
                                             config, first)
+        elif eps == 0:
+            rec, robust = cells.from_clean(cell, attack_name, norm, eps, proto, config)
         else:
             rec, robust = cells.standalone(cell, attack_name, norm, eps, proto, config)
         computed(rec, robust)

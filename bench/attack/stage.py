@@ -43,7 +43,7 @@ class AttackOptions:
     eps: list[float] | None = None
     eps_l2: list[float] | None = None
     n_examples: int | None = None
-    batch_size: int | None = 1000
+    batch_size: int | None = None   # None: as large as memory allows (bench.attack.batching)
     eot_iter: int | None = None
     attack_set: dict = field(default_factory=dict)
     grid_eps: float = 0.2
@@ -101,7 +101,7 @@ class AttackPlan:
     attacks: list[str]
     eps_linf: list[float]
     eps_l2: list[float]
-    batch_size: int
+    batch_size: int | None      # None: each model-seed's own, as large as memory allows
 
 
 def plan_attacks(opts: AttackOptions) -> AttackPlan:
@@ -114,8 +114,8 @@ def plan_attacks(opts: AttackOptions) -> AttackPlan:
         raise BenchError("--attacks is empty")
     eps_linf = sorted({check_eps("Linf", e, "--eps") for e in (opts.eps if opts.eps is not None else DEFAULT_EPS_LINF)})
     eps_l2 = sorted({check_eps("L2", e, "--eps-l2") for e in (opts.eps_l2 if opts.eps_l2 is not None else DEFAULT_EPS_L2)})
-    batch_size = 1000 if opts.batch_size is None else int(opts.batch_size)
-    if batch_size < 1:
+    batch_size = None if opts.batch_size is None else int(opts.batch_size)
+    if batch_size is not None and batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {batch_size}")
     if opts.eot_iter is not None and opts.eot_iter < 1:
         raise BenchError(f"--eot-iter must be >= 1, got {opts.eot_iter}")
@@ -155,7 +155,7 @@ def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
 def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: AttackPlan, log=print):
     """Run every missing cell for one (model, seed), saving after each; returns its :class:`AttackResult` and
     the model. The groups are computed by :func:`bench.attack.group.attack_group`, shared with other executors."""
-    from .group import attack_group, eot_needed, groups, load_for_attack, model_line, skipped_lines
+    from .group import attack_group, batch_size_for, eot_needed, groups, load_for_attack, model_line, skipped_lines
 
     m, setup = load_for_attack(run_dir, name, seed, x, y, opts.device)
     n = len(x)
@@ -165,7 +165,8 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
 
     checks = model_checks(m.model, x, y, opts.device)
     m.randomised = checks["randomised"]
-    log(model_line(name, seed, setup, checks))
+    log(model_line(name, seed, setup, checks) + f"; attack batch {batch_size_for(m, plan, opts)}"
+        + ("" if plan.batch_size else " (from free memory)"))
 
     vectors = {k: torch.from_numpy(v) for k, v in load_per_example(run_dir, name, seed).items()} if records else {}
 

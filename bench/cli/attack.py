@@ -48,7 +48,8 @@ def register(sub) -> None:
                    help="L2 budgets for L2 attacks (default: " + ",".join(eps_label(e) for e in DEFAULT_EPS_L2) + ")")
     p.add_argument("--n-examples", type=int, default=None, metavar="N",
                    help="attack the first N test examples (default: the whole test split)")
-    p.add_argument("--batch-size", type=int, default=1000, help="examples per attack batch (default: 1000)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="examples per attack batch (default: as many as a quarter of the free memory holds)")
     p.add_argument("--eot-iter", type=int, default=None, metavar="K",
                    help="draws averaged per gradient by the EOT attacks on randomised models (default: EOT-PGD 10, "
                         "APGD 20)")
