@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -17,7 +18,7 @@ from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
 COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare", "history",
-            "report", "info", "infoplane", "mi_validate", "claims"]
+            "report", "info", "infoplane", "mi_validate", "claims", "upgrade"]
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -60,7 +61,22 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (BenchError, ModelError, AttackError)
 
 
+class _Notice(logging.Handler):
+    """The harness's notices (``logging`` under ``bench``) as one line each on stderr."""
+
+    def emit(self, record):
+        print(f"vib-bench: note: {' '.join(record.getMessage().split())}", file=sys.stderr)
+
+
+def _show_notices() -> None:
+    logger = logging.getLogger("bench")
+    if not any(isinstance(h, _Notice) for h in logger.handlers):
+        logger.addHandler(_Notice(logging.INFO))
+        logger.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
+    _show_notices()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

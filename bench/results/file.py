@@ -12,8 +12,9 @@ from ..errors import BenchError
 from ..io import atomic_write_json
 from ..rundir import load_per_example, results_path
 from .entries import ModelResult, SeedResult
+from .upgrade import FORMAT, NAME, upgrade
 
-SCHEMA = "vib-bench/results/1"
+SCHEMA = NAME  # with the integer ``format`` beside it (bench.results.upgrade)
 
 
 # ------------------------------------------------------------------------------------------ file
@@ -29,7 +30,7 @@ class Results:
     def new(cls, run: dict, environment: dict, path: Path | None = None) -> "Results":
         from .. import __version__
 
-        return cls({"schema": SCHEMA, "vib_bench_version": __version__, "run": run, "environment": environment,
+        return cls({"schema": SCHEMA, "format": FORMAT, "vib_bench_version": __version__, "run": run, "environment": environment,
                     "environments": {}, "models": {}}, path)
 
     @property
@@ -39,7 +40,8 @@ class Results:
 
     @classmethod
     def load(cls, run_dir_or_file: str | Path) -> "Results":
-        """Read and validate a results file (a run directory or the JSON file itself)."""
+        """Read, upgrade (an older format, in memory) and validate a results file (a run directory or the JSON
+        file itself)."""
         path = results_path(run_dir_or_file)
         if not path.exists():
             raise BenchError(f"{path}: no results file (is this a vib-bench run directory?)")
@@ -48,8 +50,7 @@ class Results:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BenchError(f"{path}: not a valid results file (truncated or malformed JSON: "
                              f"{e.msg if hasattr(e, 'msg') else e})") from None
-        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA or not isinstance(raw.get("models"), dict):
-            raise BenchError(f"{path}: not a vib-bench results file (expected schema {SCHEMA!r})")
+        raw = upgrade(raw, path)  # refuses a file that is not a results file, or is newer than this code
         return cls(raw, path)
 
     def save(self, run_dir_or_file: str | Path | None = None) -> None:
