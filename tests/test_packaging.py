@@ -65,7 +65,8 @@ def test_listing_from_the_catalog_equals_listing_from_the_registries():
     from attacks import describe_attacks
     from models import describe_model, list_models
 
-    assert catalog.model_lines(["vib*", "mlp"]) == [f"{n:24s} {describe_model(n)}" for n in list_models(["vib*", "mlp"])]
+    some = ["vib*", "mlp"]
+    assert catalog.model_lines(some) == [f"{n:24s} {describe_model(n)}" for n in list_models(some)]
     assert catalog.attack_lines(["apgd*", "fgsm"]) == describe_attacks(["apgd*", "fgsm"])
     assert not catalog.matches("models", ["no_such_model"])   # the registry words that error
 

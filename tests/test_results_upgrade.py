@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import GOLDEN_RESULTS, one_error_line
 
 from bench.cli import main
 from bench.results import FORMAT, Results
 from bench.results.upgrade import STEPS, format_of, update_to_2
-from conftest import GOLDEN_RESULTS, one_error_line
 
 DATA = Path(__file__).resolve().parent / "data"
 FORMAT1 = DATA / "results_format1.json"   # the golden results file as format 1 wrote it (frozen)

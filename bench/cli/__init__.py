@@ -17,8 +17,8 @@ import sys
 from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
-COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare", "history",
-            "report", "info", "infoplane", "mi_validate", "claims", "upgrade"]
+COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare",
+            "history", "report", "info", "infoplane", "mi_validate", "claims", "upgrade"]
 
 # Each command's name and the line `vib-bench --help` shows for it, by module. ``vib-bench --help`` lists the
 # commands from here, and ``vib-bench COMMAND ...`` registers only COMMAND's module: registering a command
