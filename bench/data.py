@@ -22,11 +22,14 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import BenchError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: `vib-bench list datasets` needs none
+    import torch
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -170,6 +173,8 @@ def type_folder(name: str) -> str:
 
 
 def _load_idx_dataset(name: str, data_dir) -> Dataset:
+    import torch
+
     folder = _locate_idx(name, data_dir)
     arrays, md5s = {}, []
     for stem in IDX_FILES:
@@ -189,6 +194,7 @@ def _load_idx_dataset(name: str, data_dir) -> Dataset:
 # ------------------------------------------------------------------------------------------ digits
 def _load_digits(data_dir) -> Dataset:
     """scikit-learn's 1,797 8x8 digits, shuffled once with a fixed seed: 1,077 / 360 / 360."""
+    import torch
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -16,9 +16,6 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from attacks import AttackError
-from models import ModelError
-
 from .errors import BenchError
 
 _loaded: dict[str, object] = {}
@@ -51,6 +48,9 @@ def load_recorded(paths) -> list[str]:
 
 
 def load_plugin(path: str | Path) -> str:
+    from attacks import AttackError   # imported here: loading no plugin (`vib-bench list`) needs no torch
+    from models import ModelError
+
     path = Path(path).expanduser().resolve()
     key = str(path)
     if key in _loaded:

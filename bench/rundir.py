@@ -30,12 +30,15 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import BenchError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    import torch
 
 RESULTS = "results.json"
 LEADERBOARD = "leaderboard.md"
@@ -280,6 +283,7 @@ def _per_example_path(run_dir, model, seed) -> Path:
 
 def save_per_example(run_dir, model: str, seed: int, key: str, correct: torch.Tensor) -> None:
     """Store a boolean per-example vector (bit-packed) under ``key`` (e.g. ``clean``, ``attack:pgd@0.3``)."""
+    import torch
     from safetensors.torch import load_file, save
 
     from .locking import run_lock

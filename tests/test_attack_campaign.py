@@ -84,7 +84,8 @@ def test_fused_eot_pgd_equals_torchattacks_loop_and_counts_the_same(digits, monk
     atk = create_attack("eot_pgd", model, 0.15, steps=6, eot_iter=3)
     assert isinstance(atk.ta, FusedEOTPGD)
     calls = []
-    monkeypatch.setattr(type(model), "eot_logits", lambda self, xx, n, f=type(model).eot_logits: calls.append(n) or f(self, xx, n))
+    plain_eot = type(model).eot_logits
+    monkeypatch.setattr(type(model), "eot_logits", lambda self, xx, n: calls.append(n) or plain_eot(self, xx, n))
     fused, cost_f = run_attack(model, atk, x, y, batch_size=1000, seed=3, device="cpu")
     assert calls == [3] * 6
     monkeypatch.setattr(torchattacks.EOTPGD, "forward", torchattacks.EOTPGD.forward)
@@ -132,7 +133,8 @@ def test_apgd_eot_with_one_encoder_pass_equals_the_plain_loop(digits, monkeypatc
     atk = create_attack(name, model, 0.15, **budget)
     assert isinstance(atk.ta.model, SharedEncoderEOT)
     encodes = []
-    monkeypatch.setattr(type(model), "encode", lambda self, xx, f=type(model).encode: encodes.append(len(xx)) or f(self, xx))
+    plain_encode = type(model).encode
+    monkeypatch.setattr(type(model), "encode", lambda self, xx: encodes.append(len(xx)) or plain_encode(self, xx))
     fused, cost_f = run_attack(model, atk, x, y, batch_size=1000, seed=3, device="cpu")
     n_fused = len(encodes)
     monkeypatch.setattr(attacks.builtin, "eot_model", lambda m, n: m)

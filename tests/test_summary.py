@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.protocol import FLAGS
-from bench.results import CLEAN_KEY, SCHEMA, Results, per_example_key
+from bench.results import CLEAN_KEY, FORMAT, SCHEMA, Results, per_example_key
 from bench.rundir import save_per_example
 from bench.stats import mcnemar_p, wilson_interval
 from bench.summary import attack_gaps, provenance, summarize
@@ -27,7 +27,7 @@ def make_run(tmp_path, models: dict, attacks=("pgd", "apgd_t", "square"), gaps=N
     run = {"dataset": {"name": "digits", "n_test": N, "checksum": "sha256:x"}, "train": {"epochs": 1},
            "models": {m: {} for m in models}, "seeds": list(seeds), "plugins": [], "suite": {"name": "unit"}}
     env = {"git": {"commit": "a" * 40, "dirty": False}}
-    raw = {"schema": SCHEMA, "run": run, "environment": env, "environments": {"train": env, "attack": env},
+    raw = {"schema": SCHEMA, "format": FORMAT, "run": run, "environment": env, "environments": {"train": env, "attack": env},
            "models": {}}
     for name, spec in models.items():
         config = {"beta": spec["beta"]} if "beta" in spec else {}

@@ -9,7 +9,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import BenchError
-from conftest import golden_data, golden_run_dir, one_error_line
+from conftest import golden_data, one_error_line
 
 
 def snapshot(folder: Path) -> dict:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-
 from .common import add_plugins, load_plugins
 
 
 def cmd_list(args) -> int:
+    from .. import catalog
+
+    if args.what in ("models", "attacks") and catalog.answers(args.plugin) and catalog.matches(args.what, args.pattern):
+        print("\n".join((catalog.model_lines if args.what == "models" else catalog.attack_lines)(args.pattern)))
+        return 0
+    if args.what == "estimators" and catalog.answers(args.plugin):
+        print("\n".join(catalog.estimator_lines()))
+        return 0
     load_plugins(args.plugin)
     if args.what == "models":
         from models import describe_model, list_models

@@ -3,7 +3,7 @@ reads or writes its raw structure; everyone else uses the typed accessors below.
 
 Layout of ``RUN_DIR/results.json``::
 
-    {"schema": "vib-bench/results/1",
+    {"schema": "vib-bench/results", "format": 2,      (the format's steps: bench.results.upgrade)
      "run": {dataset, train config, models and their overrides, seeds, plugins, suite},
      "environment": {...the environment of the stage that last wrote...},
      "environments": {"train": {...}, "attack": {...}, ...},
@@ -27,6 +27,7 @@ from .entries import ModelResult, SeedResult
 from .file import SCHEMA, Results, load_results, update_results
 from .records import (CLEAN_KEY, EPS_DIGITS, AttackRecord, CellKey, eps_label, norm_eps, per_example_key,
                       put_record)
+from .upgrade import FORMAT
 
-__all__ = ["CLEAN_KEY", "EPS_DIGITS", "SCHEMA", "AttackRecord", "CellKey", "ModelResult", "Results", "SeedResult",
-           "eps_label", "load_results", "norm_eps", "per_example_key", "put_record", "update_results"]
+__all__ = ["CLEAN_KEY", "EPS_DIGITS", "FORMAT", "SCHEMA", "AttackRecord", "CellKey", "ModelResult", "Results",
+           "SeedResult", "eps_label", "load_results", "norm_eps", "per_example_key", "put_record", "update_results"]

@@ -11,9 +11,10 @@ from ..errors import BenchError
 from ..io import atomic_write_json
 from ..rundir import load_per_example, results_path
 from .entries import ModelResult, SeedResult
+from .upgrade import FORMAT, NAME, upgrade
 from .validate import parse, validate
 
-SCHEMA = "vib-bench/results/1"
+SCHEMA = NAME  # with the integer ``format`` beside it (bench.results.upgrade)
 
 
 # ------------------------------------------------------------------------------------------ file
@@ -29,7 +30,7 @@ class Results:
     def new(cls, run: dict, environment: dict, path: Path | None = None) -> "Results":
         from .. import __version__
 
-        return cls({"schema": SCHEMA, "vib_bench_version": __version__, "run": run, "environment": environment,
+        return cls({"schema": SCHEMA, "format": FORMAT, "vib_bench_version": __version__, "run": run, "environment": environment,
                     "environments": {}, "models": {}}, path)
 
     @property
@@ -39,7 +40,8 @@ class Results:
 
     @classmethod
     def load(cls, run_dir_or_file: str | Path) -> "Results":
-        """Read and validate a results file (a run directory or the JSON file itself); see ``validate``."""
+        """Read, upgrade (an older format, in memory) and validate a results file (a run directory or the JSON
+        file itself)."""
         path = results_path(run_dir_or_file)
         if not path.exists():
             raise BenchError(f"{path}: no results file (is this a vib-bench run directory?)")
@@ -51,7 +53,9 @@ class Results:
             raise BenchError(f"{path}: not a valid results file (not UTF-8 text: byte {e.start})") from None
         except OSError as e:
             raise BenchError(f"{path}: cannot be read ({e.strerror or e})") from None
-        return cls(validate(parse(text, str(path)), str(path), SCHEMA), path)
+        # an older format is upgraded in memory; a non-results file, or one newer than the code, is refused
+        label = str(path)
+        return cls(upgrade(parse(text, label), path, check=lambda raw: validate(raw, label, SCHEMA)), path)
 
     def save(self, run_dir_or_file: str | Path | None = None) -> None:
         path = results_path(run_dir_or_file) if run_dir_or_file is not None else self.path
