@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.errors import BenchError
+from bench.info import bounds as ib
 from bench.info import marginals, sandwich, summary
 from bench.info import truth as gt
 from bench.info import validate as vd
@@ -209,7 +210,38 @@ def test_leaderboard_shows_the_interval_inf_and_only_unflagged_estimates(tmp_pat
     assert lb.mean.at["vib", "ixz"] == pytest.approx(9.1) and math.isnan(lb.mean.at["mlp", "ixz"])
     csv = to_csv(lb)
     assert "ixz_upper" in csv.splitlines()[0] and ",23," in csv
-    assert summary.seed_info_values(res.seed("mlp", 0))["izy"] != summary.seed_info_values(res.seed("mlp", 0))["izy"]
+    assert math.isnan(summary.seed_info_values(res.seed("mlp", 0))["izy_critic"])   # its only estimate is flagged
+
+
+def test_every_model_gets_a_provable_izy_interval_in_every_format(tmp_path):
+    import json
+
+    res = _results(tmp_path)
+    lb = build_leaderboard(res)
+    table = render(lb, "github")
+    row = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    # [H(Y) - CE, H(Y)] for both, though the mlp's only critic estimate is flagged
+    assert "[2.200, 2.300]" in row["vib"] and "[2.200, 2.300]" in row["mlp"]
+    assert lb.mean.at["mlp", "izy"] == pytest.approx(2.2) and math.isnan(lb.mean.at["mlp", "izy_critic"])
+    assert lb.mean.at["vib", "izy_critic"] == pytest.approx(2.25)
+    doc = json.loads(render(lb, "json"))
+    rows = {r["model"]: r for r in doc["rows"]}
+    assert rows["mlp"]["intervals"]["izy"] == {"lower": pytest.approx(2.2), "upper": pytest.approx(2.3)}
+    assert rows["vib"]["intervals"]["ixz"] == {"lower": pytest.approx(9.1), "upper": pytest.approx(23.0)}
+    assert rows["mlp"]["intervals"]["ixz"] == {"lower": None, "upper": None}
+    header = to_csv(lb).splitlines()[0].split(",")
+    assert header.index("izy_upper") == header.index("izy") + 1
+    for fmt in ("latex", "html"):
+        assert "[2.200, 2.300]" in render(lb, fmt)
+
+
+def test_izy_interval_upper_end_is_the_tightest_bound_and_lower_never_negative():
+    # a rate below H(Y) bounds I(Z;Y) through I(Z;Y) <= I(X;Z) <= rate
+    b = {"rate_nats": 1.2, "izy_lower_nats": 0.9, "h_y_nats": 2.3}
+    assert ib.izy_interval(b) == (pytest.approx(0.9), pytest.approx(1.2), "H(Y)-CE", "rate")
+    b = {"rate_nats": None, "izy_lower_nats": -0.4, "h_y_nats": 2.3, "ixz_lower_nats": 0.5, "ixz_upper_nats": 1.0}
+    assert ib.izy_interval(b) == (0.0, pytest.approx(1.0), "MI >= 0", "leave-one-out")
+    assert ib.izy_interval({}) is None
 
 
 def test_info_beta_figure_draws_flagged_negative_estimates(tmp_path):

@@ -12,6 +12,14 @@ z = mu + sigma * eps with a fixed seed, the stochastic representation the decode
 * I(Z;Y) <= I(X;Z)  (Y -> X -> Z is a Markov chain), so H(Y) - CE also bounds I(X;Z) from below
   and the rate bounds I(Z;Y) from above.
 
+Which CE bounds I(Z;Y) for VIB: Z is the one sample z ~ p(z|x), and the CE is that of q(y|z) on that
+single sample, E[-log q(y|z)] >= H(Y|Z) for any q. The CE of the 12-sample average
+-log (1/12) sum_k q(y|z_k) is a cross-entropy of the 12 samples (z_1..z_12) jointly: H(Y) minus it bounds
+I(Z_1..Z_12; Y) >= I(Z;Y) from below, not I(Z;Y), and may lie above I(Z;Y). For a deterministic model
+Z is ``model.representation(x)`` (the last hidden layer) and q its head. ``izy_interval`` gives the
+interval [max(0, H(Y) - CE), min(H(Y), rate, leave-one-out upper bound on I(X;Z))]; all ends are sample
+means over the N test examples (their standard errors are recorded beside them).
+
 An estimate whose two-standard-deviation interval lies wholly outside a bound (widened by two
 standard errors of the bound itself, which is a sample mean too) is flagged: above an upper bound
 means the estimator over-shoots here; below a lower bound means it is loose.
@@ -191,6 +199,17 @@ def bound_intervals(bounds: dict) -> dict:
         upper_y = upper_x
     out["I(Z;Y)"] = {"lower": lower, "upper": upper_y}
     return out
+
+
+def izy_interval(bounds: dict) -> tuple[float, float, str, str] | None:
+    """``(lower, upper, lower's name, upper's name)`` of I(Z;Y): lower max(0, H(Y) - CE) of the model's own
+    decoder on Z, upper the smallest of H(Y), the rate and the leave-one-out bound on I(X;Z) (Y -> X -> Z).
+    None without H(Y) (a record without bounds)."""
+    if bounds.get("h_y_nats") is None:
+        return None
+    iv = bound_intervals(bounds)["I(Z;Y)"]
+    (lo, _, lname), (up, _, uname) = iv["lower"], iv["upper"]
+    return max(0.0, lo), up, lname, uname
 
 
 def check_estimate(quantity: str, est: dict, bounds: dict) -> list[dict]:
