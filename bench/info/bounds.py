@@ -36,11 +36,10 @@ import math
 import torch
 
 from ..protocol import eval_mode
+from .estimate import SPREAD, UNSTABLE_STD, estimate_flags  # noqa: F401 (SPREAD, UNSTABLE_STD: re-exported)
 
 LN2 = math.log(2.0)
 Z_SEED = 0                 # the noise of the one z sample per example (VIB)
-SPREAD = 2.0               # flag when the estimate +- SPREAD * std lies wholly outside a bound
-UNSTABLE_STD = (0.5, 0.25)  # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
 QUANTITIES = ("I(X;Z)", "I(Z;Y)")
 DETERMINISTIC_NOTE = ("I(X;Z) is infinite for a deterministic, injective map; the finite number is a property "
                       "of the estimator or of the binning (no I(X;Z) is estimated for a deterministic representation)")
@@ -213,39 +212,10 @@ def izy_interval(bounds: dict) -> tuple[float, float, str, str] | None:
 
 
 def check_estimate(quantity: str, est: dict, bounds: dict) -> list[dict]:
-    """Flags for one estimate (an ``MIEstimate.as_dict()``) against the bounds of its quantity."""
-    flags = []
-    e, s = est.get("nats"), est.get("std_nats") or 0.0
-    name = est.get("estimator")
-    if e is None:
-        return flags
+    """Flags for one estimate (an ``MIEstimate.as_dict()``) against the bounds of its quantity
+    (``estimate.estimate_flags``, the one function that computes them)."""
     iv = bound_intervals(bounds)[quantity]
-    if iv["upper"] is not None:
-        u, u_se, uname = iv["upper"]
-        if e - SPREAD * s > u + SPREAD * u_se:
-            flags.append({"flag": "above_upper_bound", "quantity": quantity, "estimator": name,
-                          "estimate_nats": e, "std_nats": s, "bound": uname, "bound_nats": u,
-                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is above the upper bound "
-                                     f"{uname} = {u:.3f}: the estimator over-shoots here (its value is not a "
-                                     "valid lower bound on this sample)"})
-    if iv["lower"] is not None:
-        lo, lo_se, lname = iv["lower"]
-        if e + SPREAD * s < lo - SPREAD * lo_se:
-            flags.append({"flag": "below_lower_bound", "quantity": quantity, "estimator": name,
-                          "estimate_nats": e, "std_nats": s, "bound": lname, "bound_nats": lo,
-                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is below the lower bound "
-                                     f"{lname} = {lo:.3f}: the estimator is loose here (it under-estimates)"})
-    if s > max(UNSTABLE_STD[0], UNSTABLE_STD[1] * abs(e)):
-        vals = ", ".join(f"{v:.2f}" for v in est.get("values_nats") or [])
-        flags.append({"flag": "unstable", "quantity": quantity, "estimator": name, "estimate_nats": e,
-                      "std_nats": s, "bound": None, "bound_nats": None,
-                      "message": f"{quantity} {name}: the restarts disagree ({vals} nats): the critic over-fitted "
-                                 "or diverged on the held-out part; do not read the mean as a number"})
-    if est.get("near_ceiling"):
-        flags.append({"flag": "near_ceiling", "quantity": quantity, "estimator": name, "estimate_nats": e,
-                      "std_nats": s, "bound": "log(batch size)", "bound_nats": est.get("ceiling_nats"),
-                      "message": f"{quantity} {name}: {est.get('notice') or 'near its ceiling'}"})
-    return flags
+    return estimate_flags(est, quantity, lower=iv["lower"], upper=iv["upper"])
 
 
 def record_flags(rec: dict) -> list[dict]:
