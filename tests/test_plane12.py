@@ -121,6 +121,7 @@ def test_infoplane12_end_to_end_writes_the_verdict(tmp_path, capsys):
                for r in doc["runs"] for est in r["plane"].values() for layer in est.values() for p in layer)
     report = (out / "report.md").read_text()
     assert "## Verdict" in report and "noise-regularised" in report and "falls after its peak" in printed
+    assert "(estimator, layer, seed) cases" in report and "s of CPU time" in report
     assert (out / "figures" / "infoplane12.png").stat().st_size > 10_000
     assert doc["timings"]["total_s"] > 0
 
