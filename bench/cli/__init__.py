@@ -17,7 +17,7 @@ from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
 COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare", "history",
-            "report", "info", "infoplane", "mi_validate", "claims"]
+            "report", "info", "infoplane", "infoplane12", "mi_validate", "claims"]
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
