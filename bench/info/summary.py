@@ -34,7 +34,8 @@ COLUMNS_NOTE = ("I(X;Z), I(Z;Y) (`vib-bench info`, nats): for VIB, I(X;Z) lies i
 FLAGS_NOTE = ("Info flags (`vib-bench info`): `below-bound`/`above-bound`: the named estimators contradict an "
               "analytic bound; `unstable`: their restarts disagree; `at-ceiling`: InfoNCE at log(batch); "
               f"`{CAP_LABEL}`: the lower end of the interval is capped at log N, so I(X;Z) may be much larger. "
-              "Flagged estimates are left out of the I(X;Z) and I(Z;Y) columns.")
+              "Flagged estimates never appear as values (in the I(Z;Y) critic column, or the I(X;Z) column where there "
+              "is no interval); the intervals need no critic.")
 
 
 def _flagged(entry: SeedResult, quantity: str) -> set[str]:
