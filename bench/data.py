@@ -1,7 +1,8 @@
 """Data sets, held in memory as float tensors in [0, 1] shaped as images (N, C, H, W).
 
 Registered: ``mnist`` and ``fashion-mnist`` (28x28 IDX files, checked against the canonical MD5s
-of the uncompressed files) and ``digits`` (scikit-learn's bundled 8x8 digits; offline).
+of the uncompressed files), ``digits`` (scikit-learn's bundled 8x8 digits; offline) and ``ib12`` (the
+synthetic 12-bit task of the information-plane experiments, generated in memory; offline).
 
 Where IDX files come from, first hit wins:
   1. ``--data-dir DIR``: a folder holding the four IDX files (``.gz`` or uncompressed);
@@ -210,10 +211,55 @@ def _load_digits(data_dir) -> Dataset:
                    n_val=360, checksum=checksum, source="sklearn.datasets.load_digits")
 
 
+# ------------------------------------------------------------------------------------------- ib12
+IB12_THRESHOLD = 10.0   # |dipole|^2 > 10: 2,036 of the 4,096 patterns (49.7%) are positive
+IB12_N_TEST = 819       # 20% of 4,096 held out (80/20, as the original), a fixed permutation (seed 0)
+IB12_N_VAL = 328        # the last 10% of the training part, for `train`'s validation; the experiment uses trainval
+
+
+def icosahedron() -> np.ndarray:
+    """The 12 vertices of the regular icosahedron as unit vectors (12, 3): 12 uniformly spread points on the
+    2-sphere."""
+    phi = (1.0 + 5.0 ** 0.5) / 2.0
+    v = [p for a in (-1, 1) for b in (-1, 1) for p in ((0, a, b * phi), (a, b * phi, 0), (b * phi, 0, a))]
+    u = np.asarray(v, dtype=np.float64)
+    return u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def ib12_patterns() -> tuple[np.ndarray, np.ndarray]:
+    """All 4,096 12-bit patterns (4096, 12) in {0, 1} (pattern k = the bits of k, most significant first) and
+    their labels: bit i sits on vertex u_i of the icosahedron, s_i = 2 b_i - 1, and y = 1 when the squared norm
+    of the dipole |sum_i s_i u_i|^2 exceeds ``IB12_THRESHOLD``: a function invariant under the rotations of the
+    sphere that map the points onto each other, thresholded so that about half the patterns are positive."""
+    bits = (np.arange(4096)[:, None] >> np.arange(11, -1, -1)) & 1
+    dipole = (2 * bits - 1) @ icosahedron()
+    y = ((dipole ** 2).sum(1) > IB12_THRESHOLD).astype(np.int64)
+    return bits.astype(np.float32), y
+
+
+def _load_ib12(data_dir) -> Dataset:
+    """The 12-bit task of Shwartz-Ziv & Tishby (2017), as documented here (``ib12_patterns``): 3,277 training
+    patterns (the last 328 of them the validation part) and 819 test patterns, a fixed permutation."""
+    import torch
+
+    x, y = ib12_patterns()
+    perm = np.random.RandomState(0).permutation(len(y))
+    x, y = x[perm][:, None, None, :], y[perm]
+    checksum = "sha256:" + hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()[:16]
+    n = len(y) - IB12_N_TEST
+    return Dataset(name="ib12", in_shape=(1, 1, 12), num_classes=2,
+                   x_train=torch.from_numpy(x[:n].copy()), y_train=torch.from_numpy(y[:n].copy()),
+                   x_test=torch.from_numpy(x[n:].copy()), y_test=torch.from_numpy(y[n:].copy()),
+                   n_val=IB12_N_VAL, checksum=checksum, source="generated (bench.data.ib12_patterns)",
+                   meta={"rule": f"|sum_i (2 b_i - 1) u_i|^2 > {IB12_THRESHOLD:g}, u_i the icosahedron's vertices"})
+
+
 DATASETS = {
     "mnist": ("MNIST handwritten digits, 28x28, 60k/10k (IDX)", functools.partial(_load_idx_dataset, "mnist")),
     "fashion-mnist": ("Fashion-MNIST, 28x28, 60k/10k (IDX)", functools.partial(_load_idx_dataset, "fashion-mnist")),
     "digits": ("scikit-learn's 8x8 digits, 1,797 images, offline (smoke runs)", _load_digits),
+    "ib12": ("the 12-bit information-plane task (Shwartz-Ziv & Tishby 2017), 4,096 patterns, 80/20, offline",
+             _load_ib12),
 }
 
 

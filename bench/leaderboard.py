@@ -93,7 +93,10 @@ COLUMNS: list[Column] = [
            doc="`vib-bench info`: VIB: [lower, upper] from the known encoder (the number: lower); deterministic: "
                "inf, no number; otherwise the largest unflagged estimate (nats)"),
     Column("izy", "I(Z;Y) nats", None, 1.0, 3,
-           doc="`vib-bench info`: largest I(Z;Y) estimate that raised no flag (each a lower bound; nats)"),
+           doc="`vib-bench info`: [H(Y) - CE of the model's own decoder, min(H(Y), rate, leave-one-out)], a provable "
+               "interval for every model (the number: lower; nats)"),
+    Column("izy_critic", "I(Z;Y) critic nats", None, 1.0, 3,
+           doc="`vib-bench info`: largest I(Z;Y) critic estimate that raised no flag (a diagnostic; nats)"),
     Column("auc", "AUC %", "max", 100.0, 1, proportion=True,
            doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)"),
     Column("infer_ex_s", "infer ex/s", "max", thousands=True, per_seed=False,
@@ -261,7 +264,7 @@ def seed_values(entry: SeedResult, grid: list[float], eps=STANDARD_EPS) -> dict[
         out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
     else:
         out["auc"] = math.nan
-    out.update(info_summary.seed_info_values(entry))   # ixz, ixz_upper, izy: unflagged numbers only
+    out.update(info_summary.seed_info_values(entry))   # ixz, izy (+ _upper), izy_critic: bounds, unflagged estimates
     out["infer_ex_s"] = entry.throughput_median("inference", "100")
     out["train_ex_s"] = entry.throughput_median("train")
     out["params"] = _num(entry.throughput.get("params"))

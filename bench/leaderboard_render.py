@@ -64,9 +64,10 @@ def to_csv(lb: Leaderboard) -> str:
         cols[c.key] = list(lb.mean[c.key])
         if c.with_std:
             cols[f"{c.key}_std"] = list(lb.std[c.key])
-        if c.key == "ixz":
-            cols["ixz_upper"] = [mean_std([info_summary.seed_info_values(s)["ixz_upper"]
-                                           for s in lb.results.model(m).done_seeds()])[0] for m in lb.models]
+        if c.key in info_summary.UPPER:   # the upper end of an interval column (ixz_upper, izy_upper)
+            cols[info_summary.UPPER[c.key]] = [mean_std([info_summary.seed_info_values(s)[info_summary.UPPER[c.key]]
+                                                         for s in lb.results.model(m).done_seeds()])[0]
+                                               for m in lb.models]
     cols["flags"] = [";".join(f.strip() for f in s.split(",") if f.strip()) for s in lb.text["flags"]]
     cols["notes"] = list(lb.text["notes"])
     best = {c.key: lb.best(c.key) for c in lb.columns}
@@ -88,6 +89,10 @@ def to_json(lb: Leaderboard) -> str:
                      "std": {c.key: _finite(lb.std.at[m, c.key]) for c in lb.columns if c.with_std},
                      "flags": [f.strip() for f in lb.text.at[m, "flags"].split(",") if f.strip()],
                      "notes": lb.text.at[m, "notes"], "best": [k for k in best if m in best[k]]})
+        ends = {k: info_summary.interval_ends(lb.results.model(m), k) for k in info_summary.UPPER
+                if k in {c.key for c in lb.columns}}
+        if ends:   # both ends of the I(X;Z) and I(Z;Y) intervals (null where a model has none)
+            rows[-1]["intervals"] = {k: {"lower": _finite(lo), "upper": _finite(up)} for k, (lo, up) in ends.items()}
     doc = {"run": describe_run(lb.results), "sort_by": lb.sort_by, "eps": lb.eps,
            "columns": [{"key": c.key, "header": c.header, "better": c.better, "doc": c.doc} for c in lb.columns],
            "rows": rows, "notes": footnotes(lb, "json")}

@@ -94,3 +94,22 @@ def confidence_penalty(**kw):
 def label_smoothing(**kw):
     """Cross-entropy against labels smoothed with 0.1 (Szegedy et al. 2016)."""
     return _mlp(**{"label_smoothing": LABEL_SMOOTHING, **kw})
+
+
+IB12_HIDDEN = (10, 7, 5, 4, 3)   # 12-10-7-5-4-3-2 (Shwartz-Ziv & Tishby 2017)
+
+
+def _ib12(activation: str, **kw):
+    return _mlp(**{"in_shape": (1, 1, 12), "num_classes": 2, "hidden": IB12_HIDDEN, "activation": activation, **kw})
+
+
+@register_model
+def ib12_tanh(**kw):
+    """The 12-10-7-5-4-3-2 tanh network of the 12-bit information-plane task (Shwartz-Ziv & Tishby 2017)."""
+    return _ib12("tanh", **kw)
+
+
+@register_model
+def ib12_relu(**kw):
+    """The same 12-10-7-5-4-3-2 network with ReLU units (Saxe et al. 2018)."""
+    return _ib12("relu", **kw)

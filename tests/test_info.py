@@ -256,6 +256,12 @@ def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
     assert mlp["deterministic"] is True and mlp["estimates"]["I(X;Z)"] == {}   # no number for an infinite MI
     assert "ixz_lower_nats" not in mlp["bounds"]
     assert mlp["bounds"]["h_y_nats"] == pytest.approx(vib["bounds"]["h_y_nats"])
+    for rec in (vib, mlp):   # every model: a provable I(Z;Y) interval, printed and in the leaderboard
+        lo, up, _, _ = ib.izy_interval(rec["bounds"])
+        assert 0 <= lo <= up <= rec["bounds"]["h_y_nats"] + 1e-12 and f"[{lo:.3f}, {up:.3f}]" in out
+    assert main(["leaderboard", str(run_copy), "--format", "json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert all(r["intervals"]["izy"]["lower"] is not None for r in rows.values())
     assert (run_copy / "figures" / "info_beta.png").stat().st_size > 1000
 
     # --resume: everything is there, nothing is recomputed

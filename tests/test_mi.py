@@ -91,7 +91,7 @@ def test_infonce_never_exceeds_log_batch_and_flags_ceiling():
     assert est.nats <= log_k + 1e-5
     assert est.near_ceiling is True
     assert est.notice and "log N ceiling" in est.notice and "may be higher" in est.notice
-    assert est.as_dict()["near_ceiling"] is True
+    assert est.as_dict()["near_ceiling"] is True and [f["flag"] for f in est.flags] == ["near_ceiling"]
 
 
 def test_same_seed_same_value_and_global_state_untouched():
@@ -293,6 +293,28 @@ def test_every_registered_estimator_estimates():
         assert spec.name == name and spec.description
         r = estimate.estimate_mi(a, b, name, steps=60, restarts=1, batch_size=32)
         assert r.estimator == name and math.isfinite(r.nats) and r.nats > 0.2  # truth 0.83 nats
+
+
+def test_estimate_mi_returns_the_flags_info_computes_with_one_function():
+    from bench.info import bounds as ib
+
+    a, b = _gaussian_pair(seed=6, n=2000)
+    est = estimate.estimate_mi(a, b, "jsd", steps=50, batch_size=64, restarts=2, seed=0)
+    d = est.as_dict()
+    assert est.flags == estimate.estimate_flags(d) and d["flags"] == est.flags
+    # the same function gives info's flags: against MI >= 0 they agree exactly
+    no_bounds = {"h_y_nats": None, "izy_lower_nats": None}
+    assert ib.check_estimate("I(Z;Y)", d, no_bounds) == estimate.estimate_flags(d, "I(Z;Y)")
+    wild_d = {**d, "std_nats": 0.9, "values_nats": [0.0, 1.3]}
+    assert ib.check_estimate("I(Z;Y)", wild_d, no_bounds) == estimate.estimate_flags(wild_d, "I(Z;Y)") != []
+    neg = {"estimator": "mine", "nats": -0.4, "std_nats": 0.05, "values_nats": [-0.45, -0.35]}
+    (f,) = estimate.estimate_flags(neg)
+    assert f["flag"] == "below_lower_bound" and f["bound"] == "MI >= 0" and "negative" in f["message"]
+    wild = {"estimator": "mine", "nats": 1.0, "std_nats": 0.9, "values_nats": [0.1, 1.9]}
+    assert [f["flag"] for f in estimate.estimate_flags(wild)] == ["unstable"]
+    near = {"estimator": "infonce", "nats": 4.6, "std_nats": 0.01, "near_ceiling": True, "ceiling_nats": 4.85}
+    assert [f["flag"] for f in estimate.estimate_flags(near)] == ["near_ceiling"]
+    assert estimate.estimate_flags({"estimator": "mine", "nats": 0.5, "std_nats": 0.01}) == []
 
 
 def test_format_validation_table():

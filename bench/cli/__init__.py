@@ -18,7 +18,7 @@ from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
 COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare",
-            "history", "report", "info", "infoplane", "mi_validate", "claims", "upgrade"]
+            "history", "report", "info", "infoplane", "infoplane12", "mi_validate", "claims", "upgrade"]
 
 # Each command's name and the line `vib-bench --help` shows for it, by module. ``vib-bench --help`` lists the
 # commands from here, and ``vib-bench COMMAND ...`` registers only COMMAND's module: registering a command
@@ -41,6 +41,8 @@ SUMMARIES = {
     "info": ("info", "estimate I(X;Z) and I(Z;Y) of each model's representation, beside the analytic bounds"),
     "infoplane": ("infoplane", "the information plane during training, from activation snapshots (and bounds on a "
                                "VIB's z)"),
+    "infoplane12": ("infoplane12", "the information-plane experiment on the 12-bit task of Shwartz-Ziv & Tishby "
+                                   "(2017), with its verdict table"),
     "mi_validate": ("mi-validate", "check the MI estimators and the known-encoder bounds against known ground truth"),
     "claims": ("claims", "check the paper's claims: the paper's protocol beside the strongest evaluation, one verdict "
                          "per claim"),

@@ -47,6 +47,15 @@ def ixz_text(rec: dict) -> str:
     return f"[{lo:.3f}{cap}, {up:.3f}] ({up_name})"
 
 
+def izy_text(rec: dict) -> str:
+    """The I(Z;Y) cell: the provable interval [max(0, H(Y) - CE), min(H(Y), rate, leave-one-out)] and the
+    upper end's name."""
+    from ..info.bounds import izy_interval
+
+    iv = izy_interval(rec["bounds"])
+    return "" if iv is None else f"[{iv[0]:.3f}, {iv[1]:.3f}] ({iv[3]})"
+
+
 def format_bounds_table(items) -> str:
     """One row per (model, seed): the I(X;Z) interval in nats, and the analytic bounds in nats and bits."""
     from tabulate import tabulate
@@ -56,12 +65,13 @@ def format_bounds_table(items) -> str:
     rows = []
     for name, seed, rec in items:
         b = rec["bounds"]
-        cells = [markdown(name), str(seed), rec["representation"], str(rec["n"]), ixz_text(rec)]
+        cells = [markdown(name), str(seed), rec["representation"], str(rec["n"]), ixz_text(rec), izy_text(rec)]
         for key in ("rate_nats", "izy_lower_nats", "h_y_nats"):
             v = b.get(key)
             cells.append("" if v is None else f"{v:.3f} / {v / LN2:.3f}")
         rows.append(cells)
     return tabulate(rows, headers=["model", "seed", "representation", "n", "I(X;Z) in [lower, upper] (nats)",
+                                   "I(Z;Y) in [lower, upper] (nats)",
                                    "rate >= I(X;Z) (nats / bits)", "H(Y)-CE <= I(Z;Y)", "H(Y) >= I(Z;Y)"],
                     tablefmt="github", disable_numparse=True)
 

@@ -9,7 +9,7 @@ from .common import add_threads, parse_list, set_threads
 
 
 def cmd_mi_validate(args) -> int:
-    from ..info.validate import (KINDS, TOLERANCE, VALIDATION_MODES, format_validation_table, misses,
+    from ..info.validate import (KINDS, TOLERANCE, VALIDATION_MODES, format_validation_table, limitations, misses,
                                  parse_estimators, validate_estimators)
 
     set_threads(args.threads)
@@ -32,6 +32,11 @@ def cmd_mi_validate(args) -> int:
     print(f"\n{label}: {mode['n_samples']} samples, {mode['steps']} steps, {mode['restarts']} "
           f"restarts per estimate; rank-Gaussian marginals {'on' if args.copula else 'off'}; seed {args.seed}; "
           f"tolerance max({floor:g} nats, {frac:.0%} of the truth); total {time.perf_counter() - start:.0f}s")
+    known = limitations(rows)
+    if known:
+        print(f"{len(known)} known limitation(s) (hard cases outside their tolerance, not failures): "
+              + ", ".join(f"{r['case']} / {r['estimator']} {r['estimate_nats']:.2f} of {r['truth_nats']:.2f} nats"
+                          for r in known))
     bad = misses(rows)
     if bad:
         print(f"{len(bad)} of {len(rows)} rows outside their tolerance: "
@@ -50,8 +55,11 @@ def register(sub) -> None:
         help="check the MI estimators and the known-encoder bounds against known ground truth",
         description="Run the neural MI estimators on distributions whose MI is known (correlated Gaussians, "
         "the same after a cubic warp or with Cauchy marginals, a multivariate Student t, a binary-input "
-        "Gaussian channel) and the known-encoder bounds on a Gaussian channel; print a markdown table of "
-        "estimate vs truth with a tolerance per row. Exit 1 when a row is outside its tolerance.",
+        "Gaussian channel; and the hard kind: a coordinate-mixing spiral, sparse 25-v-25 Gaussians with 46 noise "
+        "dimensions, a 5-v-5 Student t with 3 degrees of freedom) and the known-encoder bounds on a Gaussian "
+        "channel; print a markdown table of estimate vs truth with a tolerance per row and each estimate's "
+        "flags. Exit 1 when a row is outside its tolerance; a hard case outside it is reported as a known "
+        "limitation with its error, not a failure.",
     )
     parser.add_argument("--estimators", default=",".join(list_estimators()),
                         help="comma-separated estimators (default: %(default)s)")
@@ -63,7 +71,7 @@ def register(sub) -> None:
     parser.add_argument("--no-bounds", dest="bounds", action="store_false",
                         help="leave out the known-encoder bounds (default: included; a few seconds)")
     parser.add_argument("--kinds", default=None,
-                        help="comma-separated critic case kinds: plain, warped, heavy-tailed (default: all)")
+                        help="comma-separated critic case kinds: plain, warped, heavy-tailed, hard (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     add_threads(parser, "CPU threads for torch outside the estimates (the known-encoder bounds; each estimate "
                         "uses 1); default: torch's")

@@ -12,6 +12,14 @@ z = mu + sigma * eps with a fixed seed, the stochastic representation the decode
 * I(Z;Y) <= I(X;Z)  (Y -> X -> Z is a Markov chain), so H(Y) - CE also bounds I(X;Z) from below
   and the rate bounds I(Z;Y) from above.
 
+Which CE bounds I(Z;Y) for VIB: Z is the one sample z ~ p(z|x), and the CE is that of q(y|z) on that
+single sample, E[-log q(y|z)] >= H(Y|Z) for any q. The CE of the 12-sample average
+-log (1/12) sum_k q(y|z_k) is a cross-entropy of the 12 samples (z_1..z_12) jointly: H(Y) minus it bounds
+I(Z_1..Z_12; Y) >= I(Z;Y) from below, not I(Z;Y), and may lie above I(Z;Y). For a deterministic model
+Z is ``model.representation(x)`` (the last hidden layer) and q its head. ``izy_interval`` gives the
+interval [max(0, H(Y) - CE), min(H(Y), rate, leave-one-out upper bound on I(X;Z))]; all ends are sample
+means over the N test examples (their standard errors are recorded beside them).
+
 An estimate whose two-standard-deviation interval lies wholly outside a bound (widened by two
 standard errors of the bound itself, which is a sample mean too) is flagged: above an upper bound
 means the estimator over-shoots here; below a lower bound means it is loose.
@@ -28,11 +36,10 @@ import math
 import torch
 
 from ..protocol import eval_mode
+from .estimate import SPREAD, UNSTABLE_STD, estimate_flags  # noqa: F401 (SPREAD, UNSTABLE_STD: re-exported)
 
 LN2 = math.log(2.0)
 Z_SEED = 0                 # the noise of the one z sample per example (VIB)
-SPREAD = 2.0               # flag when the estimate +- SPREAD * std lies wholly outside a bound
-UNSTABLE_STD = (0.5, 0.25)  # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
 QUANTITIES = ("I(X;Z)", "I(Z;Y)")
 DETERMINISTIC_NOTE = ("I(X;Z) is infinite for a deterministic, injective map; the finite number is a property "
                       "of the estimator or of the binning (no I(X;Z) is estimated for a deterministic representation)")
@@ -193,40 +200,22 @@ def bound_intervals(bounds: dict) -> dict:
     return out
 
 
+def izy_interval(bounds: dict) -> tuple[float, float, str, str] | None:
+    """``(lower, upper, lower's name, upper's name)`` of I(Z;Y): lower max(0, H(Y) - CE) of the model's own
+    decoder on Z, upper the smallest of H(Y), the rate and the leave-one-out bound on I(X;Z) (Y -> X -> Z).
+    None without H(Y) (a record without bounds)."""
+    if bounds.get("h_y_nats") is None:
+        return None
+    iv = bound_intervals(bounds)["I(Z;Y)"]
+    (lo, _, lname), (up, _, uname) = iv["lower"], iv["upper"]
+    return max(0.0, lo), up, lname, uname
+
+
 def check_estimate(quantity: str, est: dict, bounds: dict) -> list[dict]:
-    """Flags for one estimate (an ``MIEstimate.as_dict()``) against the bounds of its quantity."""
-    flags = []
-    e, s = est.get("nats"), est.get("std_nats") or 0.0
-    name = est.get("estimator")
-    if e is None:
-        return flags
+    """Flags for one estimate (an ``MIEstimate.as_dict()``) against the bounds of its quantity
+    (``estimate.estimate_flags``, the one function that computes them)."""
     iv = bound_intervals(bounds)[quantity]
-    if iv["upper"] is not None:
-        u, u_se, uname = iv["upper"]
-        if e - SPREAD * s > u + SPREAD * u_se:
-            flags.append({"flag": "above_upper_bound", "quantity": quantity, "estimator": name,
-                          "estimate_nats": e, "std_nats": s, "bound": uname, "bound_nats": u,
-                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is above the upper bound "
-                                     f"{uname} = {u:.3f}: the estimator over-shoots here (its value is not a "
-                                     "valid lower bound on this sample)"})
-    if iv["lower"] is not None:
-        lo, lo_se, lname = iv["lower"]
-        if e + SPREAD * s < lo - SPREAD * lo_se:
-            flags.append({"flag": "below_lower_bound", "quantity": quantity, "estimator": name,
-                          "estimate_nats": e, "std_nats": s, "bound": lname, "bound_nats": lo,
-                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is below the lower bound "
-                                     f"{lname} = {lo:.3f}: the estimator is loose here (it under-estimates)"})
-    if s > max(UNSTABLE_STD[0], UNSTABLE_STD[1] * abs(e)):
-        vals = ", ".join(f"{v:.2f}" for v in est.get("values_nats") or [])
-        flags.append({"flag": "unstable", "quantity": quantity, "estimator": name, "estimate_nats": e,
-                      "std_nats": s, "bound": None, "bound_nats": None,
-                      "message": f"{quantity} {name}: the restarts disagree ({vals} nats): the critic over-fitted "
-                                 "or diverged on the held-out part; do not read the mean as a number"})
-    if est.get("near_ceiling"):
-        flags.append({"flag": "near_ceiling", "quantity": quantity, "estimator": name, "estimate_nats": e,
-                      "std_nats": s, "bound": "log(batch size)", "bound_nats": est.get("ceiling_nats"),
-                      "message": f"{quantity} {name}: {est.get('notice') or 'near its ceiling'}"})
-    return flags
+    return estimate_flags(est, quantity, lower=iv["lower"], upper=iv["upper"])
 
 
 def record_flags(rec: dict) -> list[dict]:

@@ -25,6 +25,9 @@ from .critics import CRITICS, LN2, Estimator, TrainState, get_estimator, jsd_fro
 from .marginals import MAX_TIED_FRACTION, rank_gaussian
 
 NEAR_CEILING_FRACTION = 0.9  # InfoNCE estimates >= 90% of log K are flagged
+SPREAD = 2.0                 # flag when the estimate +- SPREAD * std lies wholly outside a bound
+UNSTABLE_STD = (0.5, 0.25)   # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
+MI_NONNEGATIVE = (0.0, 0.0, "MI >= 0")
 
 
 def _to_bits(nats: float) -> float:
@@ -54,6 +57,7 @@ class MIEstimate:
     jsd_nats: Optional[float] = None  # JSD estimator only: Jensen-Shannon score, in [0, log 2]
     jsd_std_nats: Optional[float] = None
     settings: Dict[str, Any] = field(default_factory=dict)
+    flags: List[Dict[str, Any]] = field(default_factory=list)   # ``estimate_flags``: negative, unstable, ceiling
 
     @property
     def values_bits(self) -> List[float]:
@@ -82,6 +86,7 @@ class MIEstimate:
             "jsd_nats": f(self.jsd_nats),
             "jsd_std_nats": f(self.jsd_std_nats),
             "settings": dict(self.settings),
+            "flags": [dict(f) for f in self.flags],
         }
 
     def __str__(self) -> str:
@@ -92,7 +97,51 @@ class MIEstimate:
         )
         if self.notice:
             text += f" [{self.notice}]"
+        extra = [f["flag"] for f in self.flags if f["flag"] != "near_ceiling"]
+        if extra:
+            text += f" [flags: {', '.join(extra)}]"
         return text
+
+
+def estimate_flags(est: Dict[str, Any], quantity: str = "I(A;B)", lower=MI_NONNEGATIVE, upper=None) -> List[Dict[str, Any]]:
+    """The flags of one estimate (an ``MIEstimate.as_dict()``), the same for ``estimate_mi`` and ``vib-bench
+    info``: ``below_lower_bound`` (below ``lower``, by default MI >= 0: a negative estimate),
+    ``above_upper_bound`` (above ``upper``, when known), ``unstable`` (restarts disagree) and ``near_ceiling``
+    (InfoNCE at log of its batch). ``lower`` and ``upper`` are (value, standard error, name) or None; an
+    estimate is outside a bound when its +- SPREAD std interval lies wholly beyond the bound widened by
+    SPREAD standard errors."""
+    flags: List[Dict[str, Any]] = []
+    e, s = est.get("nats"), est.get("std_nats") or 0.0
+    name = est.get("estimator")
+    if e is None:
+        return flags
+    if upper is not None:
+        u, u_se, uname = upper
+        if e - SPREAD * s > u + SPREAD * u_se:
+            flags.append({"flag": "above_upper_bound", "quantity": quantity, "estimator": name,
+                          "estimate_nats": e, "std_nats": s, "bound": uname, "bound_nats": u,
+                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is above the upper bound "
+                                     f"{uname} = {u:.3f}: the estimator over-shoots here (its value is not a "
+                                     "valid lower bound on this sample)"})
+    if lower is not None:
+        lo, lo_se, lname = lower
+        if e + SPREAD * s < lo - SPREAD * lo_se:
+            what = "negative" if lname == MI_NONNEGATIVE[2] else f"below the lower bound {lname} = {lo:.3f}"
+            flags.append({"flag": "below_lower_bound", "quantity": quantity, "estimator": name,
+                          "estimate_nats": e, "std_nats": s, "bound": lname, "bound_nats": lo,
+                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is {what}: the estimator is "
+                                     "loose here (it under-estimates)"})
+    if s > max(UNSTABLE_STD[0], UNSTABLE_STD[1] * abs(e)):
+        vals = ", ".join(f"{v:.2f}" for v in est.get("values_nats") or [])
+        flags.append({"flag": "unstable", "quantity": quantity, "estimator": name, "estimate_nats": e,
+                      "std_nats": s, "bound": None, "bound_nats": None,
+                      "message": f"{quantity} {name}: the restarts disagree ({vals} nats): the critic over-fitted "
+                                 "or diverged on the held-out part; do not read the mean as a number"})
+    if est.get("near_ceiling"):
+        flags.append({"flag": "near_ceiling", "quantity": quantity, "estimator": name, "estimate_nats": e,
+                      "std_nats": s, "bound": "log(batch size)", "bound_nats": est.get("ceiling_nats"),
+                      "message": f"{quantity} {name}: {est.get('notice') or 'near its ceiling'}"})
+    return flags
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +400,7 @@ def estimate_mi(
             f"near the log N ceiling ({mean:.2f} of log {batch_size} = {ceiling:.2f} nats): "
             "the true MI may be higher"
         )
-    return MIEstimate(
+    result = MIEstimate(
         estimator=spec.name,
         nats=mean,
         bits=_to_bits(mean),
@@ -376,5 +425,7 @@ def estimate_mi(
             "rank_gaussian_dims": ranked, "dims": dims,
         },
     )
+    result.flags = estimate_flags(result.as_dict())
+    return result
 
 

@@ -286,3 +286,48 @@ def plot_infoplane(name: str, seed, plane: dict, setup: dict, path: Path, h_y: f
         cax = fig.add_axes((0.93, 0.15, 0.015, 0.7))
         fig.colorbar(sc, cax=cax, label="epoch")
     return _save_fig(fig, path)
+
+
+def plot_plane12(runs: list[dict], estimators, path: Path) -> Path | None:
+    """The 12-bit experiment (``bench.info.plane12``): one panel per (activation, estimator), one trajectory
+    per hidden layer (the mean over seeds at each snapshot epoch), points coloured by log epoch."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    acts = list(dict.fromkeys(r["activation"] for r in runs))
+    if not runs or not estimators:
+        return None
+    fig = Figure(figsize=(4.6 * len(estimators) + 1.0, 3.9 * len(acts) + 0.6))
+    cmap, markers = colormaps["viridis"], ["o", "s", "^", "D", "v", "P", "X"]
+    epochs = [e["epoch"] for e in runs[0]["errors"]]
+    norm = LogNorm(max(1, min(e for e in epochs if e > 0) if any(epochs) else 1), max(2, max(epochs)))
+    sc = None
+    for i, act in enumerate(acts):
+        mine = [r for r in runs if r["activation"] == act]
+        for j, est in enumerate(estimators):
+            ax = fig.add_subplot(len(acts), len(estimators), i * len(estimators) + j + 1)
+            handles = []
+            layers = sorted(mine[0]["plane"][est], key=lambda n: int(n.removeprefix("hidden")))
+            for k, layer in enumerate(layers):
+                curves = [r["plane"][est][layer] for r in mine]
+                xs = [sum(c[t]["ixt_nats"] for c in curves) / len(curves) for t in range(len(curves[0]))]
+                ys = [sum(c[t]["ity_nats"] for c in curves) / len(curves) for t in range(len(curves[0]))]
+                ep = [max(1, p["epoch"]) for p in curves[0]]
+                ax.plot(xs, ys, "-", color="0.6", lw=0.8, zorder=1)
+                sc = ax.scatter(xs, ys, c=ep, cmap=cmap, norm=norm, marker=markers[k % len(markers)], s=26,
+                                edgecolors="k", linewidths=0.3, zorder=2)
+                handles.append(Line2D([], [], ls="", marker=markers[k % len(markers)], color="0.5",
+                                      markeredgecolor="k", label=layer))
+            ax.axvline(math.log(4096), ls=":", color="grey", lw=1)
+            ax.set_title(f"{act}: {est} (mean of {len(mine)} seeds)", fontsize=9)
+            ax.set_xlabel("I(X;T) [nats]")
+            ax.set_ylabel("I(T;Y) [nats]")
+            ax.grid(alpha=0.3)
+            ax.legend(handles=handles, fontsize=6, loc="lower right")
+    fig.suptitle("12-bit task: information plane per layer (dotted: log 4096)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    if sc is not None:
+        fig.colorbar(sc, cax=fig.add_axes((0.945, 0.15, 0.012, 0.7)), label="epoch (0 drawn at 1)")
+    return _save_fig(fig, path)

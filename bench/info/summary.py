@@ -5,7 +5,9 @@ The leaderboard's ``ixz`` and ``izy`` columns read only this module:
 * ``ixz``: for a Gaussian encoder (VIB) the known-encoder interval [lower, upper] (the number behind it,
   for sorting and CSV, is the lower bound, a guaranteed one); for a deterministic representation
   "inf (deterministic)" and no number; otherwise the largest estimate that raised no flag.
-* ``izy``: the largest I(Z;Y) estimate that raised no flag (every estimator is a lower bound).
+* ``izy``: the provable interval [max(0, H(Y) - CE), min(H(Y), rate, leave-one-out)] of
+  ``bounds.izy_interval`` (the number behind it: the lower end) for every model with info;
+* ``izy_critic``: the largest I(Z;Y) critic estimate that raised no flag, a diagnostic beside the interval.
 
 A flagged estimate is never shown as a value; its flag goes to the flags column instead.
 """
@@ -15,20 +17,25 @@ from __future__ import annotations
 import math
 
 from ..results import ModelResult, SeedResult
-from .bounds import DETERMINISTIC_CELL, ixz_interval
+from .bounds import DETERMINISTIC_CELL, ixz_interval, izy_interval
 
-KEYS = {"ixz": "I(X;Z)", "izy": "I(Z;Y)"}
+KEYS = {"ixz": "I(X;Z)", "izy": "I(Z;Y)", "izy_critic": "I(Z;Y)"}
+UPPER = {"ixz": "ixz_upper", "izy": "izy_upper"}   # the upper end of an interval column
 SHORT = {"below_lower_bound": "below-bound", "above_upper_bound": "above-bound", "unstable": "unstable",
          "near_ceiling": "at-ceiling"}
 CAP_LABEL = "I(X;Z) lower at log N"
 COLUMNS_NOTE = ("I(X;Z), I(Z;Y) (`vib-bench info`, nats): for VIB, I(X;Z) lies in [lower, upper] from the known "
                 "encoder (lower: InfoNCE with the true p(z|x), at most log N; upper: the smaller of the "
                 "leave-one-out bound and the rate); for a deterministic representation it is infinite "
-                "(inf); otherwise, and for I(Z;Y), the largest critic estimate that raised no flag.")
+                "(inf); otherwise the largest critic estimate that raised no flag. I(Z;Y) lies in [lower, upper] for every "
+                "model: lower = H(Y) - CE of the model's own decoder on Z (one z sample per example for VIB; the "
+                "last hidden layer otherwise), upper = the smallest of H(Y), the rate and the leave-one-out bound; "
+                "I(Z;Y) critic: the largest critic estimate that raised no flag (a diagnostic).")
 FLAGS_NOTE = ("Info flags (`vib-bench info`): `below-bound`/`above-bound`: the named estimators contradict an "
               "analytic bound; `unstable`: their restarts disagree; `at-ceiling`: InfoNCE at log(batch); "
               f"`{CAP_LABEL}`: the lower end of the interval is capped at log N, so I(X;Z) may be much larger. "
-              "Flagged estimates are left out of the I(X;Z) and I(Z;Y) columns.")
+              "Flagged estimates never appear as values (in the I(Z;Y) critic column, or the I(X;Z) column where there "
+              "is no interval); the intervals need no critic.")
 
 
 def _flagged(entry: SeedResult, quantity: str) -> set[str]:
@@ -44,12 +51,16 @@ def best_unflagged(entry: SeedResult, quantity: str) -> float:
 
 
 def seed_info_values(entry: SeedResult) -> dict[str, float]:
-    """``ixz`` (the lower end of the interval, or an unflagged estimate), ``ixz_upper`` and ``izy``; NaN
-    when absent, and no I(X;Z) number for a deterministic representation."""
-    out = {"ixz": math.nan, "ixz_upper": math.nan, "izy": math.nan}
+    """``ixz`` (the lower end of the interval, or an unflagged estimate), ``ixz_upper``, ``izy`` and
+    ``izy_upper`` (the I(Z;Y) interval) and ``izy_critic`` (the best unflagged critic estimate); NaN when
+    absent, and no I(X;Z) number for a deterministic representation."""
+    out = {"ixz": math.nan, "ixz_upper": math.nan, "izy": math.nan, "izy_upper": math.nan, "izy_critic": math.nan}
     if entry.info_deterministic is None:
         return out
-    out["izy"] = best_unflagged(entry, "I(Z;Y)")
+    out["izy_critic"] = best_unflagged(entry, "I(Z;Y)")
+    iv_y = izy_interval(entry.info_bounds)
+    if iv_y is not None:
+        out["izy"], out["izy_upper"] = iv_y[0], iv_y[1]
     if entry.info_deterministic:
         return out
     iv = ixz_interval(entry.info_bounds)
@@ -66,20 +77,29 @@ def _mean(vals: list[float]) -> float:
 
 
 def info_cell(model: ModelResult, key: str) -> str:
-    """The text of a model's ``ixz`` or ``izy`` cell (means over its done seeds with info)."""
+    """The text of a model's ``ixz``, ``izy`` or ``izy_critic`` cell (means over its done seeds with info)."""
     seeds = [s for s in model.done_seeds() if s.info]
     if not seeds:
         return ""
     vals = [seed_info_values(s) for s in seeds]
-    if key == "izy":
-        v = _mean([d["izy"] for d in vals])
+    if key == "izy_critic":
+        v = _mean([d["izy_critic"] for d in vals])
         return f"{v:.3f}" if math.isfinite(v) else ""
+    if key == "izy":
+        lo, up = _mean([d["izy"] for d in vals]), _mean([d["izy_upper"] for d in vals])
+        return f"[{lo:.3f}, {up:.3f}]" if math.isfinite(lo) and math.isfinite(up) else ""
     if all(s.info_deterministic for s in seeds):
         return DETERMINISTIC_CELL
     lo, up = _mean([d["ixz"] for d in vals]), _mean([d["ixz_upper"] for d in vals])
     if math.isfinite(lo) and math.isfinite(up):
         return f"[{lo:.2f}, {up:.2f}]"
     return f"{lo:.2f}" if math.isfinite(lo) else ""
+
+
+def interval_ends(model: ModelResult, key: str) -> tuple[float, float]:
+    """(lower, upper) of an interval column (``ixz`` or ``izy``): means over the done seeds; NaN when absent."""
+    vals = [seed_info_values(s) for s in model.done_seeds() if s.info]
+    return _mean([d[key] for d in vals]), _mean([d[UPPER[key]] for d in vals])
 
 
 def has_info(model: ModelResult) -> bool:

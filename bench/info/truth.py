@@ -5,6 +5,10 @@
   normal CDF): MI is unchanged by invertible per-coordinate maps, so the truth is the Gaussian one;
 * the multivariate Student t with nu degrees of freedom (heavy tails and tail dependence), whose MI
   has a closed form (Arellano-Valle, Contreras-Reyes & Genton 2013);
+* the hard cases (after Czyz et al., "Beyond Normal", NeurIPS 2023): correlated Gaussians through a
+  coordinate-mixing spiral (``spiral``, a diffeomorphism: MI unchanged), sparse Gaussians in which a few
+  coordinate pairs carry all the MI and the rest are noise (``sample_sparse_gaussians``), and the
+  5-v-5 Student t with 3 degrees of freedom;
 * the binary-input additive Gaussian noise channel ``y = x + N(0, sigma^2)``, x uniform on {-1, +1},
   whose MI is computed by numerical integration;
 * the Gaussian channel ``z = x + N(0, sigma^2 I)``, x ~ N(0, I_d), with its known encoder
@@ -144,6 +148,38 @@ def sample_student_t(n: int, d: int, rho: float, nu: float, seed: int = 0) -> Tu
     w = np.random.default_rng([int(seed), 7919]).chisquare(float(nu), size=(int(n), 1))
     scale = torch.from_numpy(np.sqrt(w / float(nu))).to(a.dtype)
     return a / scale, b / scale
+
+
+def spiral(t: Tensor, speed: float = 1.0) -> Tensor:
+    """Rotate the first two coordinates of every row by the angle ``speed * |t|^2`` (the rotation keeps |t|, so
+    the map is invertible, with inverse the rotation by minus that angle: a diffeomorphism, MI unchanged). It
+    mixes coordinates, so no per-coordinate transform undoes it."""
+    if t.shape[-1] < 2:
+        raise BenchError(f"the spiral needs at least 2 coordinates, got {t.shape[-1]}")
+    angle = float(speed) * t.double().pow(2).sum(-1)
+    c, s = torch.cos(angle), torch.sin(angle)
+    x, y = t[..., 0].double(), t[..., 1].double()
+    out = t.clone()
+    out[..., 0] = (c * x - s * y).to(t.dtype)
+    out[..., 1] = (s * x + c * y).to(t.dtype)
+    return out
+
+
+def sparse_gaussian_mi_truth(rho: float, pairs: int) -> float:
+    """MI (nats) of sparse Gaussians: ``pairs`` coordinate pairs with correlation rho, every other coordinate
+    independent noise: the Gaussian MI of the pairs alone."""
+    return gaussian_mi_truth(rho, pairs)
+
+
+def sample_sparse_gaussians(n: int, d: int, pairs: int, rho: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
+    """Draw n pairs (a, b) in R^d x R^d: coordinates k < ``pairs`` of a and b correlated with rho, the other
+    2 (d - pairs) coordinates independent unit Gaussians."""
+    if not 1 <= int(pairs) <= int(d):
+        raise BenchError(f"need 1 <= pairs <= d, got pairs={pairs}, d={d}")
+    a, b = sample_correlated_gaussians(n, d, rho, seed=seed)
+    noise = torch.randn(int(n), int(d) - int(pairs), generator=torch.Generator().manual_seed(int(seed) + 1))
+    b = torch.cat([b[:, :int(pairs)], noise], 1)     # b's unpaired coordinates: independent of everything
+    return a, b
 
 
 def gaussian_channel_mi_truth(sigma: float, d: int) -> float:

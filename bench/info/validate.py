@@ -2,8 +2,15 @@
 
 Cases (``bench.info.truth``): plain correlated Gaussians and the binary-input channel; the same
 Gaussians after a monotone cubic warp of every coordinate; heavy-tailed ones (Cauchy marginals, and
-a multivariate Student t with tail dependence); and, for the known-encoder bounds of
+a multivariate Student t with tail dependence); the hard kind, the three on which the estimators of an
+outside benchmark (Czyz et al., "Beyond Normal", NeurIPS 2023) under-estimate: Gaussians through a
+coordinate-mixing spiral (1.02 nats), sparse 25-v-25 Gaussians with 46 noise coordinates (1.02 nats) and
+a 5-v-5 Student t with 3 degrees of freedom; and, for the known-encoder bounds of
 ``bench.info.sandwich``, the Gaussian channel z = x + noise at 0.5 to 12 nats, the last beyond log N.
+
+A hard case outside its tolerance is a known limitation: its row says so with the signed error
+("known limitation: -31%"), stays in the table, and does not fail the run (``misses`` leaves it out;
+``limitations`` lists it).
 
 One tolerance for every case, critic and bound alike: ``max(floor, fraction * truth)`` with
 (0.05 nats, 10%) in full mode and (0.10 nats, 15%) in quick mode, the spread the plain cases show (the
@@ -26,6 +33,9 @@ _CHANNEL_SIGMAS = (0.5, 1.0, 2.0)
 _WARPED_CASES = ((2, 0.6), (3, 0.8))                            # truth 0.45, 1.53 nats
 _CAUCHY_CASE = (3, 0.7)                                         # truth 1.01 nats
 _STUDENT_CASE = (2, 0.6, 3.0)                                   # d, rho, nu: truth 0.56 nats
+_SPIRAL_CASE = (3, 0.8, 0.5)                                    # d, rho of 2 pairs, speed: truth 1.02 nats
+_SPARSE_CASE = (25, 2, 0.8)                                     # d, correlated pairs, rho: truth 1.02 nats
+_HARD_STUDENT_CASE = (5, 0.5, 3.0)                              # d, rho, nu
 _BOUND_CASES = (0.5, 2.0, 5.0, 12.0)                            # Gaussian channel, d = 4, nats
 _BOUND_DIM = 4
 VALIDATION_MODES = {
@@ -34,7 +44,8 @@ VALIDATION_MODES = {
 }
 TOLERANCE = {"full": (0.05, 0.10), "quick": (0.10, 0.15)}       # (floor nats, fraction of the truth)
 BOUND_NAMES = ("ke-lower", "ke-upper")
-KINDS = ("plain", "warped", "heavy-tailed")
+KINDS = ("plain", "warped", "heavy-tailed", "hard")
+LIMITATION = "known limitation"
 
 
 def tolerance_nats(truth: float, quick: bool = False) -> float:
@@ -66,7 +77,33 @@ def validation_cases(seed: int = 0, n_samples: int = 10000) -> List[Dict[str, An
     a, b = gt.sample_student_t(n_samples, d, rho, nu, seed=restart_seed(seed, 401))
     cases.append({"case": f"student-t nu={nu:g} d={d} rho={rho}", "kind": "heavy-tailed",
                   "truth_nats": gt.student_t_mi_truth(rho, d, nu), "a": a, "b": b})
-    return cases
+    return cases + hard_cases(seed, n_samples)
+
+
+def hard_cases(seed: int = 0, n_samples: int = 10000) -> List[Dict[str, Any]]:
+    """The ``hard`` kind: where critic estimators are known to fall short (Czyz et al. 2023)."""
+    d, rho, speed = _SPIRAL_CASE
+    a, b = gt.sample_sparse_gaussians(n_samples, d, 2, rho, seed=restart_seed(seed, 600))
+    spiral = {"case": f"spiral of gaussians d={d}, 2 pairs rho={rho}", "kind": "hard",
+              "truth_nats": gt.sparse_gaussian_mi_truth(rho, 2), "a": gt.spiral(a, speed), "b": gt.spiral(b, speed)}
+    d, pairs, rho = _SPARSE_CASE
+    a, b = gt.sample_sparse_gaussians(n_samples, d, pairs, rho, seed=restart_seed(seed, 601))
+    sparse = {"case": f"sparse gaussians {d}-v-{d}, {pairs} pairs rho={rho}, {2 * (d - pairs)} noise dims",
+              "kind": "hard", "truth_nats": gt.sparse_gaussian_mi_truth(rho, pairs), "a": a, "b": b}
+    d, rho, nu = _HARD_STUDENT_CASE
+    a, b = gt.sample_student_t(n_samples, d, rho, nu, seed=restart_seed(seed, 602))
+    student = {"case": f"student-t nu={nu:g} {d}-v-{d} rho={rho}", "kind": "hard",
+               "truth_nats": gt.student_t_mi_truth(rho, d, nu), "a": a, "b": b}
+    return [spiral, sparse, student]
+
+
+def judge(kind: str, estimate: float, truth: float, tol: float) -> str:
+    """``yes``, ``NO``, or for a hard case outside its tolerance ``known limitation: <signed error>%``."""
+    if abs(estimate - truth) <= tol:
+        return "yes"
+    if kind == "hard":
+        return f"{LIMITATION}: {100 * (estimate - truth) / truth:+.0f}%"
+    return "NO"
 
 
 def bound_rows(seed: int = 0, n_samples: int = 10000, quick: bool = False) -> List[Dict[str, Any]]:
@@ -127,8 +164,9 @@ def validate_estimators(
 
     Full mode: 10,000 samples, 2000 steps, 3 restarts. ``quick``: 4,000 samples, 600 steps,
     2 restarts (other settings are estimate_mi's defaults; ``copula`` is passed on). ``kinds`` keeps
-    only the cases of those kinds (plain, warped, heavy-tailed). Rows hold ``case, kind, truth_nats,
-    estimator, estimate_nats, std_nats, abs_error, tolerance_nats, ok, near_ceiling, seconds``.
+    only the cases of those kinds (plain, warped, heavy-tailed, hard). Rows hold ``case, kind, truth_nats,
+    estimator, estimate_nats, std_nats, abs_error, tolerance_nats, ok, near_ceiling, flags, seconds``
+    (``ok``: yes, NO, or for a hard case ``known limitation: <signed error>%``).
     """
     names = parse_estimators(estimators)
     mode = VALIDATION_MODES["quick" if quick else "full"]
@@ -153,7 +191,8 @@ def validate_estimators(
             err = abs(est.nats - truth)
             rows.append({"case": case["case"], "kind": case["kind"], "truth_nats": truth, "estimator": name,
                          "estimate_nats": est.nats, "std_nats": est.std_nats, "abs_error": err,
-                         "tolerance_nats": tol, "ok": "yes" if err <= tol else "NO",
+                         "tolerance_nats": tol, "ok": judge(case["kind"], est.nats, truth, tol),
+                         "flags": ", ".join(f["flag"] for f in est.flags),
                          "near_ceiling": est.near_ceiling, "seconds": est.seconds})
             say(rows[-1])
     if bounds:
@@ -173,6 +212,7 @@ _TABLE_COLUMNS = (
     ("tolerance_nats", "tolerance"),
     ("ok", "within tolerance"),
     ("near_ceiling", "near ceiling"),
+    ("flags", "flags"),
     ("seconds", "seconds"),
 )
 
@@ -197,9 +237,15 @@ def format_validation_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 
 def misses(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The rows outside their tolerance."""
+    """The rows outside their tolerance (not the known limitations of the hard cases)."""
     return [r for r in rows if str(r.get("ok", "yes")).startswith("NO")]
 
 
-__all__ = ["BOUND_NAMES", "KINDS", "TOLERANCE", "VALIDATION_MODES", "bound_rows", "format_validation_table", "misses",
-           "parse_estimators", "tolerance_nats", "validate_estimators", "validation_cases"]
+def limitations(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The hard-case rows outside their tolerance: shown as known limitations, with their error."""
+    return [r for r in rows if str(r.get("ok", "")).startswith(LIMITATION)]
+
+
+__all__ = ["BOUND_NAMES", "KINDS", "LIMITATION", "TOLERANCE", "VALIDATION_MODES", "bound_rows",
+           "format_validation_table", "hard_cases", "judge", "limitations", "misses", "parse_estimators",
+           "tolerance_nats", "validate_estimators", "validation_cases"]
