@@ -86,7 +86,7 @@ def test_stacked_validation_equals_each_members_own(digits):
     stack = Stack(members, torch.device("cpu"))
     program = StackProgram([structure(m.model) for m in members], 10, torch.device("cpu"))
     x, y = digits.split("val")
-    got = validate_stack(program, stack, x, y, 4, torch.device("cpu"))
+    got = validate_stack(program, stack, x, y, 4, torch.device("cpu"), batched=True)
     for i, m in enumerate(stack.ema_models):
         own = validate(m, x, y, 4, torch.device("cpu"))
         assert got[i]["error"] == own["error"]
