@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow     # about 1-2.5 minutes on a shared 2-core CPU (three CLI processes, 9 models, an attack)
+@pytest.mark.slow     # 25-90 s measured on the shared 2-core CPU (three CLI processes, 9 models, an attack)
 def test_gpu_check_runs_end_to_end_at_tiny_size(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
