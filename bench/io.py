@@ -10,6 +10,7 @@ folders created here are inside the run directory; the other callers write where
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -34,7 +35,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, durable: bool = True):
+    """A binary file object whose content replaces ``path`` atomically when the block ends without an error.
+
+    ``durable``: fsync before the rename, so the new content survives a power loss too (a process crash
+    never leaves a half-written file either way). Writers that stream (``torch.save``) write straight into
+    it, without a copy of the whole content in memory.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,9 +54,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         try:
@@ -58,6 +67,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
             raise storage_error(path, e) from None
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    with atomic_writer(path, durable) as f:
+        f.write(data)
 
 
 def json_safe(obj):
@@ -76,8 +90,8 @@ def _clean(obj):
     return obj
 
 
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=1, sort_keys=False) + "\n").encode())
+def atomic_write_json(path: str | os.PathLike, obj, durable: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=1, sort_keys=False) + "\n").encode(), durable)
 
 
 def atomic_write_figure(fig, path: str | os.PathLike, **savefig_kw) -> Path:
@@ -90,5 +104,5 @@ def atomic_write_figure(fig, path: str | os.PathLike, **savefig_kw) -> Path:
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode(), durable)

@@ -245,8 +245,10 @@ def read_status(mdir: Path) -> dict | None:
         return None
 
 
-def write_status(mdir: Path, status: dict) -> None:
-    atomic_write_json(Path(mdir) / STATUS, status)
+def write_status(mdir: Path, status: dict, durable: bool = True) -> None:
+    """``durable=False`` skips the fsync: still atomic for a crashed process (training rewrites its status
+    every epoch that way; its checkpoint is what must survive a power loss)."""
+    atomic_write_json(Path(mdir) / STATUS, status, durable)
 
 
 def read_log_lines(mdir: Path) -> list[str]:
@@ -255,8 +257,8 @@ def read_log_lines(mdir: Path) -> list[str]:
     return [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
 
 
-def write_log_lines(mdir: Path, lines: list[str]) -> None:
-    atomic_write_text(Path(mdir) / LOG, "".join(ln + "\n" for ln in lines))
+def write_log_lines(mdir: Path, lines: list[str], durable: bool = True) -> None:
+    atomic_write_text(Path(mdir) / LOG, "".join(ln + "\n" for ln in lines), durable)
 
 
 def read_train_log(mdir: Path) -> list[dict]:

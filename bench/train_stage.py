@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import plugins
-from .env import environment
+from .env import environment, use_deterministic_cuda
 from .errors import BenchError
 from .evaluate import clean_metrics
 from .overrides import overrides_per_model
@@ -24,7 +24,7 @@ from .results import CLEAN_KEY, Results, update_results
 from .rundir import RESULTS, check_seeds, check_writable, member_lock_path, save_per_example
 from .runs import failed_models
 from .stacked import BUSY, check_mode, training_jobs
-from .training import TrainConfig, config_dict
+from .training import Cadence, TrainConfig, config_dict
 from .weights import load_trained
 
 CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again if any is missing
@@ -46,6 +46,7 @@ class TrainOptions:
     resume: bool = False
     progress: bool | None = None
     stack: str = "auto"             # auto | on | off: train same-architecture members as one stack
+    cadence: Cadence = field(default_factory=Cadence)   # when resume checkpoints are written
 
 
 def init_run(run_dir: Path, run: dict, resume: bool, device) -> Results:
@@ -153,18 +154,23 @@ def needs_clean(res: Results, name: str, seed: int, status: dict) -> bool:
 
 def train_run(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
               plugin_paths=(), device=torch.device("cpu"), resume=False,
-              progress=None, log=print, suite: dict | None = None, stack: str = "auto") -> Results:
+              progress=None, log=print, suite: dict | None = None, stack: str = "auto",
+              cadence: Cadence = Cadence()) -> Results:
     """Train (and evaluate on the test split) every model x seed; failures are recorded, not fatal.
 
     ``stack``: ``auto`` (stack same-architecture members where that is not slower), ``on`` or ``off``
-    (the per-model loop); see ``bench.stacked.plan``.
+    (the per-model loop); see ``bench.stacked.plan``. ``cadence``: when resume checkpoints are written.
+    On CUDA the deterministic settings (``bench.env.use_deterministic_cuda``) are set first, so the
+    environment recorded in the results holds them.
     """
     run_dir = Path(run_dir)
     check_mode(stack)
+    if torch.device(device).type == "cuda":
+        use_deterministic_cuda()
     res = init_run(run_dir, run_record(dataset, cfg, model_overrides, seeds, plugin_paths, suite), resume, device)
     overrides = {name: res.model_overrides[name] for name in model_overrides}
     for job in training_jobs(run_dir, dataset, overrides, seeds, cfg, device=device, resume=resume, mode=stack,
-                             progress=progress, log=log):
+                             progress=progress, log=log, cadence=cadence):
         for name, seed, status in job:
             clean = clean_result(run_dir, dataset, name, seed, device) if needs_clean(res, name, seed, status) else None
             res = record_train(run_dir, name, seed, status, clean)
@@ -190,7 +196,8 @@ def run_training(opts: TrainOptions, log=print) -> list[tuple[str, int]]:
         f"({len(dataset.split(cfg.train_split)[0])} examples, {cfg.epochs} epochs) on {opts.device} -> {opts.out}")
     check_writable(opts.out)
     res = train_run(opts.out, dataset, per_model, opts.seeds, cfg, plugin_paths=opts.plugins,
-                    device=opts.device, resume=opts.resume, progress=opts.progress, log=log, stack=opts.stack)
+                    device=opts.device, resume=opts.resume, progress=opts.progress, log=log, stack=opts.stack,
+                    cadence=opts.cadence)
     failed = failed_models(res, names, opts.seeds)
     elsewhere = [(m, s) for m, s in failed if member_busy(member_lock_path(opts.out, m, s))]
     for m, s in elsewhere:

@@ -10,10 +10,22 @@ kernel and the EMA update one ``_foreach_lerp_``: both are memory-bound and smal
 matrix multiplies.
 
 Determinism and resume: a seed fixes the initialisation, the shuffling (its own generator) and the
-model's noise (the global RNG). A checkpoint written atomically at the end of every epoch holds
-the weights, the EMA, Adam's state and every RNG state, so a run killed at any point (even with
-``kill -9``) resumes from the last finished epoch and ends bit-identical to an uninterrupted run.
+model's noise (the global RNG). A checkpoint written atomically (and fsynced) holds the weights, the
+EMA, Adam's state, every RNG state and the epoch log so far, so a run killed at any point (even with
+``kill -9``) resumes from its last checkpoint and ends bit-identical to an uninterrupted run.
 Validation runs on a forked RNG so it never perturbs training.
+
+Cadence (:class:`Cadence`): a checkpoint is written every N epochs, or (the default) once 60 s have
+passed since the last one, and always after the last epoch, so checkpoints cost a few per cent of an
+epoch or less. Between checkpoints the epoch log and status are rewritten every epoch atomically but
+without fsync (cheap; a crashed process still leaves whole files). A resumed run keeps the log lines
+up to its checkpoint (the file's, or, when the file lost them in a power cut, the checkpoint's own
+copy) and recomputes the later epochs: their lines come back identical except for their times.
+
+Times: a log line's ``epoch_time_s`` is the steps alone; ``wall_time_s`` is the epoch's whole wall time
+(steps, validation, snapshots, the checkpoint, the previous epoch's file writes: the times between
+consecutive epoch ends add up), ``checkpoint_s`` the checkpoint's part. The final status adds up both
+(``train_time_s``, ``wall_time_s``) and records ``overhead_fraction`` = 1 - steps / wall.
 """
 
 from __future__ import annotations
@@ -29,8 +41,7 @@ import torch
 
 from . import rundir
 from .errors import BenchError
-from .evaluate import clean_metrics
-from .io import atomic_write_bytes
+from .io import atomic_writer
 from .weights import build_model, save_weights
 
 
@@ -79,6 +90,45 @@ class TrainConfig:
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When training writes its resume checkpoint: every ``epochs`` epochs, or (``epochs == 0``) at the
+    end of the first epoch that ends ``seconds`` or more after the last checkpoint (or the start); always
+    after the last epoch. Not part of the recipe: it never changes what is trained."""
+
+    epochs: int = 0
+    seconds: float = 60.0
+
+    @classmethod
+    def parse(cls, text: str) -> "Cadence":
+        """``"5"``: every 5 epochs; ``"60s"``: at most one per 60 s (plus the last epoch)."""
+        text = str(text).strip().lower()
+        try:
+            if text.endswith("s"):
+                value = float(text[:-1])
+                if value >= 0 and math.isfinite(value):
+                    return cls(0, value)
+            elif int(text) >= 1:
+                return cls(int(text), 0.0)
+        except ValueError:
+            pass
+        raise BenchError(f"--checkpoint-every must be a number of epochs (>= 1) or of seconds such as 60s, "
+                         f"got {text!r}")
+
+    def due(self, epochs_done: int, total: int, since_last: float) -> bool:
+        if epochs_done >= total:
+            return True
+        if self.epochs:
+            return epochs_done % self.epochs == 0
+        return since_last >= self.seconds
+
+    def describe(self) -> str:
+        return f"every {self.epochs} epoch(s)" if self.epochs else f"at most one per {self.seconds:g} s"
+
+
+EVERY_EPOCH = Cadence(epochs=1)
 
 
 def ema_decay_at(decay: float, updates: int) -> float:
@@ -146,11 +196,31 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
 
 
 def save_checkpoint(path: Path, ck: dict) -> None:
-    import io
+    """Atomically and durably (fsync), streamed into the file: no in-memory copy of the whole state."""
+    with atomic_writer(path) as f:
+        torch.save(ck, f)
 
-    buf = io.BytesIO()
-    torch.save(ck, buf)
-    atomic_write_bytes(path, buf.getvalue())
+
+@torch.no_grad()
+def validate(model, x: torch.Tensor, y: torch.Tensor, epoch: int, device) -> dict:
+    """The validation error and NLL of an epoch (what the epoch log records) in one pass over ``x`` and
+    ``y``, which the caller keeps on the device; the evaluation protocol's batches and a seed of the
+    epoch, so the loop and a stack record the same numbers for the same weights."""
+    from .protocol import EVAL_BATCH, predict_log_probs, seeded
+
+    with seeded(VAL_SEED + epoch, device):
+        logp = predict_log_probs(model, x, EVAL_BATCH, device)
+    return log_prob_metrics(logp, y)
+
+
+def log_prob_metrics(logp: torch.Tensor, y: torch.Tensor) -> dict:
+    """Error and NLL of log-probabilities (N, C) against labels, with one host synchronisation."""
+    err, nll = torch.stack([(logp.argmax(-1) != y).double().mean(),
+                            -logp.gather(-1, y[:, None]).double().mean()]).tolist()
+    return {"error": err, "nll": nll}
+
+
+VAL_SEED = 10_000   # + epoch: the noise seed of a stochastic model's validation
 
 
 class MemberFiles:
@@ -164,7 +234,7 @@ class MemberFiles:
         self.name, self.seed, self.cfg, self.overrides = name, seed, cfg, overrides
         self.mdir = rundir.model_dir(run_dir, name, seed)
         self.log_lines: list[str] = []
-        self.epochs_done = 0
+        self.epochs_done = self.checkpoint_epoch = 0
 
     @property
     def checkpoint(self) -> Path:
@@ -177,24 +247,29 @@ class MemberFiles:
             return {**status, "skipped": True}
         return None
 
-    def begin(self, start_epoch: int) -> None:
-        """Keep only the log lines of epochs the resumed state contains; status ``running``."""
+    def begin(self, start_epoch: int, saved_log: list[str] | None = None) -> None:
+        """Keep only the log lines of epochs the resumed state contains (``saved_log``: the checkpoint's
+        copy, used when the file lacks some of them); status ``running``."""
         self.mdir.mkdir(parents=True, exist_ok=True)
+        self.log_lines = []
         if start_epoch:
-            self.log_lines = [ln for ln in rundir.read_log_lines(self.mdir) if json.loads(ln)["epoch"] <= start_epoch]
+            lines = [ln for ln in rundir.read_log_lines(self.mdir) if json.loads(ln)["epoch"] <= start_epoch]
+            if saved_log is not None and [json.loads(ln)["epoch"] for ln in lines] != list(range(1, start_epoch + 1)):
+                lines = list(saved_log)
+            self.log_lines = lines
         rundir.write_log_lines(self.mdir, self.log_lines)
-        self.epochs_done = start_epoch
+        self.epochs_done = self.checkpoint_epoch = start_epoch
         self.status("running")
 
-    def status(self, state: str, **kw) -> dict:
+    def status(self, state: str, durable: bool = True, **kw) -> dict:
         st = {"model": self.name, "seed": self.seed, "state": state, "epochs_done": self.epochs_done,
               "epochs": self.cfg.epochs, **kw}
-        rundir.write_status(self.mdir, st)
+        rundir.write_status(self.mdir, st, durable)
         return st
 
     def log_epoch(self, line: dict) -> None:
+        """Add an epoch's line (written to the file by ``epoch_done``)."""
         self.log_lines.append(json.dumps(line))
-        rundir.write_log_lines(self.mdir, self.log_lines)
 
     def abort(self, error: BaseException) -> None:
         """After an error that stops training (a full disk, a bug): the status must not stay ``running``.
@@ -208,18 +283,32 @@ class MemberFiles:
             except OSError:
                 pass
 
-    def epoch_done(self, epoch: int) -> None:
-        """Call once the checkpoint holding ``epoch`` is written."""
+    def add_checkpoint_time(self, seconds: float) -> None:
+        """Charge the checkpoint just written to the last line's wall time."""
+        line = json.loads(self.log_lines[-1])
+        line["wall_time_s"] += seconds
+        line["checkpoint_s"] = seconds
+        self.log_lines[-1] = json.dumps(line)
+
+    def epoch_done(self, epoch: int, checkpointed: bool) -> None:
+        """Rewrite the log and the status (atomically, without fsync: the checkpoint is the durable state)."""
         self.epochs_done = epoch
-        self.status("running")
+        if checkpointed:
+            self.checkpoint_epoch = epoch
+        rundir.write_log_lines(self.mdir, self.log_lines, durable=False)
+        self.status("running", durable=False, checkpoint_epoch=self.checkpoint_epoch)
 
     def finish(self, ema_model, n_examples: int, **extra) -> dict:
         """Save the final (EMA) weights and the ``done`` status; remove the member's checkpoint."""
         epochs_log = [json.loads(ln) for ln in self.log_lines]
+        rundir.write_log_lines(self.mdir, self.log_lines)
         save_weights(self.mdir / rundir.WEIGHTS, ema_model, self.name, self.overrides,
                      {"epochs": self.cfg.epochs, "seed": self.seed})
         times = [e["epoch_time_s"] for e in epochs_log]
+        walls = [e.get("wall_time_s", e["epoch_time_s"]) for e in epochs_log]   # logs from before issue 18
         st = self.status("done", train_time_s=sum(times), time_per_epoch_s=sum(times) / max(len(times), 1),
+                         wall_time_s=sum(walls), wall_time_per_epoch_s=sum(walls) / max(len(walls), 1),
+                         overhead_fraction=1.0 - sum(times) / sum(walls) if sum(walls) > 0 else None,
                          examples_per_s=n_examples * len(times) / max(sum(times), 1e-9),
                          final_val_error=epochs_log[-1]["val_error"] if epochs_log else None, **extra)
         self.checkpoint.unlink(missing_ok=True)  # the final weights are in model.safetensors
@@ -227,10 +316,20 @@ class MemberFiles:
 
 
 def epoch_record(epoch: int, lr: float, means: dict, val: dict, train_time: float, val_time: float,
-                 n_examples: int) -> dict:
-    """One line of ``train_log.jsonl``."""
+                 n_examples: int, wall_time: float) -> dict:
+    """One line of ``train_log.jsonl``: ``epoch_time_s`` the steps, ``wall_time_s`` the whole epoch so far
+    (the checkpoint, when one follows, is added by ``MemberFiles.add_checkpoint_time``)."""
     return {"epoch": epoch + 1, "lr": lr, **means, "val_error": val["error"], "val_nll": val["nll"],
-            "epoch_time_s": train_time, "val_time_s": val_time, "examples_per_s": n_examples / train_time}
+            "epoch_time_s": train_time, "val_time_s": val_time, "examples_per_s": n_examples / train_time,
+            "wall_time_s": wall_time, "checkpoint_s": 0.0}
+
+
+def on_device(device: torch.device):
+    """The context that makes ``device`` CUDA's current device (``cuda:N``: graph capture, streams and
+    generators then sit on device N, not device 0); nothing on the CPU."""
+    import contextlib
+
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def divergence(means: dict, epoch: int, step: int) -> str | None:
@@ -242,7 +341,7 @@ def divergence(means: dict, epoch: int, step: int) -> str | None:
 
 def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Path, *,
                 overrides: dict | None = None, device: torch.device | str = "cpu", resume: bool = False,
-                progress: bool | None = None) -> dict:
+                progress: bool | None = None, cadence: Cadence = Cadence()) -> dict:
     """Train one (model, seed) into ``run_dir/models/<name>/seed<k>/`` and return its status.
 
     A finished model is never retrained. Raises nothing for a diverging loss: the status says
@@ -269,11 +368,11 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
 
     x_fit, y_fit = data.split(cfg.train_split)
     x_fit, y_fit = x_fit.to(device), y_fit.to(device)
-    x_val, y_val = data.split("val")
+    x_val, y_val = (t.to(device) for t in data.split("val"))
     n, bs = len(x_fit), cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
 
-    start_epoch, ema_updates = 0, 0
+    start_epoch, ema_updates, saved_log = 0, 0, None
     if files.checkpoint.exists() and resume:
         ck = load_checkpoint(files.checkpoint, device)
         model.load_state_dict(ck["model"])
@@ -281,13 +380,14 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
         opt.load_state_dict(ck["optimizer"])
         shuffle.set_state(ck["shuffle"])
         _set_rng_state(ck["rng"], device)
-        start_epoch, ema_updates = int(ck["epoch"]), int(ck["ema_updates"])
-    files.begin(start_epoch)
+        start_epoch, ema_updates, saved_log = int(ck["epoch"]), int(ck["ema_updates"]), ck.get("log")
+    files.begin(start_epoch, saved_log)
 
     bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                desc=f"{name} seed {seed}", unit="step", disable=(not progress) if progress is not None else None,
                leave=False, dynamic_ncols=True)
     model.train()
+    t_mark = t_checkpoint = time.perf_counter()   # the end of the last epoch; of the last checkpoint
     try:
         for epoch in range(start_epoch, cfg.epochs):
             lr = cfg.lr_at(epoch)
@@ -313,16 +413,23 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
                 torch.cuda.synchronize(device)
             train_time = time.perf_counter() - t0
             t1 = time.perf_counter()
-            val, _ = clean_metrics(ema_model, x_val, y_val, seed=10_000 + epoch, device=device)
-            files.log_epoch(epoch_record(epoch, lr, {k: float(v) / steps_per_epoch for k, v in sums.items()}, val,
-                                         train_time, time.perf_counter() - t1, n))
+            val = validate(ema_model, x_val, y_val, epoch, device)
+            val_time = time.perf_counter() - t1
             if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
                 save_snapshot(files.mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1)
-            ck = {"epoch": epoch + 1, "ema_updates": ema_updates, "model": model.state_dict(),
-                  "ema": ema_model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
-                  "rng": rng_state(device)}
-            save_checkpoint(files.checkpoint, ck)
-            files.epoch_done(epoch + 1)
+            now = time.perf_counter()
+            files.log_epoch(epoch_record(epoch, lr, {k: float(v) / steps_per_epoch for k, v in sums.items()}, val,
+                                         train_time, val_time, n, now - t_mark))
+            due = cadence.due(epoch + 1, cfg.epochs, now - t_checkpoint)
+            if due:
+                ck = {"epoch": epoch + 1, "ema_updates": ema_updates, "model": model.state_dict(),
+                      "ema": ema_model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
+                      "rng": rng_state(device), "log": list(files.log_lines)}
+                save_checkpoint(files.checkpoint, ck)
+                t_checkpoint = time.perf_counter()
+                files.add_checkpoint_time(t_checkpoint - now)
+            t_mark = time.perf_counter()
+            files.epoch_done(epoch + 1, due)
     except TrainingDiverged as e:
         bar.close()
         return files.status("failed", error=str(e))

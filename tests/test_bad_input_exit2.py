@@ -187,9 +187,9 @@ def test_a_full_disk_while_training_exits_2_and_no_status_stays_running(tmp_path
     import bench.training as training
     from bench.io import storage_error
 
-    def full(path, data):
+    def full(path, durable=True):
         raise storage_error(path, OSError(errno.ENOSPC, "No space left on device"))
-    monkeypatch.setattr(training, "atomic_write_bytes", full)   # the checkpoint write fails
+    monkeypatch.setattr(training, "atomic_writer", full)   # the checkpoint write fails
     out = tmp_path / "run"
     rc = main(["train", "--models", "mlp", "--seeds", "0,1", "--out", str(out), "--stack", stack, *TINY])
     assert rc == 2

@@ -109,7 +109,7 @@ def doomed_mlp(**kw):
 '''
 
 VOLATILE = {"recorded_at", "wall_time_s", "grad_evals_per_s", "gflop_per_s", "peak_fraction", "throughput",
-            "train_time_s", "time_per_epoch_s", "examples_per_s"}
+            "train_time_s", "time_per_epoch_s", "examples_per_s", "wall_time_per_epoch_s", "overhead_fraction"}
 
 
 def _stable(obj):

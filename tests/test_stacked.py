@@ -17,7 +17,7 @@ from bench.stacked.program import StackProgram, structure
 from bench.stacked.state import Member, Stack
 from bench.stacked.step import StackStep
 from bench.train_stage import train_run
-from bench.training import TrainConfig, build_member
+from bench.training import EVERY_EPOCH, TrainConfig, build_member
 from models import register_model, unregister_model
 from models.base import scale_input
 from models.mlp import MLPClassifier
@@ -151,7 +151,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
     """A real SIGKILL while a stack trains, then --resume, ends with the uninterrupted stack's weights."""
     args = ["train", "--models", "dropout,vib_beta1e-3,vib_beta1e-2", "--dataset", "digits", "--epochs", "40",
             "--lr", "1e-3", "--set", "hidden=48,48", "--set", "k=8", "--seeds", "0,1", "--threads", "1",
-            "--no-progress", "--stack", "on"]
+            "--no-progress", "--stack", "on", "--checkpoint-every", "1"]
     killed = tmp_path / "killed"
     status = killed / "models/vib_beta1e-2/seed1/status.json"
     done_before = sigkill_mid_training(args, killed, status)
@@ -183,18 +183,18 @@ def test_a_stack_checkpoint_continues_in_the_loop(tmp_path, digits, monkeypatch)
     train_run(tmp_path / "straight", digits, models, [0, 1], cfg, stack="on", **quiet)
 
     calls = {"n": 0}
-    real = engine.clean_metrics
+    real = engine.validate_stack
 
     def crash_in_epoch_4(*a, **kw):
         calls["n"] += 1
-        if calls["n"] > 3 * 2:   # 2 members per stack: the 4th epoch's validation of the first stack
+        if calls["n"] > 3:   # the 4th epoch's validation of the first stack
             raise _Crash
         return real(*a, **kw)
 
-    monkeypatch.setattr(engine, "clean_metrics", crash_in_epoch_4)
+    monkeypatch.setattr(engine, "validate_stack", crash_in_epoch_4)
     with pytest.raises(_Crash):
-        train_run(tmp_path / "cut", digits, models, [0, 1], cfg, stack="on", **quiet)
-    monkeypatch.setattr(engine, "clean_metrics", real)
+        train_run(tmp_path / "cut", digits, models, [0, 1], cfg, stack="on", cadence=EVERY_EPOCH, **quiet)
+    monkeypatch.setattr(engine, "validate_stack", real)
     assert len(rundir.stack_checkpoints(tmp_path / "cut")) == 1
 
     res = train_run(tmp_path / "cut", digits, models, [0, 1], cfg, stack="off", resume=True, **quiet)

@@ -57,7 +57,7 @@ def test_finished_models_are_not_retrained(tmp_path, digits):
 def test_resume_after_kill_9_gives_identical_weights(tmp_path):
     """A real SIGKILL in the middle of training, then --resume, ends with the uninterrupted weights."""
     args = ["train", "--models", "vib_beta1e-3", "--dataset", "digits", "--epochs", "40", "--lr", "1e-3",
-            "--set", "hidden=48,48", "--set", "k=8", "--threads", "1", "--no-progress"]
+            "--set", "hidden=48,48", "--set", "k=8", "--threads", "1", "--no-progress", "--checkpoint-every", "1"]
     killed = tmp_path / "killed"
     status = killed / "models/vib_beta1e-3/seed0/status.json"
     done_before = sigkill_mid_training(args, killed, status)
@@ -136,6 +136,8 @@ def test_train_cli_writes_a_run(tmp_path, capsys):
     (["train", "--models", "mlp", "--set", "k=3", "--epochs", "1"], "no selected model takes"),
     (["train", "--models", "mlp", "--seeds", "0,a", "--epochs", "1"], "seed"),
     (["train", "--models", "mlp", "--plugin", "/nonexistent.py", "--epochs", "1"], "no such file"),
+    (["train", "--models", "mlp", "--checkpoint-every", "0", "--epochs", "1"], "--checkpoint-every"),
+    (["train", "--models", "mlp", "--checkpoint-every", "fast", "--epochs", "1"], "--checkpoint-every"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, argv, needle):
     assert main([*argv, "--out", str(tmp_path / "r")]) == 2

@@ -12,18 +12,20 @@ from .common import (add_data, add_device, add_plugins, add_progress, add_thread
 
 def cmd_train(args) -> int:
     from ..train_stage import TrainOptions, run_training
-    from ..training import TrainConfig
+    from ..training import Cadence, TrainConfig
 
     set_threads(args.threads)
     seeds = parse_list(args.seeds, int, "seed") or [0]
     models = parse_list(args.models or "*", what="model pattern")
     if not models:
         raise BenchError("--models is empty")
+    cadence = Cadence.parse(args.checkpoint_every)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, train_split=args.train_split,
                       snapshot_every=args.snapshot_every, snapshot_n=args.snapshot_n)
     opts = TrainOptions(out=Path(args.out), models=models, dataset=args.dataset, seeds=seeds, config=cfg,
                         overrides=parse_overrides(args.set), data_dir=args.data_dir, plugins=args.plugin,
-                        device=device(args.device), resume=args.resume, progress=args.progress, stack=args.stack)
+                        device=device(args.device), resume=args.resume, progress=args.progress, stack=args.stack,
+                        cadence=cadence)
     failed = run_training(opts)
     if failed:
         print(f"{len(failed)} model(s) failed: " + ", ".join(f"{m} seed {s}" for m, s in failed), file=sys.stderr)
@@ -59,6 +61,9 @@ def add_train_args(p):
     add_device(p)
     add_threads(p)
     add_stack(p)
+    p.add_argument("--checkpoint-every", default="60s", metavar="N|Ns",
+                   help="write the resume checkpoint every N epochs, or (Ns) at most once per N seconds; always "
+                        "after the last epoch (default 60s). --resume continues from the last one, bit-identical")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run; finished work is kept")
     add_progress(p)
 

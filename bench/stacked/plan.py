@@ -7,7 +7,9 @@ unknown structure), when it is already trained (the loop reports it as skipped),
 from a per-model checkpoint, or when stacking is off. ``mode``:
 
 * ``off``: the per-model loop for everyone;
-* ``on``: every stackable group is stacked, even a group of one;
+* ``on``: every stackable group is stacked, even a group of one, and a stack whose stacked loss does
+  not match its models' own is an error (``BenchError``), never a silent fall-back to the loop (on a
+  GPU the loop is about 30x slower);
 * ``auto`` (the default): groups of two or more are stacked (measured not slower than the loop on
   the CPU, and meant to be far faster on a GPU: see README, "Speed").
 
@@ -27,7 +29,8 @@ import torch
 from .. import rundir
 from ..errors import BenchError
 from ..locking import member_busy, member_locks
-from ..training import MemberFiles, TrainConfig, build_member, load_checkpoint, save_checkpoint, train_model
+from ..training import (Cadence, MemberFiles, TrainConfig, build_member, load_checkpoint, save_checkpoint,
+                        train_model)
 from ..weights import build_model
 from .engine import StackMismatch, train_stack
 from .program import structure
@@ -41,6 +44,7 @@ BUSY = "busy"   # the status run_job yields for a member another process is trai
 class Job:
     members: list[tuple[str, int]]   # (model, seed), in training order
     stacked: bool
+    strict: bool = False             # --stack on: a stacked-loss mismatch is an error, not a fall-back
 
     @property
     def stack_id(self) -> str:
@@ -76,7 +80,7 @@ def plan(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], c
             jobs.append(Job([p], False))
         elif stack_of[p] not in started:
             started.add(stack_of[p])
-            jobs.append(Job(list(stack_of[p]), True))
+            jobs.append(Job(list(stack_of[p]), True, strict=mode == "on"))
     return jobs
 
 
@@ -122,9 +126,10 @@ def planned_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list
 
 def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: TrainConfig, *,
             device=torch.device("cpu"), resume: bool = False, progress=None,
-            log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
+            log: Callable = print, cadence: Cadence = Cadence()) -> Iterator[list[tuple[str, int, dict]]]:
     """Train one job: a stack (all its members at once) or the per-model loop; yield [(model, seed,
-    status)] as members finish. A stack whose loss differs from its models' own falls back to the loop.
+    status)] as members finish. A stack whose loss differs from its models' own falls back to the loop,
+    or, for a strict job (``--stack on``), raises ``BenchError`` before training it.
 
     Each member is trained under its lock (``bench.locking.member_locks``): a member another process holds
     is not trained here and yields the status ``busy``; a stack whose members changed since it was planned
@@ -139,10 +144,11 @@ def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: T
         stacked = job.stacked and len(mine) == len(job.members) and not any(
             MemberFiles(run_dir, n, s, cfg, model_overrides[n]).finished() for n, s in mine)
         yield from _run_members(mine, stacked, run_dir, dataset, model_overrides, cfg, device=device, resume=resume,
-                                progress=progress, log=log)
+                                progress=progress, log=log, cadence=cadence, strict=job.strict)
 
 
-def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *, device, resume, progress, log):
+def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *, device, resume, progress, log,
+                 cadence: Cadence, strict: bool):
     if stacked:
         members = []
         for name, seed in pairs:
@@ -150,8 +156,13 @@ def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *
             members.append(Member(name, seed, model_overrides[name], model, rng,
                                   MemberFiles(run_dir, name, seed, cfg, model_overrides[name])))
         try:
-            statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume, progress=progress)
+            statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume, progress=progress,
+                                   cadence=cadence)
         except StackMismatch as e:
+            if strict:
+                raise BenchError(f"--stack on: cannot stack {', '.join(f'{n} seed {s}' for n, s in pairs)}: "
+                                 f"the stacked loss differs from the model's own ({e}); use --stack auto to "
+                                 "train them one by one") from None
             log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in pairs)}: the stacked loss "
                 f"differs from the model's own ({e}); training them one by one")
         else:
@@ -160,13 +171,13 @@ def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *
         del members
     for name, seed in pairs:
         yield [(name, seed, train_model(name, seed, dataset, cfg, run_dir, overrides=model_overrides[name],
-                                        device=device, resume=resume, progress=progress))]
+                                        device=device, resume=resume, progress=progress, cadence=cadence))]
 
 
 def training_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
                   device=torch.device("cpu"), resume: bool = False, mode: str = "auto", progress=None,
-                  log: Callable = print) -> Iterator[list[tuple[str, int, dict]]]:
+                  log: Callable = print, cadence: Cadence = Cadence()) -> Iterator[list[tuple[str, int, dict]]]:
     """Train every (model, seed); yield [(model, seed, status)] for each job as it finishes."""
     for job in planned_jobs(run_dir, dataset, model_overrides, seeds, cfg, device=device, resume=resume, mode=mode):
         yield from run_job(job, Path(run_dir), dataset, model_overrides, cfg, device=device, resume=resume,
-                           progress=progress, log=log)
+                           progress=progress, log=log, cadence=cadence)

@@ -214,6 +214,16 @@ class StackProgram:
             return self._mlp_loss(self._linear(params, h, self.out), y)
         return self._vib_loss(params, h, y, noise[0])
 
+    def eval_logits(self, params: list, x: torch.Tensor) -> torch.Tensor:
+        """The logits (M, B, C) of MLP members in evaluation mode (no dropout) for inputs (M, B, D) already
+        scaled: what each member's own ``forward`` returns."""
+        if self.kind != "mlp":
+            raise ValueError("a VIB member's evaluation is stochastic: evaluate it through its own model")
+        h = x
+        for layer in self.hidden:
+            h = self.act(self._linear(params, h, layer))
+        return self._linear(params, h, self.out)
+
     @staticmethod
     def _nll(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)

@@ -81,12 +81,15 @@ class Stack:
         key = "cuda" if self.device.type == "cuda" else "cpu"
         return [{**m.rng, key: g.get_state()} for m, g in zip(self.members, self.noise)]
 
-    def state_dict(self, epoch: int, ema_updates: int, optimizer: dict) -> dict:
+    def state_dict(self, epoch: int, ema_updates: int, optimizer: dict, logs: list[list[str]] | None = None) -> dict:
+        """``logs``: each member's epoch log lines so far (a resume falls back on them when a log file
+        lost lines written after the checkpoint's fsync)."""
         return {"format": FORMAT, "members": [[m.name, int(m.seed)] for m in self.members],
                 "epoch": epoch, "ema_updates": ema_updates,
                 "names": self.names, "params": [p.detach() for p in self.params], "ema": list(self.ema),
                 "optimizer": optimizer, "shuffle": [g.get_state() for g in self.shuffles],
-                "rng": self.rng_states(), "failed": [[i, e, d] for i, (e, d) in self.failed.items()]}
+                "rng": self.rng_states(), "failed": [[i, e, d] for i, (e, d) in self.failed.items()],
+                "logs": [list(lg) for lg in logs] if logs is not None else None}
 
     def load_state_dict(self, ck: dict) -> tuple[int, int, dict]:
         """Restore in place (the stacked tensors keep their storage); returns (epoch, ema_updates, optimizer)."""
@@ -122,5 +125,5 @@ def unpack_checkpoint(ck: dict) -> list[tuple[str, int, dict]]:
             "model": {k: v[i].clone() for k, v in zip(ck["names"][i], ck["params"])},
             "ema": {k: v[i].clone() for k, v in zip(ck["names"][i], ck["ema"])},
             "optimizer": {"state": state, "param_groups": [dict(g) for g in groups]},
-            "shuffle": ck["shuffle"][i], "rng": ck["rng"][i]}))
+            "shuffle": ck["shuffle"][i], "rng": ck["rng"][i], "log": (ck.get("logs") or [None] * len(ck["members"]))[i]}))
     return out
