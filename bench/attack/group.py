@@ -12,7 +12,7 @@ the Ray executor returns a unit's puts to the driver, the only writer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -36,6 +36,8 @@ class ModelUnderAttack:
     clean: torch.Tensor     # bool (N,): correct on the clean input, under the protocol
     device: object
     randomised: bool = False
+    checks: dict = field(default_factory=dict)   # the model checks (bench.attack.checks.model_checks)
+    sanity: dict = field(default_factory=dict)   # (attack, norm) -> unconstrained failure (bench.attack.mitigate)
 
     @property
     def clean_acc(self) -> float:
@@ -150,7 +152,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
     """
     from attacks import create_attack, get_spec
 
-    from . import cells
+    from . import cells, mitigate
     from .stage import attack_overrides
 
     norm, eps, seed, randomised = g.norm, g.eps, m.seed, m.randomised
@@ -179,7 +181,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
             config["counted_within_eps"] = float(eps)
         cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
         cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, plan.batch_size, opts.progress,
-                          f"{m.name} {attack_name} {norm} {eps:g}")
+                          f"{m.name} {attack_name} {norm} {eps:g}", randomised=randomised)
         return s, proto, config, cell
 
     def is_done(attack_name, proto, config, after=None, before=None):
@@ -215,8 +217,12 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
                 computed(rec, robust)
             robust_now = vectors[per_example_key(attack_name, norm, eps)]
             after = after + [attack_name]
+    # indicators of attack failure measured per group, and their mitigations (transfer and EOT cells)
+    mitigate.group_pass(m, g, opts, plan, records, vectors, [r for r, _ in puts], computed)
     # the worst case over every attack recorded at this eps, including earlier invocations'
-    for rec, robust in worst_case_records(records, vectors, norm, eps, randomised, m.clean_acc):
+    worst = worst_case_records(records, vectors, norm, eps, randomised, m.clean_acc)
+    mitigate.worst_case_pass(worst, records, vectors)
+    for rec, robust in worst:
         put(rec, robust)
     return puts
 

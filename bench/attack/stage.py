@@ -165,6 +165,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
 
     checks = model_checks(m.model, x, y, opts.device)
     m.randomised = checks["randomised"]
+    m.checks = checks
     log(model_line(name, seed, setup, checks))
 
     vectors = {k: torch.from_numpy(v) for k, v in load_per_example(run_dir, name, seed).items()} if records else {}
