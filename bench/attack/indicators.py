@@ -110,28 +110,42 @@ def members_of(wc: AttackRecord, records: list[AttackRecord]) -> list[AttackReco
 
 
 # ------------------------------------------------------------------------------------ reading
-def cell_text(rec: AttackRecord, name: str) -> str:
-    """One table cell: the value in %, ``!`` when it fired, ``-> after`` when a mitigation changed it."""
-    e = rec.indicators.get(name)
-    if not e or e.get("value") is None:
+def _entry(recs: list[AttackRecord], name: str) -> dict | None:
+    """An indicator over several cells of one attack (its eps): the largest value and the largest after."""
+    es = [r.indicators.get(name) for r in recs]
+    es = [e for e in es if e and e.get("value") is not None]
+    if not es:
+        return None
+    value = max(float(e["value"]) for e in es)
+    after = max(float(e.get("after", e["value"])) for e in es)
+    return {"value": value, "after": after, "fired": any(e.get("fired") for e in es)}
+
+
+def cell_text(e: dict | None) -> str:
+    """One table cell: the value in %, ``!`` when it fired, ``->after`` when a mitigation changed it."""
+    if e is None:
         return "-"
-    text = f"{100 * e['value']:.0f}" + ("!" if e.get("fired") else "")
-    if e.get("after") is not None and e["after"] != e["value"]:
+    text = f"{100 * e['value']:.0f}" + ("!" if e["fired"] else "")
+    if e["after"] != e["value"]:
         text += f"->{100 * e['after']:.0f}"
     return text
 
 
-def table_rows(records: list[AttackRecord], norm: str, eps: float | None = None) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows) of the indicator table of one (model, seed): the six indicators as rows, one column
-    per attack (its largest eps of ``norm``, or ``eps``), values in % of the attacked examples."""
-    cells = [r for r in records if r.norm == norm and r.indicators and not r.is_worst_case and r.eps > 0]
+def table_rows(records: list[AttackRecord], norm: str) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the indicator table of one (model, seed) and norm: the six indicators as rows,
+    a column per attack (and the leaderboard worst case), each cell the largest value over the attack's
+    eps > 0 in % of the attacked examples (``!``: fired; ``->``: the value after its mitigation)."""
+    cells = [r for r in records if r.norm == norm and r.indicators and r.eps > 0
+             and (not r.is_worst_case or r.leaderboard)]
     if not cells:
         return [], []
-    at = eps if eps is not None else max(r.eps for r in cells)
-    cols = sorted({r.attack: r for r in cells if r.eps == at}.items())
-    headers = [f"{norm} eps={at:g}"] + [f"{a} [{r.protocol}]" for a, r in cols]
-    rows = [[f"{INDICATORS[n].label} (>{100 * INDICATORS[n].threshold:g}%)"] + [cell_text(r, n) for _, r in cols]
-            for n in ORDER]
+    by: dict[str, list[AttackRecord]] = {}
+    for r in cells:
+        by.setdefault("worst case" if r.is_worst_case else f"{r.attack} [{r.protocol}]", []).append(r)
+    cols = sorted(by, key=lambda k: (k == "worst case", k))
+    headers = [f"{norm} (% of examples)"] + cols
+    rows = [[f"{INDICATORS[n].label} (>{100 * INDICATORS[n].threshold:g}%)"] + [cell_text(_entry(by[c], n))
+                                                                             for c in cols] for n in ORDER]
     return headers, rows
 
 
@@ -148,3 +162,22 @@ def fired_cells(records: list[AttackRecord]) -> dict[str, int]:
 def failed_worst_cases(records: list[AttackRecord]) -> list[AttackRecord]:
     """Leaderboard worst-case records whose indicators still fire after mitigation."""
     return [r for r in records if r.is_worst_case and r.leaderboard and r.eps > 0 and r.fired_indicators(after=True)]
+
+
+def changed_numbers(records: list[AttackRecord]) -> int:
+    """Records whose robust accuracy a mitigation changed."""
+    return sum(any(m["robust_acc_after"] != m["robust_acc_before"] for m in r.mitigations) for r in records)
+
+
+def model_text(seeds) -> str:
+    """The leaderboard's attack-failure cell of a model (its seeds): ``none``, or each indicator that fired
+    with the number of cells, and ``!`` when a leaderboard number still rests on it after mitigation (every
+    attack of the worst case shows it); "" when no indicator was measured."""
+    recs = [r for s in seeds for r in s.records()]
+    if not any(r.indicators for r in recs):
+        return ""
+    fired = fired_cells(recs)
+    failed = {n for r in failed_worst_cases(recs) for n in r.fired_indicators(after=True)}
+    parts = [f"{INDICATORS[n].label} x{fired.get(n, 0)}{'!' if n in failed else ''}" for n in ORDER
+             if n in fired or n in failed]
+    return ", ".join(parts) or "none"
