@@ -27,11 +27,10 @@ MATCH_COORDS = 64          # coordinates compared to find the candidate example 
 
 
 def margins(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log p(label) - max log p(other) of every row (negative: misclassified), for logits or log-probs."""
-    logp = torch.log_softmax(out.detach().float(), dim=-1)
-    real = logp.gather(1, y[:, None]).squeeze(1)
-    other = logp.scatter(1, y[:, None], float("-inf")).amax(1)
-    return real - other
+    """Output of the label minus the largest other output, per row (negative: misclassified). For logits and
+    log-probabilities alike this is log p(label) - max log p(other): log-softmax shifts a row by a constant."""
+    o = out.detach().float()
+    return o.gather(1, y[:, None]).squeeze(1) - o.scatter(1, y[:, None], float("-inf")).amax(1)
 
 
 class TracedAttack:
@@ -43,15 +42,14 @@ class TracedAttack:
 
     def __init__(self, attack, model: torch.nn.Module, norm: str, eps: float):
         self.attack, self.model, self.norm, self.eps = attack, model, norm, float(eps)
-        self._x = self._y = None
+        self._x = self._y = self._last = None
         self._offset = 0
         self._best: list[torch.Tensor] = []          # per batch: the lowest-margin point
         self._best_margin: list[torch.Tensor] = []
-        self._hist_idx: list[torch.Tensor] = []      # per query: global example indices (int32, CPU)
-        self._hist_m: list[torch.Tensor] = []        # per query: their margins (float32, CPU)
+        self._hist_idx: list[tuple] = []             # per query: (batch offset, example indices or None: all)
+        self._hist_m: list[torch.Tensor] = []        # per query: the margins of its rows
         self._hist_rows = 0
         self.truncated = False
-        self.trace: list[float] = []                 # per query: mean best-so-far margin of the batch
         self.queries = 0
 
     def __getattr__(self, name):   # config(), name, eot... of the wrapped attack
@@ -60,7 +58,7 @@ class TracedAttack:
         return getattr(self.attack, name)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self._x, self._y = x.detach(), y.detach()
+        self._x, self._y, self._last = x.detach(), y.detach(), None
         self._cur_best = x.detach().clone()
         with torch.no_grad():
             self._cur_margin = torch.full((len(x),), float("inf"), device=x.device)
@@ -69,55 +67,76 @@ class TracedAttack:
             adv = self.attack(x, y)
         finally:
             handle.remove()
-        self._best.append(self._cur_best.cpu())
-        self._best_margin.append(self._cur_margin.cpu())
+        # a best point outside the eps-ball (an attack's unprojected internal query) is not a valid iterate
+        d = (self._cur_best - x.detach()).flatten(1).float()
+        outside = (d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)) > self.eps + MATCH_TOL
+        self._best.append(torch.where(outside.view(-1, *([1] * (x.dim() - 1))), x.detach(), self._cur_best).cpu())
+        self._best_margin.append(self._cur_margin.masked_fill(outside, float("inf")).cpu())
         self._offset += len(x)
         self._x = self._y = None
         return adv
 
     # ------------------------------------------------------------------ matching rows to examples
-    def _match(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row indices, example indices) of the queried rows that lie in some example's eps-ball."""
+    def _match(self, q: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(row indices or None for every row, example indices) of the queried rows that lie in some
+        example's eps-ball. The last matching is tried first: attacks query the same subset repeatedly."""
         x = self._x
         qf, xf = q.flatten(1), x.flatten(1)
         if qf.shape[1] != xf.shape[1]:
-            return q.new_zeros(0, dtype=torch.long), q.new_zeros(0, dtype=torch.long)
-        if len(qf) == len(xf):
-            cand = torch.arange(len(xf), device=q.device)
-        else:
-            cols = torch.linspace(0, xf.shape[1] - 1, min(MATCH_COORDS, xf.shape[1]), device=q.device).long()
-            cand = torch.cdist(qf[:, cols].float(), xf[:, cols].float(), p=float("inf")).argmin(1)
-        d = (qf - xf[cand]).float()
-        size = d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)
-        inside = size <= self.eps + MATCH_TOL
-        rows = inside.nonzero().squeeze(1)
-        return rows, cand[rows]
+            return None, q.new_zeros(0, dtype=torch.long)
+        for cached in (True, False):
+            if cached:
+                if self._last is None or len(self._last) != len(qf):
+                    continue
+                cand = self._last
+            else:
+                cols = torch.linspace(0, xf.shape[1] - 1, min(MATCH_COORDS, xf.shape[1]), device=q.device).long()
+                cand = torch.cdist(qf[:, cols].float(), xf[:, cols].float(), p=float("inf")).argmin(1)
+            d = (qf - xf[cand]).float()
+            size = d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)
+            inside = size <= self.eps + MATCH_TOL
+            if bool(inside.all()):
+                self._last = cand
+                return None, cand
+            if not cached:
+                rows = inside.nonzero().squeeze(1)
+                return rows, cand[rows]
+        raise AssertionError("unreachable")
 
     def _on_forward(self, module, inputs, out):
         if self._x is None or not inputs or not torch.is_tensor(inputs[0]) or out.dim() != 2:
             return
         with torch.no_grad():
             q = inputs[0].detach()
-            rows, ex = self._match(q)
-            if not len(rows):
+            if q.shape == self._x.shape:   # the whole batch in order (most iterative attacks): no matching
+                # (the ball is checked once per batch, on the best points: see __call__)
+                m = margins(out, self._y)
+                better = m < self._cur_margin
+                self._cur_margin = torch.minimum(self._cur_margin, m)
+                self._cur_best = torch.where(better.view(-1, *([1] * (q.dim() - 1))), q.to(self._cur_best.dtype),
+                                             self._cur_best)
+                self._record(None, m)
                 return
-            m = margins(out[rows], self._y[ex])
-            # the lowest margin per example among this query's rows (a row per example in practice)
+            rows, ex = self._match(q)
+            if not len(ex):
+                return
+            m = margins(out if rows is None else out[rows], self._y[ex])
             better = m < self._cur_margin[ex]
-            if bool(better.any()):
-                r, e = rows[better], ex[better]
-                self._cur_margin[e] = m[better]
-                self._cur_best[e] = q[r].to(self._cur_best.dtype).view(-1, *self._cur_best.shape[1:])
-            self.queries += 1
-            finite = torch.isfinite(self._cur_margin)
-            if bool(finite.any()):
-                self.trace.append(float(self._cur_margin[finite].mean()))
-            if self._hist_rows + len(ex) <= MAX_HISTORY_ROWS:
-                self._hist_idx.append((ex + self._offset).to(torch.int32).cpu())
-                self._hist_m.append(m.cpu())
-                self._hist_rows += len(ex)
-            else:
-                self.truncated = True
+            self._cur_margin[ex] = torch.minimum(self._cur_margin[ex], m)
+            src = q if rows is None else q[rows]
+            self._cur_best[ex] = torch.where(better.view(-1, *([1] * (q.dim() - 1))), src.to(self._cur_best.dtype),
+                                             self._cur_best[ex])
+            self._record(ex, m)
+
+    def _record(self, ex: torch.Tensor | None, m: torch.Tensor) -> None:
+        """Keep one query's margins (``ex`` None: the whole batch in order)."""
+        self.queries += 1
+        if self._hist_rows + len(m) > MAX_HISTORY_ROWS:
+            self.truncated = True
+            return
+        self._hist_idx.append((self._offset, ex))
+        self._hist_m.append(m)
+        self._hist_rows += len(m)
 
     # ------------------------------------------------------------------------------- results
     @property
@@ -130,12 +149,17 @@ class TracedAttack:
         return torch.cat(self._best_margin) if self._best_margin else torch.zeros(0)
 
     def loss_trace(self, points: int = TRACE_POINTS) -> list[float]:
-        """At most ``points`` values of the mean best-so-far margin, evenly spaced over the queries."""
-        t = self.trace
-        if len(t) <= points:
-            return [round(v, 6) for v in t]
-        idx = torch.linspace(0, len(t) - 1, points).round().long().tolist()
-        return [round(t[i], 6) for i in idx]
+        """The mean margin of the queried points (the attack's loss, lower is better), at most ``points``
+        queries evenly spaced over the attack (all batches in order)."""
+        q = len(self._hist_m)
+        picks = range(q) if q <= points else torch.linspace(0, q - 1, points).round().long().tolist()
+        out = []
+        for i in picks:
+            m = self._hist_m[i]
+            m = m[torch.isfinite(m)]
+            if len(m):
+                out.append(round(float(m.mean()), 6))
+        return out
 
     def still_improving(self, tail: float = 0.2, rel: float = 0.1, abs_tol: float = 1e-3) -> torch.Tensor:
         """Per example: whether its best margin so far was still falling over the last ``tail`` of its queries.
@@ -146,19 +170,26 @@ class TracedAttack:
         Examples with fewer than two queries: False.
         """
         n = self._offset
-        out = torch.zeros(n, dtype=torch.bool)
         if not self._hist_idx:
-            return out
-        idx = torch.cat(self._hist_idx).long()
-        m = torch.cat(self._hist_m)
+            return torch.zeros(n, dtype=torch.bool)
+        idx = torch.cat([(torch.arange(len(v)) if ex is None else ex.cpu().long()) + off
+                         for (off, ex), v in zip(self._hist_idx, self._hist_m)])
+        m = torch.cat([v.cpu() for v in self._hist_m]).double()
         order = torch.sort(idx, stable=True).indices     # per example, its queries in time order
         idx, m = idx[order], m[order]
+        m = m.masked_fill(~torch.isfinite(m), float("nan"))
+        lo, hi = (float(m.nan_to_num(0).min()), float(m.nan_to_num(0).max()))
+        big = 2 * (hi - lo) + 1.0
+        # a running minimum per example in one pass: later examples are shifted far below earlier ones
+        shifted = (m.nan_to_num(hi + big / 2) - idx.double() * big)
+        best = torch.cummin(shifted, 0).values + idx.double() * big
         counts = torch.bincount(idx, minlength=n)
-        starts = (torch.cumsum(counts, 0) - counts).tolist()
-        for i in (counts >= 2).nonzero().squeeze(1).tolist():
-            k = int(counts[i])
-            best = torch.cummin(m[starts[i]:starts[i] + k], 0).values
-            w = max(1, int(round(tail * k)))
-            drop, total = float(best[k - 1 - w] - best[k - 1]), float(best[0] - best[k - 1])
-            out[i] = drop > abs_tol and drop > rel * total
-        return out
+        starts = torch.cumsum(counts, 0) - counts
+        w = torch.clamp((tail * counts.double()).round().long(), min=1)
+        ok = counts >= 2
+        last = (starts + counts - 1).clamp(min=0, max=max(len(best) - 1, 0))
+        prev = (starts + counts - 1 - w).clamp(min=0, max=max(len(best) - 1, 0))
+        first = starts.clamp(max=max(len(best) - 1, 0))
+        drop = best[prev] - best[last]
+        total = best[first] - best[last]
+        return ok & (drop > abs_tol) & (drop > rel * total.clamp(min=0))

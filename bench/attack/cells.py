@@ -31,6 +31,7 @@ class Cell:
     progress: bool = False
     desc: str = ""
     randomised: bool = False   # the model's predictions are random (unstable predictions are measured)
+    indicators: bool = True    # measure the indicators of attack failure (bench.attack.mitigate)
 
 
 def new_record(name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost, seed, batch_size,

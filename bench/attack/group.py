@@ -181,7 +181,8 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
             config["counted_within_eps"] = float(eps)
         cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
         cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, plan.batch_size, opts.progress,
-                          f"{m.name} {attack_name} {norm} {eps:g}", randomised=randomised)
+                          f"{m.name} {attack_name} {norm} {eps:g}", randomised=randomised,
+                          indicators=getattr(opts, "indicators", True))
         return s, proto, config, cell
 
     def is_done(attack_name, proto, config, after=None, before=None):

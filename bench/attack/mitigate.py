@@ -52,7 +52,8 @@ def traced_run(c, x, y, attack=None, seed=None):
     from attacks.trace import TracedAttack
 
     attack = attack or c.attack
-    tracer = TracedAttack(attack, c.model, attack.norm, attack.eps) if traceable(attack) else None
+    on = getattr(c, "indicators", True) and traceable(attack)
+    tracer = TracedAttack(attack, c.model, attack.norm, attack.eps) if on else None
     adv, cost = run_attack(c.model, tracer or attack, x, y, batch_size=c.batch_size,
                            seed=c.seed if seed is None else seed, device=c.device, progress=c.progress, desc=c.desc)
     return adv, cost, tracer
@@ -94,11 +95,12 @@ def finish(c, x, y, attacked: torch.Tensor, adv, tracer, robust_of) -> tuple[tor
     """Measure silent success, incomplete optimization and unstable predictions of one cell's run and
     apply the first two mitigations. ``attacked``: the examples that count (clean-correct); ``robust_of(ok)``
     the cell's robust accuracy for a correctness vector over ``x``. Returns (adv, correct on adv, findings)."""
-    from attacks import create_attack
-
     n_att = int(attacked.sum())
     f = Findings(n_att)
-    ok = predict_correct(c.model, adv, y, c.device)
+    labels = protocol.predict_labels(c.model, adv, c.device)
+    ok = labels == y.cpu()
+    if not getattr(c, "indicators", True):
+        return adv, ok, f
     if tracer is not None:
         f.loss_trace = tracer.loss_trace()
         # silent success: a visited point fools the model (under the protocol) where the returned one does not
@@ -121,17 +123,14 @@ def finish(c, x, y, attacked: torch.Tensor, adv, tracer, robust_of) -> tuple[tor
             if value > ind.INDICATORS[ind.INCOMPLETE].threshold and key and s is not None:
                 adv, ok = _more_steps(c, x, y, attacked, adv, ok, still, key, robust_of, f)
     if getattr(c, "randomised", False):
+        if f.mitigations:   # the points changed
+            labels = protocol.predict_labels(c.model, adv, c.device)
         with seeded(SECOND_DRAW, c.device):
             other = predict_log_probs(c.model, adv, EVAL_BATCH, c.device).argmax(1).cpu()
-        first = predict_log_probs_labels(c.model, adv, c.device)
-        f.values[ind.UNSTABLE] = ind.fraction(attacked & (first != other), n_att)
+        f.values[ind.UNSTABLE] = ind.fraction(attacked & (labels != other), n_att)
     else:
         f.values[ind.UNSTABLE] = 0.0
     return adv, ok, f
-
-
-def predict_log_probs_labels(model, x, device) -> torch.Tensor:
-    return protocol.predict_labels(model, x, device)
 
 
 def _more_steps(c, x, y, attacked, adv, ok, still, key, robust_of, f: Findings):
@@ -214,7 +213,7 @@ def group_pass(m, g, opts, plan, records: list[AttackRecord], vectors: dict, new
     from . import cells
     from .stage import attack_overrides
 
-    if g.eps == 0 or not new:
+    if g.eps == 0 or not new or not getattr(opts, "indicators", True):
         return
     n_clean = int(m.clean.sum())
     checks = getattr(m, "checks", None) or {}
