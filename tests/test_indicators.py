@@ -167,3 +167,57 @@ def test_returning_the_last_iterate_fires_silent_success(mlp, digits):
     assert mit["robust_acc_after"] < mit["robust_acc_before"]
     assert float(robust.double().mean()) == pytest.approx(rec.robust_acc)
     assert rec.indicators[ind.SILENT]["after"] == 0.0
+
+
+# ------------------------------------------------------------------ leaderboard, report and summary
+def _golden_with_indicators(tmp_path, failed_worst_case: bool):
+    """The golden results with indicators on mlp seed 0 at L-inf 0.1: silent success fired on pgd and was
+    mitigated; with ``failed_worst_case`` incomplete optimization fires on every attack and the worst case."""
+    from bench.results import Results
+    from conftest import golden_run_dir
+
+    tmp_path.mkdir()
+    run = golden_run_dir(tmp_path)
+    res = Results.load(run)
+    recs = res.model("mlp").seed(0).records()
+    at = {r.attack: r for r in recs if r.norm == "Linf" and r.eps == 0.1}
+    for name, rec in at.items():
+        for n in ind.ORDER:
+            ind.set_value(rec, n, 0.0)
+    ind.set_value(at["pgd"], ind.SILENT, 0.04)
+    at["pgd"].set_indicator_after(ind.SILENT, 0.0)
+    at["pgd"].add_mitigation(ind.SILENT, "kept the best visited iterate", 0.5, 0.46)
+    if failed_worst_case:
+        for name in ("fgsm", "pgd"):
+            ind.set_value(at[name], ind.INCOMPLETE, 0.3)
+    ind.worst_case_indicators(at["worst_case"], ind.members_of(at["worst_case"], recs))
+    res.save()
+    return run
+
+
+def test_leaderboard_report_and_summary_say_whether_a_number_rests_on_a_failed_attack(tmp_path):
+    from bench.leaderboard import build_leaderboard
+    from bench.leaderboard_render import render
+    from bench.report import report_html
+    from bench.results import Results
+    from bench.summary import summarize
+
+    run = _golden_with_indicators(tmp_path / "a", failed_worst_case=False)
+    res = Results.load(run)
+    lb = build_leaderboard(res)
+    assert lb.text.at["mlp", "attack_failure"] == "silent success x1"
+    assert lb.text.at["dropout", "attack_failure"] == ""          # never measured
+    assert "attack failure" in render(lb, "github")
+    (finding,) = [f for f in summarize(res) if f.topic == "attack_failure"]
+    assert finding.level == "info" and finding.text.startswith("No leaderboard number rests on a failed attack")
+    assert "1 number(s) were changed" in finding.text
+    page = report_html(run, figures=[])
+    assert "Attack-failure indicators" in page and "4!-&gt;0" in page   # pgd's silent success: 4% -> 0%
+
+    run = _golden_with_indicators(tmp_path / "b", failed_worst_case=True)
+    res = Results.load(run)
+    assert build_leaderboard(res).text.at["mlp", "attack_failure"] == \
+        "silent success x1, incomplete optimization x2!"
+    (finding,) = [f for f in summarize(res) if f.topic == "attack_failure"]
+    assert finding.level == "warning" and "rest on a failed attack" in finding.text
+    assert finding.items == ("mlp: incomplete optimization (Linf eps 0.1).",)
