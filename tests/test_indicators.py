@@ -173,8 +173,9 @@ def test_returning_the_last_iterate_fires_silent_success(mlp, digits):
 def _golden_with_indicators(tmp_path, failed_worst_case: bool):
     """The golden results with indicators on mlp seed 0 at L-inf 0.1: silent success fired on pgd and was
     mitigated; with ``failed_worst_case`` incomplete optimization fires on every attack and the worst case."""
-    from bench.results import Results
     from conftest import golden_run_dir
+
+    from bench.results import Results
 
     tmp_path.mkdir()
     run = golden_run_dir(tmp_path)

@@ -138,7 +138,7 @@ def _more_steps(c, x, y, attacked, adv, ok, still, key, robust_of, f: Findings):
     from attacks import create_attack
 
     before, base = robust_of(ok), int(c.attack.budget[key])
-    factor, value, still = 1, f.values[ind.INCOMPLETE], still
+    factor, value = 1, f.values[ind.INCOMPLETE]
     cost = {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0}
     while value > ind.INDICATORS[ind.INCOMPLETE].threshold and factor < MAX_STEP_FACTOR:
         factor *= 2
