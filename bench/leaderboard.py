@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BenchError
+from .attack import indicators as attack_indicators
 from .info import summary as info_summary
 from .protocol import FLAGS
 from .results import AttackRecord, ModelResult, Results, SeedResult, norm_eps
@@ -106,7 +107,7 @@ COLUMNS: list[Column] = [
     Column("params", "params", None, thousands=True, per_seed=False, doc="number of parameters"),
 ]
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-TEXT_KEYS = ("model", "seeds", "flags", "notes")
+TEXT_KEYS = ("model", "seeds", "flags", "notes", "attack_failure")
 _FAMILIES = {f for f, _ in ROBUST_FAMILIES}
 
 
@@ -386,12 +387,13 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
         texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
                        "flags": ", ".join([flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)]
                                           + info_summary.info_flag_labels(m)),
-                       "notes": "; ".join(fails + _imported(m))}
+                       "notes": "; ".join(fails + _imported(m)),
+                       "attack_failure": attack_indicators.model_text(seeds)}
     keys = [c.key for c in all_columns]
     mean = pd.DataFrame.from_dict(means, orient="index", columns=keys, dtype=float)
     std = pd.DataFrame.from_dict(stds, orient="index", columns=keys, dtype=float)
     count = pd.DataFrame.from_dict(counts, orient="index", columns=keys, dtype=float)
-    text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes"])
+    text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes", "attack_failure"])
     columns = [c for c in all_columns if mean[c.key].notna().any()
                or (c.key in info_summary.KEYS and any(info_summary.has_info(m) for m in res.models()))] \
         if len(mean) else []

@@ -16,6 +16,12 @@ from .protocol import FLAG_BY_LABEL
 from .results import Results
 from .stats import mean_std
 
+ATTACK_FAILURE_NOTE = ("Attack failure: the indicators of attack failure (Pintor et al. 2022) that fired on any of the "
+                       "model's attack cells, with the number of cells; `!` marks one on which a leaderboard number "
+                       "still rests after its mitigation (every attack of that worst case shows it); none: no "
+                       "indicator fired. See the report's indicator table.")
+
+
 def _escape(text: str, fmt: str) -> str:
     return escape.cell(text, fmt)
 
@@ -40,9 +46,10 @@ def _cell(lb: Leaderboard, model: str, col: Column, fmt: str, best: set[str]) ->
 def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[str]]:
     show_flags = bool(lb.text["flags"].astype(bool).any()) if len(lb.text) else False
     show_notes = bool(lb.text["notes"].astype(bool).any()) if len(lb.text) else False
+    show_fail = _show_attack_failure(lb)
     headers = ["model", "seeds"] + [c.header for c in lb.columns] + (["flags"] if show_flags else []) \
-        + (["notes"] if show_notes else [])
-    align = ["left", "right"] + ["right"] * len(lb.columns) + ["left"] * (show_flags + show_notes)
+        + (["attack failure"] if show_fail else []) + (["notes"] if show_notes else [])
+    align = ["left", "right"] + ["right"] * len(lb.columns) + ["left"] * (show_flags + show_fail + show_notes)
     best = {c.key: lb.best(c.key) for c in lb.columns}
     rows = []
     for m in lb.models:
@@ -50,10 +57,18 @@ def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[s
         row += [_cell(lb, m, c, fmt, best[c.key]) for c in lb.columns]
         if show_flags:
             row.append(_escape(lb.text.at[m, "flags"], fmt))
+        if show_fail:
+            row.append(_escape(lb.text.at[m, "attack_failure"], fmt))
         if show_notes:
             row.append(_escape(lb.text.at[m, "notes"], fmt))
         rows.append(row)
     return [_escape(h, fmt) for h in headers], rows, align
+
+
+def _show_attack_failure(lb: Leaderboard) -> bool:
+    """Whether any model has indicators of attack failure measured (runs from before they existed: no)."""
+    return "attack_failure" in lb.text and bool(lb.text["attack_failure"].astype(bool).any()) if len(lb.text) \
+        else False
 
 
 def to_csv(lb: Leaderboard) -> str:
@@ -70,6 +85,8 @@ def to_csv(lb: Leaderboard) -> str:
                                                for m in lb.models]
     cols["flags"] = [";".join(f.strip() for f in s.split(",") if f.strip()) for s in lb.text["flags"]]
     cols["notes"] = list(lb.text["notes"])
+    if _show_attack_failure(lb):
+        cols["attack_failure"] = list(lb.text["attack_failure"])
     best = {c.key: lb.best(c.key) for c in lb.columns}
     cols["best"] = [";".join(k for k in best if m in best[k]) for m in lb.models]
     return escape.csv_frame(pd.DataFrame(cols)).to_csv(index=False, float_format="%.8g", lineterminator="\n")
@@ -88,7 +105,8 @@ def to_json(lb: Leaderboard) -> str:
                      "values": {c.key: _finite(lb.mean.at[m, c.key]) for c in lb.columns},
                      "std": {c.key: _finite(lb.std.at[m, c.key]) for c in lb.columns if c.with_std},
                      "flags": [f.strip() for f in lb.text.at[m, "flags"].split(",") if f.strip()],
-                     "notes": lb.text.at[m, "notes"], "best": [k for k in best if m in best[k]]})
+                     "notes": lb.text.at[m, "notes"], "best": [k for k in best if m in best[k]],
+                     **({"attack_failure": lb.text.at[m, "attack_failure"]} if _show_attack_failure(lb) else {})})
         ends = {k: info_summary.interval_ends(lb.results.model(m), k) for k in info_summary.UPPER
                 if k in {c.key for c in lb.columns}}
         if ends:   # both ends of the I(X;Z) and I(Z;Y) intervals (null where a model has none)
@@ -189,6 +207,8 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
     for f in used:
         if f in FLAG_BY_LABEL:
             notes.append(f"`{f}`: {FLAG_BY_LABEL[f].text}")
+    if _show_attack_failure(lb):
+        notes.append(ATTACK_FAILURE_NOTE)
     if any(f.startswith(("I(X;Z)", "I(Z;Y)")) for f in used):
         notes.append(info_summary.FLAGS_NOTE)
     return notes

@@ -146,6 +146,35 @@ def _flags_section(res: Results) -> str:
     return "".join(parts)
 
 
+def _indicators_section(res: Results) -> str:
+    """Per model (and seed), the six indicators of attack failure as rows and a column per attack."""
+    from .attack import indicators as ind
+
+    parts = []
+    for m in res.models():
+        for s in m.done_seeds():
+            recs = s.records()
+            for norm in ("Linf", "L2"):
+                headers, rows = ind.table_rows(recs, norm)
+                if not rows:
+                    continue
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+                body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+                parts.append(f"<h3>{html.escape(m.name)} seed {html.escape(s.seed_id)}, {norm}</h3>"
+                             f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+                             "</table></div>")
+    if not parts:
+        return ""
+    every = "".join(f"<li><code>{html.escape(i.label)}</code> (fires above {100 * i.threshold:g}%): "
+                    f"{html.escape(i.measures)}. Mitigation: {html.escape(i.mitigation)}.</li>"
+                    for i in ind.INDICATOR_LIST)
+    return ('<p class="note">Pintor et al. (2022): each cell is the largest value over the attack\'s eps, in % of '
+            "the examples it attacked; <code>!</code> = fired; <code>a->b</code> = b after the mitigation; - = not "
+            "applicable. The worst-case column takes, per indicator, the smallest value over its attacks: it fires "
+            f"only when every attack shows that failure.</p>{''.join(parts)}"
+            f"<details><summary>The six indicators</summary><ul>{every}</ul></details>")
+
+
 def _summary_section(findings: list[Finding]) -> str:
     lis = []
     for f in findings:
@@ -184,6 +213,9 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
     if key:
         sections.append(("key-figures", "Key figures"))
     sections.append(("flags", "Flags"))
+    indicators = _indicators_section(res)
+    if indicators:
+        sections.append(("indicators", "Attack-failure indicators"))
     if more:
         sections.append(("more-figures", "More figures"))
     if adv:
@@ -216,6 +248,8 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
         parts.append('<section id="key-figures"><h2>Key figures</h2>'
                      + "".join(_figure(p, KEY_FIGURES[p.name]) for p in key) + "</section>")
     parts.append(f'<section id="flags"><h2>Flags</h2>{_flags_section(res)}</section>')
+    if indicators:
+        parts.append(f'<section id="indicators"><h2>Attack-failure indicators</h2>{indicators}</section>')
     if more:
         parts.append('<section id="more-figures"><h2>More figures</h2>'
                      + "".join(_figure(p, MORE_FIGURES.get(p.name, p.stem.replace("_", " "))) for p in more)

@@ -265,6 +265,30 @@ def _flags(res: Results, gaps: dict[str, list[str]]) -> list[Finding]:
     return out
 
 
+def _attack_failure(res: Results) -> Finding | None:
+    """One sentence: whether any leaderboard number rests on a failed attack (bench.attack.indicators)."""
+    from .attack import indicators as ind
+
+    per_model = {m.name: [r for s in m.done_seeds() for r in s.records()] for m in res.models()}
+    if not any(r.indicators for recs in per_model.values() for r in recs):
+        return None
+    failed = {name: sorted({f"{ind.INDICATORS[n].label} ({r.norm} eps {r.eps:g})"
+                            for r in ind.failed_worst_cases(recs) for n in r.fired_indicators(after=True)})
+              for name, recs in per_model.items()}
+    failed = {k: v for k, v in failed.items() if v}
+    fired = sum(sum(ind.fired_cells(recs).values()) for recs in per_model.values())
+    changed = sum(ind.changed_numbers(recs) for recs in per_model.values())
+    if failed:
+        return Finding("attack_failure", f"{sum(len(v) for v in failed.values())} leaderboard number(s) rest on a "
+                                         "failed attack: every attack of the worst case shows an indicator of "
+                                         "attack failure even after its mitigation:", "warning",
+                       tuple(f"{k}: {', '.join(v)}." for k, v in failed.items()))
+    return Finding("attack_failure", "No leaderboard number rests on a failed attack: the six indicators of attack "
+                                     f"failure were measured on every cell; {fired} indicator(s) fired on single "
+                                     f"attacks and {changed} number(s) were changed by their mitigations (see the "
+                                     "indicator table).")
+
+
 def _unchecked(res: Results, gaps: dict[str, list[str]]) -> Finding | None:
     attacked = {m.name for m in res.models() if any(s.records() for s in m.done_seeds())}
     done = [m.name for m in res.models() if m.done_seeds()]
@@ -306,6 +330,9 @@ def summarize(res: Results, eps=None, alpha: float = ALPHA) -> list[Finding]:
         out.append(vs)
     gaps = attack_gaps(res)
     out += _flags(res, gaps)
+    failure = _attack_failure(res)
+    if failure:
+        out.append(failure)
     un = _unchecked(res, gaps)
     if un:
         out.append(un)

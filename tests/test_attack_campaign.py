@@ -148,3 +148,21 @@ def test_apgd_eot_with_one_encoder_pass_equals_the_plain_loop(digits, monkeypatc
     assert torch.equal(predict_correct(model, plain, y, "cpu"), predict_correct(model, fused, y, "cpu"))
     assert cost_f["grad_evals"] == cost_p["grad_evals"] and cost_f["forward_evals"] == cost_p["forward_evals"]
     assert cost_f["gflop"] < cost_p["gflop"]
+
+
+@pytest.mark.parametrize("name", ["eot_pgd", "apgd_ce"])
+def test_the_tracer_sees_the_iterates_of_the_fused_eot_paths(digits, name):
+    """The fused EOT paths bypass ``forward`` (``eot_logits``, ``draw_logits``); the indicators' tracer must
+    still see every query, or silent success and incomplete optimization would silently read 0."""
+    from attacks.trace import TracedAttack
+    from bench.attack.cost import run_attack
+
+    model = _trained_vib(digits)
+    x, y = digits.split("test")
+    x, y = x[:40], y[:40]
+    atk = create_attack(name, model, 0.15, steps=4, eot_iter=3)
+    traced = TracedAttack(atk, model, "Linf", 0.15)
+    run_attack(model, traced, x, y, batch_size=1000, seed=3, device="cpu")
+    assert traced.queries >= 4 * 3                      # every draw of every step was seen
+    assert len(traced.loss_trace()) > 1
+    assert not {"draw_logits", "eot_logits"} & set(vars(model))   # the model's own methods again

@@ -10,6 +10,7 @@ import torch
 
 from ..protocol import EVAL_SEED, predict_correct
 from ..results import AttackRecord
+from . import mitigate
 from .checks import BALL_TOL, cell_checks
 from .cost import perturbation_fields, run_attack
 from .worst_case import acc_fields
@@ -29,6 +30,8 @@ class Cell:
     batch_size: int
     progress: bool = False
     desc: str = ""
+    randomised: bool = False   # the model's predictions are random (unstable predictions are measured)
+    indicators: bool = True    # measure the indicators of attack failure (bench.attack.mitigate)
 
 
 def new_record(name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost, seed, batch_size,
@@ -45,13 +48,15 @@ def _run(c: Cell, x, y):
 
 
 def standalone(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, torch.Tensor]:
-    """Attack every example; robust = correct both clean and attacked."""
-    adv, cost = _run(c, c.x, c.y)
-    adv_ok = predict_correct(c.model, adv, c.y, c.device)
+    """Attack every example; robust = correct both clean and attacked (after the per-cell mitigations)."""
+    adv, cost, tracer = mitigate.traced_run(c, c.x, c.y)
+    adv, adv_ok, found = mitigate.finish(c, c.x, c.y, c.clean, adv, tracer,
+                                         lambda ok: float((c.clean & ok).double().mean()))
     robust = c.clean & adv_ok
     pert, linf, l2 = perturbation_fields(c.x, adv)
     rec = new_record(name, norm, eps, proto, robust, float(c.clean.double().mean()), float(adv_ok.double().mean()),
                      pert, config, cost, c.seed, c.batch_size)
+    found.apply(rec)
     cell_checks(rec, norm, eps, adv, linf, l2, int(c.clean.sum()))
     return rec, robust
 
@@ -82,9 +87,16 @@ def cascade(c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor
     """
     idx = robust_before.nonzero().flatten()
     robust = robust_before.clone()
+    found = None
     if len(idx):
-        adv, cost = _run(c, c.x[idx], c.y[idx])
-        robust[idx] = predict_correct(c.model, adv, c.y[idx], c.device)
+        adv, cost, tracer = mitigate.traced_run(c, c.x[idx], c.y[idx])
+
+        def robust_of(ok):
+            r = robust_before.clone()
+            r[idx] = ok
+            return float(r.double().mean())
+        adv, robust[idx], found = mitigate.finish(c, c.x[idx], c.y[idx], torch.ones(len(idx), dtype=torch.bool),
+                                                  adv, tracer, robust_of)
         pert, linf, l2 = perturbation_fields(c.x[idx], adv)
     else:  # nothing left to attack
         adv, cost = c.x[:0], dict(NO_COST)
@@ -92,6 +104,8 @@ def cascade(c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor
     rec = new_record(name, norm, eps, proto, robust, float(c.clean.double().mean()), None, pert, config, cost,
                      c.seed, c.batch_size, cascade=True, attacked_n=int(len(idx)), cascade_after=list(after),
                      robust_acc_before=float(robust_before.double().mean()))
+    if found is not None:
+        found.apply(rec)
     if len(idx):
         cell_checks(rec, norm, eps, adv, linf, l2, int(c.clean.sum()))
     return rec, robust

@@ -12,7 +12,7 @@ the Ray executor returns a unit's puts to the driver, the only writer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -37,6 +37,8 @@ class ModelUnderAttack:
     device: object
     randomised: bool = False
     batch_size: int | None = None   # attack batch size; None: chosen by :func:`batch_size_for`
+    checks: dict = field(default_factory=dict)   # the model checks (bench.attack.checks.model_checks)
+    sanity: dict = field(default_factory=dict)   # (attack, norm) -> unconstrained failure (bench.attack.mitigate)
 
     @property
     def clean_acc(self) -> float:
@@ -166,7 +168,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
     """
     from attacks import create_attack, get_spec
 
-    from . import cells
+    from . import cells, mitigate
     from .stage import attack_overrides
 
     norm, eps, seed, randomised = g.norm, g.eps, m.seed, m.randomised
@@ -195,7 +197,8 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
             config["counted_within_eps"] = float(eps)
         cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
         cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, batch_size_for(m, plan, opts),
-                          opts.progress, f"{m.name} {attack_name} {norm} {eps:g}")
+                          opts.progress, f"{m.name} {attack_name} {norm} {eps:g}", randomised=randomised,
+                          indicators=getattr(opts, "indicators", True))
         return s, proto, config, cell
 
     def is_done(attack_name, proto, config, after=None, before=None):
@@ -233,8 +236,12 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
                 computed(rec, robust)
             robust_now = vectors[per_example_key(attack_name, norm, eps)]
             after = after + [attack_name]
+    # indicators of attack failure measured per group, and their mitigations (transfer and EOT cells)
+    mitigate.group_pass(m, g, opts, plan, records, vectors, [r for r, _ in puts], computed)
     # the worst case over every attack recorded at this eps, including earlier invocations'
-    for rec, robust in worst_case_records(records, vectors, norm, eps, randomised, m.clean_acc):
+    worst = worst_case_records(records, vectors, norm, eps, randomised, m.clean_acc)
+    mitigate.worst_case_pass(worst, records, vectors)
+    for rec, robust in worst:
         put(rec, robust)
     return puts
 

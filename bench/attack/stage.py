@@ -49,6 +49,7 @@ class AttackOptions:
     grid_eps: float = 0.2
     grid: bool = True
     cascade: bool = True            # costly attacks run only on the examples still robust at that eps
+    indicators: bool = True         # measure the indicators of attack failure and apply their mitigations
     models: list[str] | None = None
     device: torch.device | str = "cpu"
     data_dir: str | None = None
@@ -62,7 +63,7 @@ class AttackOptions:
         return cls(run_dir, attacks=table.get("attacks"), eps=table.get("eps"), eps_l2=table.get("eps_l2"),
                    n_examples=table.get("n_examples"), batch_size=table.get("batch_size"),
                    eot_iter=table.get("eot_iter"), attack_set=table.get("set") or {},
-                   cascade=table.get("cascade", True), resume=True, **kw)
+                   cascade=table.get("cascade", True), indicators=table.get("indicators", True), resume=True, **kw)
 
 
 @dataclass
@@ -165,6 +166,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
 
     checks = model_checks(m.model, x, y, opts.device)
     m.randomised = checks["randomised"]
+    m.checks = checks
     log(model_line(name, seed, setup, checks) + f"; attack batch {batch_size_for(m, plan, opts)}"
         + ("" if plan.batch_size else " (from free memory)"))
 

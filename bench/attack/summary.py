@@ -67,6 +67,22 @@ def render_table(records: list[AttackRecord], norm: str) -> str | None:
                     disable_numparse=True)
 
 
+def indicator_lines(records: list[AttackRecord]) -> list[str]:
+    """The indicators of attack failure as a table per norm (``bench.attack.indicators.table_rows``)."""
+    from tabulate import tabulate
+
+    from .indicators import table_rows
+
+    lines = []
+    for norm in ("Linf", "L2"):
+        headers, rows = table_rows(records, norm)
+        if rows:
+            lines.append("indicators of attack failure (max over eps, % of attacked examples; ! fired, "
+                         "a->b after mitigation):")
+            lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    return lines
+
+
 def summary_lines(name: str, seed: int, records: list[AttackRecord], checks: dict, setup: dict) -> list[str]:
     """The printed summary of one attacked (model, seed)."""
     lines = [f"\n{name} seed {seed}: robust accuracy (%) on {setup['n_examples']} test examples, "
@@ -85,6 +101,7 @@ def summary_lines(name: str, seed: int, records: list[AttackRecord], checks: dic
     lines.append(f"model checks: {'randomised' if checks['randomised'] else 'deterministic'}{extra}; "
                  f"model flags: {', '.join(mflags) if mflags else 'none'}")
     lines.append("cell flags: " + ", ".join(f"{v}={k}" for k, v in CELL_LETTERS.items()))
+    lines += indicator_lines(records)
     speed = speed_summary(records)
     if speed:
         lines.append("speed (all cells of each attack; peak = this process's measured fp32 matmul rate):")

@@ -16,7 +16,7 @@ def cmd_attack(args) -> int:
         eps=parse_list(args.eps, float, "eps"), eps_l2=parse_list(args.eps_l2, float, "eps"),
         n_examples=args.n_examples, batch_size=args.batch_size, eot_iter=args.eot_iter,
         attack_set=parse_attack_set(args.attack_set), grid_eps=args.grid_eps, grid=not args.no_grid,
-        cascade=not args.no_cascade,
+        cascade=not args.no_cascade, indicators=not args.no_indicators,
         models=patterns(args.models), device=device(args.device), data_dir=args.data_dir, resume=args.resume,
         fresh=args.fresh, progress=args.progress, plugins=args.plugin))
     return 0
@@ -61,6 +61,9 @@ def register(sub) -> None:
     p.add_argument("--no-cascade", action="store_true",
                    help="run the costly attacks (APGD, Square, AutoAttack) on every example, not only on those "
                         "still robust after the cheaper ones (standalone figures; slower; same worst case)")
+    p.add_argument("--no-indicators", action="store_true",
+                   help="do not measure the six indicators of attack failure nor apply their mitigations (best "
+                        "iterate, more steps, transfer and EOT cells, unbounded sanity run): faster, less checked")
     p.add_argument("--resume", action="store_true",
                    help="keep finished (model, seed, attack, eps, protocol) cells and run only the missing ones")
     p.add_argument("--fresh", action="store_true",

@@ -104,7 +104,7 @@ def attack_unit(run_dir, name: str, seed: int, xy, setup: dict | None, unit: lis
     x, y = xy
     randomised = setup["checks"]["randomised"]
     m = ModelUnderAttack(name, seed, load_trained(run_dir, name, seed, opts.device), x, y, setup["clean"],
-                         opts.device, randomised)
+                         opts.device, randomised, checks=setup["checks"])
     recs = [AttackRecord(r) for r in records]
     vectors = dict(vectors)
     min_norm_runs: dict = {}

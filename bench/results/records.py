@@ -104,6 +104,47 @@ class AttackRecord:
         """Names of the raised checks (a True value, or a non-empty warning string)."""
         return [k for k, v in self.checks.items() if v is True or (isinstance(v, str) and v.strip())]
 
+    # indicators of attack failure (bench.attack.indicators) and the mitigations applied
+    @property
+    def indicators(self) -> dict[str, dict]:
+        """Indicator name -> ``{"value", "threshold", "fired"}`` and, where a mitigation ran, ``"after"``."""
+        return self.raw.get("indicators") or {}
+
+    def set_indicator(self, name: str, value: float | None, threshold: float, **extra) -> None:
+        entry = {"value": None if value is None else float(value), "threshold": float(threshold),
+                 "fired": value is not None and float(value) > threshold, **extra}
+        self.raw.setdefault("indicators", {})[name] = entry
+
+    def set_indicator_after(self, name: str, after: float) -> None:
+        """The value of an indicator after its mitigation ran."""
+        e = self.raw.setdefault("indicators", {}).get(name)
+        if e is not None:
+            e["after"] = float(after)
+
+    def fired_indicators(self, after: bool = False) -> list[str]:
+        """Indicators that fired (``after``: that still fire once their mitigation ran)."""
+        out = []
+        for name, e in self.indicators.items():
+            v = e.get("after", e.get("value")) if after else e.get("value")
+            if v is not None and float(v) > float(e.get("threshold", 0.0)):
+                out.append(name)
+        return out
+
+    @property
+    def mitigations(self) -> list[dict]:
+        """What each mitigation changed: ``{"indicator", "action", "robust_acc_before", "robust_acc_after"}``."""
+        return list(self.raw.get("mitigations") or [])
+
+    def add_mitigation(self, indicator: str, action: str, before: float, after: float, **extra) -> None:
+        self.raw.setdefault("mitigations", []).append(
+            {"indicator": indicator, "action": action, "robust_acc_before": float(before),
+             "robust_acc_after": float(after), **extra})
+
+    @property
+    def loss_trace(self) -> list[float]:
+        """The attack's mean best-so-far margin over its queries, at most 20 points ([] if not traced)."""
+        return list(self.raw.get("loss_trace") or [])
+
     def valid(self) -> bool:
         """Whether it carries a number (robust accuracy and eps); readers ignore the others."""
         return math.isfinite(self.robust_acc) and math.isfinite(_num(self.raw.get("eps")))
