@@ -63,13 +63,16 @@ class TracedAttack:
         with torch.no_grad():
             self._cur_margin = torch.full((len(x),), float("inf"), device=x.device)
         handle = self.model.register_forward_hook(self._on_forward)
-        fused = self._watch_fused()
+        saved = self._watch_fused()
         try:
             adv = self.attack(x, y)
         finally:
             handle.remove()
-            for name in fused:   # the class's own methods again
-                delattr(self.model, name)
+            for name, previous in saved.items():   # what was there before (another wrapper, or the class's)
+                if previous is None:
+                    self.model.__dict__.pop(name, None)
+                else:
+                    setattr(self.model, name, previous)
         # a best point outside the eps-ball (an attack's unprojected internal query) is not a valid iterate
         d = (self._cur_best - x.detach()).flatten(1).float()
         outside = (d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)) > self.eps + MATCH_TOL
@@ -79,11 +82,12 @@ class TracedAttack:
         self._x = self._y = None
         return adv
 
-    def _watch_fused(self) -> list[str]:
+    def _watch_fused(self) -> dict:
         """Watch the model's fused EOT entry points too (``attacks.eot``: ``draw_logits`` gives one forward
         pass's output from a shared encoder pass, ``eot_logits`` n of them at once); they bypass ``forward``, so
         without this an EOT attack's iterates would go unseen and its indicators would silently read 0."""
-        m, names = self.model, []
+        m = self.model
+        names = {n: m.__dict__.get(n) for n in ("draw_logits", "eot_logits") if callable(getattr(m, n, None))}
         draw, eot = getattr(m, "draw_logits", None), getattr(m, "eot_logits", None)
         if callable(draw):
             def draw_logits(mu, sigma, x):
@@ -91,7 +95,6 @@ class TracedAttack:
                 self._on_forward(m, (x,), out)
                 return out
             m.draw_logits = draw_logits
-            names.append("draw_logits")
         if callable(eot):
             def eot_logits(x, n):
                 outs = eot(x, n)
@@ -99,7 +102,6 @@ class TracedAttack:
                     self._on_forward(m, (x,), out)
                 return outs
             m.eot_logits = eot_logits
-            names.append("eot_logits")
         return names
 
     # ------------------------------------------------------------------ matching rows to examples

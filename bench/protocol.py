@@ -64,7 +64,8 @@ def predict_log_probs(model, x: torch.Tensor, batch_size: int = EVAL_BATCH, devi
     (``seed``, the example), so the result does not depend on ``batch_size`` or on the other rows."""
     device = device or next(model.parameters()).device
     out = []
-    with eval_mode(model):
+    # seeded too: a randomised model without keyed noise (a plugin's) is at least reproducible
+    with eval_mode(model), seeded(seed, device):
         for i in range(0, len(x), batch_size):
             with keyed_noise(model, seed):   # one forward call per block: every row's draw is call 0
                 out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))

@@ -166,3 +166,20 @@ def test_the_tracer_sees_the_iterates_of_the_fused_eot_paths(digits, name):
     assert traced.queries >= 4 * 3                      # every draw of every step was seen
     assert len(traced.loss_trace()) > 1
     assert not {"draw_logits", "eot_logits"} & set(vars(model))   # the model's own methods again
+
+
+def test_tracing_an_eot_attack_does_not_change_its_cost_count(digits):
+    """The tracer's and the cost meter's wrappers of the fused entry points nest: removing one must not
+    remove the other, or the EOT draws of later batches go uncounted."""
+    from attacks.trace import TracedAttack
+    from bench.attack.cost import run_attack
+
+    model = _trained_vib(digits)
+    x, y = digits.split("test")
+    x, y = x[:8], y[:8]
+    atk = create_attack("eot_pgd", model, 0.15, steps=2, eot_iter=3)
+    _, plain = run_attack(model, atk, x, y, batch_size=4, seed=3, device="cpu")
+    _, traced = run_attack(model, TracedAttack(atk, model, "Linf", 0.15), x, y, batch_size=4, seed=3, device="cpu")
+    assert plain["grad_evals"] == traced["grad_evals"] == 8 * 2 * 3
+    assert plain["forward_evals"] == traced["forward_evals"]
+    assert not {"draw_logits", "eot_logits"} & set(vars(model))

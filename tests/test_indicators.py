@@ -96,6 +96,7 @@ def _group(model, digits, attacks, *, set_=None, standalone=None, chain=(), mode
     plan = plan_attacks(opts)
     clean = predict_correct(model, x, y, "cpu")
     m = ModelUnderAttack(model_name, 0, model, x, y, clean, "cpu", checks=model_checks(model, x, y, "cpu"))
+    m.randomised = m.checks["randomised"]   # as the attack stage sets it
     records, vectors = [], {}
     attack_group(m, Group("Linf", EPS, tuple(standalone or attacks), tuple(chain)), opts, plan, records, vectors, {})
     return {r.attack: r for r in records}
@@ -222,3 +223,46 @@ def test_leaderboard_report_and_summary_say_whether_a_number_rests_on_a_failed_a
     (finding,) = [f for f in summarize(res) if f.topic == "attack_failure"]
     assert finding.level == "warning" and "rest on a failed attack" in finding.text
     assert finding.items == ("mlp: incomplete optimization (Linf eps 0.1).",)
+
+
+def test_unstable_predictions_are_measured_on_a_keyed_randomised_model(digits):
+    """A VIB's second draw must use another noise key: with the protocol's own key it would repeat the first
+    draw exactly and the indicator would silently read 0."""
+    from models import create_model
+
+    x, y, _, _ = digits
+    torch.manual_seed(0)
+    vib = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[32], k=8, n_samples=1,
+                       sigma_shift=0.0)   # large noise and one sample: its predictions do vary
+    opt = torch.optim.Adam(vib.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss, _ = vib.loss(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recs = _group(vib.eval(), digits, ["pgd"])
+    assert recs["pgd"].indicators[ind.UNSTABLE]["value"] > 0, recs["pgd"].indicators
+
+
+def test_a_second_pass_over_a_finished_group_computes_nothing(mlp, digits, monkeypatch):
+    """Mitigation cells (the transfer cell here) join the records after the chain ran; they must not change
+    the chain's starting point, or every resume would rerun the cascade."""
+    from bench.attack import cells
+
+    _, _, x, y = digits
+    model = Quantised(mlp).eval()
+    opts = AttackOptions(run_dir=None, attacks=["pgd", "apgd_t"], eps=[EPS], eps_l2=[],
+                         attack_set={"apgd_t": {"steps": 10, "n_target_classes": 2}})
+    plan = plan_attacks(opts)
+    clean = predict_correct(model, x, y, "cpu")
+    m = ModelUnderAttack("m", 0, model, x, y, clean, "cpu", checks=model_checks(model, x, y, "cpu"))
+    records, vectors = [], {}
+    group = Group("Linf", EPS, ("pgd",), ("apgd_t",))
+    attack_group(m, group, opts, plan, records, vectors, {})
+    assert any(r.get("mitigation_for") for r in records)          # the transfer cell joined
+    runs = []
+    for name in ("standalone", "cascade"):
+        real = getattr(cells, name)
+        monkeypatch.setattr(cells, name, lambda *a, real=real, name=name, **k: runs.append(name) or real(*a, **k))
+    attack_group(m, group, opts, plan, records, vectors, {})
+    assert runs == []

@@ -206,3 +206,20 @@ def test_the_generator_is_pinned():
     x = torch.linspace(0, 1, 2 * 64).view(2, 1, 8, 8)
     assert content_keys(x).tolist() == [1393526303, 675587240]
     assert NoiseKey(3).keys_for(content_keys(x), 2).tolist() == [1762692222, -1804621842]
+
+
+def test_a_randomised_model_without_keyed_noise_still_predicts_reproducibly():
+    """A plugin's randomised model that draws from torch's global RNG: the protocol seeds it, so two
+    predictions agree (and the eps-0 cells filled from the clean pass stay exact)."""
+    from bench.protocol import predict_labels
+
+    class Noisy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.lin(x.flatten(1)) + 3 * torch.randn(len(x), 3)
+
+    model, x = Noisy(), torch.rand(200, 4)
+    assert torch.equal(predict_labels(model, x, "cpu"), predict_labels(model, x, "cpu"))

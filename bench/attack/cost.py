@@ -34,6 +34,7 @@ class CostMeter:
         self.grad_rows = 0
         self.flops = 0.0
         self._handles = []
+        self._wrapped: list[str] = []   # instance wrappers set by _wrap_eot_logits (removed on exit)
 
     def __enter__(self):
         self._handles.append(self.model.register_forward_hook(self._on_model))
@@ -47,8 +48,9 @@ class CostMeter:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        self.model.__dict__.pop("eot_logits", None)   # the class's methods again
-        self.model.__dict__.pop("draw_logits", None)
+        for name in self._wrapped:   # only the wrappers set here: the class's methods (or another's) again
+            self.model.__dict__.pop(name, None)
+        self._wrapped = []
 
     def _wrap_eot_logits(self):
         """Count ``eot_logits(x, n)`` (n forward passes computed at once, ``attacks.eot``) as n forward and,
@@ -59,13 +61,16 @@ class CostMeter:
                 out.register_hook(lambda g, rows=rows: self._add_grad(rows))
             return out
 
+        self._wrapped = []
         fused = getattr(self.model, "eot_logits", None)
         if fused is not None and "eot_logits" not in self.model.__dict__:
             self.model.eot_logits = lambda x, n: count(out := fused(x, n), int(out.shape[0] * out.shape[1]))
+            self._wrapped.append("eot_logits")
         # one draw from a shared encoder pass (attacks.eot.SharedEncoderEOT): one forward, as the plain call
         draw = getattr(self.model, "draw_logits", None)
         if draw is not None and "draw_logits" not in self.model.__dict__:
             self.model.draw_logits = lambda mu, sigma, x: count(out := draw(mu, sigma, x), int(out.shape[0]))
+            self._wrapped.append("draw_logits")
 
     def _on_model(self, module, inputs, out):
         rows = int(out.shape[0])

@@ -226,7 +226,9 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
     if g.chain and eps > 0:
         robust_now = m.clean.clone()
         for r in records:
-            if r.norm == norm and r.eps == eps and not r.is_worst_case and not r.get("cascade"):
+            # mitigation cells are added after the chain ran: counting them would change its starting point
+            if (r.norm == norm and r.eps == eps and not r.is_worst_case and not r.get("cascade")
+                    and not r.get("mitigation_for")):
                 robust_now &= vectors[r.vector_key]
         after: list[str] = []
         for attack_name in g.chain:

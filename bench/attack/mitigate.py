@@ -125,8 +125,9 @@ def finish(c, x, y, attacked: torch.Tensor, adv, tracer, robust_of) -> tuple[tor
     if getattr(c, "randomised", False):
         if f.mitigations:   # the points changed
             labels = protocol.predict_labels(c.model, adv, c.device)
+        # a second draw: another noise key (keyed models) and another global-RNG seed (any other randomised model)
         with seeded(SECOND_DRAW, c.device):
-            other = predict_log_probs(c.model, adv, EVAL_BATCH, c.device).argmax(1).cpu()
+            other = predict_log_probs(c.model, adv, EVAL_BATCH, c.device, SECOND_DRAW).argmax(1).cpu()
         f.values[ind.UNSTABLE] = ind.fraction(attacked & (labels != other), n_att)
     else:
         f.values[ind.UNSTABLE] = 0.0
