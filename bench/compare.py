@@ -130,6 +130,8 @@ def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_bette
         note = f"paired on the first {prefix} examples" if prefix else ""
     else:
         acc_b, nb, acc_n, nn = fallback
+        if nb and math.isfinite(acc_b) and not (nn and math.isfinite(acc_n)):   # BASE has the number, NEW not
+            return _missing(family, model, metric, "no rate or example count in new", tier=tier)
         if not (nb and nn and math.isfinite(acc_b) and math.isfinite(acc_n)):
             return _row(family, model, metric, math.nan, math.nan, kind="proportion", verdict="not comparable",
                         note="no example counts recorded", tier=tier)
@@ -216,7 +218,7 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
             return (k / n if n else math.nan), int(n)
 
         (ab, nb), (an, nn) = pooled(pb), pooled(pn)
-        lead = all(c[key].leaderboard for c in pb + pn)
+        lead = all(c[key].leaderboard for c in pb)   # BASE decides whether a row gates, never NEW
         row = _proportion_row("robust", model, metric, base, new, seeds, per_example_key(*key), False,
                               (ab, nb, an, nn), tier="primary" if lead else "secondary")
         cfg_b = [c[key].budget for c in pb]

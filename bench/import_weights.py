@@ -172,6 +172,11 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     if opts.replace and mdir.exists():
         import shutil
 
+        from .locking import member_busy
+
+        if member_busy(rundir.member_lock_path(run_dir, name, opts.seed)):
+            raise BenchError(f"--replace: {name} seed {opts.seed} in {run_dir} is being trained by another process; "
+                             "wait for it to finish")
         shutil.rmtree(mdir)
     mdir.mkdir(parents=True, exist_ok=True)
     save_weights(rundir.weights_path(run_dir, name, opts.seed), model, opts.model, overrides,

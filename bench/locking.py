@@ -23,6 +23,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import BenchError
+from .io import atomic_write_text
 
 LOCK_NAME = ".vib-bench.lock"
 OWNER_NAME = ".vib-bench.lock.owner"
@@ -67,6 +68,10 @@ def run_lock(run_dir: str | Path, timeout: float | None = None):
             depth[key] -= 1
         return
     run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (LOCK_NAME, OWNER_NAME):   # a received run directory must not redirect these writes
+        if (run_dir / name).is_symlink():
+            raise BenchError(f"{run_dir / name} is a symbolic link; a run directory's lock files are plain files "
+                             "(remove it)")
     lock = FileLock(str(run_dir / LOCK_NAME))
     wait = lock_timeout() if timeout is None else timeout
     try:
@@ -80,7 +85,7 @@ def run_lock(run_dir: str | Path, timeout: float | None = None):
                          f"VIB_BENCH_LOCK_TIMEOUT, now {wait:g} s)") from None
     depth[key] = 1
     try:
-        (run_dir / OWNER_NAME).write_text(_owner_text() + "\n")
+        atomic_write_text(run_dir / OWNER_NAME, _owner_text() + "\n", durable=False)   # replaces, never follows
         yield
     finally:
         depth[key] = 0

@@ -41,6 +41,10 @@ BAD_RESULTS = {
     "clean error a string": (golden_text(lambda r: _seed(r)["clean"].update(error="abc")), "clean.error"),
     "attacks not a list": (golden_text(lambda r: _seed(r).update(attacks={"a": 1})), "attacks"),
     "an attack not an object": (golden_text(lambda r: _seed(r)["attacks"].insert(0, 5)), "attacks[0]"),
+    "an indicator value a string": (golden_text(lambda r: _seed(r)["attacks"][0].update(
+        indicators={"silent_success": {"value": "x", "threshold": 0.0}})), "indicators.silent_success.value"),
+    "a mitigation not an object": (golden_text(lambda r: _seed(r)["attacks"][0].update(mitigations=[1])),
+                                   "mitigations[0]"),
     "seeds a list": (golden_text(lambda r: r["models"]["mlp"].update(seeds=[1, 2])), "seeds"),
     "model not an object": (golden_text(lambda r: r["models"].update(mlp=[])), "models.mlp"),
     "run seeds huge": (golden_text(lambda r: r["run"].update(seeds=[10 ** 20])), "run.seeds[0]"),

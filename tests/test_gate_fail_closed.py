@@ -155,3 +155,35 @@ def test_a_damaged_per_example_file_is_refused_not_downgraded(new, damage, capsy
     # a damaged BASE is refused just the same
     assert main(["compare", str(new), str(SMOKE)]) == 2
     one_error_line(capsys)
+
+
+def test_a_bare_results_file_without_the_rates_base_has_fails(tmp_path, capsys):
+    """BASE as a bare results.json (no vectors: the test on rates) and NEW with the rates nulled: the rows
+    BASE can test are missing in NEW, not 'not comparable'."""
+    base = tmp_path / "base.json"
+    shutil.copy(SMOKE / "results.json", base)
+    data = json.loads(base.read_text())
+    for m in data["models"].values():
+        for s in m["seeds"].values():
+            s["clean"]["error"] = None
+    (tmp_path / "new.json").write_text(json.dumps(data))
+    assert main(["compare", str(base), str(tmp_path / "new.json")]) == 1
+    assert "no rate or example count in new" in capsys.readouterr().out
+
+
+def test_new_cannot_move_a_row_out_of_the_gated_tier(new, capsys):
+    """A NEW record marked ``leaderboard: false`` must not turn BASE's primary row into an ungated one."""
+    from bench.results import Results
+
+    rec = next(r for r in Results.load(new).model("mlp").seed(0).records()
+               if r.is_worst_case and r.eps > 0 and r.get("leaderboard", True))
+    v = load_per_example(new, "mlp", 0)[rec.vector_key].copy()
+    v[:] = False                                  # every robust example of the leaderboard's cell lost...
+    save_per_example(new, "mlp", 0, rec.vector_key, torch.from_numpy(v))
+
+    def worse(d):
+        raw = next(r for r in d["models"]["mlp"]["seeds"]["0"]["attacks"]
+                   if r["attack"] == rec.attack and r["eps"] == rec.eps and r.get("protocol") == rec.protocol)
+        raw.update(robust_acc=0.0, n_robust=0, leaderboard=False)   # ...and the record says "not the leaderboard's"
+    edit(new, worse)
+    assert main(["compare", str(SMOKE), str(new)]) == 1

@@ -266,3 +266,13 @@ def test_a_second_pass_over_a_finished_group_computes_nothing(mlp, digits, monke
         monkeypatch.setattr(cells, name, lambda *a, real=real, name=name, **k: runs.append(name) or real(*a, **k))
     attack_group(m, group, opts, plan, records, vectors, {})
     assert runs == []
+
+
+def test_a_cut_iterate_history_leaves_incomplete_optimization_unmeasured(mlp, digits, monkeypatch):
+    """When the tracer had to cut its history, incomplete optimization is not judged from the early
+    queries alone: it is recorded as not measured (None), never as a silent 0."""
+    import attacks.trace as trace
+
+    monkeypatch.setattr(trace, "MAX_HISTORY_ROWS", 50)
+    recs = _group(mlp, digits, ["pgd"])
+    assert recs["pgd"].indicators[ind.INCOMPLETE]["value"] is None

@@ -61,6 +61,7 @@ def test_upgrade_writes_the_file_step_by_step_and_check_reports(tmp_path, capsys
     shutil.copy(FORMAT1, run / "results.json")
     assert main(["upgrade", "--check", str(run)]) == 1
     assert json.loads((run / "results.json").read_text())["schema"] == "vib-bench/results/1"
+    assert [p.name for p in run.iterdir()] == ["results.json"]   # --check writes nothing, not even a lock file
     assert main(["upgrade", str(run)]) == 0
     assert (run / "results.json").read_bytes() == GOLDEN_RESULTS.read_bytes()
     assert main(["upgrade", "--check", str(run)]) == 0

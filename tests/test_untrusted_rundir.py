@@ -222,3 +222,19 @@ def test_member_locks_exclude_each_other_across_processes(tmp_path):
     finally:
         proc.wait(timeout=30)
     assert not member_busy(lock)
+
+
+@pytest.mark.parametrize("name", [".vib-bench.lock", ".vib-bench.lock.owner"])
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path, capsys, name):
+    """A received run directory whose lock files point elsewhere: taking the run's lock must neither write
+    through the link nor crash."""
+    from bench.cli import main
+    from conftest import golden_run_dir, one_error_line
+
+    run = golden_run_dir(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (run / name).symlink_to(victim)
+    assert main(["upgrade", str(run)]) == 2
+    assert "symbolic link" in one_error_line(capsys)
+    assert victim.read_text() == "precious"

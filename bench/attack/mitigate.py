@@ -116,7 +116,9 @@ def finish(c, x, y, attacked: torch.Tensor, adv, tracer, robust_of) -> tuple[tor
             f.mitigations.append((ind.SILENT, "kept the best visited iterate", before, robust_of(ok),
                                   {"examples": int(silent.sum())}))
         s = _spec(c.attack)
-        if s is None or s.iterative:
+        if (s is None or s.iterative) and tracer.truncated:   # the history was cut: not measured, never a 0
+            f.values[ind.INCOMPLETE] = None
+        elif s is None or s.iterative:
             still = attacked & ok & tracer.still_improving()
             f.values[ind.INCOMPLETE] = value = ind.fraction(still, n_att)
             key = _steps_key(c.attack)

@@ -121,6 +121,8 @@ def upgrade_file(run_dir_or_file: str | Path, check: bool = False) -> Upgrade:
     path = results_path(run_dir_or_file)
     if not path.exists():
         raise BenchError(f"{path}: no results file (is this a vib-bench run directory?)")
+    if check:   # only looks: no lock file is created
+        return _upgrade_file(path, check)
     with run_lock(path.parent):
         return _upgrade_file(path, check)
 

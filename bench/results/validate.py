@@ -164,9 +164,16 @@ _RUN = _obj({"dataset": _DATASET, "train": _obj(), "models": lambda v, p: (_name
              "seeds": _seed_list, "plugins": _list_of("str"), "suite": _obj({"name": "str?"})})
 _STATS = _obj({"median": "num?", "iqr": "num?", "mean": "num?", "stddev": "num?", "min": "num?", "max": "num?",
                "rounds": "int?", "batch_size": "int?"})
+# the indicators of attack failure and the mitigations that ran (bench.attack.indicators, .mitigate)
+_INDICATOR = _obj({"value": "rate?", "after": "rate?", "threshold": "num", "fired": "bool?"},
+                  nullable=False)
+_MITIGATION = _obj({"indicator": "str", "action": "str?", "robust_acc_before": "rate", "robust_acc_after": "rate"},
+                   nullable=False)
 _ATTACK = _obj({"attack": "str", "norm": "str", "eps": "num?", "protocol": "str?", "robust_acc": "rate?",
                 "ci_low": "rate?", "ci_high": "rate?", "n": "count?", "n_robust": "count?", "clean_acc": "rate?",
-                "checks": _obj(), "config": _obj(), "leaderboard": "bool?"}, nullable=False)
+                "checks": _obj(), "config": _obj(), "leaderboard": "bool?", "indicators": _map_of(_INDICATOR),
+                "mitigations": _list_of(_MITIGATION), "loss_trace": _list_of("num"), "mitigation_for": "str?",
+                "robust_acc_before": "rate?"}, nullable=False)
 _SEED = _obj({
     "train": _obj({"state": "str", "epochs_done": "int?", "epochs": "int?", "train_time_s": "num?",
                    "time_per_epoch_s": "num?", "examples_per_s": "num?", "final_val_error": "num?",
