@@ -57,7 +57,7 @@ def _prepare(opts: RunOptions):
     from . import plugins
     from .attack import AttackOptions
     from .executors import make_executor
-    from .attack.stage import plan_attacks
+    from .attack.options import plan_attacks
     from .data import load_dataset
     from .suite import check_suite, suite_label, suite_overrides
     from .training import TrainConfig
@@ -103,7 +103,7 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
     from .attack.cost import matmul_peak_flops
     from .executors import Campaign
     from .figures import make_figures
-    from .leaderboard import write_leaderboard
+    from .leaderboard_render import write_leaderboard
     from .plan import describe_plan, make_plan
     from .rundir import RESULTS, clear_run
     from .runs import failed_models

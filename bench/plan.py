@@ -93,7 +93,7 @@ def make_plan(suite: dict, dataset, per_model: dict[str, dict], seeds: list[int]
         per_epoch = 6.0 * macs[name][0] * n_fit + 2.0 * macs[name][0] * n_val
         plan.train_flops += per_epoch * epochs * len(seeds)
     if attack_plan is not None:
-        from .attack.stage import attack_overrides
+        from .attack.options import attack_overrides
 
         n = attack_opts.n_examples or len(dataset.split("test")[0])
         plan.attack_examples = n

@@ -16,8 +16,8 @@ from pathlib import Path
 from . import rundir
 from .figures import make_figures
 from .io import atomic_write_text
-from .leaderboard import build_leaderboard, raised_flags, write_leaderboard
-from .leaderboard_render import describe_run, footnotes, render
+from .leaderboard import build_leaderboard, raised_flags
+from .leaderboard_render import describe_run, footnotes, render, write_leaderboard
 from .claims import claims_html
 from .protocol import FLAGS, INFO_FLAGS
 from .results import Results

@@ -163,7 +163,7 @@ def check_suite(suite: dict) -> None:
     from attacks import AttackError, get_spec, list_attacks
     from models import ModelError, list_models
 
-    from .attack.stage import check_budget_value
+    from .attack.options import check_budget_value
 
     label = suite_label(suite)
     try:

@@ -10,7 +10,7 @@ from .common import add_format, parse_list
 
 def cmd_leaderboard(args) -> int:
     from ..io import atomic_write_text
-    from ..leaderboard import write_leaderboard
+    from ..leaderboard_render import write_leaderboard
     from ..leaderboard_render import render_leaderboard
     from ..results import Results
     from ..rundir import LEADERBOARD, run_dir_of
