@@ -14,8 +14,11 @@ import math
 import sys
 from pathlib import Path
 
+from .attack.options import AttackOptions
 from .errors import BenchError
 from .rundir import SEED_MAX
+from .settings import suite_schema
+from .timing_options import TimingOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,10 +98,8 @@ SCHEMA = {
               "train_split": _str(("train", "trainval")), "beta1": _number(0, 0.999999), "beta2": _number(0, 0.999999),
               "lr_decay": _number(0, 1, open_lo=True), "decay_every": _int(1), "ema_decay": _number(0, 0.999999),
               "snapshot_every": _int(0), "snapshot_n": _int(1)},
-    "attack": {"attacks": _list(_str()), "eps": _list(_number(0, 1)), "eps_l2": _list(_number(0), nonempty=False),
-               "n_examples": _int(1), "batch_size": _int(1), "eot_iter": _int(1), "cascade": _bool, "indicators": _bool,
-               "set": _table},
-    "timing": {"batch_sizes": _list(_int(1)), "min_run_time": _number(0, open_lo=True), "train_batch": _int(1)},
+    "attack": suite_schema(AttackOptions),
+    "timing": suite_schema(TimingOptions),
     # read by `vib-bench claims` (bench.claims)
     "claims": {"n_examples": _int(1), "eps_l2": _number(0, open_lo=True), "eps_linf": _list(_number(0, 1)),
                "baseline": _str(), "models": _list(_str()), "strong_l2": _list(_str()), "strong_linf": _list(_str()),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BenchError
+from ..settings import from_table, setting
 
 if TYPE_CHECKING:
     import torch
@@ -31,31 +32,53 @@ class AttackOptions:
     """
 
     run_dir: Path
-    attacks: list[str] | None = None
-    eps: list[float] | None = None
-    eps_l2: list[float] | None = None
-    n_examples: int | None = None
-    batch_size: int | None = None   # None: as large as memory allows (bench.attack.batching)
-    eot_iter: int | None = None
-    attack_set: dict = field(default_factory=dict)
-    grid_eps: float = 0.2
-    grid: bool = True
-    cascade: bool = True            # costly attacks run only on the examples still robust at that eps
-    indicators: bool = True         # measure the indicators of attack failure and apply their mitigations
+    attacks: list[str] | None = setting(
+        None, kind="list", what="attack", shown=",".join(DEFAULT_ATTACKS),
+        help="comma-separated attacks or wildcards (default, the strong set: {default}; eot_pgd runs on randomised "
+             "models only); see `vib-bench list attacks`")
+    eps: list[float] | None = setting(
+        None, kind="list", item="float", lo=0, hi=1, metavar="LIST", shown=",".join(f"{e:g}" for e in DEFAULT_EPS_LINF),
+        help="L-inf budgets for L-inf attacks, in [0, 1] (default: {default})")
+    eps_l2: list[float] | None = setting(
+        None, kind="list", item="float", lo=0, nonempty=False, metavar="LIST", what="eps",
+        shown=",".join(f"{e:g}" for e in DEFAULT_EPS_L2), help="L2 budgets for L2 attacks (default: {default})")
+    n_examples: int | None = setting(None, kind="int", lo=1, metavar="N", shown="the whole test split",
+                                     help="attack the first N test examples (default: {default})")
+    batch_size: int | None = setting(    # None: as large as memory allows (bench.attack.batching)
+        None, kind="int", lo=1, shown="as many as a quarter of the free memory holds",
+        help="examples per attack batch (default: {default})")
+    eot_iter: int | None = setting(None, kind="int", lo=1, metavar="K", shown="EOT-PGD 10, APGD 20",
+                                   help="draws averaged per gradient by the EOT attacks on randomised models "
+                                        "(default: {default})")
+    attack_set: dict = setting(kind="table", default_factory=dict, suite="set", flag="--attack-set",
+                               metavar="ATTACK.KEY=VALUE", repeat=True,
+                               help="override one attack's budget, e.g. --attack-set pgd.steps=100 (repeatable)")
+    grid_eps: float = setting(0.2, kind="float", lo=0, suite=None,
+                              help="eps of the picture of adversarial examples (closest one run; default: {default})")
+    grid: bool = setting(True, kind="bool", suite=None, help="skip the picture")
+    cascade: bool = setting(     # costly attacks run only on the examples still robust at that eps
+        True, kind="bool",
+        help="run the costly attacks (APGD, Square, AutoAttack) on every example, not only on those still robust "
+             "after the cheaper ones (standalone figures; slower; same worst case)")
+    indicators: bool = setting(  # measure the indicators of attack failure and apply their mitigations
+        True, kind="bool",
+        help="do not measure the six indicators of attack failure nor apply their mitigations (best iterate, more "
+             "steps, transfer and EOT cells, unbounded sanity run): faster, less checked")
+    # process-level settings: the shared flags of bench.cli.common, not in a suite's [attack] table
     models: list[str] | None = None
     device: torch.device | str = "cpu"
     data_dir: str | None = None
-    resume: bool = False
-    fresh: bool = False
+    resume: bool = setting(False, kind="bool", suite=None,
+                           help="keep finished (model, seed, attack, eps, protocol) cells and run only the missing ones")
+    fresh: bool = setting(False, kind="bool", suite=None,
+                          help="discard this command's earlier results for the selected models and recompute them")
     progress: bool | None = None
     plugins: list[str] = field(default_factory=list)
 
     @classmethod
     def from_suite(cls, run_dir, table: dict, **kw) -> "AttackOptions":
-        return cls(run_dir, attacks=table.get("attacks"), eps=table.get("eps"), eps_l2=table.get("eps_l2"),
-                   n_examples=table.get("n_examples"), batch_size=table.get("batch_size"),
-                   eot_iter=table.get("eot_iter"), attack_set=table.get("set") or {},
-                   cascade=table.get("cascade", True), indicators=table.get("indicators", True), resume=True, **kw)
+        """The options of a suite's ``[attack]`` table (checked by ``bench.suite``); a campaign resumes."""
+        return cls(run_dir, **{**from_table(cls, table), "resume": True, **kw})
 
 
 def check_budget_value(attack: str, key: str, value, default, where: str | None = None) -> None:

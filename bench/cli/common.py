@@ -7,6 +7,11 @@ from collections import defaultdict
 
 from ..errors import BenchError
 
+# Process-level flags added by the helpers below (where the data is, which device, which plugins, threads,
+# progress bars): they configure the process, not a stage, so no stage's options declare them.
+SHARED_FLAGS = frozenset({"-h", "--help", "--models", "--threads", "--data-dir", "--device", "--plugin",
+                          "--trust-plugins", "--no-progress"})
+
 
 def parse_list(text: str | None, kind=str, what="value") -> list | None:
     """``"a, b,c"`` -> ``["a", "b", "c"]`` converted by ``kind``; None stays None."""
