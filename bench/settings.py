@@ -43,6 +43,7 @@ class Setting:
     shown: str | None = None           # the stated default when the field's own is None ("as large as fits")
     repeat: bool = False               # a table flag given once per entry (--attack-set A.K=V ...)
     what: str | None = None            # the noun of a bad list item in an error (default: the field name)
+    required: bool = False             # the flag must be given (its field's default None means "not given")
 
     def check(self, v) -> str | None:
         """Why ``v`` is not a valid value of this setting (None when it is), as a suite error's tail."""
