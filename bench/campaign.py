@@ -85,8 +85,8 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
     """Train, evaluate, attack, time (through the chosen executor), then write the leaderboard and figures."""
     from .attack.cost import matmul_peak_flops
     from .executors import Campaign
-    from .figures import make_figures
-    from .leaderboard_render import write_leaderboard
+    from .reporting.figures import make_figures
+    from .reporting.leaderboard_render import write_leaderboard
     from .plan import describe_plan, make_plan
     from .rundir import RESULTS, clear_run
     from .runs import failed_models

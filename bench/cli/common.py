@@ -74,7 +74,7 @@ def patterns(text: str | None, what: str = "model pattern") -> list[str] | None:
 
 def add_format(p, choices, default: str = "github", help_text: str = ""):
     """``--format``: one of ``choices``; ``markdown`` is accepted for ``github`` (a Markdown pipe table)."""
-    from ..leaderboard import FORMAT_ALIASES
+    from ..reporting.leaderboard import FORMAT_ALIASES
 
     names = [*choices, *(a for a, f in FORMAT_ALIASES.items() if f in choices)]
     p.add_argument("--format", type=lambda s: FORMAT_ALIASES.get(s, s), choices=list(choices), default=default,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .results import CLEAN_KEY, AttackRecord, Results, SeedResult, norm_eps, per_example_key
-from .stats import paired_seeds_p, two_proportion_test
+from ..results import CLEAN_KEY, AttackRecord, Results, SeedResult, norm_eps, per_example_key
+from ..stats import paired_seeds_p, two_proportion_test
 
 ALPHA = 0.05
 

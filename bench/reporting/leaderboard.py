@@ -9,7 +9,7 @@ only been trained still renders.
 The robust-accuracy columns (``fgsm@eps``, ``pgd@eps``, ``worst@eps``) exist for any L-inf eps the run
 attacked; by default a leaderboard shows up to three nonzero eps of the run's own grid
 (:func:`default_eps`), and ``eps=`` chooses them. Rendering (Markdown, LaTeX, HTML, CSV, JSON) and ``leaderboard.md`` live in
-``bench.leaderboard_render``.
+``bench.reporting.leaderboard_render``.
 
 Robust accuracy, as the attack stage records it: an example counts as robust when it is classified
 correctly both clean and attacked. For a randomised model (VIB, or anything whose outputs vary
@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .errors import BenchError
-from .attack import indicators as attack_indicators
-from .info import summary as info_summary
-from .protocol import FLAGS
+from ..errors import BenchError
+from ..attack import indicators as attack_indicators
+from ..info import summary as info_summary
+from ..protocol import FLAGS
 from .ranking import Best, best_models, robust_accuracy
-from .results import ModelResult, Results, SeedResult, norm_eps
-from .stats import mean_std, trapezoid_auc
+from ..results import ModelResult, Results, SeedResult, norm_eps
+from ..stats import mean_std, trapezoid_auc
 
 FORMATS = ("github", "latex", "html", "csv", "json")
 FORMAT_ALIASES = {"markdown": "github"}
@@ -59,7 +59,7 @@ class Column:
     with_std: bool = False          # show "mean ± std" over seeds
     thousands: bool = False         # integers with separators (throughput, parameters)
     proportion: bool = False        # a fraction of ``n`` examples (binomial noise applies)
-    paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.ranking)
+    paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.reporting.ranking)
     per_seed: bool = True           # measured per seed (throughput is measured once per model)
     doc: str = ""
 
@@ -319,7 +319,7 @@ class Leaderboard:
         return self.ranking(key).models
 
     def ranking(self, key: str):
-        """The :class:`bench.ranking.Best` of a column (cached)."""
+        """The :class:`bench.reporting.ranking.Best` of a column (cached)."""
         if key not in self._best:
             col = column(key)
             if col.better is None or not col.paired:

@@ -1,5 +1,5 @@
 """Rendering a leaderboard: Markdown (``github``), LaTeX, HTML, CSV and JSON, the notes under the table, and
-the ``leaderboard.md`` document. The numbers come from :func:`bench.leaderboard.build_leaderboard`.
+the ``leaderboard.md`` document. The numbers come from :func:`bench.reporting.leaderboard.build_leaderboard`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import escape
-from .info import summary as info_summary
-from .io import atomic_write_text
+from ..info import summary as info_summary
+from ..io import atomic_write_text
 from .leaderboard import Column, Leaderboard, build_leaderboard, format_name, robust_key, seed_n
-from .protocol import FLAG_BY_LABEL
-from .results import Results
-from .rundir import LEADERBOARD, run_dir_of
-from .stats import mean_std
+from ..protocol import FLAG_BY_LABEL
+from ..results import Results
+from ..rundir import LEADERBOARD, run_dir_of
+from ..stats import mean_std
 
 ATTACK_FAILURE_NOTE = ("Attack failure: the indicators of attack failure (Pintor et al. 2022) that fired on any of the "
                        "model's attack cells, with the number of cells; `!` marks one on which a leaderboard number "
