@@ -17,28 +17,11 @@ import torch
 
 from .errors import BenchError
 from .rundir import check_seeds, check_writable
+from .run_options import RunOptions
 
 
 def _silent(*_):
     pass
-
-
-@dataclass
-class RunOptions:
-    suite: dict                      # a loaded suite (bench.suite.load_suite)
-    out: Path
-    device: torch.device | str = "cpu"
-    data_dir: str | None = None
-    plugins: list[str] = field(default_factory=list)
-    models: list[str] | None = None  # patterns: run only these of the suite's models
-    seeds: list[int] | None = None   # run these seeds instead of the suite's
-    resume: bool = False
-    fresh: bool = False
-    dry_run: bool = False
-    progress: bool | None = None
-    stack: str = "auto"              # bench.stacked: auto | on | off (Ray: auto stacks on CUDA only)
-    executor: str = "local"          # who runs the work: "local" (this process) or "ray" (bench.executors)
-    ray_address: str | None = None   # --executor ray: "auto", "HOST:PORT"; None starts a local Ray instance
 
 
 @dataclass
@@ -57,10 +40,10 @@ def _prepare(opts: RunOptions):
     from . import plugins
     from .attack import AttackOptions
     from .executors import make_executor
-    from .attack.stage import plan_attacks
+    from .attack.options import plan_attacks
     from .data import load_dataset
     from .suite import check_suite, suite_label, suite_overrides
-    from .training import TrainConfig
+    from .train_options import TrainSettings
 
     suite = opts.suite
     if opts.resume and opts.fresh:
@@ -80,7 +63,7 @@ def _prepare(opts: RunOptions):
     if not seeds:
         raise BenchError("--seeds must name at least one seed")
     try:
-        cfg = TrainConfig.from_dict({"epochs": 20, **suite.get("train", {})}).validate()
+        cfg = TrainSettings.from_suite(suite.get("train")).config().validate()
     except BenchError as e:
         raise BenchError(f"{suite_label(suite)}: [train] {e}") from None
     dataset = load_dataset(suite["dataset"], opts.data_dir)
@@ -102,8 +85,8 @@ def run_suite(opts: RunOptions, log=print, detail=_silent) -> RunOutcome:
     """Train, evaluate, attack, time (through the chosen executor), then write the leaderboard and figures."""
     from .attack.cost import matmul_peak_flops
     from .executors import Campaign
-    from .figures import make_figures
-    from .leaderboard import write_leaderboard
+    from .reporting.figures import make_figures
+    from .reporting.leaderboard_render import write_leaderboard
     from .plan import describe_plan, make_plan
     from .rundir import RESULTS, clear_run
     from .runs import failed_models

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .timing_options import TimingOptions
+
 EFFICIENCY = 0.5        # fraction of the matmul peak a training or attack loop reaches (CPU, measured ~0.5-0.6)
 # Typical share of the examples a cascade attack still sees: most models keep a fraction at the smallest
 # eps and almost nothing above (MNIST MLPs: 15-40% at L-inf 0.1, 0-2% at 0.2). An assumption, stated.
@@ -93,7 +95,7 @@ def make_plan(suite: dict, dataset, per_model: dict[str, dict], seeds: list[int]
         per_epoch = 6.0 * macs[name][0] * n_fit + 2.0 * macs[name][0] * n_val
         plan.train_flops += per_epoch * epochs * len(seeds)
     if attack_plan is not None:
-        from .attack.stage import attack_overrides
+        from .attack.options import attack_overrides
 
         n = attack_opts.n_examples or len(dataset.split("test")[0])
         plan.attack_examples = n
@@ -118,9 +120,9 @@ def make_plan(suite: dict, dataset, per_model: dict[str, dict], seeds: list[int]
                                 flops = 4.0 * m * per_example * n
                                 plan.attack_flops += flops
                                 plan.attack_flops_typical += flops * share
-    timing = suite.get("timing", {})
-    rounds = len(timing.get("batch_sizes", (1, 100, 1000))) + 1
-    plan.timing_s = len(per_model) * rounds * float(timing.get("min_run_time", 0.5)) * TIMING_OVERHEAD
+    timing = TimingOptions.from_suite(suite.get("timing"))
+    rounds = len(timing.batch_sizes) + 1
+    plan.timing_s = len(per_model) * rounds * float(timing.min_run_time) * TIMING_OVERHEAD
     return plan
 
 

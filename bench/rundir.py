@@ -3,7 +3,7 @@
     RUN_DIR/results.json                                 the single source of truth (bench.results)
     RUN_DIR/leaderboard.md, RUN_DIR/report.html          generated from results.json
     RUN_DIR/claims.md                                    the claims table (``vib-bench claims``)
-    RUN_DIR/figures/*.png                                figures (bench.figures, attack grids, info)
+    RUN_DIR/figures/*.png                                figures (bench.reporting.figures, attack grids, info)
     RUN_DIR/models/<model>/seed<k>/model.safetensors     final (EMA) weights + the config that made them
     RUN_DIR/models/<model>/seed<k>/checkpoint.pt         resume state while training (weights-only torch file)
     RUN_DIR/models/<model>/seed<k>/train_log.jsonl       one line per epoch: loss terms, validation error

@@ -10,12 +10,15 @@ read (:func:`load_suite`), and its names (models, attacks, budgets, overrides) b
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
+from .attack.options import AttackOptions
 from .errors import BenchError
 from .rundir import SEED_MAX
+from .settings import Setting, suite_schema
+from .timing_options import TimingOptions
+from .train_options import TrainSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,40 +29,21 @@ SUITE_DIR = Path(__file__).resolve().parent / "suites"
 
 
 # ------------------------------------------------------------------------------------ value checks
+# The stages' tables come from their options' declarations (bench.settings); the rest is declared here alike.
 def _int(lo=None, hi=None):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int):
-            return f"{v!r} is not an integer"
-        if lo is not None and v < lo:
-            return f"{v} is below {lo}"
-        if hi is not None and v > hi:
-            return f"{v} is above {hi}"
-    return check
+    return Setting("int", lo=lo, hi=hi).check
 
 
 def _number(lo=None, hi=None, open_lo=False):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return f"{v!r} is not a number"
-        if lo is not None and (v <= lo if open_lo else v < lo):
-            return f"{v:g} is {'not above' if open_lo else 'below'} {lo:g}"
-        if hi is not None and v > hi:
-            return f"{v:g} is above {hi:g}"
-    return check
+    return Setting("float", lo=lo, hi=hi, open_lo=open_lo).check
 
 
 def _str(choices=None):
-    def check(v):
-        if not isinstance(v, str):
-            return f"{v!r} is not a string"
-        if choices and v not in choices:
-            return f"{v!r} is not one of {', '.join(choices)}"
-    return check
+    return Setting("str", choices=tuple(choices) if choices else None).check
 
 
-def _bool(v):
-    if not isinstance(v, bool):
-        return f"{v!r} is not true or false"
+_bool = Setting("bool").check
+_table = Setting("table").check
 
 
 def _list(item, nonempty=True):
@@ -68,16 +52,8 @@ def _list(item, nonempty=True):
             return f"{v!r} is not a list"
         if nonempty and not v:
             return "is empty"
-        for x in v:
-            msg = item(x)
-            if msg:
-                return msg
+        return next((msg for x in v if (msg := item(x))), None)
     return check
-
-
-def _table(v):
-    if not isinstance(v, dict):
-        return "is not a table"
 
 
 def _datasets():
@@ -91,14 +67,9 @@ SCHEMA = {
          "models": lambda v: _str()(v) if isinstance(v, str) else _list(_str())(v),
          "seeds": _list(_int(0, SEED_MAX)), "train": _table, "overrides": _table, "attack": _table, "timing": _table,
          "claims": _table},
-    "train": {"epochs": _int(1), "lr": _number(0, open_lo=True), "batch_size": _int(1),
-              "train_split": _str(("train", "trainval")), "beta1": _number(0, 0.999999), "beta2": _number(0, 0.999999),
-              "lr_decay": _number(0, 1, open_lo=True), "decay_every": _int(1), "ema_decay": _number(0, 0.999999),
-              "snapshot_every": _int(0), "snapshot_n": _int(1)},
-    "attack": {"attacks": _list(_str()), "eps": _list(_number(0, 1)), "eps_l2": _list(_number(0), nonempty=False),
-               "n_examples": _int(1), "batch_size": _int(1), "eot_iter": _int(1), "cascade": _bool, "indicators": _bool,
-               "set": _table},
-    "timing": {"batch_sizes": _list(_int(1)), "min_run_time": _number(0, open_lo=True), "train_batch": _int(1)},
+    "train": suite_schema(TrainSettings),
+    "attack": suite_schema(AttackOptions),
+    "timing": suite_schema(TimingOptions),
     # read by `vib-bench claims` (bench.claims)
     "claims": {"n_examples": _int(1), "eps_l2": _number(0, open_lo=True), "eps_linf": _list(_number(0, 1)),
                "baseline": _str(), "models": _list(_str()), "strong_l2": _list(_str()), "strong_linf": _list(_str()),
@@ -163,7 +134,7 @@ def check_suite(suite: dict) -> None:
     from attacks import AttackError, get_spec, list_attacks
     from models import ModelError, list_models
 
-    from .attack.stage import check_budget_value
+    from .attack.options import check_budget_value
 
     label = suite_label(suite)
     try:

@@ -21,6 +21,9 @@ from .env import cpu_model, device_name
 from .errors import BenchError
 from .flops import train_flops_per_example
 from .protocol import EVAL_SEED, eval_mode, keyed_noise
+from .timing_options import TimingOptions
+
+DEFAULTS = TimingOptions()
 
 
 def _stats(times_s: list[float], batch: int) -> dict:
@@ -44,7 +47,8 @@ def machine(device) -> dict:
 
 
 def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cpu",
-               batch_sizes=(1, 100, 1000), train_batch: int = 100, min_run_time: float = 0.5,
+               batch_sizes=DEFAULTS.batch_sizes, train_batch: int = DEFAULTS.train_batch,
+               min_run_time: float = DEFAULTS.min_run_time,
                seed: int = 0) -> dict:
     """Time one model's prediction (as it predicts: VIB averages its samples) and training step."""
     device = torch.device(device)
@@ -100,11 +104,10 @@ def time_model(run_dir, name: str, seed: int, in_shape, num_classes: int, timing
     """Throughput of one trained model-seed with a suite's ``[timing]`` settings."""
     from .weights import load_trained
 
+    opts = TimingOptions.from_suite(timing)
     model = load_trained(run_dir, name, seed, device)
-    return throughput(model, in_shape, num_classes, device=device,
-                      batch_sizes=tuple(timing.get("batch_sizes", (1, 100, 1000))),
-                      train_batch=int(timing.get("train_batch", 100)),
-                      min_run_time=float(timing.get("min_run_time", 0.5)))
+    return throughput(model, in_shape, num_classes, device=device, batch_sizes=opts.batch_sizes,
+                      train_batch=int(opts.train_batch), min_run_time=float(opts.min_run_time))
 
 
 def record_throughput(run_dir, name: str, seed: int, tp: dict | None, error: str | None = None) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from bench.compare import CORRECTIONS, compare_runs, exit_status  # noqa: E402
+from bench.reporting.compare import CORRECTIONS, compare_runs, exit_status  # noqa: E402
 from bench.results import CLEAN_KEY, Results  # noqa: E402
 
 

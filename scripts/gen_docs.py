@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.claims import claims_markdown  # noqa: E402
-from bench.leaderboard_render import leaderboard_markdown  # noqa: E402
+from bench.reporting.leaderboard_render import leaderboard_markdown  # noqa: E402
 from bench.results import Results  # noqa: E402
 
 OUT = REPO / "docs" / "generated"

@@ -62,7 +62,7 @@ def test_claims_are_measured_recorded_and_rendered(run_dir, measured):
     page = claims_html(res)
     assert page.startswith('<section id="claims">') and "<table>" in page and rows[0]["claim"][:20] in page
     assert claims_html(Results.new({}, {})) == ""
-    from bench.report import report_html
+    from bench.reporting.report import report_html
 
     report = report_html(run_dir)
     assert '<section id="claims">' in report and 'href="#claims"' in report   # the report shows the claims

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.compare import compare_runs
+from bench.reporting.compare import compare_runs
 from bench.results import Results
 from bench.rundir import save_per_example
 from bench.stats import (holm, mcnemar, mcnemar_p, trapezoid_auc, two_proportion_test, wilson_interval)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import escape
+from bench.reporting import escape
 from bench.claims import claims_markdown
-from bench.compare import compare_runs
-from bench.compare_render import render_rows
-from bench.history import history_frame, render_history
-from bench.leaderboard_render import leaderboard_markdown, render_leaderboard
+from bench.reporting.compare import compare_runs
+from bench.reporting.compare_render import render_rows
+from bench.reporting.history import history_frame, render_history
+from bench.reporting.leaderboard_render import leaderboard_markdown, render_leaderboard
 from bench.results import Results
 from conftest import golden_data
 

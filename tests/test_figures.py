@@ -9,7 +9,7 @@ import torch
 from matplotlib.container import ErrorbarContainer
 
 import bench.attack.grid as grid_module
-import bench.figures as figures
+import bench.reporting.figures as figures
 from bench.results import Results
 from conftest import golden_data
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.changepoint import fit_steps
+from bench.reporting.changepoint import fit_steps
 from bench.cli import main
 from conftest import one_error_line
 from test_compare import make_run

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from bench.cli import main
 from bench.data import load_dataset
-from bench.leaderboard_render import render_leaderboard
+from bench.reporting.leaderboard_render import render_leaderboard
 from bench.results import Results
 from bench.weights import load_trained
 from conftest import one_error_line

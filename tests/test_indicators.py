@@ -198,11 +198,11 @@ def _golden_with_indicators(tmp_path, failed_worst_case: bool):
 
 
 def test_leaderboard_report_and_summary_say_whether_a_number_rests_on_a_failed_attack(tmp_path):
-    from bench.leaderboard import build_leaderboard
-    from bench.leaderboard_render import render
-    from bench.report import report_html
+    from bench.reporting.leaderboard import build_leaderboard
+    from bench.reporting.leaderboard_render import render
+    from bench.reporting.report import report_html
     from bench.results import Results
-    from bench.summary import summarize
+    from bench.reporting.summary import summarize
 
     run = _golden_with_indicators(tmp_path / "a", failed_worst_case=False)
     res = Results.load(run)

@@ -13,8 +13,8 @@ from bench.info import marginals, sandwich, summary
 from bench.info import truth as gt
 from bench.info import validate as vd
 from bench.info.estimate import estimate_mi
-from bench.leaderboard import build_leaderboard
-from bench.leaderboard_render import render, to_csv
+from bench.reporting.leaderboard import build_leaderboard
+from bench.reporting.leaderboard_render import render, to_csv
 from bench.results import Results
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.leaderboard import COLUMNS, build_leaderboard, robust_accuracy, write_leaderboard
-from bench.leaderboard_render import leaderboard_markdown, render_leaderboard
+from bench.reporting.leaderboard import COLUMNS, build_leaderboard, robust_accuracy
+from bench.reporting.leaderboard_render import write_leaderboard
+from bench.reporting.leaderboard_render import leaderboard_markdown, render_leaderboard
 from bench.results import AttackRecord, Results
 from conftest import golden_data, golden_run_dir, one_error_line
 

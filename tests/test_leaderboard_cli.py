@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from bench.cli import main
-from bench.leaderboard import build_leaderboard, default_eps, pick_eps
+from bench.reporting.leaderboard import build_leaderboard, default_eps, pick_eps
 from bench.results import Results
 from conftest import golden_data, golden_run_dir, one_error_line
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bench.cli import main
-from bench.figures import make_figures
+from bench.reporting.figures import make_figures
 from bench.rundir import read_train_log
 from conftest import golden_data, golden_run_dir
 
@@ -121,7 +121,7 @@ def test_report_reads_top_down(run_dir, report):
 
 
 def test_report_title_warnings_and_folded_grids(tmp_path):
-    from bench.report import report_html
+    from bench.reporting.report import report_html
 
     d = tmp_path / "run"
     d.mkdir()
@@ -160,7 +160,7 @@ def test_report_on_a_missing_run_is_one_line_error(tmp_path, capsys):
 
 
 def test_plot_reliability_draws_one_panel_per_model_with_bins(tmp_path):
-    from bench.figures import plot_reliability
+    from bench.reporting.figures import plot_reliability
     from bench.results import Results
 
     data = golden_data()

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from bench.report import write_report
+from bench.reporting.report import write_report
 from conftest import golden_run_dir
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -1,5 +1,5 @@
 """The report's summary: sentences generated from the results, with intervals, paired tests and what the run
-could not check (bench.summary)."""
+could not check (bench.reporting.summary)."""
 
 import copy
 import json
@@ -12,7 +12,7 @@ from bench.protocol import FLAGS
 from bench.results import CLEAN_KEY, FORMAT, SCHEMA, Results, per_example_key
 from bench.rundir import save_per_example
 from bench.stats import mcnemar_p, wilson_interval
-from bench.summary import attack_gaps, provenance, summarize
+from bench.reporting.summary import attack_gaps, provenance, summarize
 from conftest import golden_data
 
 N = 200

@@ -114,7 +114,7 @@ def post_checks(records: list[AttackRecord], model_flags: dict) -> None:
     for group in at.values():
         fgsm = [r for r in group if r.attack == "fgsm"]
         alone = [r for r in group if not r.is_worst_case and not r.get("cascade") and spec(r.attack) is not None
-                 and not r.get("mitigation_for")]   # a transfer/EOT cell added by bench.attack.mitigate
+                 and not r.get("mitigation_for")]   # a transfer/EOT cell added by bench.attack.group_indicators
         grad = [r for r in alone if not spec(r.attack).gradient_free]
         free = [r for r in alone if spec(r.attack).gradient_free]
         for r in alone:

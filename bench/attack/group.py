@@ -20,6 +20,7 @@ from .. import protocol
 from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct
 from ..results import AttackRecord, CellKey, per_example_key, put_record
 from .checks import LARGE_EPS
+from .options import attack_overrides
 from .summary import speed_text
 from .worst_case import worst_case_records
 
@@ -38,7 +39,7 @@ class ModelUnderAttack:
     randomised: bool = False
     batch_size: int | None = None   # attack batch size; None: chosen by :func:`batch_size_for`
     checks: dict = field(default_factory=dict)   # the model checks (bench.attack.checks.model_checks)
-    sanity: dict = field(default_factory=dict)   # (attack, norm) -> unconstrained failure (bench.attack.mitigate)
+    sanity: dict = field(default_factory=dict)   # (attack, norm) -> unconstrained failure (bench.attack.group_indicators)
 
     @property
     def clean_acc(self) -> float:
@@ -53,7 +54,6 @@ def batch_size_for(m: ModelUnderAttack, plan, opts) -> int:
             m.batch_size = int(plan.batch_size)
         else:
             from .batching import auto_batch_size
-            from .stage import attack_overrides
 
             draws = max([int(attack_overrides(a, opts, m.randomised).get("eot_iter", 1)) for a in plan.attacks] + [1])
             m.batch_size = auto_batch_size(m.model, len(m.x), tuple(m.x.shape[1:]), m.device, draws)
@@ -168,8 +168,7 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
     """
     from attacks import create_attack, get_spec
 
-    from . import cells, mitigate
-    from .stage import attack_overrides
+    from . import cells, group_indicators
 
     norm, eps, seed, randomised = g.norm, g.eps, m.seed, m.randomised
     puts: list[tuple[AttackRecord, torch.Tensor]] = []
@@ -239,10 +238,10 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
             robust_now = vectors[per_example_key(attack_name, norm, eps)]
             after = after + [attack_name]
     # indicators of attack failure measured per group, and their mitigations (transfer and EOT cells)
-    mitigate.group_pass(m, g, opts, plan, records, vectors, [r for r, _ in puts], computed)
+    group_indicators.group_pass(m, g, opts, plan, records, vectors, [r for r, _ in puts], computed)
     # the worst case over every attack recorded at this eps, including earlier invocations'
     worst = worst_case_records(records, vectors, norm, eps, randomised, m.clean_acc)
-    mitigate.worst_case_pass(worst, records, vectors)
+    group_indicators.worst_case_pass(worst, records, vectors)
     for rec, robust in worst:
         put(rec, robust)
     return puts

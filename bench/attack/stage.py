@@ -9,7 +9,7 @@ evaluation rules (predictions, examples, protocols, seeds) are ``bench.protocol`
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,49 +21,8 @@ from ..rundir import check_writable, load_per_example, model_dir, require_run_di
 from .checks import model_checks, post_checks
 from .cost import matmul_peak_flops
 from .group import cell_line
-
-DEFAULT_EPS_LINF = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-DEFAULT_EPS_L2 = (0.5, 1.0, 1.5, 2.0, 3.0)
-# The default set is the strongest the tool has: cheap standalone attacks (their own figures), then, in
-# the cascade, APGD with cross-entropy and with the targeted DLR loss and the gradient-free Square
-# attack, for L-inf and L2 alike. eot_pgd runs on randomised models only.
-DEFAULT_ATTACKS = ("fgsm", "pgd", "eot_pgd", "pgd_l2", "apgd_ce", "apgd_t", "square", "apgd_t_l2", "square_l2")
-
-
-@dataclass
-class AttackOptions:
-    """Everything the attack stage needs (``vib-bench attack`` and a suite's ``[attack]`` table).
-
-    ``attacks`` are names or wildcards (default: ``DEFAULT_ATTACKS``); ``eps`` / ``eps_l2`` the L-inf
-    and L2 grids; ``models`` patterns; ``attack_set`` maps an attack to budget overrides.
-    """
-
-    run_dir: Path
-    attacks: list[str] | None = None
-    eps: list[float] | None = None
-    eps_l2: list[float] | None = None
-    n_examples: int | None = None
-    batch_size: int | None = None   # None: as large as memory allows (bench.attack.batching)
-    eot_iter: int | None = None
-    attack_set: dict = field(default_factory=dict)
-    grid_eps: float = 0.2
-    grid: bool = True
-    cascade: bool = True            # costly attacks run only on the examples still robust at that eps
-    indicators: bool = True         # measure the indicators of attack failure and apply their mitigations
-    models: list[str] | None = None
-    device: torch.device | str = "cpu"
-    data_dir: str | None = None
-    resume: bool = False
-    fresh: bool = False
-    progress: bool | None = None
-    plugins: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_suite(cls, run_dir, table: dict, **kw) -> "AttackOptions":
-        return cls(run_dir, attacks=table.get("attacks"), eps=table.get("eps"), eps_l2=table.get("eps_l2"),
-                   n_examples=table.get("n_examples"), batch_size=table.get("batch_size"),
-                   eot_iter=table.get("eot_iter"), attack_set=table.get("set") or {},
-                   cascade=table.get("cascade", True), indicators=table.get("indicators", True), resume=True, **kw)
+from .options import (DEFAULT_ATTACKS, DEFAULT_EPS_L2, DEFAULT_EPS_LINF, AttackOptions, AttackPlan,  # noqa: F401
+                      attack_overrides, check_budget_value, plan_attacks)
 
 
 @dataclass
@@ -76,81 +35,6 @@ class AttackResult:
     checks: dict
     setup: dict
     grid: Path | None = None
-
-
-def check_budget_value(attack: str, key: str, value, default, where: str | None = None) -> None:
-    """A budget override must have the type of the registry's default; numbers must be >= 0."""
-    where = where or f"--attack-set {attack}.{key}={value!r}"
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise BenchError(f"{where}: expected true or false")
-    elif isinstance(default, int):
-        least = 1 if key in ("steps", "n_queries", "eot_iter", "square_queries", "n_restarts") else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise BenchError(f"{where}: expected an integer >= {least}")
-    elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise BenchError(f"{where}: expected a number >= 0")
-    elif isinstance(default, str) and not isinstance(value, str):
-        raise BenchError(f"{where}: expected a string")
-
-
-@dataclass
-class AttackPlan:
-    """The checked options: attack names, eps grids and budgets."""
-
-    attacks: list[str]
-    eps_linf: list[float]
-    eps_l2: list[float]
-    batch_size: int | None      # None: each model-seed's own, as large as memory allows
-
-
-def plan_attacks(opts: AttackOptions) -> AttackPlan:
-    from attacks import check_eps, get_spec, list_attacks
-
-    if opts.resume and opts.fresh:
-        raise BenchError("--resume and --fresh contradict each other; pick one")
-    attacks = list_attacks(list(opts.attacks)) if opts.attacks else list(DEFAULT_ATTACKS)
-    if not attacks:
-        raise BenchError("--attacks is empty")
-    eps_linf = sorted({check_eps("Linf", e, "--eps") for e in (opts.eps if opts.eps is not None else DEFAULT_EPS_LINF)})
-    eps_l2 = sorted({check_eps("L2", e, "--eps-l2") for e in (opts.eps_l2 if opts.eps_l2 is not None else DEFAULT_EPS_L2)})
-    batch_size = None if opts.batch_size is None else int(opts.batch_size)
-    if batch_size is not None and batch_size < 1:
-        raise BenchError(f"--batch-size must be >= 1, got {batch_size}")
-    if opts.eot_iter is not None and opts.eot_iter < 1:
-        raise BenchError(f"--eot-iter must be >= 1, got {opts.eot_iter}")
-    if not 0 <= opts.grid_eps:
-        raise BenchError(f"--grid-eps must be >= 0, got {opts.grid_eps}")
-    for a, ov in (opts.attack_set or {}).items():
-        spec = get_spec(a)
-        bad = sorted(set(ov) - set(spec.budget))
-        if bad:
-            raise BenchError(f"--attack-set {a}.{bad[0]}: attack {a} has no such setting "
-                             f"(settings: {', '.join(spec.budget) or 'none'})")
-        for key, value in ov.items():
-            check_budget_value(a, key, value, spec.budget[key])
-    norms_run = {get_spec(a).norm for a in attacks}
-    if not any(eps_linf if norm == "Linf" else eps_l2 for norm in norms_run):
-        raise BenchError(f"nothing to run: no eps for the {' and '.join(sorted(norms_run))} attacks selected "
-                         "(see --eps and --eps-l2)")
-    return AttackPlan(attacks, eps_linf, eps_l2, batch_size)
-
-
-def attack_overrides(name: str, opts: AttackOptions, randomised: bool) -> dict:
-    """The budget overrides of one attack: ``attack_set``, ``eot_iter`` and the protocol's AutoAttack version."""
-    from attacks import get_spec
-
-    spec = get_spec(name)
-    ov = dict((opts.attack_set or {}).get(name, {}))
-    if "version" in spec.budget and ov.get("version", "auto") == "auto":
-        ov["version"] = protocol.autoattack_version(randomised)
-    if randomised and "eot_iter" in spec.budget:  # EOT-PGD and APGD: average gradients over draws
-        if opts.eot_iter is not None:
-            ov.setdefault("eot_iter", opts.eot_iter)
-        elif not spec.eot:
-            ov.setdefault("eot_iter", protocol.EOT_ITER)
-    return ov
 
 
 def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions, plan: AttackPlan, log=print):

@@ -67,7 +67,7 @@ def beta_figure(run_dir, data: dict[str, ModelData], opts) -> Path | None:
 def zeros_figure(run_dir, res, data: dict[str, ModelData], opts) -> Path | None:
     from matplotlib.figure import Figure
 
-    from .stage import load_zeros_images
+    from .store import load_zeros_images
 
     order = ([data[opts.baseline]] if opts.baseline in data else []) + sweep_models(data, opts.baseline)
     rows = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from .. import escape
+from ..reporting import escape
 from ..results import Results
 from .verdicts import NOT_MEASURED, NOT_REPRODUCED, PAPER_ONLY, REPRODUCED
 

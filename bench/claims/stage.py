@@ -20,6 +20,7 @@ from ..results import CLEAN_KEY as TEST_CLEAN_KEY
 from ..results import Results, update_results
 from .measure import cell_key, first_of_class, measure_model, measure_zeros, plan_cells, is_randomised
 from .options import ClaimsOptions
+from .store import save_zeros_images
 from .verdicts import ModelData, judge_claims
 
 
@@ -78,23 +79,6 @@ def _vector_keys(rec: dict, opts: ClaimsOptions) -> list[str]:
     return [vector_key(rec["attack"], rec["eps"])]
 
 
-def _save_zeros_images(run_dir, name, seed, images: dict) -> None:
-    from safetensors.torch import save
-
-    from ..io import atomic_write_bytes
-
-    tensors = {k: v.detach().cpu().to(torch.float16).contiguous() for k, v in images.items()}
-    atomic_write_bytes(rundir.claims_zeros_path(run_dir, name, seed), save(tensors))
-
-
-def load_zeros_images(run_dir, name, seed) -> dict[str, torch.Tensor]:
-    """The stored first-zeros adversarial images of one (model, seed) ({} when absent)."""
-    from safetensors.torch import load_file
-
-    path = rundir.claims_zeros_path(run_dir, name, seed)
-    return {k: v.float() for k, v in load_file(str(path)).items()} if path.exists() else {}
-
-
 def measure_run(run_dir: Path, res: Results, pairs, opts: ClaimsOptions, log=print) -> None:
     """Measure every missing cell of every (model, seed), saving as it goes."""
     from ..runs import load_run_dataset
@@ -130,7 +114,7 @@ def measure_run(run_dir: Path, res: Results, pairs, opts: ClaimsOptions, log=pri
         if opts.zeros_n and zeros is None:
             zrec, images = measure_zeros(model, xz, opts, seed, device=device)
             record["zeros"] = zrec
-            _save_zeros_images(run_dir, name, seed, {"clean": xz, **images})
+            save_zeros_images(run_dir, name, seed, {"clean": xz, **images})
             update_results(run_dir, lambda r, name=name, seed=seed: r.seed(name, seed, create=True).set_claims(dict(record)))
             z = zrec["paper"]
             log(f"  first zeros -> {opts.zeros_target}: CW fooled {sum(z['success'])}/{len(z['success'])}, strongest "

@@ -7,6 +7,11 @@ from collections import defaultdict
 
 from ..errors import BenchError
 
+# Process-level flags added by the helpers below (where the data is, which device, which plugins, threads,
+# progress bars): they configure the process, not a stage, so no stage's options declare them.
+SHARED_FLAGS = frozenset({"-h", "--help", "--models", "--threads", "--data-dir", "--device", "--plugin",
+                          "--trust-plugins", "--no-progress"})
+
 
 def parse_list(text: str | None, kind=str, what="value") -> list | None:
     """``"a, b,c"`` -> ``["a", "b", "c"]`` converted by ``kind``; None stays None."""
@@ -69,7 +74,7 @@ def patterns(text: str | None, what: str = "model pattern") -> list[str] | None:
 
 def add_format(p, choices, default: str = "github", help_text: str = ""):
     """``--format``: one of ``choices``; ``markdown`` is accepted for ``github`` (a Markdown pipe table)."""
-    from ..leaderboard import FORMAT_ALIASES
+    from ..reporting.leaderboard import FORMAT_ALIASES
 
     names = [*choices, *(a for a, f in FORMAT_ALIASES.items() if f in choices)]
     p.add_argument("--format", type=lambda s: FORMAT_ALIASES.get(s, s), choices=list(choices), default=default,

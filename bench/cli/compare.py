@@ -9,8 +9,8 @@ from .common import add_format, parse_list
 
 
 def cmd_compare(args) -> int:
-    from ..compare import check_fail_on, compare_runs, exit_status
-    from ..compare_render import provenance, render_rows, summary_line, to_json
+    from ..reporting.compare import check_fail_on, compare_runs, exit_status
+    from ..reporting.compare_render import provenance, render_rows, summary_line, to_json
     from ..integrity import integrity_problems
     from ..results import Results
     from ..run_diff import setting_changes
@@ -69,7 +69,7 @@ def _correction_words(rows: list[dict], correction: str) -> str:
 
 
 def register(sub) -> None:
-    from ..compare import CORRECTIONS, TABLE_FORMATS
+    from ..reporting.compare import CORRECTIONS, TABLE_FORMATS
 
     p = sub.add_parser("compare", help="compare two runs metric by metric; exit 1 if something got worse (CI gate)",
                        description="Compare two runs evaluated on the same test set: paired McNemar tests on the "

@@ -10,7 +10,7 @@ from .common import add_format, patterns
 
 
 def cmd_history(args) -> int:
-    from ..history import (check_metric, check_runs, empty_runs, history_frame, order_runs, plot_history,
+    from ..reporting.history import (check_metric, check_runs, empty_runs, history_frame, order_runs, plot_history,
                            render_history)
     from ..results import Results
 
@@ -53,7 +53,7 @@ def cmd_history(args) -> int:
 
 
 def register(sub) -> None:
-    from ..history import TABLE_FORMATS
+    from ..reporting.history import TABLE_FORMATS
 
     p = sub.add_parser("history", help="one metric across many runs, with step changes found by a change-point fit",
                        description="Follow one leaderboard metric across many runs of one test set (ordered by "

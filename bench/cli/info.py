@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..escape import markdown
+from ..reporting.escape import markdown
 from .common import add_data, add_device, add_trust_plugins, add_threads, add_trained_models, device, parse_list, patterns, set_threads
 
 INFO_HEADERS = ["model", "seed", "quantity", "estimator", "estimate (nats)", "estimate (bits)",

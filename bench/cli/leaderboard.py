@@ -10,8 +10,8 @@ from .common import add_format, parse_list
 
 def cmd_leaderboard(args) -> int:
     from ..io import atomic_write_text
-    from ..leaderboard import write_leaderboard
-    from ..leaderboard_render import render_leaderboard
+    from ..reporting.leaderboard_render import write_leaderboard
+    from ..reporting.leaderboard_render import render_leaderboard
     from ..results import Results
     from ..rundir import LEADERBOARD, run_dir_of
 
@@ -39,7 +39,7 @@ def cmd_leaderboard(args) -> int:
 
 
 def register(sub) -> None:
-    from ..leaderboard import FORMATS, column_help
+    from ..reporting.leaderboard import FORMATS, column_help
 
     p = sub.add_parser("leaderboard", help="one row per model from a run's results file (Markdown also "
                                            "refreshes leaderboard.md)",

@@ -6,7 +6,7 @@ from ..errors import BenchError
 
 
 def cmd_report(args) -> int:
-    from ..report import write_report
+    from ..reporting.report import write_report
 
     try:
         path = write_report(args.run_dir, args.out)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (add_data, add_device, add_plugins, add_progress, add_threads, device, parse_list, patterns,
-                     set_threads)
+from ..run_options import RunOptions
+from .common import add_data, add_device, add_plugins, add_progress, add_threads, device, set_threads
+from .flags import add_flags, flag_values
 from .train import add_stack
 
 EXAMPLES = """examples:
@@ -19,7 +20,7 @@ EXAMPLES = """examples:
 
 
 def cmd_run(args) -> int:
-    from ..campaign import RunOptions, run_suite
+    from ..campaign import run_suite
     from ..suite import load_suite
 
     set_threads(args.threads)
@@ -27,12 +28,9 @@ def cmd_run(args) -> int:
     out = Path(args.out or f"runs/{suite['name']}")
     say = (lambda *_: None) if args.quiet else print
     detail = print if args.verbose else (lambda *_: None)
-    outcome = run_suite(RunOptions(suite, out, device=device(args.device), data_dir=args.data_dir,
-                                   plugins=args.plugin, models=patterns(args.models),
-                                   seeds=parse_list(args.seeds, int, "seed"), resume=args.resume, fresh=args.fresh,
-                                   dry_run=args.dry_run, progress=args.progress, stack=args.stack,
-                                   executor=args.executor, ray_address=args.ray_address),
-                        log=say, detail=detail)
+    values = {**flag_values(args, RunOptions), "suite": suite, "out": out}
+    outcome = run_suite(RunOptions(**values, device=device(args.device), data_dir=args.data_dir, plugins=args.plugin,
+                                   progress=args.progress, stack=args.stack), log=say, detail=detail)
     if args.dry_run:
         print("\n".join(outcome.plan_lines))
         print("nothing was run (--dry-run)")
@@ -51,24 +49,13 @@ def register(sub) -> None:
                        description="Train, attack and time every model of a suite into one run directory, then write "
                                    "its leaderboard and figures. The whole suite is checked before anything runs.",
                        epilog=EXAMPLES)
-    p.add_argument("--suite", required=True, help=f"a shipped suite ({', '.join(list_suites())}) or a .toml file")
-    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default: runs/<suite>)")
-    p.add_argument("--models", default=None, metavar="PATTERNS",
-                   help="run only these of the suite's models (comma-separated names or wildcards; default: all)")
-    p.add_argument("--seeds", default=None, metavar="LIST", help="run these seeds instead of the suite's (e.g. 0,1,2)")
-    p.add_argument("--resume", action="store_true", help="continue; finished work is never redone")
-    p.add_argument("--fresh", action="store_true", help="discard what RUN_DIR holds and start over")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (model-seeds, attack cells, estimated time) and exit")
+    add_flags(p, RunOptions, ["suite", "out", "models", "seeds", "resume", "fresh", "dry_run"],
+              fill={"suites": ", ".join(list_suites())})
+    # how much it prints: the face's own flags (the harness takes log/detail callables)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final line (and errors)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print every model's and every attack cell's line (default: one line per stage)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="who runs the work: local (this process, the default) or ray (a graph of Ray tasks; the "
-                        "optional extra: pip install \"vib-bench[ray]\"); both write the same results file")
-    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
-                   help="with --executor ray: the cluster to use (auto: the one this machine belongs to; default: "
-                        "start a local Ray instance). The run directory must be on storage every node shares")
+    add_flags(p, RunOptions, ["executor", "ray_address"])
     add_threads(p, "CPU threads for torch (default: torch's; pass 1 on a busy machine)")
     add_data(p)
     add_device(p)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ..timing_options import TimingOptions
 from .common import add_device, add_trust_plugins, add_threads, device, set_threads
+from .flags import add_flags, flag_values
 
 
 def cmd_time(args) -> int:
@@ -10,8 +12,9 @@ def cmd_time(args) -> int:
     from ..timing import time_run
 
     set_threads(args.threads)
-    time_run(require_run_dir(args.run_dir), {"min_run_time": args.min_run_time}, device=device(args.device),
-             fresh=args.fresh)
+    values = flag_values(args, TimingOptions)
+    time_run(require_run_dir(args.run_dir), {"min_run_time": values["min_run_time"]}, device=device(args.device),
+             fresh=values["fresh"])
     return 0
 
 
@@ -23,8 +26,7 @@ def register(sub) -> None:
                        epilog="examples:\n  vib-bench time runs/quick --threads 1\n"
                               "  vib-bench time runs/quick --fresh --min-run-time 2")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with trained models")
-    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement (default 0.5)")
-    p.add_argument("--fresh", action="store_true", help="time models that were timed before again")
+    add_flags(p, TimingOptions)   # --min-run-time, --fresh: from the one declaration
     add_threads(p, "CPU threads for torch (default: torch's; compare only timings taken with the same)")
     add_device(p)
     add_trust_plugins(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import Campaign, Execution
+from .work import Campaign, Execution
 
 
 class LocalExecutor:

@@ -33,7 +33,7 @@ from ..errors import BenchError
 from ..results import update_results
 from ..timing import record_throughput, timing_pairs
 from ..train_stage import CLEAN_KEYS, init_run, record_train, run_record, train_line
-from . import Campaign, Execution
+from .work import Campaign, Execution
 from . import books, tasks
 
 CPUS_PER_TASK = 1          # tiny MLPs: one thread each is fastest, and the cores run tasks side by side

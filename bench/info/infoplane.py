@@ -26,14 +26,8 @@ import torch
 from ..errors import BenchError
 from ..snapshots import hidden_index
 from .bounds import entropy_of_counts
-from .stage import hint
-
-PLANE_ESTIMATORS = ("binning", "mine")
-PLANE_BINS = (30,)
-BOUNDS_KEY = "known-encoder"
-PLANE_MINE_STEPS = 300
-PLANE_MINE_RESTARTS = 1
-PLANE_MINE_BATCH = 64
+from .options import (BOUNDS_KEY, PLANE_BINS, PLANE_ESTIMATORS, PLANE_MINE_BATCH,  # noqa: F401
+                      PLANE_MINE_RESTARTS, PLANE_MINE_STEPS, check_positive, hint)
 
 
 def discretize(t: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
@@ -246,7 +240,6 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     from .bounds import label_entropy
     from .plots import plot_infoplane
     from ..weights import load_trained
-    from .stage import check_positive
 
     run_dir = require_run_dir(opts.run_dir)
     estimators = check_plane_estimators(opts.estimators)

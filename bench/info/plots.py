@@ -10,7 +10,7 @@ import math
 from ..io import atomic_write_figure
 from ..results import Results
 from .bounds import SPREAD, ixz_interval
-from .infoplane import BOUNDS_KEY, PLANE_ESTIMATORS
+from .options import BOUNDS_KEY, PLANE_ESTIMATORS
 
 
 def _save_fig(fig, path: Path) -> Path:

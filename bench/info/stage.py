@@ -9,7 +9,6 @@ contradicts them.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,22 +17,8 @@ import torch
 
 from ..errors import BenchError
 from .bounds import DETERMINISTIC_NOTE, QUANTITIES, Z_SEED, info_bounds, info_representation, record_flags
-
-DEFAULT_ESTIMATORS = ("mine", "jsd", "infonce")
-DEFAULT_N_EXAMPLES = 10_000
-DEFAULT_STEPS = 1000       # per restart; ~25-40 s per I(X;Z) estimate on 10,000 MNIST examples, 1 thread
-DEFAULT_RESTARTS = 3
-
-
-@contextlib.contextmanager
-def hint(text: str):
-    """Add which flag to change to the estimators' 'too few samples' error."""
-    try:
-        yield
-    except BenchError as e:
-        if "too few samples" in str(e):
-            raise BenchError(f"{str(e).rstrip('.')} ({text})") from None
-        raise
+from .options import (DEFAULT_ESTIMATORS, DEFAULT_N_EXAMPLES, DEFAULT_RESTARTS, DEFAULT_STEPS,  # noqa: F401
+                      check_positive, hint)
 
 
 def is_deterministic(rec: dict) -> bool:
@@ -130,11 +115,6 @@ def check_estimators(names: list[str] | None) -> list[str]:
         if e not in list_estimators():
             raise BenchError(f"unknown MI estimator {e!r}; choose from {', '.join(list_estimators())}")
     return list(dict.fromkeys(names))
-
-
-def check_positive(value, flag, low=1):
-    if value is not None and value < low:
-        raise BenchError(f"{flag} must be >= {low}, got {value}")
 
 
 @dataclass

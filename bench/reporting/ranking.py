@@ -16,10 +16,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .results import CLEAN_KEY, Results, SeedResult, norm_eps, per_example_key
-from .stats import paired_seeds_p, two_proportion_test
+from ..results import CLEAN_KEY, AttackRecord, Results, SeedResult, norm_eps, per_example_key
+from ..stats import paired_seeds_p, two_proportion_test
 
 ALPHA = 0.05
+
+
+def robust_accuracy(records: list[AttackRecord], family: str, eps: float, norm: str = "Linf") -> float:
+    """One seed's leaderboard robust accuracy for ``family`` (an attack name, or ``worst``) at ``eps``.
+
+    ``pgd`` covers ``pgd`` and ``eot_pgd`` (the worse wins); ``worst`` prefers the attack stage's
+    leaderboard worst-case record (per-example, over every attack and protocol) and falls back to
+    the minimum over attacks (an upper bound on the per-example worst case) when none is stored.
+    """
+    eps = norm_eps(eps)
+    at = [r for r in records if r.norm == norm and r.eps == eps]
+    if family == "worst":
+        wc = [r for r in at if r.is_worst_case]
+        if wc:
+            lead = ([r for r in wc if r.leaderboard] or
+                    [r for r in wc if r.protocol in ("all", "standard")] or wc)
+            return min(r.robust_acc for r in lead)
+        at = [r for r in at if not r.is_worst_case]
+    else:
+        at = [r for r in at if r.attack in (family, f"eot_{family}")]
+    return min((r.robust_acc for r in at), default=math.nan)
 
 
 def vector_key(seed: SeedResult, metric: str) -> str | None:
@@ -84,8 +105,6 @@ def _unpaired(sa: SeedResult, sb: SeedResult, metric: str) -> Paired | None:
     def rate(s: SeedResult):
         if metric == "clean_error":
             return 1 - s.clean_metric("error"), s.clean_metric("n")
-        from .leaderboard import robust_accuracy
-
         family, eps = metric.split("@", 1)
         recs = s.records()
         ns = [r.n for r in recs if r.norm == "Linf" and r.n]

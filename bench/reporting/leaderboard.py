@@ -8,8 +8,8 @@ only been trained still renders.
 
 The robust-accuracy columns (``fgsm@eps``, ``pgd@eps``, ``worst@eps``) exist for any L-inf eps the run
 attacked; by default a leaderboard shows up to three nonzero eps of the run's own grid
-(:func:`default_eps`), and ``eps=`` chooses them. Rendering (Markdown, LaTeX, HTML, CSV, JSON) lives in
-``bench.leaderboard_render``.
+(:func:`default_eps`), and ``eps=`` chooses them. Rendering (Markdown, LaTeX, HTML, CSV, JSON) and ``leaderboard.md`` live in
+``bench.reporting.leaderboard_render``.
 
 Robust accuracy, as the attack stage records it: an example counts as robust when it is classified
 correctly both clean and attacked. For a randomised model (VIB, or anything whose outputs vary
@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
-from .errors import BenchError
-from .attack import indicators as attack_indicators
-from .info import summary as info_summary
-from .protocol import FLAGS
-from .results import AttackRecord, ModelResult, Results, SeedResult, norm_eps
-from .rundir import LEADERBOARD, run_dir_of
-from .stats import mean_std, trapezoid_auc
+from ..errors import BenchError
+from ..attack import indicators as attack_indicators
+from ..info import summary as info_summary
+from ..protocol import FLAGS
+from .ranking import Best, best_models, robust_accuracy
+from ..results import ModelResult, Results, SeedResult, norm_eps
+from ..stats import mean_std, trapezoid_auc
 
 FORMATS = ("github", "latex", "html", "csv", "json")
 FORMAT_ALIASES = {"markdown": "github"}
@@ -60,7 +59,7 @@ class Column:
     with_std: bool = False          # show "mean ± std" over seeds
     thousands: bool = False         # integers with separators (throughput, parameters)
     proportion: bool = False        # a fraction of ``n`` examples (binomial noise applies)
-    paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.ranking)
+    paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.reporting.ranking)
     per_seed: bool = True           # measured per seed (throughput is measured once per model)
     doc: str = ""
 
@@ -188,27 +187,6 @@ def choose_eps(res: Results, eps=None, sort_by: str | None = None) -> list[float
 # ------------------------------------------------------------------------------------ extraction
 def _num(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None else math.nan
-
-
-def robust_accuracy(records: list[AttackRecord], family: str, eps: float, norm: str = "Linf") -> float:
-    """One seed's leaderboard robust accuracy for ``family`` (an attack name, or ``worst``) at ``eps``.
-
-    ``pgd`` covers ``pgd`` and ``eot_pgd`` (the worse wins); ``worst`` prefers the attack stage's
-    leaderboard worst-case record (per-example, over every attack and protocol) and falls back to
-    the minimum over attacks (an upper bound on the per-example worst case) when none is stored.
-    """
-    eps = norm_eps(eps)
-    at = [r for r in records if r.norm == norm and r.eps == eps]
-    if family == "worst":
-        wc = [r for r in at if r.is_worst_case]
-        if wc:
-            lead = ([r for r in wc if r.leaderboard] or
-                    [r for r in wc if r.protocol in ("all", "standard")] or wc)
-            return min(r.robust_acc for r in lead)
-        at = [r for r in at if not r.is_worst_case]
-    else:
-        at = [r for r in at if r.attack in (family, f"eot_{family}")]
-    return min((r.robust_acc for r in at), default=math.nan)
 
 
 def linf_grid(entry: SeedResult) -> set[float]:
@@ -341,9 +319,7 @@ class Leaderboard:
         return self.ranking(key).models
 
     def ranking(self, key: str):
-        """The :class:`bench.ranking.Best` of a column (cached)."""
-        from .ranking import Best, best_models
-
+        """The :class:`bench.reporting.ranking.Best` of a column (cached)."""
         if key not in self._best:
             col = column(key)
             if col.better is None or not col.paired:
@@ -412,17 +388,6 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
             order = list(frame.sort_values(["k", "tie", "name"], na_position="last", kind="mergesort").index)
         mean, std, text, count = mean.loc[order], std.loc[order], text.loc[order], count.loc[order]
     return Leaderboard(res, columns, mean, std, text, grid, sort_by, count, eps)
-
-
-def write_leaderboard(run_dir, sort_by: str | None = None, eps=None) -> Path:
-    """(Re)write ``RUN_DIR/leaderboard.md`` atomically from the results file; returns its path."""
-    from .io import atomic_write_text
-    from .leaderboard_render import leaderboard_markdown
-
-    res = Results.load(run_dir)
-    path = run_dir_of(run_dir) / LEADERBOARD
-    atomic_write_text(path, leaderboard_markdown(res, sort_by, eps))
-    return path
 
 
 def column_help() -> str:

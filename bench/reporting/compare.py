@@ -37,10 +37,10 @@ import math
 
 import numpy as np
 
-from .env import machine_key
-from .errors import BenchError
-from .results import CLEAN_KEY, ModelResult, Results, per_example_key
-from .stats import benjamini_hochberg, holm, paired_seeds_min_p, paired_seeds_p, tarone, two_proportion_test
+from ..env import machine_key
+from ..errors import BenchError
+from ..results import CLEAN_KEY, ModelResult, Results, per_example_key
+from ..stats import benjamini_hochberg, holm, paired_seeds_min_p, paired_seeds_p, tarone, two_proportion_test
 
 FAMILIES = ("clean", "robust", "throughput")
 TIERS = ("primary", "secondary", "throughput")   # what --fail-on selects (also "all")

@@ -23,11 +23,11 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from . import rundir
-from .io import atomic_write_figure
+from .. import rundir
+from ..io import atomic_write_figure
 from .leaderboard import default_eps, robust_accuracy, seed_values
-from .results import Results
-from .stats import mean_std
+from ..results import Results
+from ..stats import mean_std
 
 _SKIP_LOG_KEYS = {"epoch", "lr", "examples_per_s"}
 _ATTACK_ORDER = ("worst_case", "fgsm", "pgd", "eot_pgd", "apgd_ce", "apgd_t", "cw", "autoattack", "square")

@@ -1,7 +1,7 @@
 """``vib-bench history``: one metric across many runs, with step changes found by a change-point fit.
 
 Runs are ordered by recorded time (or as given). Per model, the series of values is fitted with a
-penalised piecewise-constant function (:mod:`bench.changepoint`: the fewest flat segments that explain
+penalised piecewise-constant function (:mod:`bench.reporting.changepoint`: the fewest flat segments that explain
 the values within their noise, a penalty of ``noise_factor ** 2`` per segment, the noise being each
 run's standard error with the binomial error of the test set as a floor); a step is where a new
 segment starts, and its size is the change between the two segments' levels, not between two runs.
@@ -21,11 +21,11 @@ import registry
 
 from . import escape
 from .changepoint import fit_steps
-from .env import machine_key
-from .errors import BenchError
+from ..env import machine_key
+from ..errors import BenchError
 from .leaderboard import STANDARD_EPS, column, common_grid, format_name, linf_grid, robust_key, seed_n, seed_values
-from .results import Results, norm_eps
-from .stats import binomial_se, mean_std
+from ..results import Results, norm_eps
+from ..stats import binomial_se, mean_std
 
 TABLE_FORMATS = ("github", "simple", "csv", "latex", "html", "json")
 
@@ -181,7 +181,7 @@ def plot_history(rows: list[dict], metric: str, path) -> Path:
     """Metric vs run, one line per model (error bars: std over seeds), steps circled in red."""
     from matplotlib.figure import Figure
 
-    from .io import atomic_write_figure
+    from ..io import atomic_write_figure
 
     col = column(metric)
     runs = list(dict.fromkeys((r["index"], r["run"]) for r in rows))

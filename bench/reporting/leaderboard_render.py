@@ -1,20 +1,23 @@
 """Rendering a leaderboard: Markdown (``github``), LaTeX, HTML, CSV and JSON, the notes under the table, and
-the ``leaderboard.md`` document. The numbers come from :func:`bench.leaderboard.build_leaderboard`.
+the ``leaderboard.md`` document. The numbers come from :func:`bench.reporting.leaderboard.build_leaderboard`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from . import escape
-from .info import summary as info_summary
+from ..info import summary as info_summary
+from ..io import atomic_write_text
 from .leaderboard import Column, Leaderboard, build_leaderboard, format_name, robust_key, seed_n
-from .protocol import FLAG_BY_LABEL
-from .results import Results
-from .stats import mean_std
+from ..protocol import FLAG_BY_LABEL
+from ..results import Results
+from ..rundir import LEADERBOARD, run_dir_of
+from ..stats import mean_std
 
 ATTACK_FAILURE_NOTE = ("Attack failure: the indicators of attack failure (Pintor et al. 2022) that fired on any of the "
                        "model's attack cells, with the number of cells; `!` marks one on which a leaderboard number "
@@ -225,3 +228,11 @@ def leaderboard_markdown(res: Results, sort_by: str | None = None, eps=None) -> 
         lines += [f"- {n}" for n in footnotes(lb)]
         lines.append("")
     return "\n".join(lines)
+
+
+def write_leaderboard(run_dir, sort_by: str | None = None, eps=None) -> Path:
+    """(Re)write ``RUN_DIR/leaderboard.md`` atomically from the results file; returns its path."""
+    res = Results.load(run_dir)
+    path = run_dir_of(run_dir) / LEADERBOARD
+    atomic_write_text(path, leaderboard_markdown(res, sort_by, eps))
+    return path

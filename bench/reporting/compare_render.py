@@ -6,8 +6,8 @@ import math
 
 from . import escape
 from .compare import TABLE_FORMATS, TIERS, VERDICTS, check_fail_on, nothing_compared
-from .errors import BenchError
-from .results import Results
+from ..errors import BenchError
+from ..results import Results
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -69,7 +69,7 @@ def to_json(base: Results, new: Results, rows: list[dict], changes: list[str], f
     """Everything ``compare`` found, as one JSON document (NaN written as null)."""
     import json
 
-    from .io import json_safe
+    from ..io import json_safe
 
     doc = {"base": provenance(base), "new": provenance(new), "setting_changes": changes,
            "fail_on": sorted(check_fail_on(list(fail_on))), "status": status,

@@ -5,7 +5,7 @@
 * ``scope``: what was measured (models, seeds, data, attacked examples, eps grid);
 * ``nothing_robust``: from which L-inf eps on no model keeps more than a few % under the worst case;
 * ``most_robust``: per eps of interest, the most robust model and whether a paired test (McNemar on the
-  same examples, :mod:`bench.ranking`) separates it from the runner-up;
+  same examples, :mod:`bench.reporting.ranking`) separates it from the runner-up;
 * ``vs_baseline``: every VIB model (a config with ``beta``) against the plain ``mlp``, paired;
 * ``flags``: the sanity-check flags that fired, and what they mean (:data:`bench.protocol.FLAGS`);
 * ``unchecked``: what the run could not check (an attack set without a gradient-free or a margin-loss
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from .leaderboard import (Leaderboard, build_leaderboard, flag_norms, linf_grid, raised_flags, robust_accuracy,
                           seed_n)
-from .protocol import FLAGS, INFO_FLAGS, attack_set_gaps
+from ..protocol import FLAGS, INFO_FLAGS, attack_set_gaps
 from .ranking import ALPHA, compare_models
-from .results import ModelResult, Results, norm_eps
-from .stats import wilson_interval
+from ..results import ModelResult, Results, norm_eps
+from ..stats import wilson_interval
 
 NOTHING_ROBUST = 0.05   # a worst-case robust accuracy below this counts as "nothing is robust"
 BASELINE = "mlp"        # the unregularised model every VIB model is compared with
@@ -267,7 +267,7 @@ def _flags(res: Results, gaps: dict[str, list[str]]) -> list[Finding]:
 
 def _attack_failure(res: Results) -> Finding | None:
     """One sentence: whether any leaderboard number rests on a failed attack (bench.attack.indicators)."""
-    from .attack import indicators as ind
+    from ..attack import indicators as ind
 
     per_model = {m.name: [r for s in m.done_seeds() for r in s.records()] for m in res.models()}
     if not any(r.indicators for recs in per_model.values() for r in recs):

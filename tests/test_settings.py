@@ -1,0 +1,161 @@
+"""Settings are declared once: every suite key and every stage flag of a command comes from a field of the
+stage's options dataclass (``bench.settings``), and the suite, the CLI and the dataclass agree on defaults."""
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from bench import suite as suite_mod
+from bench.attack.options import AttackOptions
+from bench.run_options import RunOptions
+from bench.cli import build_parser
+from bench.cli.common import SHARED_FLAGS
+from bench.cli.flags import dest_of
+from bench.errors import BenchError
+from bench.settings import default_of, settings, suite_schema
+from bench.timing_options import TimingOptions
+from bench.train_options import TrainSettings
+
+# command -> (options dataclass, suite table)
+STAGES = {"attack": (AttackOptions, "attack"), "time": (TimingOptions, "timing"), "train": (TrainSettings, "train"),
+          "run": (RunOptions, None)}
+# flags a command has beyond its own options' and the shared ones (bench.cli.common.SHARED_FLAGS), and why
+ALSO = {"run": {"--stack": TrainSettings,                       # run trains: train's flag, declared there
+                "-q": None, "--quiet": None, "-v": None, "--verbose": None}}   # how much the face prints
+
+
+def subparser(name: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+@pytest.mark.parametrize("command", sorted(STAGES))
+def test_every_flag_comes_from_a_field_and_states_its_default(command):
+    cls, _ = STAGES[command]
+    p = subparser(command)
+    flags = {s: a for a in p._actions for s in a.option_strings}
+    declared = {s.flag: (f, s) for f, s in settings(cls) if s.flag}
+    for flag, owner in ALSO.get(command, {}).items():
+        declared.update({s.flag: (f, s) for f, s in settings(owner) if s.flag == flag} if owner else {})
+    stray = sorted(set(flags) - set(declared) - SHARED_FLAGS - set(ALSO.get(command, {})))
+    assert not stray, f"{command}: flags not declared by {cls.__name__}: {stray}"
+    for flag, (f, s) in declared.items():
+        action = flags.get(flag)
+        assert action is not None, f"{command}: {flag} declared by {cls.__name__}.{f.name} but not on the command"
+        assert action.dest == dest_of(f, s)
+        default = default_of(f)
+        if s.required:   # no default to agree on: the flag must be given
+            assert action.required and action.default is None, flag
+        elif s.kind == "bool":   # --NAME turns a false default on, --no-NAME a true one off
+            assert action.default is False and flag.startswith("--no-") == (default is True), flag
+        elif s.kind == "table":
+            assert action.default == [] and default == {}, flag
+        elif s.kind == "list":   # written as on the command line
+            assert action.default == (None if default is None else ",".join(map(str, default))), flag
+        else:
+            assert action.default == default, f"{command} {flag}: CLI default {action.default!r} != field {default!r}"
+
+
+@pytest.mark.parametrize("command", sorted(c for c in STAGES if STAGES[c][1]))
+def test_every_suite_key_comes_from_a_field(command):
+    cls, table = STAGES[command]
+    def of(schema):   # the Setting behind each key's check
+        return {k: check.__self__ for k, check in schema.items()}
+
+    assert of(suite_mod.SCHEMA[table]) == of(suite_schema(cls))
+    assert set(suite_mod.SCHEMA[table]) == {s.suite for _, s in settings(cls) if s.suite}
+
+
+def test_an_absent_suite_key_means_the_field_default():
+    assert AttackOptions.from_suite(Path("r"), {}) == AttackOptions(Path("r"), resume=True)
+    assert TimingOptions.from_suite({}) == TimingOptions() and TimingOptions.from_suite(None) == TimingOptions()
+    opts = AttackOptions.from_suite(Path("r"), {"eps": [0.1], "set": {"pgd": {"steps": 5}}, "cascade": False})
+    assert opts.eps == [0.1] and opts.attack_set == {"pgd": {"steps": 5}} and opts.cascade is False
+    assert TimingOptions.from_suite({"batch_sizes": [7]}).batch_sizes == (7,)
+
+
+def test_the_cli_reads_back_the_fields_values():
+    from bench.cli.flags import flag_values
+
+    args = subparser("attack").parse_args(["RUN", "--eps", "0.1, 0.2", "--eps-l2", "", "--no-cascade",
+                                           "--batch-size", "64", "--resume"])
+    v = flag_values(args, AttackOptions)
+    assert v["eps"] == [0.1, 0.2] and v["eps_l2"] == [] and v["cascade"] is False and v["indicators"] is True
+    assert v["batch_size"] == 64 and v["resume"] is True and v["grid"] is True and "attack_set" not in v
+    defaults = flag_values(subparser("attack").parse_args(["RUN"]), AttackOptions)
+    assert AttackOptions(Path("RUN"), **defaults) == AttackOptions(Path("RUN"))
+    assert flag_values(subparser("time").parse_args(["RUN"]), TimingOptions) == \
+        {"min_run_time": TimingOptions().min_run_time, "fresh": False}
+    with pytest.raises(BenchError, match="bad eps 'x'"):
+        flag_values(subparser("attack").parse_args(["RUN", "--eps", "0.1,x"]), AttackOptions)
+
+
+@pytest.mark.parametrize("table, value, message", [
+    ("attack", {"eps": [-0.1]}, "[attack] eps: -0.1 is below 0"),
+    ("attack", {"eps": []}, "[attack] eps: is empty"),
+    ("attack", {"eps_l2": []}, None),
+    ("attack", {"n_examples": 0}, "[attack] n_examples: 0 is below 1"),
+    ("attack", {"cascade": 1}, "[attack] cascade: 1 is not true or false"),
+    ("attack", {"set": 3}, "[attack] set: is not a table"),
+    ("attack", {"grid_eps": 0.1}, "unknown key 'grid_eps' in [attack]"),
+    ("timing", {"min_run_time": 0}, "[timing] min_run_time: 0 is not above 0"),
+    ("timing", {"batch_sizes": [1, "a"]}, "[timing] batch_sizes: 'a' is not an integer"),
+])
+def test_the_generated_suite_checks(tmp_path, table, value, message):
+    import json
+
+    body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in value.items() if not isinstance(v, dict))
+    body += "".join(f"\n[{table}.{k}]\n" + "\n".join(f"{a} = {json.dumps(b)}" for a, b in v.items())
+                    for k, v in value.items() if isinstance(v, dict))
+    path = tmp_path / "s.toml"
+    path.write_text(f'dataset = "digits"\nmodels = "mlp"\n[{table}]\n{body}\n')
+    if message is None:
+        suite_mod.load_suite(str(path))
+    else:
+        with pytest.raises(BenchError) as e:
+            suite_mod.load_suite(str(path))
+        assert message in str(e.value)
+
+
+# TrainConfig (bench/training.py) keeps its own defaults; the one that differs is listed here until it is aligned.
+# TrainConfig.epochs is 200 (the paper's); the declared default, the CLI's and the suites' is 20.
+TRAIN_CONFIG_DRIFT = {"epochs"}
+
+
+def test_the_recipe_is_trainconfigs_fields_with_its_defaults():
+    import dataclasses
+
+    from bench.training import TrainConfig
+
+    config = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    recipe = {f.name: default_of(f) for f, s in settings(TrainSettings) if s.suite}
+    assert set(recipe) <= set(config), sorted(set(recipe) - set(config))
+    differ = {k for k in recipe if recipe[k] != config[k]}
+    assert differ <= TRAIN_CONFIG_DRIFT, {k: (recipe[k], config[k]) for k in differ}
+    # the recipe never falls back on TrainConfig's defaults: every field is passed
+    assert TrainSettings().config().epochs == TrainSettings().epochs == 20
+    assert TrainSettings.from_suite({"epochs": 3, "lr": 0.01}).config() == \
+        dataclasses.replace(TrainConfig(), epochs=3, lr=0.01)
+
+
+def test_train_flags_read_back():
+    from bench.cli.flags import flag_values
+
+    v = flag_values(subparser("train").parse_args(["--out", "o"]), TrainSettings)
+    assert TrainSettings(**v) == TrainSettings(out="o")
+    v = flag_values(subparser("train").parse_args(["--out", "o", "--seeds", "1,2", "--models", "", "--epochs", "3"]),
+                    TrainSettings)
+    assert v["seeds"] == [1, 2] and v["models"] == ["*"] and v["epochs"] == 3
+    assert subparser("run").get_default("stack") == TrainSettings().stack == RunOptions({}).stack
+    v = flag_values(subparser("run").parse_args(["--suite", "smoke", "--seeds", "1", "--dry-run"]), RunOptions)
+    assert v["seeds"] == [1] and v["dry_run"] is True and v["suite"] == "smoke" and v["executor"] == "local"
+
+
+def test_shipped_suites_set_only_declared_keys():
+    for name in suite_mod.list_suites():
+        suite = suite_mod.load_suite(name)
+        for table, cls in (("train", TrainSettings), ("timing", TimingOptions)):
+            assert set(suite.get(table, {})) <= {s.suite for _, s in settings(cls) if s.suite}, (name, table)
+        assert TrainSettings.from_suite(suite.get("train")).config().validate()
