@@ -58,6 +58,26 @@ def timings(runs: list[Results]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def indicator_tables(res: Results) -> str:
+    """The indicators of attack failure of every model-seed of a run, as Markdown tables (one per norm)."""
+    from bench.attack import indicators as ind
+    from bench.reporting.escape import markdown
+
+    out = []
+    for model in res.models():
+        for seed in model.done_seeds():
+            for norm in ("Linf", "L2"):
+                headers, rows = ind.table_rows(seed.records(), norm)
+                if not rows:
+                    continue
+                out.append(f"**{markdown(model.name)}** seed {seed.seed_id}, {norm}\n")
+                out.append("| " + " | ".join(markdown(h) for h in headers) + " |")
+                out.append("|" + "---|" * len(headers))
+                out.extend("| " + " | ".join(markdown(c) for c in row) + " |" for row in rows)
+                out.append("")
+    return "\n".join(out) + "\n"
+
+
 def documents() -> dict[str, str]:
     """{file name: text} of every generated document."""
     docs = {}
@@ -66,6 +86,8 @@ def documents() -> dict[str, str]:
         docs[f"{name}-leaderboard.md"] = (HEADER.format(src=f"results/{name}/results.json")
                                           + _body(leaderboard_markdown(res)))
     docs["claims.md"] = HEADER.format(src="results/claims/results.json") + _body(claims_markdown(loaded["claims"]))
+    docs["quick-indicators.md"] = (HEADER.format(src="results/quick/results.json")
+                                   + indicator_tables(loaded["quick"]))
     docs["timings.md"] = (HEADER.format(src="results/quick and results/smoke")
                           + timings([loaded["quick"], loaded["smoke"]]))
     return docs
