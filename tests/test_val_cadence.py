@@ -15,10 +15,11 @@ quiet = dict(progress=False, log=lambda *_: None)
 
 
 def test_the_automatic_cadence_follows_the_split_sizes():
-    assert auto_val_every(55_000, 5_000) == 2        # MNIST: 5,000 / 165,000 = 3% -> every 2 epochs
+    assert auto_val_every(50_000, 10_000) == 4       # MNIST: 10,000 / 150,000 = 6.7% -> every 4 epochs
+    assert auto_val_every(60_000, 10_000) == 3       # MNIST, --train-split trainval: 5.6% -> every 3
     assert auto_val_every(1_077, 360) == 6           # digits: 11% -> every 6
-    assert auto_val_every(60_000, 0) == 1 and auto_val_every(1_000, 60) == 1
-    assert Cadence().val_every(55_000, 5_000) == 2 and Cadence(val_epochs=3).val_every(55_000, 5_000) == 3
+    assert auto_val_every(55_000, 0) == 1 and auto_val_every(1_000, 60) == 1
+    assert Cadence().val_every(50_000, 10_000) == 4 and Cadence(val_epochs=1).val_every(50_000, 10_000) == 1
     assert [e for e in range(1, 11) if Cadence.val_due(e, 10, 4)] == [4, 8, 10]
 
 
