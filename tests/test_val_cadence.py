@@ -52,3 +52,21 @@ def test_the_default_validates_digits_every_6_epochs(tmp_path, digits):
     log = rundir.read_train_log(rundir.model_dir(tmp_path, "mlp", 0))
     assert [r["epoch"] for r in log if r["val_error"] is not None] == [6, 7]
     assert rundir.read_status(rundir.model_dir(tmp_path, "mlp", 0))["val_every"] == 6
+
+
+def test_the_overhead_benchmark_measures_both_cadences_in_one_run(tmp_path):
+    """``benchmarks/epoch_overhead.py --val-every 1,auto`` at a tiny size: one entry per cadence."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "epoch_overhead.py"
+    spec = importlib.util.spec_from_file_location("epoch_overhead", path)
+    bench_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_module)
+    out = bench_module.main(["--models", "mlp,dropout", "--set", "hidden=16", "--epochs", "3",
+                             "--val-every", "1,auto", "--json", str(tmp_path / "o.json")])
+    assert [r["val_every"] for r in out["runs"]] == [1, 6]
+    assert json.loads((tmp_path / "o.json").read_text()) == out
+    for r in out["runs"]:
+        assert r["wall_s_per_epoch"] >= r["step_s_per_epoch"] > 0 and r["overhead_fraction_steady"] < 1
