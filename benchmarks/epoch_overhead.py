@@ -11,7 +11,9 @@ the end of every epoch, after that epoch's checkpoint, both before and after iss
     last epoch (which always writes a checkpoint), and the run's whole-run fraction (epochs 2 to E).
 
 It needs no timing fields of its own in the code it measures, so the same script measures the code
-from before the overhead work (put that checkout first on PYTHONPATH). The default is four MLP models
+from before the overhead work (put that checkout first on PYTHONPATH). ``--val-every 1,auto``
+measures validation every epoch (as before the validation cadence) and the automatic cadence one
+after the other in the same run of the script (the JSON then holds ``runs``, one entry per setting). The default is four MLP models
 of the ``quick`` suite at the paper's width (1024, 1024), one stack of four, on digits::
 
     OMP_NUM_THREADS=1 python benchmarks/epoch_overhead.py --threads 1
@@ -46,9 +48,22 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="keep the run directory here (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--val-every", default=None, metavar="N,...",
+                   help="validation cadences to measure in turn (epochs, or auto); default: the code's own")
     args = p.parse_args(argv)
     args.set = args.set or ["hidden=1024,1024"]
+    if args.val_every is None:
+        out = measure(args, None)
+    else:
+        settings = [0 if v.strip() == "auto" else int(v) for v in args.val_every.split(",")]
+        out = {"runs": [measure(args, v) for v in settings]}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
+
+def measure(args, val_every: int | None) -> dict:
+    """Train once (``val_every``: the validation cadence, 0 auto; None: the code's default) and time it."""
     import torch
 
     import bench
@@ -57,7 +72,7 @@ def main(argv=None) -> dict:
     from bench.data import load_dataset
     from bench.overrides import overrides_per_model
     from bench.train_stage import train_run
-    from bench.training import TrainConfig
+    from bench.training import Cadence, TrainConfig
     from models import list_models
 
     torch.set_num_threads(args.threads)
@@ -77,11 +92,13 @@ def main(argv=None) -> dict:
     rundir.write_status = watch
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            out = Path(args.out or tmp) / "run"
+            out = Path(args.out or tmp) / ("run" if val_every is None else f"run_val{val_every}")
+            cadence = {} if val_every is None else {"cadence": Cadence(val_epochs=val_every)}
             train_run(out, data, per_model, seeds, TrainConfig(epochs=args.epochs), progress=False,
-                      log=lambda *_: None, stack=args.stack)
+                      log=lambda *_: None, stack=args.stack, **cadence)
             logs = {(n, s): rundir.read_train_log(rundir.model_dir(out, n, s)) for n in names for s in seeds}
-            stack_size = json.loads((rundir.model_dir(out, *first) / rundir.STATUS).read_text()).get("stack_size", 1)
+            status = json.loads((rundir.model_dir(out, *first) / rundir.STATUS).read_text())
+            stack_size = status.get("stack_size", 1)
     finally:
         rundir.write_status = real
     ends = {}
@@ -99,17 +116,16 @@ def main(argv=None) -> dict:
            "step_s_per_epoch": statistics.mean(steps[e] for e in steady),
            "wall_s_per_epoch": statistics.mean(walls[e] for e in steady),
            "overhead_fraction_steady": frac["steady"], "overhead_fraction_last_epoch": frac["last"],
-           "overhead_fraction_run": frac["run"]}
+           "overhead_fraction_run": frac["run"], "val_every": status.get("val_every", 1)}
     print(f"code: {out['code']}")
     print(f"{','.join(names)} x seeds {args.seeds} on {args.dataset} ({' '.join(args.set)}), {args.epochs} epochs, "
-          f"{args.threads} thread(s); measured: the job of {first[0]} seed {first[1]} ({stack_size} member(s))")
+          f"{args.threads} thread(s); measured: the job of {first[0]} seed {first[1]} ({stack_size} member(s)); "
+          f"validation every {out['val_every']} epoch(s) and the last")
     print(f"{'epoch':>5} {'step s':>8} {'wall s':>8} {'overhead':>9}")
     for e in walls:
         print(f"{e:5d} {steps[e]:8.3f} {walls[e]:8.3f} {1 - steps[e] / walls[e]:9.3f}")
     print(f"overhead fraction: steady state (epochs 2-{args.epochs - 1}) {frac['steady']:.3f}, "
           f"last epoch {frac['last']:.3f}, epochs 2-{args.epochs} {frac['run']:.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 

@@ -100,7 +100,8 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
 
     cfg = TrainConfig(epochs=5, lr=1e-3)
     models = {"mlp": TINY, "dropout": TINY}
-    train_run(tmp_path / "straight", digits, models, [0], cfg, stack="on", **quiet)
+    every2 = Cadence(2, 0.0, val_epochs=1)     # the crash below is timed by the validations: one per epoch
+    train_run(tmp_path / "straight", digits, models, [0], cfg, stack="on", cadence=Cadence(val_epochs=1), **quiet)
     calls = {"n": 0}
     real = engine.validate_stack
 
@@ -112,13 +113,13 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
 
     monkeypatch.setattr(engine, "validate_stack", crash_in_epoch_4)
     with pytest.raises(KeyboardInterrupt):
-        train_run(tmp_path / "cut", digits, models, [0], cfg, stack="on", cadence=Cadence(2, 0.0), **quiet)
+        train_run(tmp_path / "cut", digits, models, [0], cfg, stack="on", cadence=every2, **quiet)
     monkeypatch.setattr(engine, "validate_stack", real)
     mdir = rundir.model_dir(tmp_path / "cut", "mlp", 0)
     assert json.loads((mdir / rundir.STATUS).read_text())["state"] == "interrupted"
     assert [r["epoch"] for r in rundir.read_train_log(mdir)] == [1, 2, 3]
     rundir.write_log_lines(mdir, rundir.read_log_lines(mdir)[:1])          # the file lost epochs 2 and 3
-    train_run(tmp_path / "cut", digits, models, [0], cfg, stack="on", resume=True, cadence=Cadence(2, 0.0), **quiet)
+    train_run(tmp_path / "cut", digits, models, [0], cfg, stack="on", resume=True, cadence=every2, **quiet)
     for name in models:
         a, b = weights(tmp_path / "cut", name), weights(tmp_path / "straight", name)
         assert all(torch.equal(a[k], b[k]) for k in a)

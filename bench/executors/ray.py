@@ -243,7 +243,7 @@ class _Driver:
             self.train_left += 1
             pairs = tuple((m, s) for m, s, _, _ in unit)
             ref = self.submit(tasks.train_unit, "train", self.on_trained, pairs, str(self.out), unit, data, c.cfg,
-                              self.device, c.plugins, self.ex.cpus, stacked)
+                              self.device, c.plugins, self.ex.cpus, stacked, self.stack_mode() == "on")
             for pair in pairs:
                 self.train_refs[pair] = ref
         if not self.train_left:

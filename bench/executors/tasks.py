@@ -43,21 +43,22 @@ def worker_environment(run_dir, device, plugin_paths, threads: int) -> dict:
 
 
 def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, device, plugin_paths,
-               threads: int, stacked: bool = False) -> list[dict]:
+               threads: int, stacked: bool = False, strict: bool = False) -> list[dict]:
     """Train a unit of model-seeds ``(name, seed, overrides, evaluate)`` and evaluate each on the test split.
 
     A unit is one model-seed, or with ``stacked`` a stack of same-architecture model-seeds trained as one
     computation (``bench.stacked.run_job``; one task, one result per member). Training resumes from the
     checkpoint a failed attempt left (the driver has checked that the run is new or resumed).
     ``evaluate`` asks for the clean metrics of a model that was already trained; a model trained now is
-    always evaluated.
+    always evaluated. ``strict`` (``--stack on``): a stack whose stacked loss differs from its members' own
+    raises ``BenchError`` instead of falling back to the per-model loop, as in the local executor.
     """
     from ..stacked import Job, run_job
     from ..train_stage import clean_result
 
     run_dir = enter(run_dir, plugin_paths, threads)
     overrides = {name: ov for name, _, ov, _ in members}
-    job = Job([(name, seed) for name, seed, _, _ in members], stacked)
+    job = Job([(name, seed) for name, seed, _, _ in members], stacked, strict=stacked and strict)
     statuses = {(n, s): st for done in run_job(job, run_dir, data, overrides, cfg, device=device, resume=True,
                                                progress=False) for n, s, st in done}
     out = []

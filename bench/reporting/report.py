@@ -22,6 +22,7 @@ from ..claims import claims_html
 from ..protocol import FLAGS, INFO_FLAGS
 from ..results import Results
 from .summary import Finding, attack_gaps, provenance, summarize
+from .table1 import table1_html
 
 _CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -236,6 +237,7 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
     parts.append(_summary_section(summarize(res)))
     if claims:
         parts.append(claims)
+    parts.append(table1_html(res))
     parts.append('<section id="leaderboard"><h2>Leaderboard</h2>')
     if lb.models:
         parts.append('<div class="scroll">' + render(lb, "html") + "</div>")

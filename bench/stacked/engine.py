@@ -71,6 +71,7 @@ def _train_stack(members, data, cfg, run_dir, device, resume, progress, graphs, 
     n, bs = len(x_fit), cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
     step = StackStep(program, stack, cfg, scale_input(x_fit), y_fit, graphs)
+    val_every = cadence.val_every(n, len(x_val))
 
     sid = stack_id([(m.name, m.seed) for m in members])
     ckpt_path = rundir.stack_checkpoint_path(run_dir, sid)
@@ -98,7 +99,7 @@ def _train_stack(members, data, cfg, run_dir, device, resume, progress, graphs, 
                disable=(not progress) if progress is not None else None)
     try:
         _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt_path, start_epoch, ema_updates,
-                statuses, bar, device, cadence)
+                statuses, bar, device, cadence, val_every)
     except KeyboardInterrupt:  # Ctrl-C: no member's status may say "running"; the stack checkpoint resumes
         bar.close()
         for i in stack.active():
@@ -113,7 +114,7 @@ def _train_stack(members, data, cfg, run_dir, device, resume, progress, graphs, 
 
     try:
         for i in stack.active():
-            statuses[i] = members[i].files.finish(stack.ema_models[i], n, stack_size=stack.size)
+            statuses[i] = members[i].files.finish(stack.ema_models[i], n, stack_size=stack.size, val_every=val_every)
     except BaseException as e:
         for i in stack.active():
             if i not in statuses:
@@ -149,8 +150,9 @@ def validate_stack(program: StackProgram, stack: Stack, x_val: torch.Tensor, y_v
 
 
 def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt_path, start_epoch, ema_updates,
-            statuses, bar, device, cadence) -> None:
-    """The epochs of one stack, from ``start_epoch``: steps, divergence checks, validation, checkpoints."""
+            statuses, bar, device, cadence, val_every: int) -> None:
+    """The epochs of one stack, from ``start_epoch``: steps, divergence checks, validation (every
+    ``val_every`` epochs and the last), checkpoints."""
     from ..snapshots import save_snapshot
 
     names = program.stat_names
@@ -187,7 +189,8 @@ def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt
         t1 = time.perf_counter()
         share = (t1 - t0) / stack.size
         sums = step.sums.cpu().tolist()
-        vals = validate_stack(program, stack, x_val, y_val, epoch, device)
+        vals = (validate_stack(program, stack, x_val, y_val, epoch, device)
+                if Cadence.val_due(epoch + 1, cfg.epochs, val_every) else {})
         val_share = (time.perf_counter() - t1) / stack.size
         active = stack.active()
         for i in active:
@@ -197,7 +200,7 @@ def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt
         now = time.perf_counter()
         for i in active:
             means = {k: sums[names.index(k)][i] / steps_per_epoch for k in program.member_stats[i]}
-            members[i].files.log_epoch(epoch_record(epoch, lr, means, vals[i], share, val_share, n,
+            members[i].files.log_epoch(epoch_record(epoch, lr, means, vals.get(i), share, val_share, n,
                                                     (now - t_mark) / stack.size))
         due = cadence.due(epoch + 1, cfg.epochs, now - t_checkpoint)
         if due:
