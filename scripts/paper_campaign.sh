@@ -62,9 +62,9 @@ stage "attacked"
 $PY -m bench claims "$RUN" --models "$CLAIMS" "${CLAIM[@]}" "${COMMON[@]}"
 stage "claims checked"
 # 4. report (leaderboard, figures, the HTML page with its Table 1 section), Table 1 as table1.md (mean and
-#    spread over seeds against the paper, bench/table1.py), then publish without weights
+#    spread over seeds against the paper, bench/reporting/table1.py), then publish without weights
 $PY -m bench report "$RUN"
-$PY -c 'import sys; from bench.table1 import write_table1; print(f"[paper_campaign] wrote {write_table1(sys.argv[1])}")' "$RUN"
+$PY -c 'import sys; from bench.reporting.table1 import write_table1; print(f"[paper_campaign] wrote {write_table1(sys.argv[1])}")' "$RUN"
 if [ "${PUBLISH:-1}" = 1 ]; then
   scripts/publish_reference.sh "$RUN" "$NAME"
 fi

@@ -1,4 +1,4 @@
-"""Table 1 over seeds against the paper (bench.table1): on a tiny digits run of the five Table 1 models x two
+"""Table 1 over seeds against the paper (bench.reporting.table1): on a tiny digits run of the five Table 1 models x two
 seeds, its means and spreads are the results file's clean errors, the paired test is the leaderboard's,
 and it lands in table1.md and in the report."""
 
@@ -7,10 +7,10 @@ import math
 import pytest
 
 from bench.claims.verdicts import PAPER_TABLE1
-from bench.ranking import compare_models
-from bench.report import report_html
+from bench.reporting.ranking import compare_models
+from bench.reporting.report import report_html
 from bench.results import Results
-from bench.table1 import TABLE1, table1, table1_markdown, write_table1
+from bench.reporting.table1 import TABLE1, table1, table1_markdown, write_table1
 from bench.train_stage import train_run
 from bench.training import TrainConfig
 

@@ -15,12 +15,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import rundir
-from .claims.verdicts import PAPER_TABLE1
-from .io import atomic_write_text
+from .. import rundir
+from ..claims.verdicts import PAPER_TABLE1
+from ..io import atomic_write_text
+from ..results import Results
 from .ranking import Paired, compare_models
-from .results import Results
-from .stats import mean_std
+from ..stats import mean_std
 
 TABLE1 = "table1.md"          # in the run directory
 BASELINE, VIB = "mlp", "vib_beta1e-3"
