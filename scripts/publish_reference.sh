@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 src=${1:?RUN_DIR}; name=${2:?NAME}; dst=results/$name
 rm -rf "$dst"; mkdir -p "$dst"
 (cd "$src" && find . -type f ! -name 'model.safetensors' ! -name 'checkpoint.pt' ! -path './stacks/*' \
-    ! -name '.vib-bench.lock*' ! -path '*/snapshots/*' -print0) | (cd "$src" && xargs -0 tar cf -) | (cd "$dst" && tar xf -)
+    ! -name '.vib-bench.lock*' ! -name '.train.lock' ! -path '*/snapshots/*' -print0) | (cd "$src" && xargs -0 tar cf -) | (cd "$dst" && tar xf -)
 du -sh "$dst"
