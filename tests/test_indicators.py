@@ -276,3 +276,21 @@ def test_a_cut_iterate_history_leaves_incomplete_optimization_unmeasured(mlp, di
     monkeypatch.setattr(trace, "MAX_HISTORY_ROWS", 50)
     recs = _group(mlp, digits, ["pgd"])
     assert recs["pgd"].indicators[ind.INCOMPLETE]["value"] is None
+
+
+def test_a_resumed_group_gets_the_group_indicators_and_the_transfer_cell_it_missed(mlp, digits):
+    """Cells recorded without their group pass (here: a first run with the indicators off) get them on the
+    next pass: the transfer cell runs and joins the worst case."""
+    _, _, x, y = digits
+    model = Quantised(mlp).eval()
+    clean = predict_correct(model, x, y, "cpu")
+    m = ModelUnderAttack("m", 0, model, x, y, clean, "cpu", checks=model_checks(model, x, y, "cpu"))
+    records, vectors, group = [], {}, Group("Linf", EPS, ("pgd",), ())
+    off = AttackOptions(run_dir=None, attacks=["pgd"], eps=[EPS], eps_l2=[], indicators=False)
+    attack_group(m, group, off, plan_attacks(off), records, vectors, {})
+    assert not any(r.get("mitigation_for") for r in records)
+    on = AttackOptions(run_dir=None, attacks=["pgd"], eps=[EPS], eps_l2=[])
+    attack_group(m, group, on, plan_attacks(on), records, vectors, {})
+    pgd = next(r for r in records if r.attack == "pgd")
+    assert ind.UNAVAILABLE in pgd.indicators and ind.TRANSFER in pgd.indicators
+    assert any(r.get("mitigation_for") == ind.TRANSFER for r in records)

@@ -63,11 +63,18 @@ def has_surrogate(model) -> bool:
 
 
 def group_pass(m, g, opts, plan, records: list[AttackRecord], vectors: dict, new: list[AttackRecord], computed) -> None:
-    """The group-level indicators of the cells ``new`` computed now at (g.norm, g.eps), and their mitigations
-    (a transfer cell, an EOT cell) put through ``computed(record, robust)``."""
+    """The group-level indicators of the cells ``new`` computed now at (g.norm, g.eps), and of earlier cells of
+    the group that never got them (a run resumed after a crash in this pass, or one made with
+    ``--no-indicators``), and their mitigations (a transfer cell, an EOT cell) put through
+    ``computed(record, robust)``."""
     from attacks import AttackError, get_spec
 
-    if g.eps == 0 or not new or not getattr(opts, "indicators", True):
+    if g.eps == 0 or not getattr(opts, "indicators", True):
+        return
+    new = list(new) + [r for r in records if r.norm == g.norm and r.eps == g.eps and not r.is_worst_case
+                       and not r.get("mitigation_for") and ind.UNAVAILABLE not in r.indicators
+                       and all(r is not x for x in new)]
+    if not new:
         return
     n_clean = int(m.clean.sum())
     checks = getattr(m, "checks", None) or {}
