@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -36,14 +36,14 @@ class AttackSpec:
     factory: Callable
     norm: str
     description: str
-    budget: dict = field(default_factory=dict)   # the factory's keyword defaults
-    gradient_free: bool = False   # queries outputs only (a masking detector)
-    eot: bool = False             # averages gradients over the model's randomness
-    minimum_norm: bool = False    # finds the smallest perturbation it can; has no eps (CW)
+    budget: dict = field(default_factory=dict)  # the factory's keyword defaults
+    gradient_free: bool = False  # queries outputs only (a masking detector)
+    eot: bool = False  # averages gradients over the model's randomness
+    minimum_norm: bool = False  # finds the smallest perturbation it can; has no eps (CW)
     iterative: bool = True
     randomised_only: bool = False  # pointless on a deterministic model (EOT = the plain attack)
-    costly: bool = False           # expensive: skipped at eps = 0, and run in the harness's cascade
-    loss: str = "ce"               # "ce" (saturates on confident models), "margin" or "dlr" (do not)
+    costly: bool = False  # expensive: skipped at eps = 0, and run in the harness's cascade
+    loss: str = "ce"  # "ce" (saturates on confident models), "margin" or "dlr" (do not)
 
     @property
     def margin_loss(self) -> bool:
@@ -52,18 +52,40 @@ class AttackSpec:
 
     def describe(self, width: int = 14) -> str:
         budget = ", ".join(f"{k}={v}" for k, v in self.budget.items())
-        tags = [t for t, on in (("gradient-free", self.gradient_free), ("EOT", self.eot),
-                                ("minimum-norm", self.minimum_norm), (f"{self.loss} loss", self.margin_loss)) if on]
-        return f"{self.name:{width}s} {self.norm:5s} {self.description}" + (f" [{', '.join(tags)}]" if tags else "") \
+        tags = [
+            t
+            for t, on in (
+                ("gradient-free", self.gradient_free),
+                ("EOT", self.eot),
+                ("minimum-norm", self.minimum_norm),
+                (f"{self.loss} loss", self.margin_loss),
+            )
+            if on
+        ]
+        return (
+            f"{self.name:{width}s} {self.norm:5s} {self.description}"
+            + (f" [{', '.join(tags)}]" if tags else "")
             + (f" ({budget})" if budget else "")
+        )
 
 
 _ATTACKS: dict[str, AttackSpec] = {}
 
 
-def register_attack(fn: Callable | None = None, *, norm: str, description: str = "", name: str | None = None,
-                    gradient_free: bool = False, eot: bool = False, minimum_norm: bool = False,
-                    iterative: bool = True, randomised_only: bool = False, costly: bool = False, loss: str = "ce"):
+def register_attack(
+    fn: Callable | None = None,
+    *,
+    norm: str,
+    description: str = "",
+    name: str | None = None,
+    gradient_free: bool = False,
+    eot: bool = False,
+    minimum_norm: bool = False,
+    iterative: bool = True,
+    randomised_only: bool = False,
+    costly: bool = False,
+    loss: str = "ce",
+):
     """Register ``factory(model, eps, **budget) -> torchattacks.Attack``; a duplicate name is an error."""
     if norm not in NORMS:
         raise AttackError(f"attack norm must be one of {NORMS}, got {norm!r}")
@@ -72,11 +94,15 @@ def register_attack(fn: Callable | None = None, *, norm: str, description: str =
         key = name or f.__name__
         if key in _ATTACKS:
             raise AttackError(f"attack {key!r} is already registered")
-        budget = {p.name: p.default for p in inspect.signature(f).parameters.values()
-                  if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
+        budget = {
+            p.name: p.default
+            for p in inspect.signature(f).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+        }
         doc = description or ((f.__doc__ or "").strip().splitlines() or [""])[0]
-        _ATTACKS[key] = AttackSpec(key, f, norm, doc, budget, gradient_free, eot, minimum_norm, iterative,
-                                   randomised_only, costly, loss)
+        _ATTACKS[key] = AttackSpec(
+            key, f, norm, doc, budget, gradient_free, eot, minimum_norm, iterative, randomised_only, costly, loss
+        )
         return f
 
     return deco(fn) if fn is not None else deco
@@ -84,8 +110,10 @@ def register_attack(fn: Callable | None = None, *, norm: str, description: str =
 
 def get_spec(name: str) -> AttackSpec:
     if name not in _ATTACKS:
-        raise AttackError(f"unknown attack {name!r}{registry.NoMatch(name, registry.suggest(name, _ATTACKS)).hint()} "
-                          "(see `vib-bench list attacks`)")
+        raise AttackError(
+            f"unknown attack {name!r}{registry.NoMatch(name, registry.suggest(name, _ATTACKS)).hint()} "
+            "(see `vib-bench list attacks`)"
+        )
     return _ATTACKS[name]
 
 
@@ -158,10 +186,18 @@ class Attack:
         """Everything that determines this attack's output: our budget and torchattacks' repr."""
         import torchattacks
 
-        cfg = {"name": self.name, "norm": self.norm, "eps": self.eps, "budget": dict(self.budget),
-               "torchattacks": repr(self.ta), "torchattacks_version": torchattacks.__version__,
-               "gradient_free": self.spec.gradient_free, "eot": self.eot, "minimum_norm": self.spec.minimum_norm,
-               "loss": self.spec.loss}
+        cfg = {
+            "name": self.name,
+            "norm": self.norm,
+            "eps": self.eps,
+            "budget": dict(self.budget),
+            "torchattacks": repr(self.ta),
+            "torchattacks_version": torchattacks.__version__,
+            "gradient_free": self.spec.gradient_free,
+            "eot": self.eot,
+            "minimum_norm": self.spec.minimum_norm,
+            "loss": self.spec.loss,
+        }
         multi = getattr(self.ta, "_autoattack", None)  # AutoAttack's repr hides its sub-attacks
         if multi is not None:
             cfg["sub_attacks"] = [repr(a) for a in multi.attacks]
@@ -169,9 +205,13 @@ class Attack:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
-            raise AttackError(f"attack {self.name}: inputs must be image batches (N, C, H, W), got shape {tuple(x.shape)}")
+            raise AttackError(
+                f"attack {self.name}: inputs must be image batches (N, C, H, W), got shape {tuple(x.shape)}"
+            )
         if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-            raise AttackError(f"attack {self.name}: inputs must lie in [0, 1] (got [{float(x.min()):g}, {float(x.max()):g}])")
+            raise AttackError(
+                f"attack {self.name}: inputs must lie in [0, 1] (got [{float(x.min()):g}, {float(x.max()):g}])"
+            )
         with attack_mode(self.model), torch.enable_grad():
             adv = self.ta(x, y)
         return adv.detach()
@@ -179,7 +219,7 @@ class Attack:
     def reseed(self, seed: int) -> None:
         """Give the attack's own RNG (APGD, APGD-T, Square, AutoAttack: torchattacks reseeds with it on every
         call) the seed ``seed`` plus the budget's ``seed``; attacks without one use torch's global RNG."""
-        seed = (int(seed) + int(self.budget.get("seed", 0) or 0)) % (2 ** 31)
+        seed = (int(seed) + int(self.budget.get("seed", 0) or 0)) % (2**31)
         for obj in _seeded_parts(self.ta):
             obj.seed = seed
 
@@ -188,7 +228,8 @@ class Attack:
 
 
 def _seeded_parts(ta) -> list:
-    """The torchattacks objects inside ``ta`` (itself, AutoAttack's sub-attacks, a transfer's inner attack) with a seed."""
+    """The torchattacks objects inside ``ta`` (itself, AutoAttack's sub-attacks, a transfer's inner attack)
+    that have a seed."""
     found, todo = [], [ta]
     while todo:
         obj = todo.pop()

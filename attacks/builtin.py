@@ -27,8 +27,12 @@ def pgd_l2(model, eps, *, steps=40, alpha=0.1, random_start=True):
     return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
 
 
-@register_attack(norm="Linf", eot=True, randomised_only=True,
-                 description="PGD on the expectation over the model's randomness (gradients averaged over eot_iter draws)")
+@register_attack(
+    norm="Linf",
+    eot=True,
+    randomised_only=True,
+    description="PGD on the expectation over the model's randomness (gradients averaged over eot_iter draws)",
+)
 def eot_pgd(model, eps, *, steps=40, alpha=0.01, eot_iter=10, random_start=True):
     # torchattacks' EOT-PGD; on a model with eot_logits (VIB) the draws of a step share one encoder pass
     return FusedEOTPGD(model, eps=eps, alpha=alpha, steps=steps, eot_iter=eot_iter, random_start=random_start)
@@ -57,8 +61,12 @@ class _CW(torchattacks.CW):
         return torch.clamp(margin, min=-self.kappa)
 
 
-@register_attack(norm="L2", minimum_norm=True, loss="margin",
-                 description="Carlini-Wagner L2 (the paper's attack family), no eps: success counted inside the eps ball")
+@register_attack(
+    norm="L2",
+    minimum_norm=True,
+    loss="margin",
+    description="Carlini-Wagner L2 (the paper's attack family), no eps: success counted inside the eps ball",
+)
 def cw_l2(model, eps, *, c=1.0, kappa=0.0, steps=100, lr=0.05):
     return _CW(model, c=c, kappa=kappa, steps=steps, lr=lr)
 
@@ -66,8 +74,9 @@ def cw_l2(model, eps, *, c=1.0, kappa=0.0, steps=100, lr=0.05):
 def _autoattack(model, eps, norm, version, steps, square_queries, seed):
     if version in (None, "auto"):
         version = "rand" if getattr(model, "stochastic", False) else "standard"
-    atk = torchattacks.AutoAttack(model, norm=norm, eps=eps, version=version,
-                                  n_classes=int(getattr(model, "num_classes", 10)), seed=seed)
+    atk = torchattacks.AutoAttack(
+        model, norm=norm, eps=eps, version=version, n_classes=int(getattr(model, "num_classes", 10)), seed=seed
+    )
     # torchattacks builds the sub-attacks with 10 steps; Croce and Hein's AutoAttack uses 100.
     for sub in atk._autoattack.attacks:
         if isinstance(sub, (torchattacks.APGD, torchattacks.APGDT, torchattacks.FAB)):
@@ -77,29 +86,48 @@ def _autoattack(model, eps, norm, version, steps, square_queries, seed):
     return atk
 
 
-@register_attack(norm="Linf", costly=True, loss="dlr", description="AutoAttack: 'standard' (APGD-CE, APGD-T, FAB-T, Square) for "
-                 "deterministic models, 'rand' (APGD-CE + APGD-DLR with 20-draw EOT) for randomised ones")
+@register_attack(
+    norm="Linf",
+    costly=True,
+    loss="dlr",
+    description="AutoAttack: 'standard' (APGD-CE, APGD-T, FAB-T, Square) for "
+    "deterministic models, 'rand' (APGD-CE + APGD-DLR with 20-draw EOT) for randomised ones",
+)
 def autoattack(model, eps, *, version="auto", steps=100, square_queries=5000, seed=0):
     return _autoattack(model, eps, "Linf", version, steps, square_queries, seed)
 
 
-@register_attack(norm="L2", costly=True, loss="dlr", description="AutoAttack with the L2 threat model (versions as for autoattack)")
+@register_attack(
+    norm="L2", costly=True, loss="dlr", description="AutoAttack with the L2 threat model (versions as for autoattack)"
+)
 def autoattack_l2(model, eps, *, version="auto", steps=100, square_queries=5000, seed=0):
     return _autoattack(model, eps, "L2", version, steps, square_queries, seed)
 
 
-@register_attack(norm="Linf", gradient_free=True, costly=True, loss="margin",
-                 description="Square attack (random search, margin loss): beating the gradient attacks means masked gradients")
+@register_attack(
+    norm="Linf",
+    gradient_free=True,
+    costly=True,
+    loss="margin",
+    description="Square attack (random search, margin loss): beating the gradient attacks means masked gradients",
+)
 def square(model, eps, *, n_queries=5000, p_init=0.8, loss="margin", seed=0):
-    return torchattacks.Square(model, norm="Linf", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss,
-                               n_restarts=1, seed=seed)
+    return torchattacks.Square(
+        model, norm="Linf", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss, n_restarts=1, seed=seed
+    )
 
 
-@register_attack(norm="L2", gradient_free=True, costly=True, loss="margin",
-                 description="Square attack with the L2 threat model (random search, margin loss)")
+@register_attack(
+    norm="L2",
+    gradient_free=True,
+    costly=True,
+    loss="margin",
+    description="Square attack with the L2 threat model (random search, margin loss)",
+)
 def square_l2(model, eps, *, n_queries=5000, p_init=0.8, loss="margin", seed=0):
-    return torchattacks.Square(model, norm="L2", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss,
-                               n_restarts=1, seed=seed)
+    return torchattacks.Square(
+        model, norm="L2", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss, n_restarts=1, seed=seed
+    )
 
 
 # APGD (Croce and Hein 2020), AutoAttack's gradient attacks, one registry entry each so that the harness
@@ -107,25 +135,65 @@ def square_l2(model, eps, *, n_queries=5000, p_init=0.8, loss="margin", seed=0):
 # harness sets it for randomised models, as AutoAttack's 'rand' version does).
 @register_attack(norm="Linf", costly=True, description="APGD with cross-entropy, 100 steps, adaptive step size")
 def apgd_ce(model, eps, *, steps=100, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGD(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts,
-                             loss="ce", eot_iter=eot_iter, seed=seed)
+    return torchattacks.APGD(
+        eot_model(model, eot_iter),
+        norm="Linf",
+        eps=eps,
+        steps=steps,
+        n_restarts=n_restarts,
+        loss="ce",
+        eot_iter=eot_iter,
+        seed=seed,
+    )
 
 
-@register_attack(norm="Linf", costly=True, loss="dlr",
-                 description="APGD-T: targeted DLR (margin) loss against the n_target_classes most likely classes")
+@register_attack(
+    norm="Linf",
+    costly=True,
+    loss="dlr",
+    description="APGD-T: targeted DLR (margin) loss against the n_target_classes most likely classes",
+)
 def apgd_t(model, eps, *, steps=100, n_target_classes=9, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGDT(eot_model(model, eot_iter), norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts,
-                              eot_iter=eot_iter, seed=seed, n_classes=n_target_classes + 1)
+    return torchattacks.APGDT(
+        eot_model(model, eot_iter),
+        norm="Linf",
+        eps=eps,
+        steps=steps,
+        n_restarts=n_restarts,
+        eot_iter=eot_iter,
+        seed=seed,
+        n_classes=n_target_classes + 1,
+    )
 
 
 @register_attack(norm="L2", costly=True, description="APGD with cross-entropy, L2 threat model, 100 steps")
 def apgd_l2(model, eps, *, steps=100, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGD(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts,
-                             loss="ce", eot_iter=eot_iter, seed=seed)
+    return torchattacks.APGD(
+        eot_model(model, eot_iter),
+        norm="L2",
+        eps=eps,
+        steps=steps,
+        n_restarts=n_restarts,
+        loss="ce",
+        eot_iter=eot_iter,
+        seed=seed,
+    )
 
 
-@register_attack(norm="L2", costly=True, loss="dlr",
-                 description="APGD-T, L2 threat model: targeted DLR loss (does not stall where cross-entropy is 0)")
+@register_attack(
+    norm="L2",
+    costly=True,
+    loss="dlr",
+    description="APGD-T, L2 threat model: targeted DLR loss (does not stall where cross-entropy is 0)",
+)
 def apgd_t_l2(model, eps, *, steps=100, n_target_classes=9, n_restarts=1, eot_iter=1, seed=0):
-    return torchattacks.APGDT(eot_model(model, eot_iter), norm="L2", eps=eps, steps=steps, n_restarts=n_restarts,
-                              eot_iter=eot_iter, seed=seed, n_classes=n_target_classes + 1)
+    return torchattacks.APGDT(
+        eot_model(model, eot_iter),
+        norm="L2",
+        eps=eps,
+        steps=steps,
+        n_restarts=n_restarts,
+        eot_iter=eot_iter,
+        seed=seed,
+        n_classes=n_target_classes + 1,
+    )

@@ -31,8 +31,8 @@ class FusedEOTPGD(torchattacks.EOTPGD):
             adv = torch.clamp(adv + torch.empty_like(adv).uniform_(-self.eps, self.eps), min=0, max=1).detach()
         for _ in range(self.steps):
             adv.requires_grad = True
-            outputs = fused(adv, self.eot_iter)                       # (eot_iter, N, C)
-            cost = sum(loss(out, labels) for out in outputs)            # the loop's per-draw costs, summed
+            outputs = fused(adv, self.eot_iter)  # (eot_iter, N, C)
+            cost = sum(loss(out, labels) for out in outputs)  # the loop's per-draw costs, summed
             grad = torch.autograd.grad(cost, adv, retain_graph=False, create_graph=False)[0]
             adv = adv.detach() + self.alpha * grad.sign()
             delta = torch.clamp(adv - images, min=-self.eps, max=self.eps)
@@ -46,7 +46,7 @@ class _Group:
 
     def __init__(self, x, n, mu, sigma):
         self.x, self.version, self.n = x, x._version, n
-        self.mu, self.sigma = mu, sigma                       # with their graph back to x
+        self.mu, self.sigma = mu, sigma  # with their graph back to x
         self.mu_leaf = mu.detach().requires_grad_(True)
         self.sigma_leaf = sigma.detach().requires_grad_(True)
         self.g_mu, self.g_sigma = torch.zeros_like(mu), torch.zeros_like(sigma)
@@ -78,7 +78,7 @@ class _Bridge(torch.autograd.Function):
         g.backwards += 1
         if g.backwards < g.n:
             return None, torch.zeros_like(g.x), None
-        gx, = torch.autograd.grad((g.mu, g.sigma), g.x, (g.g_mu, g.g_sigma))
+        (gx,) = torch.autograd.grad((g.mu, g.sigma), g.x, (g.g_mu, g.g_sigma))
         g.mu = g.sigma = None
         return None, gx, None
 
@@ -101,9 +101,15 @@ class SharedEncoderEOT(nn.Module):
 
     def forward(self, x):
         m = self.model
-        fusable = (self.n > 1 and torch.is_grad_enabled() and x.requires_grad and x.is_leaf
-                   and callable(getattr(m, "draw_logits", None)) and callable(getattr(m, "encode", None))
-                   and not getattr(m, "mean_mode", False))
+        fusable = (
+            self.n > 1
+            and torch.is_grad_enabled()
+            and x.requires_grad
+            and x.is_leaf
+            and callable(getattr(m, "draw_logits", None))
+            and callable(getattr(m, "encode", None))
+            and not getattr(m, "mean_mode", False)
+        )
         if not fusable:
             return m(x)
         if self._group is None or not self._group.continues(x):

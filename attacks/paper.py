@@ -30,8 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 import torchattacks
-from torchattacks.attack import Attack as _TAAttack
 from torch import nn
+from torchattacks.attack import Attack as _TAAttack
 
 from ._registry import register_attack
 
@@ -98,12 +98,28 @@ class CWL2(_Base):
     example at that class.
     """
 
-    def __init__(self, model, *, targeted=False, target=-1, binary_steps=9, steps=1000, lr=0.01,
-                 initial_const=1e-3, kappa=0.0, abort_early=True, eot_iter=1):
+    def __init__(
+        self,
+        model,
+        *,
+        targeted=False,
+        target=-1,
+        binary_steps=9,
+        steps=1000,
+        lr=0.01,
+        initial_const=1e-3,
+        kappa=0.0,
+        abort_early=True,
+        eot_iter=1,
+    ):
         super().__init__("CWL2Reference", model, eot_iter)
-        checks = [(int(binary_steps) >= 1, "binary_steps must be >= 1"), (int(steps) >= 1, "steps must be >= 1"),
-                  (lr > 0, "lr must be > 0"), (initial_const > 0, "initial_const must be > 0"),
-                  (kappa >= 0, "kappa must be >= 0")]
+        checks = [
+            (int(binary_steps) >= 1, "binary_steps must be >= 1"),
+            (int(steps) >= 1, "steps must be >= 1"),
+            (lr > 0, "lr must be > 0"),
+            (initial_const > 0, "initial_const must be > 0"),
+            (kappa >= 0, "kappa must be >= 0"),
+        ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
@@ -124,8 +140,11 @@ class CWL2(_Base):
     def _success(self, out, lab):
         # the reference's compare(): the margin must be met by kappa
         adj = out.detach().clone()
-        adj.scatter_add_(1, lab[:, None], torch.full_like(lab[:, None], -self.kappa if self.targeted_attack
-                                                        else self.kappa, dtype=adj.dtype))
+        adj.scatter_add_(
+            1,
+            lab[:, None],
+            torch.full_like(lab[:, None], -self.kappa if self.targeted_attack else self.kappa, dtype=adj.dtype),
+        )
         pred = adj.argmax(1)
         return pred == lab if self.targeted_attack else pred != lab
 
@@ -135,7 +154,7 @@ class CWL2(_Base):
         lab = self._labels(x, y)
         n = len(x)
         timg = torch.atanh((x - 0.5) / 0.5 * 0.999999)
-        x0 = torch.tanh(timg) * 0.5 + 0.5          # the reference measures distance to this image
+        x0 = torch.tanh(timg) * 0.5 + 0.5  # the reference measures distance to this image
         lower = torch.zeros(n, device=x.device, dtype=torch.float64)
         upper = torch.full((n,), 1e10, device=x.device, dtype=torch.float64)
         const = torch.full((n,), self.initial_const, device=x.device, dtype=torch.float64)
@@ -144,9 +163,9 @@ class CWL2(_Base):
         check_every = max(self.steps // 10, 1)
         for outer in range(self.binary_steps):
             if self.binary_steps >= 10 and outer == self.binary_steps - 1:
-                const = torch.where(upper < 1e9, upper, const)   # the reference's `repeat`: last try at the bound
+                const = torch.where(upper < 1e9, upper, const)  # the reference's `repeat`: last try at the bound
             modifier = torch.zeros_like(x, requires_grad=True)
-            opt = torch.optim.Adam([modifier], lr=self.lr)     # fresh Adam state each binary step, as in the reference
+            opt = torch.optim.Adam([modifier], lr=self.lr)  # fresh Adam state each binary step, as in the reference
             found = torch.zeros(n, dtype=torch.bool, device=x.device)
             c = const.to(x.dtype)
             prev = math.inf
@@ -180,27 +199,81 @@ class CWL2(_Base):
 
 
 def _cw(model, from_mean_mode, **kw):
-    if from_mean_mode:   # transfer: the perturbation is found on the model's mean mode, used on the model itself
+    if from_mean_mode:  # transfer: the perturbation is found on the model's mean mode, used on the model itself
         return Transfer(model, CWL2(MeanMode(model), **kw))
     return CWL2(model, **kw)
 
 
-@register_attack(norm="L2", minimum_norm=True, costly=True, loss="margin",
-                 description="Carlini-Wagner L2 as in the reference implementation (binary search over c, "
-                             "early abort), untargeted: the paper's attack")
-def cw_paper(model, eps, *, binary_steps=9, steps=1000, lr=0.01, initial_const=1e-3, kappa=0.0, abort_early=True,
-             eot_iter=1, from_mean_mode=False):
-    return _cw(model, from_mean_mode, targeted=False, binary_steps=binary_steps, steps=steps, lr=lr,
-               initial_const=initial_const, kappa=kappa, abort_early=abort_early, eot_iter=eot_iter)
+@register_attack(
+    norm="L2",
+    minimum_norm=True,
+    costly=True,
+    loss="margin",
+    description="Carlini-Wagner L2 as in the reference implementation (binary search over c, "
+    "early abort), untargeted: the paper's attack",
+)
+def cw_paper(
+    model,
+    eps,
+    *,
+    binary_steps=9,
+    steps=1000,
+    lr=0.01,
+    initial_const=1e-3,
+    kappa=0.0,
+    abort_early=True,
+    eot_iter=1,
+    from_mean_mode=False,
+):
+    return _cw(
+        model,
+        from_mean_mode,
+        targeted=False,
+        binary_steps=binary_steps,
+        steps=steps,
+        lr=lr,
+        initial_const=initial_const,
+        kappa=kappa,
+        abort_early=abort_early,
+        eot_iter=eot_iter,
+    )
 
 
-@register_attack(norm="L2", minimum_norm=True, costly=True, loss="margin",
-                 description="Carlini-Wagner L2 as in the reference implementation, targeted at seeded random "
-                             "classes (target=-1) or one class: the paper's attack")
-def cw_paper_targeted(model, eps, *, target=-1, binary_steps=9, steps=1000, lr=0.01, initial_const=1e-3, kappa=0.0,
-                      abort_early=True, eot_iter=1, from_mean_mode=False):
-    return _cw(model, from_mean_mode, targeted=True, target=target, binary_steps=binary_steps, steps=steps, lr=lr,
-               initial_const=initial_const, kappa=kappa, abort_early=abort_early, eot_iter=eot_iter)
+@register_attack(
+    norm="L2",
+    minimum_norm=True,
+    costly=True,
+    loss="margin",
+    description="Carlini-Wagner L2 as in the reference implementation, targeted at seeded random "
+    "classes (target=-1) or one class: the paper's attack",
+)
+def cw_paper_targeted(
+    model,
+    eps,
+    *,
+    target=-1,
+    binary_steps=9,
+    steps=1000,
+    lr=0.01,
+    initial_const=1e-3,
+    kappa=0.0,
+    abort_early=True,
+    eot_iter=1,
+    from_mean_mode=False,
+):
+    return _cw(
+        model,
+        from_mean_mode,
+        targeted=True,
+        target=target,
+        binary_steps=binary_steps,
+        steps=steps,
+        lr=lr,
+        initial_const=initial_const,
+        kappa=kappa,
+        abort_early=abort_early,
+        eot_iter=eot_iter,
+    )
 
 
 # ----------------------------------------------------------------------------------- strong PGD
@@ -213,8 +286,20 @@ class PGD(_Base):
     (judged on the ``eot_iter``-averaged outputs). The step is ``rel_step * eps``.
     """
 
-    def __init__(self, model, eps, *, norm="Linf", steps=100, rel_step=0.05, restarts=1, eot_iter=1,
-                 random_start=True, loss="ce", keep_first=False):
+    def __init__(
+        self,
+        model,
+        eps,
+        *,
+        norm="Linf",
+        steps=100,
+        rel_step=0.05,
+        restarts=1,
+        eot_iter=1,
+        random_start=True,
+        loss="ce",
+        keep_first=False,
+    ):
         super().__init__("PGDRestarts", model, eot_iter)
         if norm not in ("Linf", "L2"):
             raise ValueError(f"norm must be Linf or L2, got {norm!r}")
@@ -282,10 +367,10 @@ class PGD(_Base):
                         hit |= now
                 if it == self.steps:
                     break
-                grad, = torch.autograd.grad(self._loss(out, ys), adv)
+                (grad,) = torch.autograd.grad(self._loss(out, ys), adv)
                 with torch.no_grad():
                     adv = self._project(self._step(adv, grad), xs)
-            keep = ~hit            # not fooled in this restart: its last iterate stands until a later restart fools it
+            keep = ~hit  # not fooled in this restart: its last iterate stands until a later restart fools it
             result[todo[keep]] = adv.detach()[keep]
             fooled[todo[hit]] = True
         return result.detach()
@@ -302,61 +387,91 @@ class Transfer(_TAAttack):
         return self.inner(images, labels)
 
 
-@register_attack(norm="Linf", description="PGD, 100 steps of 0.05 eps, 5 random restarts (restarts only where not yet fooled)")
+@register_attack(
+    norm="Linf", description="PGD, 100 steps of 0.05 eps, 5 random restarts (restarts only where not yet fooled)"
+)
 def pgd_strong(model, eps, *, steps=100, rel_step=0.05, restarts=5, loss="ce"):
     return PGD(model, eps, norm="Linf", steps=steps, rel_step=rel_step, restarts=restarts, loss=loss)
 
 
-@register_attack(norm="L2", description="L2 PGD, 100 steps of 0.05 eps, 5 random restarts (restarts only where not yet fooled)")
+@register_attack(
+    norm="L2", description="L2 PGD, 100 steps of 0.05 eps, 5 random restarts (restarts only where not yet fooled)"
+)
 def pgd_l2_strong(model, eps, *, steps=100, rel_step=0.05, restarts=5, loss="ce"):
     return PGD(model, eps, norm="L2", steps=steps, rel_step=rel_step, restarts=restarts, loss=loss)
 
 
-@register_attack(norm="Linf", eot=True, randomised_only=True,
-                 description="PGD on the expectation over the model's randomness: outputs averaged over eot_iter "
-                             "passes, 100 steps, 2 restarts")
+@register_attack(
+    norm="Linf",
+    eot=True,
+    randomised_only=True,
+    description="PGD on the expectation over the model's randomness: outputs averaged over eot_iter "
+    "passes, 100 steps, 2 restarts",
+)
 def eot_pgd_strong(model, eps, *, steps=100, rel_step=0.05, restarts=2, eot_iter=10, loss="ce"):
     return PGD(model, eps, norm="Linf", steps=steps, rel_step=rel_step, restarts=restarts, eot_iter=eot_iter, loss=loss)
 
 
-@register_attack(norm="L2", eot=True, randomised_only=True,
-                 description="L2 PGD on the expectation over the model's randomness (eot_iter passes), 100 steps, "
-                             "2 restarts")
+@register_attack(
+    norm="L2",
+    eot=True,
+    randomised_only=True,
+    description="L2 PGD on the expectation over the model's randomness (eot_iter passes), 100 steps, 2 restarts",
+)
 def eot_pgd_l2_strong(model, eps, *, steps=100, rel_step=0.05, restarts=2, eot_iter=10, loss="ce"):
     return PGD(model, eps, norm="L2", steps=steps, rel_step=rel_step, restarts=restarts, eot_iter=eot_iter, loss=loss)
 
 
-@register_attack(norm="Linf", randomised_only=True, loss="margin",
-                 description="transfer from the model's own mean mode (z = mu): PGD-100 (margin loss, last iterate) "
-                             "there, evaluated on the sampling model")
+@register_attack(
+    norm="Linf",
+    randomised_only=True,
+    loss="margin",
+    description="transfer from the model's own mean mode (z = mu): PGD-100 (margin loss, last iterate) "
+    "there, evaluated on the sampling model",
+)
 def transfer_pgd_strong(model, eps, *, steps=100, rel_step=0.05, restarts=1, loss="margin"):
-    return Transfer(model, PGD(MeanMode(model), eps, norm="Linf", steps=steps, rel_step=rel_step,
-                               restarts=restarts, loss=loss))
+    return Transfer(
+        model, PGD(MeanMode(model), eps, norm="Linf", steps=steps, rel_step=rel_step, restarts=restarts, loss=loss)
+    )
 
 
-@register_attack(norm="L2", randomised_only=True, loss="margin",
-                 description="transfer from the model's own mean mode (z = mu): L2 PGD-100 (margin loss, last "
-                             "iterate) there, evaluated on the sampling model")
+@register_attack(
+    norm="L2",
+    randomised_only=True,
+    loss="margin",
+    description="transfer from the model's own mean mode (z = mu): L2 PGD-100 (margin loss, last "
+    "iterate) there, evaluated on the sampling model",
+)
 def transfer_pgd_l2_strong(model, eps, *, steps=100, rel_step=0.05, restarts=1, loss="margin"):
-    return Transfer(model, PGD(MeanMode(model), eps, norm="L2", steps=steps, rel_step=rel_step,
-                               restarts=restarts, loss=loss))
+    return Transfer(
+        model, PGD(MeanMode(model), eps, norm="L2", steps=steps, rel_step=rel_step, restarts=restarts, loss=loss)
+    )
 
 
-@register_attack(norm="Linf", description="APGD-CE (Croce and Hein 2020), 100 steps, 2 restarts; eot_iter > 1 for "
-                 "randomised models")
+@register_attack(
+    norm="Linf", description="APGD-CE (Croce and Hein 2020), 100 steps, 2 restarts; eot_iter > 1 for randomised models"
+)
 def apgd_strong(model, eps, *, steps=100, restarts=2, eot_iter=1, loss="ce", seed=0):
-    return torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, eot_iter=eot_iter,
-                             loss=loss, seed=seed)
+    return torchattacks.APGD(
+        model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, eot_iter=eot_iter, loss=loss, seed=seed
+    )
 
 
 @register_attack(norm="L2", description="APGD-CE in L2, 100 steps, 2 restarts; eot_iter > 1 for randomised models")
 def apgd_l2_strong(model, eps, *, steps=100, restarts=2, eot_iter=1, loss="ce", seed=0):
-    return torchattacks.APGD(model, norm="L2", eps=eps, steps=steps, n_restarts=restarts, eot_iter=eot_iter,
-                             loss=loss, seed=seed)
+    return torchattacks.APGD(
+        model, norm="L2", eps=eps, steps=steps, n_restarts=restarts, eot_iter=eot_iter, loss=loss, seed=seed
+    )
 
 
-@register_attack(norm="L2", gradient_free=True, costly=True, loss="margin",
-                 description="Square attack in L2 (random search, margin loss): a masking detector")
+@register_attack(
+    norm="L2",
+    gradient_free=True,
+    costly=True,
+    loss="margin",
+    description="Square attack in L2 (random search, margin loss): a masking detector",
+)
 def square_l2_strong(model, eps, *, n_queries=1000, p_init=0.8, loss="margin", seed=0):
-    return torchattacks.Square(model, norm="L2", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss,
-                               n_restarts=1, seed=seed)
+    return torchattacks.Square(
+        model, norm="L2", eps=eps, n_queries=n_queries, p_init=p_init, loss=loss, n_restarts=1, seed=seed
+    )

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import torch
 
-TRACE_POINTS = 20          # points kept of the mean best-so-far margin over queries
-MAX_HISTORY_ROWS = 20_000_000   # per-query margins kept at most (beyond: the history is truncated)
-MATCH_TOL = 1e-5           # slack for "inside the eps ball" (float32 arithmetic in the attacks)
-MATCH_COORDS = 64          # coordinates compared to find the candidate example of a row
+TRACE_POINTS = 20  # points kept of the mean best-so-far margin over queries
+MAX_HISTORY_ROWS = 20_000_000  # per-query margins kept at most (beyond: the history is truncated)
+MATCH_TOL = 1e-5  # slack for "inside the eps ball" (float32 arithmetic in the attacks)
+MATCH_COORDS = 64  # coordinates compared to find the candidate example of a row
 
 
 def margins(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -44,15 +44,15 @@ class TracedAttack:
         self.attack, self.model, self.norm, self.eps = attack, model, norm, float(eps)
         self._x = self._y = self._last = None
         self._offset = 0
-        self._best: list[torch.Tensor] = []          # per batch: the lowest-margin point
+        self._best: list[torch.Tensor] = []  # per batch: the lowest-margin point
         self._best_margin: list[torch.Tensor] = []
-        self._hist_idx: list[tuple] = []             # per query: (batch offset, example indices or None: all)
-        self._hist_m: list[torch.Tensor] = []        # per query: the margins of its rows
+        self._hist_idx: list[tuple] = []  # per query: (batch offset, example indices or None: all)
+        self._hist_m: list[torch.Tensor] = []  # per query: the margins of its rows
         self._hist_rows = 0
         self.truncated = False
         self.queries = 0
 
-    def __getattr__(self, name):   # config(), name, eot... of the wrapped attack
+    def __getattr__(self, name):  # config(), name, eot... of the wrapped attack
         if name == "attack":
             raise AttributeError(name)
         return getattr(self.attack, name)
@@ -68,7 +68,7 @@ class TracedAttack:
             adv = self.attack(x, y)
         finally:
             handle.remove()
-            for name, previous in saved.items():   # what was there before (another wrapper, or the class's)
+            for name, previous in saved.items():  # what was there before (another wrapper, or the class's)
                 if previous is None:
                     self.model.__dict__.pop(name, None)
                 else:
@@ -90,17 +90,21 @@ class TracedAttack:
         names = {n: m.__dict__.get(n) for n in ("draw_logits", "eot_logits") if callable(getattr(m, n, None))}
         draw, eot = getattr(m, "draw_logits", None), getattr(m, "eot_logits", None)
         if callable(draw):
+
             def draw_logits(mu, sigma, x):
                 out = draw(mu, sigma, x)
                 self._on_forward(m, (x,), out)
                 return out
+
             m.draw_logits = draw_logits
         if callable(eot):
+
             def eot_logits(x, n):
                 outs = eot(x, n)
-                for out in outs:   # each draw is one forward pass's output
+                for out in outs:  # each draw is one forward pass's output
                     self._on_forward(m, (x,), out)
                 return outs
+
             m.eot_logits = eot_logits
         return names
 
@@ -136,13 +140,14 @@ class TracedAttack:
             return
         with torch.no_grad():
             q = inputs[0].detach()
-            if q.shape == self._x.shape:   # the whole batch in order (most iterative attacks): no matching
+            if q.shape == self._x.shape:  # the whole batch in order (most iterative attacks): no matching
                 # (the ball is checked once per batch, on the best points: see __call__)
                 m = margins(out, self._y)
                 better = m < self._cur_margin
                 self._cur_margin = torch.minimum(self._cur_margin, m)
-                self._cur_best = torch.where(better.view(-1, *([1] * (q.dim() - 1))), q.to(self._cur_best.dtype),
-                                             self._cur_best)
+                self._cur_best = torch.where(
+                    better.view(-1, *([1] * (q.dim() - 1))), q.to(self._cur_best.dtype), self._cur_best
+                )
                 self._record(None, m)
                 return
             rows, ex = self._match(q)
@@ -152,8 +157,9 @@ class TracedAttack:
             better = m < self._cur_margin[ex]
             self._cur_margin[ex] = torch.minimum(self._cur_margin[ex], m)
             src = q if rows is None else q[rows]
-            self._cur_best[ex] = torch.where(better.view(-1, *([1] * (q.dim() - 1))), src.to(self._cur_best.dtype),
-                                             self._cur_best[ex])
+            self._cur_best[ex] = torch.where(
+                better.view(-1, *([1] * (q.dim() - 1))), src.to(self._cur_best.dtype), self._cur_best[ex]
+            )
             self._record(ex, m)
 
     def _record(self, ex: torch.Tensor | None, m: torch.Tensor) -> None:
@@ -200,16 +206,20 @@ class TracedAttack:
         n = self._offset
         if not self._hist_idx:
             return torch.zeros(n, dtype=torch.bool)
-        idx = torch.cat([(torch.arange(len(v)) if ex is None else ex.cpu().long()) + off
-                         for (off, ex), v in zip(self._hist_idx, self._hist_m)])
+        idx = torch.cat(
+            [
+                (torch.arange(len(v)) if ex is None else ex.cpu().long()) + off
+                for (off, ex), v in zip(self._hist_idx, self._hist_m)
+            ]
+        )
         m = torch.cat([v.cpu() for v in self._hist_m]).double()
-        order = torch.sort(idx, stable=True).indices     # per example, its queries in time order
+        order = torch.sort(idx, stable=True).indices  # per example, its queries in time order
         idx, m = idx[order], m[order]
         m = m.masked_fill(~torch.isfinite(m), float("nan"))
         lo, hi = (float(m.nan_to_num(0).min()), float(m.nan_to_num(0).max()))
         big = 2 * (hi - lo) + 1.0
         # a running minimum per example in one pass: later examples are shifted far below earlier ones
-        shifted = (m.nan_to_num(hi + big / 2) - idx.double() * big)
+        shifted = m.nan_to_num(hi + big / 2) - idx.double() * big
         best = torch.cummin(shifted, 0).values + idx.double() * big
         counts = torch.bincount(idx, minlength=n)
         starts = torch.cumsum(counts, 0) - counts

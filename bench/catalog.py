@@ -16,7 +16,7 @@ from pathlib import Path
 import registry
 
 PATH = Path(__file__).resolve().parent / "catalog.json"
-MODEL_WIDTH = 24   # the name column of `vib-bench list models`
+MODEL_WIDTH = 24  # the name column of `vib-bench list models`
 
 
 def build() -> dict:
@@ -27,15 +27,17 @@ def build() -> dict:
     from .info import ESTIMATORS
 
     names = list_attacks()
-    return {"models": {n: describe_model(n) for n in list_models()},
-            "attacks": {n: _rest(n, line) for n, line in zip(names, describe_attacks(names))},
-            "estimators": {n: est.description for n, est in ESTIMATORS.items()}}
+    return {
+        "models": {n: describe_model(n) for n in list_models()},
+        "attacks": {n: _rest(n, line) for n, line in zip(names, describe_attacks(names))},
+        "estimators": {n: est.description for n, est in ESTIMATORS.items()},
+    }
 
 
 def _rest(name: str, line: str) -> str:
     """A ``describe_attacks`` line without its (padded) name column."""
     assert line.startswith(name)
-    return line[len(name):].lstrip(" ")
+    return line[len(name) :].lstrip(" ")
 
 
 def model_lines(patterns) -> list[str]:
@@ -68,7 +70,7 @@ def matches(kind: str, patterns) -> bool:
 
 def _select(kind: str, patterns) -> list[tuple[str, str]]:
     entries = _read()[kind]
-    names = registry.select(list(entries), patterns or None)   # models are stored sorted, as list_models gives them
+    names = registry.select(list(entries), patterns or None)  # models are stored sorted, as list_models gives them
     return [(n, entries[n]) for n in names]
 
 

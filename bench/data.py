@@ -81,9 +81,16 @@ class Dataset:
         raise BenchError(f"unknown split {name!r} (choose from {', '.join(SPLITS)})")
 
     def describe(self) -> dict:
-        return {"name": self.name, "in_shape": list(self.in_shape), "num_classes": self.num_classes,
-                "n_train": len(self.x_train) - self.n_val, "n_val": self.n_val, "n_test": len(self.x_test),
-                "checksum": self.checksum, "source": self.source}
+        return {
+            "name": self.name,
+            "in_shape": list(self.in_shape),
+            "num_classes": self.num_classes,
+            "n_train": len(self.x_train) - self.n_val,
+            "n_val": self.n_val,
+            "n_test": len(self.x_test),
+            "checksum": self.checksum,
+            "source": self.source,
+        }
 
 
 # --------------------------------------------------------------------------------------------- IDX
@@ -105,8 +112,10 @@ def _read_verified(folder: Path, stem: str, dataset: str) -> tuple[bytes, str]:
     want = IDX_MD5[dataset][stem]
     if md5 != want:
         path = raw if raw.is_file() else gz
-        raise BenchError(f"{dataset}: checksum mismatch for {path} (md5 {md5}, expected {want}); "
-                         "the file is corrupt or truncated: delete it and fetch it again")
+        raise BenchError(
+            f"{dataset}: checksum mismatch for {path} (md5 {md5}, expected {want}); "
+            "the file is corrupt or truncated: delete it and fetch it again"
+        )
     return data, md5
 
 
@@ -145,8 +154,10 @@ def _locate_idx(name: str, data_dir: str | os.PathLike | None) -> Path:
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
         if not _has_idx(folder):
-            raise BenchError(f"{name}: --data-dir {folder} does not hold the four IDX files "
-                             f"({', '.join(IDX_FILES)}, .gz or uncompressed)")
+            raise BenchError(
+                f"{name}: --data-dir {folder} does not hold the four IDX files "
+                f"({', '.join(IDX_FILES)}, .gz or uncompressed)"
+            )
         return folder
     tried = []
     env = os.environ.get("VIB_BENCH_DATA")
@@ -166,7 +177,8 @@ def _locate_idx(name: str, data_dir: str | os.PathLike | None) -> Path:
         raise BenchError(
             f"{name}: no local copy found (looked in {', '.join(tried)}) and the download failed ({e}); "
             f"pass --data-dir DIR, or set VIB_BENCH_DATA to a folder holding {name}/"
-            + (", or `apt-get install dataset-fashion-mnist`" if name in DEBIAN_DIRS else "")) from None
+            + (", or `apt-get install dataset-fashion-mnist`" if name in DEBIAN_DIRS else "")
+        ) from None
 
 
 def type_folder(name: str) -> str:
@@ -185,11 +197,17 @@ def _load_idx_dataset(name: str, data_dir) -> Dataset:
     to_x = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0).unsqueeze(1)  # noqa: E731
     to_y = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
     return Dataset(
-        name=name, in_shape=(1, 28, 28), num_classes=10,
-        x_train=to_x(arrays[IDX_FILES[0]]), y_train=to_y(arrays[IDX_FILES[1]]),
-        x_test=to_x(arrays[IDX_FILES[2]]), y_test=to_y(arrays[IDX_FILES[3]]),
-        n_val=10_000, checksum="sha256:" + hashlib.sha256(" ".join(md5s).encode()).hexdigest()[:16],
-        source=str(folder))
+        name=name,
+        in_shape=(1, 28, 28),
+        num_classes=10,
+        x_train=to_x(arrays[IDX_FILES[0]]),
+        y_train=to_y(arrays[IDX_FILES[1]]),
+        x_test=to_x(arrays[IDX_FILES[2]]),
+        y_test=to_y(arrays[IDX_FILES[3]]),
+        n_val=10_000,
+        checksum="sha256:" + hashlib.sha256(" ".join(md5s).encode()).hexdigest()[:16],
+        source=str(folder),
+    )
 
 
 # ------------------------------------------------------------------------------------------ digits
@@ -205,22 +223,30 @@ def _load_digits(data_dir) -> Dataset:
     x, y = x[perm], y[perm]
     n_test = 360
     checksum = "sha256:" + hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()[:16]
-    return Dataset(name="digits", in_shape=(1, 8, 8), num_classes=10,
-                   x_train=torch.from_numpy(x[:-n_test].copy()), y_train=torch.from_numpy(y[:-n_test].copy()),
-                   x_test=torch.from_numpy(x[-n_test:].copy()), y_test=torch.from_numpy(y[-n_test:].copy()),
-                   n_val=360, checksum=checksum, source="sklearn.datasets.load_digits")
+    return Dataset(
+        name="digits",
+        in_shape=(1, 8, 8),
+        num_classes=10,
+        x_train=torch.from_numpy(x[:-n_test].copy()),
+        y_train=torch.from_numpy(y[:-n_test].copy()),
+        x_test=torch.from_numpy(x[-n_test:].copy()),
+        y_test=torch.from_numpy(y[-n_test:].copy()),
+        n_val=360,
+        checksum=checksum,
+        source="sklearn.datasets.load_digits",
+    )
 
 
 # ------------------------------------------------------------------------------------------- ib12
-IB12_THRESHOLD = 10.0   # |dipole|^2 > 10: 2,036 of the 4,096 patterns (49.7%) are positive
-IB12_N_TEST = 819       # 20% of 4,096 held out (80/20, as the original), a fixed permutation (seed 0)
-IB12_N_VAL = 328        # the last 10% of the training part, for `train`'s validation; the experiment uses trainval
+IB12_THRESHOLD = 10.0  # |dipole|^2 > 10: 2,036 of the 4,096 patterns (49.7%) are positive
+IB12_N_TEST = 819  # 20% of 4,096 held out (80/20, as the original), a fixed permutation (seed 0)
+IB12_N_VAL = 328  # the last 10% of the training part, for `train`'s validation; the experiment uses trainval
 
 
 def icosahedron() -> np.ndarray:
     """The 12 vertices of the regular icosahedron as unit vectors (12, 3): 12 uniformly spread points on the
     2-sphere."""
-    phi = (1.0 + 5.0 ** 0.5) / 2.0
+    phi = (1.0 + 5.0**0.5) / 2.0
     v = [p for a in (-1, 1) for b in (-1, 1) for p in ((0, a, b * phi), (a, b * phi, 0), (b * phi, 0, a))]
     u = np.asarray(v, dtype=np.float64)
     return u / np.linalg.norm(u, axis=1, keepdims=True)
@@ -233,7 +259,7 @@ def ib12_patterns() -> tuple[np.ndarray, np.ndarray]:
     sphere that map the points onto each other, thresholded so that about half the patterns are positive."""
     bits = (np.arange(4096)[:, None] >> np.arange(11, -1, -1)) & 1
     dipole = (2 * bits - 1) @ icosahedron()
-    y = ((dipole ** 2).sum(1) > IB12_THRESHOLD).astype(np.int64)
+    y = ((dipole**2).sum(1) > IB12_THRESHOLD).astype(np.int64)
     return bits.astype(np.float32), y
 
 
@@ -247,19 +273,29 @@ def _load_ib12(data_dir) -> Dataset:
     x, y = x[perm][:, None, None, :], y[perm]
     checksum = "sha256:" + hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()[:16]
     n = len(y) - IB12_N_TEST
-    return Dataset(name="ib12", in_shape=(1, 1, 12), num_classes=2,
-                   x_train=torch.from_numpy(x[:n].copy()), y_train=torch.from_numpy(y[:n].copy()),
-                   x_test=torch.from_numpy(x[n:].copy()), y_test=torch.from_numpy(y[n:].copy()),
-                   n_val=IB12_N_VAL, checksum=checksum, source="generated (bench.data.ib12_patterns)",
-                   meta={"rule": f"|sum_i (2 b_i - 1) u_i|^2 > {IB12_THRESHOLD:g}, u_i the icosahedron's vertices"})
+    return Dataset(
+        name="ib12",
+        in_shape=(1, 1, 12),
+        num_classes=2,
+        x_train=torch.from_numpy(x[:n].copy()),
+        y_train=torch.from_numpy(y[:n].copy()),
+        x_test=torch.from_numpy(x[n:].copy()),
+        y_test=torch.from_numpy(y[n:].copy()),
+        n_val=IB12_N_VAL,
+        checksum=checksum,
+        source="generated (bench.data.ib12_patterns)",
+        meta={"rule": f"|sum_i (2 b_i - 1) u_i|^2 > {IB12_THRESHOLD:g}, u_i the icosahedron's vertices"},
+    )
 
 
 DATASETS = {
     "mnist": ("MNIST handwritten digits, 28x28, 60k/10k (IDX)", functools.partial(_load_idx_dataset, "mnist")),
     "fashion-mnist": ("Fashion-MNIST, 28x28, 60k/10k (IDX)", functools.partial(_load_idx_dataset, "fashion-mnist")),
     "digits": ("scikit-learn's 8x8 digits, 1,797 images, offline (smoke runs)", _load_digits),
-    "ib12": ("the 12-bit information-plane task (Shwartz-Ziv & Tishby 2017), 4,096 patterns, 80/20, offline",
-             _load_ib12),
+    "ib12": (
+        "the 12-bit information-plane task (Shwartz-Ziv & Tishby 2017), 4,096 patterns, 80/20, offline",
+        _load_ib12,
+    ),
 }
 
 

@@ -33,16 +33,26 @@ def git_state(path: str | os.PathLike | None = None) -> dict:
     """
     cwd = Path(path or Path(__file__).resolve().parent.parent).resolve()
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         if not top or Path(top).resolve() != cwd:
             return {"commit": None, "dirty": None}
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
         dirty = None
         if commit:
-            out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                 capture_output=True, text=True, timeout=10).stdout
+            out = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout
             dirty = bool(out.strip())
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
@@ -56,7 +66,7 @@ def device_name(device: str | torch.device) -> str:
     return cpu_model()
 
 
-CUBLAS_WORKSPACE = ":4096:8"   # cuBLAS's documented setting for reproducible results across streams
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's documented setting for reproducible results across streams
 
 
 def use_deterministic_cuda() -> dict:
@@ -142,6 +152,8 @@ def resolve_device(name: str | None) -> torch.device:
     except RuntimeError:
         raise BenchError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise BenchError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                         f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        raise BenchError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+            f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})"
+        )
     return device

@@ -17,8 +17,12 @@ def reliability_bins(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> 
     acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
     nz = count > 0
     mean = lambda s: [float(v) if ok else None for v, ok in zip(s / count.clamp_min(1), nz)]  # noqa: E731
-    return {"edges": [i / n_bins for i in range(n_bins + 1)], "count": [int(c) for c in count],
-            "confidence": mean(conf_sum), "accuracy": mean(acc_sum)}
+    return {
+        "edges": [i / n_bins for i in range(n_bins + 1)],
+        "count": [int(c) for c in count],
+        "confidence": mean(conf_sum),
+        "accuracy": mean(acc_sum),
+    }
 
 
 def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> float:
@@ -29,8 +33,9 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, n_bins: int
 
 
 @torch.no_grad()
-def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH, seed: int = EVAL_SEED,
-                  device=None) -> tuple[dict, torch.Tensor]:
+def clean_metrics(
+    model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH, seed: int = EVAL_SEED, device=None
+) -> tuple[dict, torch.Tensor]:
     """Metrics on (x, y) and the per-example correctness vector.
 
     A stochastic model is evaluated as it predicts (averaging its samples) with keyed noise; the
@@ -53,7 +58,7 @@ def clean_metrics(model, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 
     extra: dict[str, list] = {}
     with eval_mode(model):
         for i in range(0, len(x), batch_size):
-            for k, v in model.extra_metrics(x[i:i + batch_size].to(device)).items():
+            for k, v in model.extra_metrics(x[i : i + batch_size].to(device)).items():
                 extra.setdefault(k, []).append(v.double().cpu())
     for k, parts in extra.items():
         metrics[f"{k}_nats"] = float(torch.cat(parts).mean())

@@ -40,6 +40,6 @@ def matmul_peak_gflops(device: torch.device | str = "cpu", n: int = 2048, second
         t0 = time.perf_counter()
         a @ b
         sync()
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
     _PEAK[key] = best
     return best

@@ -30,24 +30,24 @@ from .runs import load_run_dataset, load_run_plugins
 from .weights import build_model, save_weights
 
 DEFAULT_DATASET = "mnist"
-_PREFIXES = ("module.", "_orig_mod.")   # DataParallel and torch.compile wrap a model's keys
+_PREFIXES = ("module.", "_orig_mod.")  # DataParallel and torch.compile wrap a model's keys
 
 
 @dataclass
 class ImportOptions:
     """What ``vib-bench import`` needs."""
 
-    model: str                          # a registered architecture
-    weights: Path                       # a safetensors state dict
-    into: Path                          # the run directory (created when absent)
+    model: str  # a registered architecture
+    weights: Path  # a safetensors state dict
+    into: Path  # the run directory (created when absent)
     overrides: dict = field(default_factory=dict)
-    dataset: str | None = None          # default: the run's; for a new run, mnist
+    dataset: str | None = None  # default: the run's; for a new run, mnist
     data_dir: str | None = None
-    name: str | None = None             # the model's name in the run (default: ``model``)
+    name: str | None = None  # the model's name in the run (default: ``model``)
     seed: int = 0
     device: torch.device | str = "cpu"
     plugins: list[str] = field(default_factory=list)
-    replace: bool = False               # take a slot that already holds a model-seed (its files and its entry)
+    replace: bool = False  # take a slot that already holds a model-seed (its files and its entry)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -61,13 +61,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise BenchError(f"{path}: not a safetensors file ({' '.join(str(e).split())[:120]}); save a state dict "
-                         "with safetensors.torch.save_file(model.state_dict(), PATH)") from None
+        raise BenchError(
+            f"{path}: not a safetensors file ({' '.join(str(e).split())[:120]}); save a state dict "
+            "with safetensors.torch.save_file(model.state_dict(), PATH)"
+        ) from None
     if not state:
         raise BenchError(f"{path}: the file holds no tensors")
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -81,17 +83,22 @@ def check_state_dict(state: dict[str, torch.Tensor], model, what: str) -> dict[s
         return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
 
     if missing:
-        raise BenchError(f"{what}: missing key {missing[0]!r}{more(missing)}; the model expects "
-                         f"{', '.join(list(expected)[:4])}{', ...' if len(expected) > 4 else ''} "
-                         "(check MODEL and --set)")
+        raise BenchError(
+            f"{what}: missing key {missing[0]!r}{more(missing)}; the model expects "
+            f"{', '.join(list(expected)[:4])}{', ...' if len(expected) > 4 else ''} "
+            "(check MODEL and --set)"
+        )
     if unexpected:
-        raise BenchError(f"{what}: unexpected key {unexpected[0]!r}{more(unexpected)}, not in the model "
-                         "(check MODEL and --set)")
+        raise BenchError(
+            f"{what}: unexpected key {unexpected[0]!r}{more(unexpected)}, not in the model (check MODEL and --set)"
+        )
     shapes = [k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)]
     if shapes:
         k = shapes[0]
-        raise BenchError(f"{what}: {k!r} has shape {list(state[k].shape)} in the file but "
-                         f"{list(expected[k].shape)} in the model{more(shapes)} (check --set and --dataset)")
+        raise BenchError(
+            f"{what}: {k!r} has shape {list(state[k].shape)} in the file but "
+            f"{list(expected[k].shape)} in the model{more(shapes)} (check --set and --dataset)"
+        )
     out = {}
     for k, ref in expected.items():
         t = state[k]
@@ -139,7 +146,7 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     plugins.load_plugins(opts.plugins)
     plugins.load_entry_points()
     if not is_model(opts.model):
-        list_models(opts.model)                               # no match: a one-line error with a suggestion
+        list_models(opts.model)  # no match: a one-line error with a suggestion
         raise BenchError(f"MODEL {opts.model!r}: give one registered architecture, not a pattern")
     name = rundir.check_name(opts.name or opts.model, "--name")
     rundir.check_seeds([opts.seed], "--seed")
@@ -154,33 +161,54 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     taken = res is not None and res.seed(name, opts.seed) is not None
     if (taken or mdir.exists()) and not opts.replace:
         where = "its results file" if taken else f"{mdir}"
-        raise BenchError(f"--into {opts.into}: {where} already holds {name} seed {opts.seed}; choose --name or "
-                         "--seed (or --replace to overwrite that slot)")
+        raise BenchError(
+            f"--into {opts.into}: {where} already holds {name} seed {opts.seed}; choose --name or "
+            "--seed (or --replace to overwrite that slot)"
+        )
     if res is not None:
         if name in res.model_overrides and res.model_overrides[name] != overrides:
-            raise BenchError(f"--name {name}: the run's {name} was built with {res.model_overrides[name]}, "
-                             f"not {overrides}; choose another --name")
+            raise BenchError(
+                f"--name {name}: the run's {name} was built with {res.model_overrides[name]}, "
+                f"not {overrides}; choose another --name"
+            )
     else:
-        run = {"dataset": dataset.describe(), "train": {}, "models": {}, "seeds": [], "plugins": [
-            str(Path(p).resolve()) for p in opts.plugins], "suite": None}
+        run = {
+            "dataset": dataset.describe(),
+            "train": {},
+            "models": {},
+            "seeds": [],
+            "plugins": [str(Path(p).resolve()) for p in opts.plugins],
+            "suite": None,
+        }
         res = Results.new(run, environment(opts.device))
         Path(opts.into).mkdir(parents=True, exist_ok=True)
         res.save(opts.into)
     run_dir = Path(opts.into)
-    source = {"file": str(Path(opts.weights).resolve()), "sha256": sha256(Path(opts.weights)), "model": opts.model,
-              "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    source = {
+        "file": str(Path(opts.weights).resolve()),
+        "sha256": sha256(Path(opts.weights)),
+        "model": opts.model,
+        "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     if opts.replace and mdir.exists():
         import shutil
 
         from .locking import member_busy
 
         if member_busy(rundir.member_lock_path(run_dir, name, opts.seed)):
-            raise BenchError(f"--replace: {name} seed {opts.seed} in {run_dir} is being trained by another process; "
-                             "wait for it to finish")
+            raise BenchError(
+                f"--replace: {name} seed {opts.seed} in {run_dir} is being trained by another process; "
+                "wait for it to finish"
+            )
         shutil.rmtree(mdir)
     mdir.mkdir(parents=True, exist_ok=True)
-    save_weights(rundir.weights_path(run_dir, name, opts.seed), model, opts.model, overrides,
-                 {"imported": source, "seed": opts.seed})
+    save_weights(
+        rundir.weights_path(run_dir, name, opts.seed),
+        model,
+        opts.model,
+        overrides,
+        {"imported": source, "seed": opts.seed},
+    )
     status = {"model": name, "seed": opts.seed, "state": "done", "imported": source}
     rundir.write_status(mdir, status)
     clean = evaluate_clean(run_dir, dataset, name, opts.seed, opts.device)
@@ -195,7 +223,10 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
         r.seed(name, opts.seed).set_clean(metrics)
         r.model(name).set_config(clean["config"], clean["stochastic"])
         r.set_environment("import", env)
+
     update_results(run_dir, record)
-    log(f"imported {name} seed {opts.seed} ({opts.model}) from {opts.weights} into {run_dir}: "
-        f"test error {100 * metrics['error']:.2f}%, NLL {metrics['nll']:.4f} on {dataset.name}")
+    log(
+        f"imported {name} seed {opts.seed} ({opts.model}) from {opts.weights} into {run_dir}: "
+        f"test error {100 * metrics['error']:.2f}%, NLL {metrics['nll']:.4f} on {dataset.name}"
+    )
     return metrics

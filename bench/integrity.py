@@ -41,22 +41,28 @@ def integrity_problems(res: Results, limit: int = 5) -> list[str]:
             clean = vectors.get(CLEAN_KEY)
             n, err = e.clean_metric("n"), e.clean_metric("error")
             if clean is not None and n == n and len(clean) != n:
-                problems.append(f"{where}: the clean per-example vector holds {len(clean)} examples, "
-                                f"results.json records {n:g}")
+                problems.append(
+                    f"{where}: the clean per-example vector holds {len(clean)} examples, results.json records {n:g}"
+                )
             elif clean is not None and len(clean) == n and round((1 - err) * n) != int(clean.sum()):
-                problems.append(f"{where}: clean error {100 * err:.2f}% in results.json, "
-                                f"{100 * (1 - clean.mean()):.2f}% in the per-example vector")
+                problems.append(
+                    f"{where}: clean error {100 * err:.2f}% in results.json, "
+                    f"{100 * (1 - clean.mean()):.2f}% in the per-example vector"
+                )
             for r in e.records():
                 v = vectors.get(r.vector_key)
                 if v is None:
                     continue
                 cell = f"{r.attack} {r.norm} {r.eps:g} [{r.protocol}]"
                 if r.n is not None and len(v) != r.n:
-                    problems.append(f"{where}: {cell} per-example vector holds {len(v)} examples, results.json "
-                                    f"records {r.n}")
+                    problems.append(
+                        f"{where}: {cell} per-example vector holds {len(v)} examples, results.json records {r.n}"
+                    )
                 elif r.n_robust is not None and int(v.sum()) != int(r.n_robust):
-                    problems.append(f"{where}: {cell} robust {r.n_robust}/{r.n} in results.json, "
-                                    f"{int(v.sum())}/{len(v)} in the per-example vector")
+                    problems.append(
+                        f"{where}: {cell} robust {r.n_robust}/{r.n} in results.json, "
+                        f"{int(v.sum())}/{len(v)} in the per-example vector"
+                    )
             if len(problems) >= limit:
                 return problems[:limit]
     return problems

@@ -27,8 +27,10 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 def storage_error(path, e: OSError) -> BenchError:
     """The one-line error for a write the storage refused."""
     why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "not writable"
-    return BenchError(f"{path}: cannot write ({e.strerror or e}: {why}); nothing half-written was left; "
-                      "fix the storage and rerun (with --resume where the command takes it)")
+    return BenchError(
+        f"{path}: cannot write ({e.strerror or e}: {why}); nothing half-written was left; "
+        "fix the storage and rerun (with --resume where the command takes it)"
+    )
 
 
 _UMASK = os.umask(0)

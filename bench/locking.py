@@ -27,7 +27,7 @@ from .io import atomic_write_text
 
 LOCK_NAME = ".vib-bench.lock"
 OWNER_NAME = ".vib-bench.lock.owner"
-TIMEOUT_S: float | None = None   # None: $VIB_BENCH_LOCK_TIMEOUT, else 120 s
+TIMEOUT_S: float | None = None  # None: $VIB_BENCH_LOCK_TIMEOUT, else 120 s
 DEFAULT_TIMEOUT_S = 120.0
 
 
@@ -46,7 +46,8 @@ def lock_timeout() -> float:
         raise BenchError(f"VIB_BENCH_LOCK_TIMEOUT={text!r}: not a number of seconds >= 0 (e.g. 120)")
     return value
 
-_held = threading.local()   # re-entrant within one thread: nested updates of the same run do not deadlock
+
+_held = threading.local()  # re-entrant within one thread: nested updates of the same run do not deadlock
 
 
 def _owner_text() -> str:
@@ -68,10 +69,11 @@ def run_lock(run_dir: str | Path, timeout: float | None = None):
             depth[key] -= 1
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (LOCK_NAME, OWNER_NAME):   # a received run directory must not redirect these writes
+    for name in (LOCK_NAME, OWNER_NAME):  # a received run directory must not redirect these writes
         if (run_dir / name).is_symlink():
-            raise BenchError(f"{run_dir / name} is a symbolic link; a run directory's lock files are plain files "
-                             "(remove it)")
+            raise BenchError(
+                f"{run_dir / name} is a symbolic link; a run directory's lock files are plain files (remove it)"
+            )
     lock = FileLock(str(run_dir / LOCK_NAME))
     wait = lock_timeout() if timeout is None else timeout
     try:
@@ -81,11 +83,12 @@ def run_lock(run_dir: str | Path, timeout: float | None = None):
             holder = (run_dir / OWNER_NAME).read_text().strip() or "another process"
         except OSError:
             holder = "another process"
-        raise BenchError(f"{run_dir} is locked by {holder}; wait for it to finish (or raise "
-                         f"VIB_BENCH_LOCK_TIMEOUT, now {wait:g} s)") from None
+        raise BenchError(
+            f"{run_dir} is locked by {holder}; wait for it to finish (or raise VIB_BENCH_LOCK_TIMEOUT, now {wait:g} s)"
+        ) from None
     depth[key] = 1
     try:
-        atomic_write_text(run_dir / OWNER_NAME, _owner_text() + "\n", durable=False)   # replaces, never follows
+        atomic_write_text(run_dir / OWNER_NAME, _owner_text() + "\n", durable=False)  # replaces, never follows
         yield
     finally:
         depth[key] = 0

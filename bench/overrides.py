@@ -8,8 +8,9 @@ from .errors import BenchError
 from .weights import build_model
 
 
-def overrides_per_model(names: list[str], overrides: dict, in_shape, num_classes: int,
-                        where: str = "--set {key}") -> dict[str, dict]:
+def overrides_per_model(
+    names: list[str], overrides: dict, in_shape, num_classes: int, where: str = "--set {key}"
+) -> dict[str, dict]:
     """Give each model the ``--set`` overrides its constructor accepts.
 
     ``--set k=16`` is meant for the VIB models of a selection and must not break the MLPs; a key that

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from .timing_options import TimingOptions
 
-EFFICIENCY = 0.5        # fraction of the matmul peak a training or attack loop reaches (CPU, measured ~0.5-0.6)
+EFFICIENCY = 0.5  # fraction of the matmul peak a training or attack loop reaches (CPU, measured ~0.5-0.6)
 # Typical share of the examples a cascade attack still sees: most models keep a fraction at the smallest
 # eps and almost nothing above (MNIST MLPs: 15-40% at L-inf 0.1, 0-2% at 0.2). An assumption, stated.
 TYPICAL_ROBUST = (0.3, 0.05)
-TIMING_OVERHEAD = 3.0   # blocked_autorange runs warm-up and several blocks per measurement
+TIMING_OVERHEAD = 3.0  # blocked_autorange runs warm-up and several blocks per measurement
 
 
 @dataclass
@@ -28,7 +28,7 @@ class AttackCell:
     norm: str
     eps: float
     cascade: bool
-    grad_evals: float    # per attacked example (forward-only queries count a third)
+    grad_evals: float  # per attacked example (forward-only queries count a third)
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Plan:
     seeds: list[int]
     attack_examples: int = 0
     cells: list[AttackCell] = field(default_factory=list)
-    train_flops: float = 0.0     # the whole training stage
-    attack_flops: float = 0.0    # upper bound (cascade attacks on every example)
+    train_flops: float = 0.0  # the whole training stage
+    attack_flops: float = 0.0  # upper bound (cascade attacks on every example)
     attack_flops_typical: float = 0.0
     timing_s: float = 0.0
 
@@ -52,8 +52,12 @@ class Plan:
 
     def seconds(self, peak_gflops: float) -> dict[str, float]:
         rate = peak_gflops * 1e9 * EFFICIENCY
-        return {"train": self.train_flops / rate, "attack": self.attack_flops / rate,
-                "attack_typical": self.attack_flops_typical / rate, "timing": self.timing_s}
+        return {
+            "train": self.train_flops / rate,
+            "attack": self.attack_flops / rate,
+            "attack_typical": self.attack_flops_typical / rate,
+            "timing": self.timing_s,
+        }
 
 
 def grad_evals_per_example(name: str, budget: dict, randomised: bool) -> float:
@@ -77,8 +81,16 @@ def grad_evals_per_example(name: str, budget: dict, randomised: bool) -> float:
     return steps * restarts * eot
 
 
-def make_plan(suite: dict, dataset, per_model: dict[str, dict], seeds: list[int], epochs: int, train_split: str,
-              attack_plan=None, attack_opts=None) -> Plan:
+def make_plan(
+    suite: dict,
+    dataset,
+    per_model: dict[str, dict],
+    seeds: list[int],
+    epochs: int,
+    train_split: str,
+    attack_plan=None,
+    attack_opts=None,
+) -> Plan:
     """The plan of ``suite`` on ``dataset`` (``per_model``: each model's overrides)."""
     from attacks import get_spec
 
@@ -133,23 +145,31 @@ def describe_plan(plan: Plan, device: str, peak_gflops: float) -> list[str]:
     def dur(s: float) -> str:
         return f"{s:,.0f} s" if s < 120 else f"{s / 60:,.0f} min" if s < 7200 else f"{s / 3600:,.1f} h"
 
-    lines = [f"suite {plan.suite}: {plan.dataset}, {len(plan.models)} model(s) x {len(plan.seeds)} seed(s) = "
-             f"{plan.model_seeds} model-seed(s), {plan.epochs} epochs on {plan.n_fit:,} training examples",
-             f"  models: {', '.join(plan.models)}", f"  seeds: {', '.join(map(str, plan.seeds))}"]
+    lines = [
+        f"suite {plan.suite}: {plan.dataset}, {len(plan.models)} model(s) x {len(plan.seeds)} seed(s) = "
+        f"{plan.model_seeds} model-seed(s), {plan.epochs} epochs on {plan.n_fit:,} training examples",
+        f"  models: {', '.join(plan.models)}",
+        f"  seeds: {', '.join(map(str, plan.seeds))}",
+    ]
     if plan.cells:
         by_attack: dict[str, int] = {}
         for c in plan.cells:
             by_attack[c.attack] = by_attack.get(c.attack, 0) + 1
-        lines.append(f"  attack cells: {len(plan.cells)} on the first {plan.attack_examples:,} test examples ("
-                     + ", ".join(f"{a} {k}" for a, k in by_attack.items()) + ")")
+        lines.append(
+            f"  attack cells: {len(plan.cells)} on the first {plan.attack_examples:,} test examples ("
+            + ", ".join(f"{a} {k}" for a, k in by_attack.items())
+            + ")"
+        )
     else:
         lines.append("  attack cells: none (the suite has no [attack] table)")
-    lines += [f"estimated time on {device} (fp32 matmul peak measured now: {peak_gflops:,.0f} GFLOP/s, assuming "
-              f"{EFFICIENCY:.0%} of it; rough):",
-              f"  train   ~{dur(sec['train'])}  ({plan.train_flops / 1e15:.3g} PFLOP)",
-              f"  attack  ~{dur(sec['attack_typical'])} if {TYPICAL_ROBUST[0]:.0%} of the examples are still robust "
-              f"at the smallest eps and {TYPICAL_ROBUST[1]:.0%} above (at most {dur(sec['attack'])}: the cascade "
-              "attacks see only what is still robust)",
-              f"  timing  ~{dur(sec['timing'])}",
-              f"  total   ~{dur(sec['train'] + sec['attack_typical'] + sec['timing'])}"]
+    lines += [
+        f"estimated time on {device} (fp32 matmul peak measured now: {peak_gflops:,.0f} GFLOP/s, assuming "
+        f"{EFFICIENCY:.0%} of it; rough):",
+        f"  train   ~{dur(sec['train'])}  ({plan.train_flops / 1e15:.3g} PFLOP)",
+        f"  attack  ~{dur(sec['attack_typical'])} if {TYPICAL_ROBUST[0]:.0%} of the examples are still robust "
+        f"at the smallest eps and {TYPICAL_ROBUST[1]:.0%} above (at most {dur(sec['attack'])}: the cascade "
+        "attacks see only what is still robust)",
+        f"  timing  ~{dur(sec['timing'])}",
+        f"  total   ~{dur(sec['train'] + sec['attack_typical'] + sec['timing'])}",
+    ]
     return lines

@@ -19,7 +19,7 @@ from pathlib import Path
 from .errors import BenchError
 
 _loaded: dict[str, object] = {}
-_trust = {"recorded": False}    # --trust-plugins: set by the command line for each command
+_trust = {"recorded": False}  # --trust-plugins: set by the command line for each command
 
 
 def trust_recorded(trust: bool) -> None:
@@ -48,7 +48,7 @@ def load_recorded(paths) -> list[str]:
 
 
 def load_plugin(path: str | Path) -> str:
-    from attacks import AttackError   # imported here: loading no plugin (`vib-bench list`) needs no torch
+    from attacks import AttackError  # imported here: loading no plugin (`vib-bench list`) needs no torch
     from models import ModelError
 
     path = Path(path).expanduser().resolve()
@@ -68,10 +68,11 @@ def load_plugin(path: str | Path) -> str:
     except (BenchError, ModelError, AttackError):  # e.g. a duplicate name: already one line
         del sys.modules[mod_name]
         raise
-    except SystemExit as e:   # a plugin must not end the command (a `train` that exits 0 having trained nothing)
+    except SystemExit as e:  # a plugin must not end the command (a `train` that exits 0 having trained nothing)
         del sys.modules[mod_name]
-        raise BenchError(f"--plugin {path}: called sys.exit({e.code!r}) while loading; a plugin may only "
-                         "register models or attacks") from None
+        raise BenchError(
+            f"--plugin {path}: called sys.exit({e.code!r}) while loading; a plugin may only register models or attacks"
+        ) from None
     except Exception as e:
         del sys.modules[mod_name]
         raise BenchError(f"--plugin {path}: failed to import ({type(e).__name__}: {e})") from None

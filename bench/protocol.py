@@ -26,8 +26,8 @@ from models.noise import keyed_noise  # noqa: F401  (the protocol's way to key a
 
 from .errors import BenchError
 
-EVAL_SEED = 0        # the noise seed of every prediction (clean and attacked)
-EVAL_BATCH = 1000    # rows per prediction call (a memory bound: predictions do not depend on it)
+EVAL_SEED = 0  # the noise seed of every prediction (clean and attacked)
+EVAL_BATCH = 1000  # rows per prediction call (a memory bound: predictions do not depend on it)
 
 PROTOCOLS = ("standard", "paper", "eot")
 
@@ -58,8 +58,9 @@ def seeded(seed: int | None, device: torch.device | str = "cpu"):
 
 
 @torch.no_grad()
-def predict_log_probs(model, x: torch.Tensor, batch_size: int = EVAL_BATCH, device=None,
-                      seed: int = EVAL_SEED) -> torch.Tensor:
+def predict_log_probs(
+    model, x: torch.Tensor, batch_size: int = EVAL_BATCH, device=None, seed: int = EVAL_SEED
+) -> torch.Tensor:
     """log p(y|x) for every row of ``x`` (model in eval mode); a randomised model's noise is keyed on
     (``seed``, the example), so the result does not depend on ``batch_size`` or on the other rows."""
     device = device or next(model.parameters()).device
@@ -67,8 +68,8 @@ def predict_log_probs(model, x: torch.Tensor, batch_size: int = EVAL_BATCH, devi
     # seeded too: a randomised model without keyed noise (a plugin's) is at least reproducible
     with eval_mode(model), seeded(seed, device):
         for i in range(0, len(x), batch_size):
-            with keyed_noise(model, seed):   # one forward call per block: every row's draw is call 0
-                out.append(torch.log_softmax(model(x[i:i + batch_size].to(device)), dim=-1))
+            with keyed_noise(model, seed):  # one forward call per block: every row's draw is call 0
+                out.append(torch.log_softmax(model(x[i : i + batch_size].to(device)), dim=-1))
     return torch.cat(out)
 
 
@@ -101,7 +102,7 @@ def protocol_for(eot: bool, randomised: bool) -> str:
 
 def batch_seed(cell_seed: int, batch: int) -> int:
     """The seed of batch ``batch`` of a cell (random starts, APGD's and Square's own seeds); batch 0 uses the cell's."""
-    return (int(cell_seed) + 104_729 * int(batch)) % (2 ** 31)
+    return (int(cell_seed) + 104_729 * int(batch)) % (2**31)
 
 
 def autoattack_version(randomised: bool) -> str:
@@ -112,18 +113,18 @@ def autoattack_version(randomised: bool) -> str:
 def cell_seed(model_seed: int, attack: str, norm: str, eps: float | None, protocol: str) -> int:
     """The seed of one attack cell: the same cell always gets the same random start and noise."""
     eps_text = f"{float(eps):g}" if eps is not None else "-"
-    return (zlib.crc32(f"{attack}|{norm}|{eps_text}|{protocol}".encode()) + 1_000_003 * int(model_seed)) % (2 ** 31)
+    return (zlib.crc32(f"{attack}|{norm}|{eps_text}|{protocol}".encode()) + 1_000_003 * int(model_seed)) % (2**31)
 
 
 # ---------------------------------------------------------------------------------------- flags
 @dataclass(frozen=True)
 class Flag:
     name: str
-    label: str            # short, shown in leaderboards
-    meaning: str          # what was observed
-    remedy: str           # what it implies and what to do
-    letter: str = ""      # marks an attack cell in printed tables (cell flags only)
-    scope: str = "cell"   # "cell" (one attack record), "model" (the model checks) or "info" (not a warning)
+    label: str  # short, shown in leaderboards
+    meaning: str  # what was observed
+    remedy: str  # what it implies and what to do
+    letter: str = ""  # marks an attack cell in printed tables (cell flags only)
+    scope: str = "cell"  # "cell" (one attack record), "model" (the model checks) or "info" (not a warning)
 
     @property
     def text(self) -> str:
@@ -131,43 +132,118 @@ class Flag:
 
 
 _FLAG_LIST = [
-    Flag("outside_eps_ball", "outside-ball!", "An adversarial example left the eps-ball",
-         "the attack or the projection is broken; do not trust this row's robust numbers and report the bug.", "B"),
-    Flag("outside_unit_box", "outside-[0,1]!", "An adversarial image has pixels outside [0, 1]",
-         "the attack does not clamp; the numbers are not for valid images.", "U"),
-    Flag("eps0_differs_from_clean", "eps0!=clean", "At eps = 0 the robust accuracy differs from clean accuracy",
-         "predictions are not reproducible (unseeded noise or batch-dependent behaviour); fix that before comparing.",
-         "Z"),
-    Flag("accuracy_rises_with_eps", "acc-rises-with-eps", "Robust accuracy increases with a larger budget",
-         "the attack is failing to optimise (too few steps, bad step size); strengthen it.", "R"),
-    Flag("weaker_than_fgsm", "weaker-than-fgsm", "An iterative attack did worse than single-step FGSM",
-         "a sign of gradient masking or a badly tuned attack; add restarts or steps.", "F"),
-    Flag("gradient_free_stronger", "masking?", "A gradient-free attack (Square) beat every gradient attack",
-         "gradients are probably masked or obfuscated; trust the worst case, not PGD.", "G"),
-    Flag("weak_attack_set", "weak-attack-set", "The worst case comes from an attack set that lacks a margin/DLR-loss "
-         "attack or a gradient-free attack", "it can overstate robustness (cross-entropy saturates on confident models) "
-         "and cannot reveal masking; add apgd_t and square (the default set).", "W"),
-    Flag("zero_gradients", "zero-grad", "The input gradient is exactly zero for many examples",
-         "gradient attacks cannot work (masking); evaluate with gradient-free or EOT attacks.", scope="model"),
-    Flag("vanishing_gradients", "vanishing-grad", "The cross-entropy input gradient vanishes (a float32 loss of 0, or "
-         "a norm below 1e-8) on many correctly classified examples", "attacks with a cross-entropy loss (FGSM, PGD, "
-         "APGD-CE) stall there and understate the attack; trust the margin/DLR-loss attacks (APGD-T, CW, Square) and "
-         "the worst case.", scope="model"),
-    Flag("large_eps_not_zero", "large-eps-robust?", "At L-inf eps 0.5 any image can be turned grey, yet accuracy "
-         "stayed above 5%", "the attack is not reaching the model; suspect masking.", scope="model"),
-    Flag("returns_probabilities", "probs-not-logits", "forward() returns probabilities instead of logits",
-         "attack losses saturate; return logits.", scope="model"),
-    Flag("undeclared_randomness", "undeclared-random", "Repeated forward passes differ although the model does "
-         "not declare itself stochastic", "attack it with EOT and declare it.", scope="model"),
-    Flag("eot_not_run", "no-eot", "A randomised model was not attacked with an EOT attack",
-         "its robust accuracy may be overstated; add eot_pgd.", "E"),
-    Flag("eot_needed", "eot-needed", "Averaging gradients over the model's randomness (EOT) found lower accuracy "
-         "than the paper protocol", "the paper-style number was inflated by noisy gradients.", scope="info"),
-    Flag("randomised", "randomised", "The model's predictions are random (e.g. VIB samples z)",
-         "it is evaluated with a fixed noise seed and attacked with both the paper and the EOT protocol; its "
-         "leaderboard number is the worse of the two.", scope="info"),
+    Flag(
+        "outside_eps_ball",
+        "outside-ball!",
+        "An adversarial example left the eps-ball",
+        "the attack or the projection is broken; do not trust this row's robust numbers and report the bug.",
+        "B",
+    ),
+    Flag(
+        "outside_unit_box",
+        "outside-[0,1]!",
+        "An adversarial image has pixels outside [0, 1]",
+        "the attack does not clamp; the numbers are not for valid images.",
+        "U",
+    ),
+    Flag(
+        "eps0_differs_from_clean",
+        "eps0!=clean",
+        "At eps = 0 the robust accuracy differs from clean accuracy",
+        "predictions are not reproducible (unseeded noise or batch-dependent behaviour); fix that before comparing.",
+        "Z",
+    ),
+    Flag(
+        "accuracy_rises_with_eps",
+        "acc-rises-with-eps",
+        "Robust accuracy increases with a larger budget",
+        "the attack is failing to optimise (too few steps, bad step size); strengthen it.",
+        "R",
+    ),
+    Flag(
+        "weaker_than_fgsm",
+        "weaker-than-fgsm",
+        "An iterative attack did worse than single-step FGSM",
+        "a sign of gradient masking or a badly tuned attack; add restarts or steps.",
+        "F",
+    ),
+    Flag(
+        "gradient_free_stronger",
+        "masking?",
+        "A gradient-free attack (Square) beat every gradient attack",
+        "gradients are probably masked or obfuscated; trust the worst case, not PGD.",
+        "G",
+    ),
+    Flag(
+        "weak_attack_set",
+        "weak-attack-set",
+        "The worst case comes from an attack set that lacks a margin/DLR-loss attack or a gradient-free attack",
+        "it can overstate robustness (cross-entropy saturates on confident models) "
+        "and cannot reveal masking; add apgd_t and square (the default set).",
+        "W",
+    ),
+    Flag(
+        "zero_gradients",
+        "zero-grad",
+        "The input gradient is exactly zero for many examples",
+        "gradient attacks cannot work (masking); evaluate with gradient-free or EOT attacks.",
+        scope="model",
+    ),
+    Flag(
+        "vanishing_gradients",
+        "vanishing-grad",
+        "The cross-entropy input gradient vanishes (a float32 loss of 0, or "
+        "a norm below 1e-8) on many correctly classified examples",
+        "attacks with a cross-entropy loss (FGSM, PGD, "
+        "APGD-CE) stall there and understate the attack; trust the margin/DLR-loss attacks (APGD-T, CW, Square) and "
+        "the worst case.",
+        scope="model",
+    ),
+    Flag(
+        "large_eps_not_zero",
+        "large-eps-robust?",
+        "At L-inf eps 0.5 any image can be turned grey, yet accuracy stayed above 5%",
+        "the attack is not reaching the model; suspect masking.",
+        scope="model",
+    ),
+    Flag(
+        "returns_probabilities",
+        "probs-not-logits",
+        "forward() returns probabilities instead of logits",
+        "attack losses saturate; return logits.",
+        scope="model",
+    ),
+    Flag(
+        "undeclared_randomness",
+        "undeclared-random",
+        "Repeated forward passes differ although the model does not declare itself stochastic",
+        "attack it with EOT and declare it.",
+        scope="model",
+    ),
+    Flag(
+        "eot_not_run",
+        "no-eot",
+        "A randomised model was not attacked with an EOT attack",
+        "its robust accuracy may be overstated; add eot_pgd.",
+        "E",
+    ),
+    Flag(
+        "eot_needed",
+        "eot-needed",
+        "Averaging gradients over the model's randomness (EOT) found lower accuracy than the paper protocol",
+        "the paper-style number was inflated by noisy gradients.",
+        scope="info",
+    ),
+    Flag(
+        "randomised",
+        "randomised",
+        "The model's predictions are random (e.g. VIB samples z)",
+        "it is evaluated with a fixed noise seed and attacked with both the paper and the EOT protocol; its "
+        "leaderboard number is the worse of the two.",
+        scope="info",
+    ),
 ]
-FLAGS: dict[str, Flag] = {f.name: f for f in _FLAG_LIST}   # display order
+FLAGS: dict[str, Flag] = {f.name: f for f in _FLAG_LIST}  # display order
 CELL_LETTERS: dict[str, str] = {f.name: f.letter for f in _FLAG_LIST if f.letter}
 MODEL_FLAGS = tuple(f.name for f in _FLAG_LIST if f.scope == "model")
 INFO_FLAGS = tuple(f.name for f in _FLAG_LIST if f.scope == "info")
@@ -175,7 +251,7 @@ FLAG_BY_LABEL: dict[str, Flag] = {f.label: f for f in _FLAG_LIST}
 
 
 # ------------------------------------------------------------------------------ the attack set
-EOT_ITER = 20   # draws averaged per gradient when APGD attacks a randomised model (AutoAttack's 'rand')
+EOT_ITER = 20  # draws averaged per gradient when APGD attacks a randomised model (AutoAttack's 'rand')
 # Composite attacks whose deterministic ('standard') version already contains a gradient-free attack.
 _CONTAINS_GRADIENT_FREE = {"autoattack", "autoattack_l2"}
 

@@ -28,8 +28,10 @@ def setting_changes(base: Results, new: Results) -> list[str]:
     """One line per setting that differs (``model mlp: hidden: [1024] -> [512]``); empty when none."""
     out = []
     if base.dataset.get("checksum") != new.dataset.get("checksum"):
-        out.append(f"data: {base.dataset.get('name')} {base.dataset.get('checksum')} -> "
-                   f"{new.dataset.get('name')} {new.dataset.get('checksum')}")
+        out.append(
+            f"data: {base.dataset.get('name')} {base.dataset.get('checksum')} -> "
+            f"{new.dataset.get('name')} {new.dataset.get('checksum')}"
+        )
     out += _dict_changes("recipe ", base.train_config, new.train_config)
     for name in [m for m in base.model_names() if m in new.model_names()]:
         mb, mn = base.model(name), new.model(name)

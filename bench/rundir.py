@@ -61,7 +61,7 @@ TRAIN_LOCK = ".train.lock"
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*")
 SAFE_NAME_MAX = 100
 SAFE_NAME_TEXT = "letters, digits, _ . + = -"
-SEED_MAX = 2**32 - 1   # what every seeded generator (torch, numpy) accepts
+SEED_MAX = 2**32 - 1  # what every seeded generator (torch, numpy) accepts
 
 
 def name_problem(name) -> str | None:
@@ -117,8 +117,10 @@ def run_path(run_dir: str | Path, *parts: str) -> Path:
     root = run_dir.resolve()
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:
-        raise BenchError(f"{path}: resolves to {resolved}, outside the run directory {root} (a symbolic link?); "
-                         "refusing to write or read there")
+        raise BenchError(
+            f"{path}: resolves to {resolved}, outside the run directory {root} (a symbolic link?); "
+            "refusing to write or read there"
+        )
     return path
 
 
@@ -161,8 +163,10 @@ def check_writable(run_dir: str | Path, folders=()) -> None:
         except OSError as e:
             if e.errno not in STORAGE_ERRNOS:
                 raise
-            raise BenchError(f"{run_dir}: {folder} is not writable ({e.strerror}); vib-bench writes its results "
-                             "there (copy the run directory somewhere writable)") from None
+            raise BenchError(
+                f"{run_dir}: {folder} is not writable ({e.strerror}); vib-bench writes its results "
+                "there (copy the run directory somewhere writable)"
+            ) from None
 
 
 def clear_run(run_dir: str | Path) -> None:

@@ -35,11 +35,16 @@ def load_run_plugins(res: Results) -> None:
     unknown = [(n, a) for n, a in run_architectures(res).items() if not is_model(a)]
     if unknown:
         name, arch = unknown[0]
-        raise BenchError(f"{res.path}: model {name} ({arch}) needs the plugin(s) this run lists ({listed}), "
-                         "which are not executed unless you name them with --plugin FILE or pass --trust-plugins "
-                         "(a run directory is untrusted input)")
-    print(f"vib-bench: notice: {res.path} lists plugin(s) {listed}; not executed (a run directory is untrusted "
-          "input; --plugin FILE or --trust-plugins loads them)", file=sys.stderr)
+        raise BenchError(
+            f"{res.path}: model {name} ({arch}) needs the plugin(s) this run lists ({listed}), "
+            "which are not executed unless you name them with --plugin FILE or pass --trust-plugins "
+            "(a run directory is untrusted input)"
+        )
+    print(
+        f"vib-bench: notice: {res.path} lists plugin(s) {listed}; not executed (a run directory is untrusted "
+        "input; --plugin FILE or --trust-plugins loads them)",
+        file=sys.stderr,
+    )
 
 
 def open_run(run_dir) -> Results:
@@ -70,8 +75,10 @@ def load_run_dataset(res: Results, data_dir=None):
         data_dir = src
     ds = load_dataset(rec["name"], data_dir)
     if ds.checksum != rec.get("checksum"):
-        raise BenchError(f"dataset {rec['name']} at {ds.source} differs from the one this run was trained on "
-                         f"(checksum {ds.checksum} vs {rec.get('checksum')})")
+        raise BenchError(
+            f"dataset {rec['name']} at {ds.source} differs from the one this run was trained on "
+            f"(checksum {ds.checksum} vs {rec.get('checksum')})"
+        )
     return ds
 
 
@@ -93,16 +100,25 @@ def select_trained(run_dir: Path, res: Results, patterns=None) -> list[tuple[str
 
     pairs = trained_models(run_dir, res, patterns)
     if pairs:
-        for m, s in pairs:      # a damaged or foreign weights file stops the stage before any work
+        for m, s in pairs:  # a damaged or foreign weights file stops the stage before any work
             read_header(rundir.weights_path(run_dir, m, s))
         return pairs
     what = f" matching {','.join(patterns)!r}" if patterns else ""
-    done = [(m.name, s.seed_id) for m in res.models() if not patterns or registry.matches(m.name, patterns)
-            for s in m.done_seeds()]
+    done = [
+        (m.name, s.seed_id)
+        for m in res.models()
+        if not patterns or registry.matches(m.name, patterns)
+        for s in m.done_seeds()
+    ]
     if done:  # trained, but the weights are not here: a reference run, or weights deleted
-        how = (f"`vib-bench run --suite {res.suite['name']} --out DIR` retrains them" if res.suite.get("name")
-               else "`vib-bench train` with the run's recipe retrains them")
-        raise BenchError(f"{run_dir}: the weights of its {len(done)} trained model-seed(s){what} are absent "
-                         f"(reference runs ship without weights); {how} (same seeds, bit-identical on the same "
-                         "machine), or `vib-bench import` brings your own")
+        how = (
+            f"`vib-bench run --suite {res.suite['name']} --out DIR` retrains them"
+            if res.suite.get("name")
+            else "`vib-bench train` with the run's recipe retrains them"
+        )
+        raise BenchError(
+            f"{run_dir}: the weights of its {len(done)} trained model-seed(s){what} are absent "
+            f"(reference runs ship without weights); {how} (same seeds, bit-identical on the same "
+            "machine), or `vib-bench import` brings your own"
+        )
     raise BenchError(f"{run_dir}: no trained models{what} (train some with `vib-bench train`)")

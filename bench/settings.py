@@ -18,32 +18,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass
-from typing import Callable
 
 KINDS = ("int", "float", "bool", "str", "list", "table")
-SAME = object()   # suite key / flag derived from the field name
+SAME = object()  # suite key / flag derived from the field name
 
 
 @dataclass(frozen=True)
 class Setting:
     """What a suite file and the command line need to know about one options field."""
 
-    kind: str                          # one of KINDS
-    help: str = ""                     # "{default}" is replaced by the stated default
+    kind: str  # one of KINDS
+    help: str = ""  # "{default}" is replaced by the stated default
     lo: float | None = None
     hi: float | None = None
-    open_lo: bool = False              # lo itself is not allowed
+    open_lo: bool = False  # lo itself is not allowed
     choices: tuple | None = None
-    item: str = "str"                  # kind of a list's items
-    nonempty: bool = True              # a list may not be empty
-    suite: str | None = None           # key in the stage's suite table (None: not settable from a suite)
-    flag: str | None = None            # CLI flag (None: no flag); a bool defaulting to true has a --no-... flag
+    item: str = "str"  # kind of a list's items
+    nonempty: bool = True  # a list may not be empty
+    suite: str | None = None  # key in the stage's suite table (None: not settable from a suite)
+    flag: str | None = None  # CLI flag (None: no flag); a bool defaulting to true has a --no-... flag
     metavar: str | None = None
-    shown: str | None = None           # the stated default when the field's own is None ("as large as fits")
-    repeat: bool = False               # a table flag given once per entry (--attack-set A.K=V ...)
-    what: str | None = None            # the noun of a bad list item in an error (default: the field name)
-    required: bool = False             # the flag must be given (its field's default None means "not given")
+    shown: str | None = None  # the stated default when the field's own is None ("as large as fits")
+    repeat: bool = False  # a table flag given once per entry (--attack-set A.K=V ...)
+    what: str | None = None  # the noun of a bad list item in an error (default: the field name)
+    required: bool = False  # the flag must be given (its field's default None means "not given")
 
     def check(self, v) -> str | None:
         """Why ``v`` is not a valid value of this setting (None when it is), as a suite error's tail."""
@@ -93,12 +93,16 @@ def _check_table(s: Setting, v):
     return None if isinstance(v, dict) else "is not a table"
 
 
-_CHECKS: dict[str, Callable] = {"int": _check_int, "float": _check_float, "str": _check_str, "bool": _check_bool,
-                                "table": _check_table}
+_CHECKS: dict[str, Callable] = {
+    "int": _check_int,
+    "float": _check_float,
+    "str": _check_str,
+    "bool": _check_bool,
+    "table": _check_table,
+}
 
 
-def setting(default=MISSING, *, kind: str, help: str = "", suite=SAME, flag=SAME, default_factory=MISSING,
-            **more):
+def setting(default=MISSING, *, kind: str, help: str = "", suite=SAME, flag=SAME, default_factory=MISSING, **more):
     """A dataclass field declared with its :class:`Setting`; ``suite``/``flag`` default to the field name
     (``eps_l2`` -> suite key ``eps_l2``, flag ``--eps-l2``; a bool defaulting to true -> ``--no-eps-l2``),
     None leaves it out of the suite file / the command line."""

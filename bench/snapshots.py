@@ -24,7 +24,7 @@ from .io import atomic_write_bytes
 from .protocol import EVAL_SEED, eval_mode, keyed_noise
 
 SNAPSHOT_RE = re.compile(r"epoch(\d+)\.safetensors$")
-ENCODER_KEYS = ("z_mu", "z_log_sigma", "z_rate", "z_ce")   # not layers: the encoder's p(z|x) and its terms
+ENCODER_KEYS = ("z_mu", "z_log_sigma", "z_rate", "z_ce")  # not layers: the encoder's p(z|x) and its terms
 
 
 def _keep(acts: dict, name: str, module, inputs, output) -> None:
@@ -76,8 +76,7 @@ def encoder_terms(model, x, y) -> dict[str, torch.Tensor]:
     # mu and log sigma in the encoder's own dtype (exact: they come from it), so the z sample rebuilt from
     # them is drawn as info_representation drew it, and the terms belong to it
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    return {k: v.detach().cpu().to(dtype if k in ("z_mu", "z_log_sigma") else torch.float32)
-            for k, v in out.items()}
+    return {k: v.detach().cpu().to(dtype if k in ("z_mu", "z_log_sigma") else torch.float32) for k, v in out.items()}
 
 
 def layers_of(snap: dict[str, torch.Tensor]) -> list[str]:

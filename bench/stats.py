@@ -15,7 +15,7 @@ fractional count. scipy is imported inside the functions, so importing this modu
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -138,7 +138,7 @@ def paired_seeds_min_p(discordant: Sequence[tuple[int, int]]) -> float:
         return min(1.0, 2.0 * 0.5 ** totals[0])
     if not any(totals):
         return 1.0
-    return min(1.0, 2.0 * fisher_combine([0.5 ** t for t in totals]))
+    return min(1.0, 2.0 * fisher_combine([0.5**t for t in totals]))
 
 
 def two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> float:

@@ -53,6 +53,7 @@ def _list(item, nonempty=True):
         if nonempty and not v:
             return "is empty"
         return next((msg for x in v if (msg := item(x))), None)
+
     return check
 
 
@@ -63,18 +64,37 @@ def _datasets():
 
 
 SCHEMA = {
-    "": {"name": _str(), "description": _str(), "dataset": lambda v: _str(_datasets())(v),
-         "models": lambda v: _str()(v) if isinstance(v, str) else _list(_str())(v),
-         "seeds": _list(_int(0, SEED_MAX)), "train": _table, "overrides": _table, "attack": _table, "timing": _table,
-         "claims": _table},
+    "": {
+        "name": _str(),
+        "description": _str(),
+        "dataset": lambda v: _str(_datasets())(v),
+        "models": lambda v: _str()(v) if isinstance(v, str) else _list(_str())(v),
+        "seeds": _list(_int(0, SEED_MAX)),
+        "train": _table,
+        "overrides": _table,
+        "attack": _table,
+        "timing": _table,
+        "claims": _table,
+    },
     "train": suite_schema(TrainSettings),
     "attack": suite_schema(AttackOptions),
     "timing": suite_schema(TimingOptions),
     # read by `vib-bench claims` (bench.claims)
-    "claims": {"n_examples": _int(1), "eps_l2": _number(0, open_lo=True), "eps_linf": _list(_number(0, 1)),
-               "baseline": _str(), "models": _list(_str()), "strong_l2": _list(_str()), "strong_linf": _list(_str()),
-               "set": _table, "eot_iter": _int(1), "zeros_n": _int(0), "broad_min": _int(1),
-               "alpha": _number(0, 1, open_lo=True), "batch_size": _int(1)},
+    "claims": {
+        "n_examples": _int(1),
+        "eps_l2": _number(0, open_lo=True),
+        "eps_linf": _list(_number(0, 1)),
+        "baseline": _str(),
+        "models": _list(_str()),
+        "strong_l2": _list(_str()),
+        "strong_linf": _list(_str()),
+        "set": _table,
+        "eot_iter": _int(1),
+        "zeros_n": _int(0),
+        "broad_min": _int(1),
+        "alpha": _number(0, 1, open_lo=True),
+        "batch_size": _int(1),
+    },
 }
 REQUIRED = ("dataset", "models")
 
@@ -152,8 +172,10 @@ def check_suite(suite: dict) -> None:
             spec = get_spec(name)
             for key, value in budget.items():
                 if key not in spec.budget:
-                    raise BenchError(f"[attack.set.{name}] {key}: attack {name} has no such setting "
-                                     f"(settings: {', '.join(spec.budget) or 'none'})")
+                    raise BenchError(
+                        f"[attack.set.{name}] {key}: attack {name} has no such setting "
+                        f"(settings: {', '.join(spec.budget) or 'none'})"
+                    )
                 check_budget_value(name, key, value, spec.budget[key], where=f"[attack.set.{name}] {key}")
     except (AttackError, BenchError) as e:
         raise BenchError(f"{label}: {e}") from None

@@ -8,10 +8,10 @@ and only between like machines: the machine is recorded alongside.
 from __future__ import annotations
 
 import copy
+import logging
 import statistics
 
 import torch
-import logging
 
 # torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU machines.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
@@ -29,9 +29,16 @@ DEFAULTS = TimingOptions()
 def _stats(times_s: list[float], batch: int) -> dict:
     rates = sorted(batch / t for t in times_s)
     q = statistics.quantiles(rates, n=4) if len(rates) >= 2 else [rates[0]] * 3
-    return {"median": statistics.median(rates), "iqr": q[2] - q[0], "mean": statistics.fmean(rates),
-            "stddev": statistics.stdev(rates) if len(rates) > 1 else 0.0, "min": rates[0], "max": rates[-1],
-            "rounds": len(rates), "batch_size": batch}
+    return {
+        "median": statistics.median(rates),
+        "iqr": q[2] - q[0],
+        "mean": statistics.fmean(rates),
+        "stddev": statistics.stdev(rates) if len(rates) > 1 else 0.0,
+        "min": rates[0],
+        "max": rates[-1],
+        "rounds": len(rates),
+        "batch_size": batch,
+    }
 
 
 def _measure(fn, min_run_time: float) -> list[float]:
@@ -42,21 +49,37 @@ def _measure(fn, min_run_time: float) -> list[float]:
 
 def machine(device) -> dict:
     device = torch.device(device)
-    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "device": device.type,
-            "device_name": device_name(device), "torch": torch.__version__}
+    return {
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+    }
 
 
-def throughput(model: torch.nn.Module, in_shape, num_classes: int, *, device="cpu",
-               batch_sizes=DEFAULTS.batch_sizes, train_batch: int = DEFAULTS.train_batch,
-               min_run_time: float = DEFAULTS.min_run_time,
-               seed: int = 0) -> dict:
+def throughput(
+    model: torch.nn.Module,
+    in_shape,
+    num_classes: int,
+    *,
+    device="cpu",
+    batch_sizes=DEFAULTS.batch_sizes,
+    train_batch: int = DEFAULTS.train_batch,
+    min_run_time: float = DEFAULTS.min_run_time,
+    seed: int = 0,
+) -> dict:
     """Time one model's prediction (as it predicts: VIB averages its samples) and training step."""
     device = torch.device(device)
     g = torch.Generator().manual_seed(seed)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    out = {"params": int(sum(p.numel() for p in model.parameters())), "inference": {},
-           "train_flops_per_example": train_flops_per_example(model), "machine": machine(device)}
-    with eval_mode(model), torch.no_grad(), keyed_noise(model, EVAL_SEED):   # as predictions run: keyed noise
+    out = {
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "inference": {},
+        "train_flops_per_example": train_flops_per_example(model),
+        "machine": machine(device),
+    }
+    with eval_mode(model), torch.no_grad(), keyed_noise(model, EVAL_SEED):  # as predictions run: keyed noise
         for bs in batch_sizes:
             x = torch.rand(bs, *in_shape, generator=g).to(device)
 
@@ -106,8 +129,15 @@ def time_model(run_dir, name: str, seed: int, in_shape, num_classes: int, timing
 
     opts = TimingOptions.from_suite(timing)
     model = load_trained(run_dir, name, seed, device)
-    return throughput(model, in_shape, num_classes, device=device, batch_sizes=opts.batch_sizes,
-                      train_batch=int(opts.train_batch), min_run_time=float(opts.min_run_time))
+    return throughput(
+        model,
+        in_shape,
+        num_classes,
+        device=device,
+        batch_sizes=opts.batch_sizes,
+        train_batch=int(opts.train_batch),
+        min_run_time=float(opts.min_run_time),
+    )
 
 
 def record_throughput(run_dir, name: str, seed: int, tp: dict | None, error: str | None = None) -> str:
@@ -119,11 +149,14 @@ def record_throughput(run_dir, name: str, seed: int, tp: dict | None, error: str
         if tp is not None:
             entry.set_throughput(tp)
         entry.set_failures("timing", [] if error is None else [{"task": "timing", "error": error}])
+
     update_results(run_dir, write)
     if tp is None:
         return f"{name}: timing FAILED: {error}"
-    return (f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
-            f"@100, training {tp['train']['median']:,.0f} ex/s")
+    return (
+        f"{name}: {tp['params']:,} params, inference {tp['inference'].get('100', {}).get('median', 0):,.0f} ex/s "
+        f"@100, training {tp['train']['median']:,.0f} ex/s"
+    )
 
 
 def time_run(run_dir, timing: dict, *, device, fresh: bool = False, log=print) -> None:

@@ -47,7 +47,7 @@ from .weights import build_model, save_weights
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20                # the CLI and suite default (bench.train_options); the paper trains 200
+    epochs: int = 20  # the CLI and suite default (bench.train_options); the paper trains 200
     batch_size: int = 100
     lr: float = 1e-4
     beta1: float = 0.5
@@ -55,12 +55,12 @@ class TrainConfig:
     lr_decay: float = 0.97
     decay_every: int = 2
     ema_decay: float = 0.999
-    train_split: str = "train"      # "train" (validation held out) or "trainval" (all training data)
-    log_every: int = 50             # steps between progress updates and divergence checks
-    snapshot_every: int = 0         # epochs between hidden-activation snapshots (0: none)
-    snapshot_n: int = 2000          # size of the fixed sample (first N training examples) snapshotted
+    train_split: str = "train"  # "train" (validation held out) or "trainval" (all training data)
+    log_every: int = 50  # steps between progress updates and divergence checks
+    snapshot_every: int = 0  # epochs between hidden-activation snapshots (0: none)
+    snapshot_n: int = 2000  # size of the fixed sample (first N training examples) snapshotted
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         checks = [
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -83,7 +83,7 @@ class TrainConfig:
         return self.lr * self.lr_decay ** (epoch // self.decay_every)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -105,7 +105,7 @@ class Cadence:
     val_epochs: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "Cadence":
+    def parse(cls, text: str) -> Cadence:
         """``"5"``: every 5 epochs; ``"60s"``: at most one per 60 s (plus the last epoch)."""
         text = str(text).strip().lower()
         try:
@@ -117,8 +117,9 @@ class Cadence:
                 return cls(int(text), 0.0)
         except ValueError:
             pass
-        raise BenchError(f"--checkpoint-every must be a number of epochs (>= 1) or of seconds such as 60s, "
-                         f"got {text!r}")
+        raise BenchError(
+            f"--checkpoint-every must be a number of epochs (>= 1) or of seconds such as 60s, got {text!r}"
+        )
 
     def due(self, epochs_done: int, total: int, since_last: float) -> bool:
         if epochs_done >= total:
@@ -139,9 +140,9 @@ class Cadence:
         return epochs_done >= total or epochs_done % every == 0
 
 
-EVERY_EPOCH = Cadence(epochs=1, val_epochs=1)   # a checkpoint and validation after every epoch
+EVERY_EPOCH = Cadence(epochs=1, val_epochs=1)  # a checkpoint and validation after every epoch
 
-VAL_SHARE = 0.02   # the automatic validation cadence keeps validation's compute under this share of the steps'
+VAL_SHARE = 0.02  # the automatic validation cadence keeps validation's compute under this share of the steps'
 
 
 def auto_val_every(n_fit: int, n_val: int) -> int:
@@ -236,12 +237,13 @@ def validate(model, x: torch.Tensor, y: torch.Tensor, epoch: int, device) -> dic
 
 def log_prob_metrics(logp: torch.Tensor, y: torch.Tensor) -> dict:
     """Error and NLL of log-probabilities (N, C) against labels, with one host synchronisation."""
-    err, nll = torch.stack([(logp.argmax(-1) != y).double().mean(),
-                            -logp.gather(-1, y[:, None]).double().mean()]).tolist()
+    err, nll = torch.stack(
+        [(logp.argmax(-1) != y).double().mean(), -logp.gather(-1, y[:, None]).double().mean()]
+    ).tolist()
     return {"error": err, "nll": nll}
 
 
-VAL_SEED = 10_000   # + epoch: the noise seed of a stochastic model's validation
+VAL_SEED = 10_000  # + epoch: the noise seed of a stochastic model's validation
 
 
 class MemberFiles:
@@ -283,8 +285,14 @@ class MemberFiles:
         self.status("running")
 
     def status(self, state: str, durable: bool = True, **kw) -> dict:
-        st = {"model": self.name, "seed": self.seed, "state": state, "epochs_done": self.epochs_done,
-              "epochs": self.cfg.epochs, **kw}
+        st = {
+            "model": self.name,
+            "seed": self.seed,
+            "state": state,
+            "epochs_done": self.epochs_done,
+            "epochs": self.cfg.epochs,
+            **kw,
+        }
         rundir.write_status(self.mdir, st, durable)
         return st
 
@@ -323,28 +331,56 @@ class MemberFiles:
         """Save the final (EMA) weights and the ``done`` status; remove the member's checkpoint."""
         epochs_log = [json.loads(ln) for ln in self.log_lines]
         rundir.write_log_lines(self.mdir, self.log_lines)
-        save_weights(self.mdir / rundir.WEIGHTS, ema_model, self.name, self.overrides,
-                     {"epochs": self.cfg.epochs, "seed": self.seed})
+        save_weights(
+            self.mdir / rundir.WEIGHTS,
+            ema_model,
+            self.name,
+            self.overrides,
+            {"epochs": self.cfg.epochs, "seed": self.seed},
+        )
         times = [e["epoch_time_s"] for e in epochs_log]
-        walls = [e.get("wall_time_s", e["epoch_time_s"]) for e in epochs_log]   # logs from before issue 18
-        st = self.status("done", train_time_s=sum(times), time_per_epoch_s=sum(times) / max(len(times), 1),
-                         wall_time_s=sum(walls), wall_time_per_epoch_s=sum(walls) / max(len(walls), 1),
-                         overhead_fraction=1.0 - sum(times) / sum(walls) if sum(walls) > 0 else None,
-                         examples_per_s=n_examples * len(times) / max(sum(times), 1e-9),
-                         final_val_error=epochs_log[-1]["val_error"] if epochs_log else None, **extra)
+        walls = [e.get("wall_time_s", e["epoch_time_s"]) for e in epochs_log]  # logs from before issue 18
+        st = self.status(
+            "done",
+            train_time_s=sum(times),
+            time_per_epoch_s=sum(times) / max(len(times), 1),
+            wall_time_s=sum(walls),
+            wall_time_per_epoch_s=sum(walls) / max(len(walls), 1),
+            overhead_fraction=1.0 - sum(times) / sum(walls) if sum(walls) > 0 else None,
+            examples_per_s=n_examples * len(times) / max(sum(times), 1e-9),
+            final_val_error=epochs_log[-1]["val_error"] if epochs_log else None,
+            **extra,
+        )
         self.checkpoint.unlink(missing_ok=True)  # the final weights are in model.safetensors
         return st
 
 
-def epoch_record(epoch: int, lr: float, means: dict, val: dict | None, train_time: float, val_time: float,
-                 n_examples: int, wall_time: float) -> dict:
+def epoch_record(
+    epoch: int,
+    lr: float,
+    means: dict,
+    val: dict | None,
+    train_time: float,
+    val_time: float,
+    n_examples: int,
+    wall_time: float,
+) -> dict:
     """One line of ``train_log.jsonl``: ``epoch_time_s`` the steps, ``wall_time_s`` the whole epoch so far
     (the checkpoint, when one follows, is added by ``MemberFiles.add_checkpoint_time``). ``val`` None: the
     epoch was not validated (``Cadence.val_every``); its ``val_error`` and ``val_nll`` are null."""
     val, val_time = (val, val_time) if val else ({"error": None, "nll": None}, 0.0)
-    return {"epoch": epoch + 1, "lr": lr, **means, "val_error": val["error"], "val_nll": val["nll"],
-            "epoch_time_s": train_time, "val_time_s": val_time, "examples_per_s": n_examples / train_time,
-            "wall_time_s": wall_time, "checkpoint_s": 0.0}
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        **means,
+        "val_error": val["error"],
+        "val_nll": val["nll"],
+        "epoch_time_s": train_time,
+        "val_time_s": val_time,
+        "examples_per_s": n_examples / train_time,
+        "wall_time_s": wall_time,
+        "checkpoint_s": 0.0,
+    }
 
 
 def on_device(device: torch.device):
@@ -362,9 +398,19 @@ def divergence(means: dict, epoch: int, step: int) -> str | None:
     return f"loss became non-finite at epoch {epoch + 1}, step {step + 1}"
 
 
-def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Path, *,
-                overrides: dict | None = None, device: torch.device | str = "cpu", resume: bool = False,
-                progress: bool | None = None, cadence: Cadence = Cadence()) -> dict:
+def train_model(
+    name: str,
+    seed: int,
+    data,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    overrides: dict | None = None,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    progress: bool | None = None,
+    cadence: Cadence = Cadence(),
+) -> dict:
     """Train one (model, seed) into ``run_dir/models/<name>/seed<k>/`` and return its status.
 
     A finished model is never retrained. Raises nothing for a diverging loss: the status says
@@ -407,11 +453,17 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
         start_epoch, ema_updates, saved_log = int(ck["epoch"]), int(ck["ema_updates"]), ck.get("log")
     files.begin(start_epoch, saved_log)
 
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               desc=f"{name} seed {seed}", unit="step", disable=(not progress) if progress is not None else None,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.epochs * steps_per_epoch,
+        initial=start_epoch * steps_per_epoch,
+        desc=f"{name} seed {seed}",
+        unit="step",
+        disable=(not progress) if progress is not None else None,
+        leave=False,
+        dynamic_ncols=True,
+    )
     model.train()
-    t_mark = t_checkpoint = time.perf_counter()   # the end of the last epoch; of the last checkpoint
+    t_mark = t_checkpoint = time.perf_counter()  # the end of the last epoch; of the last checkpoint
     try:
         for epoch in range(start_epoch, cfg.epochs):
             lr = cfg.lr_at(epoch)
@@ -421,7 +473,7 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
             sums: dict[str, torch.Tensor] = {}
             t0 = time.perf_counter()
             for step in range(steps_per_epoch):
-                idx = perm[step * bs:(step + 1) * bs]
+                idx = perm[step * bs : (step + 1) * bs]
                 stats = train_step(x_fit[idx], y_fit[idx], ema_updates)
                 ema_updates += 1
                 for k, v in stats.items():
@@ -437,19 +489,39 @@ def train_model(name: str, seed: int, data, cfg: TrainConfig, run_dir: str | Pat
                 torch.cuda.synchronize(device)
             train_time = time.perf_counter() - t0
             t1 = time.perf_counter()
-            val = (validate(ema_model, x_val, y_val, epoch, device)
-                   if cadence.val_due(epoch + 1, cfg.epochs, val_every) else None)
+            val = (
+                validate(ema_model, x_val, y_val, epoch, device)
+                if cadence.val_due(epoch + 1, cfg.epochs, val_every)
+                else None
+            )
             val_time = time.perf_counter() - t1
             if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
-                save_snapshot(files.mdir, model, x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n], epoch + 1)
+                save_snapshot(files.mdir, model, x_fit[: cfg.snapshot_n], y_fit[: cfg.snapshot_n], epoch + 1)
             now = time.perf_counter()
-            files.log_epoch(epoch_record(epoch, lr, {k: float(v) / steps_per_epoch for k, v in sums.items()}, val,
-                                         train_time, val_time, n, now - t_mark))
+            files.log_epoch(
+                epoch_record(
+                    epoch,
+                    lr,
+                    {k: float(v) / steps_per_epoch for k, v in sums.items()},
+                    val,
+                    train_time,
+                    val_time,
+                    n,
+                    now - t_mark,
+                )
+            )
             due = cadence.due(epoch + 1, cfg.epochs, now - t_checkpoint)
             if due:
-                ck = {"epoch": epoch + 1, "ema_updates": ema_updates, "model": model.state_dict(),
-                      "ema": ema_model.state_dict(), "optimizer": opt.state_dict(), "shuffle": shuffle.get_state(),
-                      "rng": rng_state(device), "log": list(files.log_lines)}
+                ck = {
+                    "epoch": epoch + 1,
+                    "ema_updates": ema_updates,
+                    "model": model.state_dict(),
+                    "ema": ema_model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "shuffle": shuffle.get_state(),
+                    "rng": rng_state(device),
+                    "log": list(files.log_lines),
+                }
                 save_checkpoint(files.checkpoint, ck)
                 t_checkpoint = time.perf_counter()
                 files.add_checkpoint_time(t_checkpoint - now)

@@ -25,8 +25,12 @@ def save_weights(path: Path, model, name: str, overrides: dict, extra: dict | No
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"model": name, "overrides": json.dumps(overrides), "config": json.dumps(model.config),
-            **{k: json.dumps(v) for k, v in (extra or {}).items()}}
+    meta = {
+        "model": name,
+        "overrides": json.dumps(overrides),
+        "config": json.dumps(model.config),
+        **{k: json.dumps(v) for k, v in (extra or {}).items()},
+    }
     atomic_write_bytes(path, save(state, metadata=meta))
 
 
@@ -43,14 +47,20 @@ def read_header(path: Path) -> dict:
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise BenchError(f"{path}: not a readable weights file ({' '.join(str(e).split())[:120]})") from None
     if not {"model", "overrides", "config"} <= set(meta):
-        raise BenchError(f"{path}: not a vib-bench weights file (no model metadata; a plain state dict joins a run "
-                         "through `vib-bench import MODEL FILE --into RUN_DIR`)")
+        raise BenchError(
+            f"{path}: not a vib-bench weights file (no model metadata; a plain state dict joins a run "
+            "through `vib-bench import MODEL FILE --into RUN_DIR`)"
+        )
     try:
         config, overrides = json.loads(meta["config"]), json.loads(meta["overrides"])
     except json.JSONDecodeError:
         raise BenchError(f"{path}: damaged weights metadata (not JSON)") from None
-    if (not isinstance(config, dict) or not isinstance(overrides, dict) or not isinstance(config.get("in_shape"), list)
-            or not isinstance(config.get("num_classes"), int)):
+    if (
+        not isinstance(config, dict)
+        or not isinstance(overrides, dict)
+        or not isinstance(config.get("in_shape"), list)
+        or not isinstance(config.get("num_classes"), int)
+    ):
         raise BenchError(f"{path}: damaged weights metadata (config or overrides)")
     return {"model": meta["model"], "overrides": overrides, "config": config}
 

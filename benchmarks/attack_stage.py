@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,15 +65,25 @@ def main() -> int:
     ap.add_argument("--n-examples", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--extra", default="", help="more `vib-bench attack` options, space-separated")
-    ap.add_argument("--keep", type=Path, default=None, help="put the attacked copies here (default: a temporary folder)")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="put the attacked copies here (default: a temporary folder)"
+    )
     args = ap.parse_args()
     if not (args.run_dir / "results.json").is_file():
         print(f"attack_stage.py: error: {args.run_dir} is not a run directory (no results.json)", file=sys.stderr)
         return 2
     base = args.keep or Path(tempfile.mkdtemp(prefix="vib-attack-stage-"))
     base.mkdir(parents=True, exist_ok=True)
-    common = [*attack_args(args.suite), "--n-examples", str(args.n_examples), "--threads", str(args.threads),
-              "--no-grid", "--no-progress", *args.extra.split()]
+    common = [
+        *attack_args(args.suite),
+        "--n-examples",
+        str(args.n_examples),
+        "--threads",
+        str(args.threads),
+        "--no-grid",
+        "--no-progress",
+        *args.extra.split(),
+    ]
     trees = ([("before", args.before_src.resolve())] if args.before_src else []) + [("after", ROOT)]
     times = {}
     for label, src in trees:

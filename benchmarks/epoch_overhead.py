@@ -13,8 +13,8 @@ the end of every epoch, after that epoch's checkpoint, both before and after iss
 It needs no timing fields of its own in the code it measures, so the same script measures the code
 from before the overhead work (put that checkout first on PYTHONPATH). ``--val-every 1,auto``
 measures validation every epoch (as before the validation cadence) and the automatic cadence one
-after the other in the same run of the script (the JSON then holds ``runs``, one entry per setting). The default is four MLP models
-of the ``quick`` suite at the paper's width (1024, 1024), one stack of four, on digits::
+after the other in the same run of the script (the JSON then holds ``runs``, one entry per setting).
+The default is four MLP models of the ``quick`` suite at the paper's width (1024, 1024), one stack of four, on digits::
 
     OMP_NUM_THREADS=1 python benchmarks/epoch_overhead.py --threads 1
     OMP_NUM_THREADS=1 python benchmarks/epoch_overhead.py --threads 1 --dataset mnist --models mlp,dropout \
@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 
 # this checkout, after PYTHONPATH's entries (a checkout named there wins) and before site-packages
-sys.path.insert(1 + len([p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-                str(Path(__file__).resolve().parent.parent))
+sys.path.insert(
+    1 + len([p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+    str(Path(__file__).resolve().parent.parent),
+)
 
 
 def main(argv=None) -> dict:
@@ -48,8 +50,12 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="keep the run directory here (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    p.add_argument("--val-every", default=None, metavar="N,...",
-                   help="validation cadences to measure in turn (epochs, or auto); default: the code's own")
+    p.add_argument(
+        "--val-every",
+        default=None,
+        metavar="N,...",
+        help="validation cadences to measure in turn (epochs, or auto); default: the code's own",
+    )
     args = p.parse_args(argv)
     args.set = args.set or ["hidden=1024,1024"]
     if args.val_every is None:
@@ -94,8 +100,17 @@ def measure(args, val_every: int | None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out or tmp) / ("run" if val_every is None else f"run_val{val_every}")
             cadence = {} if val_every is None else {"cadence": Cadence(val_epochs=val_every)}
-            train_run(out, data, per_model, seeds, TrainConfig(epochs=args.epochs), progress=False,
-                      log=lambda *_: None, stack=args.stack, **cadence)
+            train_run(
+                out,
+                data,
+                per_model,
+                seeds,
+                TrainConfig(epochs=args.epochs),
+                progress=False,
+                log=lambda *_: None,
+                stack=args.stack,
+                **cadence,
+            )
             logs = {(n, s): rundir.read_train_log(rundir.model_dir(out, n, s)) for n in names for s in seeds}
             status = json.loads((rundir.model_dir(out, *first) / rundir.STATUS).read_text())
             stack_size = status.get("stack_size", 1)
@@ -103,29 +118,44 @@ def measure(args, val_every: int | None) -> dict:
         rundir.write_status = real
     ends = {}
     for epoch, t in marks:
-        ends.setdefault(epoch, t)            # the first write that reports the epoch done
+        ends.setdefault(epoch, t)  # the first write that reports the epoch done
     walls = {e: ends[e] - ends[e - 1] for e in range(2, args.epochs + 1)}
     # the first member's job: itself alone, or its whole stack (members' times are shares of the stack's)
     steps = {e: logs[first][e - 1]["epoch_time_s"] * stack_size for e in walls}
     steady = list(range(2, args.epochs))
-    frac = {"steady": 1 - sum(steps[e] for e in steady) / sum(walls[e] for e in steady),
-            "last": 1 - steps[args.epochs] / walls[args.epochs],
-            "run": 1 - sum(steps.values()) / sum(walls.values())}
-    out = {"code": str(Path(bench.__file__).resolve().parent.parent), "models": names, "seeds": seeds,
-           "dataset": args.dataset, "set": args.set, "epochs": args.epochs, "job_size": stack_size,
-           "step_s_per_epoch": statistics.mean(steps[e] for e in steady),
-           "wall_s_per_epoch": statistics.mean(walls[e] for e in steady),
-           "overhead_fraction_steady": frac["steady"], "overhead_fraction_last_epoch": frac["last"],
-           "overhead_fraction_run": frac["run"], "val_every": status.get("val_every", 1)}
+    frac = {
+        "steady": 1 - sum(steps[e] for e in steady) / sum(walls[e] for e in steady),
+        "last": 1 - steps[args.epochs] / walls[args.epochs],
+        "run": 1 - sum(steps.values()) / sum(walls.values()),
+    }
+    out = {
+        "code": str(Path(bench.__file__).resolve().parent.parent),
+        "models": names,
+        "seeds": seeds,
+        "dataset": args.dataset,
+        "set": args.set,
+        "epochs": args.epochs,
+        "job_size": stack_size,
+        "step_s_per_epoch": statistics.mean(steps[e] for e in steady),
+        "wall_s_per_epoch": statistics.mean(walls[e] for e in steady),
+        "overhead_fraction_steady": frac["steady"],
+        "overhead_fraction_last_epoch": frac["last"],
+        "overhead_fraction_run": frac["run"],
+        "val_every": status.get("val_every", 1),
+    }
     print(f"code: {out['code']}")
-    print(f"{','.join(names)} x seeds {args.seeds} on {args.dataset} ({' '.join(args.set)}), {args.epochs} epochs, "
-          f"{args.threads} thread(s); measured: the job of {first[0]} seed {first[1]} ({stack_size} member(s)); "
-          f"validation every {out['val_every']} epoch(s) and the last")
+    print(
+        f"{','.join(names)} x seeds {args.seeds} on {args.dataset} ({' '.join(args.set)}), {args.epochs} epochs, "
+        f"{args.threads} thread(s); measured: the job of {first[0]} seed {first[1]} ({stack_size} member(s)); "
+        f"validation every {out['val_every']} epoch(s) and the last"
+    )
     print(f"{'epoch':>5} {'step s':>8} {'wall s':>8} {'overhead':>9}")
     for e in walls:
         print(f"{e:5d} {steps[e]:8.3f} {walls[e]:8.3f} {1 - steps[e] / walls[e]:9.3f}")
-    print(f"overhead fraction: steady state (epochs 2-{args.epochs - 1}) {frac['steady']:.3f}, "
-          f"last epoch {frac['last']:.3f}, epochs 2-{args.epochs} {frac['run']:.3f}")
+    print(
+        f"overhead fraction: steady state (epochs 2-{args.epochs - 1}) {frac['steady']:.3f}, "
+        f"last epoch {frac['last']:.3f}, epochs 2-{args.epochs} {frac['run']:.3f}"
+    )
     return out
 
 

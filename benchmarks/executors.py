@@ -40,14 +40,21 @@ def main() -> int:
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vib-executors-"))
     common = ["run", "--suite", args.suite, "--threads", str(args.threads), "--no-progress", "-q", "--fresh"]
     times = {}
-    for name, extra in (("local", []), ("ray", ["--executor", "ray"]
-                                        + (["--ray-address", args.ray_address] if args.ray_address else []))):
+    for name, extra in (
+        ("local", []),
+        ("ray", ["--executor", "ray"] + (["--ray-address", args.ray_address] if args.ray_address else [])),
+    ):
         wall, rc, last = run(common + ["--out", str(base / name)] + extra, env)
         times[name] = wall
         print(f"{name:5s}: {wall:6.1f} s wall (exit {rc}): {last}")
     print(f"ray / local: {times['ray'] / times['local']:.2f}x the local executor's wall time")
-    p = subprocess.run([sys.executable, "-m", "bench", "compare", str(base / "local"), str(base / "ray")], cwd=ROOT,
-                       env=env, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "bench", "compare", str(base / "local"), str(base / "ray")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     print(f"compare local ray: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.stdout.strip()}")
     print(f"run directories: {base}")
     return 0

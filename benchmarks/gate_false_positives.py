@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
 from bench.reporting.compare import CORRECTIONS, compare_runs, exit_status  # noqa: E402
 from bench.results import CLEAN_KEY, Results  # noqa: E402
 
@@ -101,8 +102,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default=str(Path(__file__).resolve().parent.parent / "results" / "smoke"))
     ap.add_argument("--n", type=int, default=200, help="noise-only comparisons (default 200)")
-    ap.add_argument("--flip", default="0.02,0.1",
-                    help="expected fractions of examples that flip, comma-separated (default 0.02,0.1)")
+    ap.add_argument(
+        "--flip",
+        default="0.02,0.1",
+        help="expected fractions of examples that flip, comma-separated (default 0.02,0.1)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, metavar="FILE.json", help="also write the counts here")
     args = ap.parse_args(argv)
@@ -110,12 +114,19 @@ def main(argv=None) -> int:
     src = Path(args.run)
     base = Results.load(src)
     rng = np.random.default_rng(args.seed)
-    print(f"run: {src} ({len(base.model_names())} models, {sum(1 for _ in base.iter_seeds())} model-seeds); "
-          "alpha 0.05, --fail-on primary")
+    print(
+        f"run: {src} ({len(base.model_names())} models, {sum(1 for _ in base.iter_seeds())} model-seeds); "
+        "alpha 0.05, --fail-on primary"
+    )
     t0 = time.perf_counter()
     vectors = all_vectors(base)
-    doc = {"command": "python benchmarks/gate_false_positives.py " + " ".join(sys.argv[1:] if argv is None else argv),
-           "run": src.name, "alpha": 0.05, "fail_on": "primary", "seed": args.seed}
+    doc = {
+        "command": "python benchmarks/gate_false_positives.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "run": src.name,
+        "alpha": 0.05,
+        "fail_on": "primary",
+        "seed": args.seed,
+    }
     same = gate(base, copy_with(base, vectors))
     doc["identical"] = {"comparisons": 1, "fails": same}
     print("identical copy (deterministic, 1 comparison): " + ", ".join(f"{c} fails {s}/1" for c, s in same.items()))
@@ -125,15 +136,20 @@ def main(argv=None) -> int:
         for _ in range(args.n):
             for c, s in gate(base, noisy_copy(base, vectors, flip, rng)).items():
                 fails[c] += s
-        doc["noise"].append({"flip": flip, "comparisons": args.n, "fails": fails,
-                             "rate": {c: k / args.n for c, k in fails.items()}})
-        print(f"noise only (symmetric flips, expected {flip:.0%} of examples, {args.n} comparisons): " +
-              ", ".join(f"{c} fails {k}/{args.n} = {k / args.n:.3f}" for c, k in fails.items()))
+        doc["noise"].append(
+            {"flip": flip, "comparisons": args.n, "fails": fails, "rate": {c: k / args.n for c, k in fails.items()}}
+        )
+        print(
+            f"noise only (symmetric flips, expected {flip:.0%} of examples, {args.n} comparisons): "
+            + ", ".join(f"{c} fails {k}/{args.n} = {k / args.n:.3f}" for c, k in fails.items())
+        )
     model = "mlp" if "mlp" in base.model_names() else base.model_names()[0]
     reg = gate(base, regressed_copy(base, vectors, model, 12))
     doc["regression_12_lost"] = {"model": model, "comparisons": 1, "fails": reg}
-    print(f"regression (12 lost, 0 gained clean examples of {model}): " +
-          ", ".join(f"{c} fails {s}/1" for c, s in reg.items()))
+    print(
+        f"regression (12 lost, 0 gained clean examples of {model}): "
+        + ", ".join(f"{c} fails {s}/1" for c, s in reg.items())
+    )
     if args.out:
         from bench.io import atomic_write_json
 

@@ -58,8 +58,10 @@ def main() -> int:
                 times[on].append(t)
                 print(f"rep {rep}: indicators {'on ' if on else 'off'} {t:7.1f} s", flush=True)
     off, on = statistics.median(times[False]), statistics.median(times[True])
-    print(f"attack stage of {', '.join(models)}: median {off:.1f} s without the indicators, {on:.1f} s with them: "
-          f"ratio {on / off:.2f}")
+    print(
+        f"attack stage of {', '.join(models)}: median {off:.1f} s without the indicators, {on:.1f} s with them: "
+        f"ratio {on / off:.2f}"
+    )
     return 0
 
 

@@ -44,8 +44,12 @@ def load_data(name: str, split: str, device):
         g = torch.Generator().manual_seed(0)
         n = 50_000 if split == "train" else 60_000
         ds = SimpleNamespace(in_shape=(1, 28, 28), num_classes=10)
-        return ds, torch.rand(n, 1, 28, 28, generator=g).to(device), torch.randint(0, 10, (n,), generator=g).to(device), \
-            "random 28x28"
+        return (
+            ds,
+            torch.rand(n, 1, 28, 28, generator=g).to(device),
+            torch.randint(0, 10, (n,), generator=g).to(device),
+            "random 28x28",
+        )
 
 
 def members(suite: dict, seeds, ds, device):
@@ -79,13 +83,15 @@ class Loop:
             opt = make_optimizer(list(model.parameters()), cfg, x.device)
             self.steps.append(make_train_step(model, ema, opt, cfg))
         self.x, self.y, self.n = x, y, len(x)
-        self.perms = [torch.randperm(self.n, generator=torch.Generator().manual_seed(m.seed)).to(x.device) for m in mems]
+        self.perms = [
+            torch.randperm(self.n, generator=torch.Generator().manual_seed(m.seed)).to(x.device) for m in mems
+        ]
 
     def run(self, first: int, count: int, bs: int) -> None:
         for step, perm in zip(self.steps, self.perms):
             for i in range(first, first + count):
                 j = (i * bs) % (self.n - bs)
-                idx = perm[j:j + bs]
+                idx = perm[j : j + bs]
                 step(self.x[idx], self.y[idx], i)
 
 
@@ -115,14 +121,18 @@ class Stacked:
             self.steps.append((StackStep(program, stack, cfg, xs, y, graphs), len(group)))
         self.sizes = [len(g) for g in groups.values()]
         self.n, self.device = len(x), x.device
-        self.perms = [torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(m.seed))
-                                   for m, _ in g]).to(x.device) for g in groups.values()]
+        self.perms = [
+            torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(m.seed)) for m, _ in g]).to(
+                x.device
+            )
+            for g in groups.values()
+        ]
 
     def run(self, first: int, count: int, bs: int) -> None:
         for (step, _), perm in zip(self.steps, self.perms):
             for i in range(first, first + count):
                 j = (i * bs) % (self.n - bs)
-                step(perm[:, j:j + bs], i)
+                step(perm[:, j : j + bs], i)
 
 
 def timed(trainer, first, count, bs, device) -> float:
@@ -174,23 +184,31 @@ def main(argv=None):
         for k, t in trainers.items():
             times[k].append(timed(t, args.warmup + r * per_round, per_round, bs, device) / per_round)
 
-    print(f"device: {device_name(device)} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"data: {what} ({len(x)} examples, {steps_per_epoch} steps per epoch at batch {bs})")
-    print(f"suite {suite['name']}: {len(mems)} model-seeds ({', '.join(sorted({m.name for m in mems}))}), "
-          f"stacks of {', '.join(map(str, trainers['stacked'].sizes))}; "
-          f"{per_round * args.rounds} timed steps per member in {args.rounds} alternating rounds"
-          f"{', CUDA graphs' if graphs else ''}")
+    print(
+        f"device: {device_name(device)} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"data: {what} ({len(x)} examples, {steps_per_epoch} steps per epoch at batch {bs})"
+    )
+    print(
+        f"suite {suite['name']}: {len(mems)} model-seeds ({', '.join(sorted({m.name for m in mems}))}), "
+        f"stacks of {', '.join(map(str, trainers['stacked'].sizes))}; "
+        f"{per_round * args.rounds} timed steps per member in {args.rounds} alternating rounds"
+        f"{', CUDA graphs' if graphs else ''}"
+    )
     print(f"fp32 matmul peak (2048x2048): {peak:.1f} GFLOP/s")
-    print(f"{'trainer':<8} {'s/epoch per model-seed':>22} {'GFLOP/s':>9} {'of peak':>8}   rounds (ms per step of all members)")
+    print(
+        f"{'trainer':<8} {'s/epoch per model-seed':>22} {'GFLOP/s':>9} {'of peak':>8}   "
+        "rounds (ms per step of all members)"
+    )
     summary = {}
     for k, ts in times.items():
         med = statistics.median(ts)
         gflops = flops_per_step / med / 1e9
         summary[k] = med
-        print(f"{k:<8} {med * steps_per_epoch / len(mems):22.3f} {gflops:9.1f} {gflops / peak:8.2f}   "
-              + " ".join(f"{t * 1e3:.1f}" for t in ts))
-    print(f"ratio loop / stacked: {summary['loop'] / summary['stacked']:.2f}x "
-          f"(> 1: the stacked trainer is faster)")
+        print(
+            f"{k:<8} {med * steps_per_epoch / len(mems):22.3f} {gflops:9.1f} {gflops / peak:8.2f}   "
+            + " ".join(f"{t * 1e3:.1f}" for t in ts)
+        )
+    print(f"ratio loop / stacked: {summary['loop'] / summary['stacked']:.2f}x (> 1: the stacked trainer is faster)")
 
 
 if __name__ == "__main__":

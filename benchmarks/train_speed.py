@@ -54,7 +54,7 @@ def time_ours(model_name, x, y, steps, warmup, device):
     per_step = []
     for i in range(warmup + steps):
         j = (i * 100) % (len(x) - 100)
-        idx = perm[j:j + 100]
+        idx = perm[j : j + 100]
         t0 = time.perf_counter()
         step(x[idx], y[idx], i)
         if device.type == "cuda":
@@ -130,20 +130,28 @@ def main(argv=None):
     med = statistics.median(ours)
     ex_s = 100 / med
     gflops = flops * ex_s / 1e9
-    print(f"device: {device_name(device)} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"data: {what}")
-    print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()):,} parameters, "
-          f"{flops / 1e6:.1f} MFLOP per training example (6 x MACs)")
+    print(
+        f"device: {device_name(device)} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"data: {what}"
+    )
+    print(
+        f"model: {args.model}, {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{flops / 1e6:.1f} MFLOP per training example (6 x MACs)"
+    )
     print(f"fp32 matmul peak (2048x2048):          {peak:8.1f} GFLOP/s")
-    print(f"vib-bench loop:   {med * 1e3:7.2f} ms/step  {ex_s:9.0f} examples/s  {gflops:7.1f} GFLOP/s  "
-          f"= {gflops / peak:.2f} of peak   (median of {len(ours)} steps, IQR "
-          f"{(statistics.quantiles(ours, n=4)[2] - statistics.quantiles(ours, n=4)[0]) * 1e3:.2f} ms)")
+    print(
+        f"vib-bench loop:   {med * 1e3:7.2f} ms/step  {ex_s:9.0f} examples/s  {gflops:7.1f} GFLOP/s  "
+        f"= {gflops / peak:.2f} of peak   (median of {len(ours)} steps, IQR "
+        f"{(statistics.quantiles(ours, n=4)[2] - statistics.quantiles(ours, n=4)[0]) * 1e3:.2f} ms)"
+    )
     print(f"  -> one MNIST epoch (50,000 examples) ~ {50_000 / ex_s:.1f} s")
     if not args.skip_baseline and device.type == "cpu":
         base = time_dataloader(args.model, x, y, max(args.steps // 3, 50), 10)
         bmed = statistics.median(base)
-        print(f"DataLoader loop:  {bmed * 1e3:7.2f} ms/step  {100 / bmed:9.0f} examples/s  "
-              f"{flops * 100 / bmed / 1e9:7.1f} GFLOP/s  = {flops * 100 / bmed / 1e9 / peak:.2f} of peak")
+        print(
+            f"DataLoader loop:  {bmed * 1e3:7.2f} ms/step  {100 / bmed:9.0f} examples/s  "
+            f"{flops * 100 / bmed / 1e9:7.1f} GFLOP/s  = {flops * 100 / bmed / 1e9 / peak:.2f} of peak"
+        )
         print(f"speed-up of vib-bench's loop over the DataLoader loop: {bmed / med:.2f}x")
 
 

@@ -12,7 +12,7 @@ dropped, so CLI options that only some models understand can default to ``None``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import registry
 
@@ -65,8 +65,10 @@ def is_model(name: str) -> bool:
 
 def get_factory(name: str) -> Callable:
     if name not in _MODELS:
-        raise ModelError(f"unknown model {name!r}{registry.NoMatch(name, registry.suggest(name, _MODELS)).hint()} "
-                         "(see `vib-bench list models`)")
+        raise ModelError(
+            f"unknown model {name!r}{registry.NoMatch(name, registry.suggest(name, _MODELS)).hint()} "
+            "(see `vib-bench list models`)"
+        )
     return _MODELS[name]
 
 

@@ -55,7 +55,8 @@ def check_init(init: str) -> str:
 
 
 def init_linear_layers(module: nn.Module, init: str) -> None:
-    """Re-initialise every ``nn.Linear`` of ``module``: ``glorot`` (uniform weights, zero biases) or ``torch`` (as built)."""
+    """Re-initialise every ``nn.Linear`` of ``module``: ``glorot`` (uniform weights, zero biases) or ``torch``
+    (as built)."""
     if check_init(init) == "torch":
         return
     for m in module.modules():

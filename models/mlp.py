@@ -22,8 +22,17 @@ LABEL_SMOOTHING = 0.1
 class MLPClassifier(Classifier):
     """784-1024-1024-10 ReLU MLP (the paper's deterministic baseline), optionally regularised."""
 
-    def __init__(self, in_shape=(1, 28, 28), num_classes=10, hidden=(1024, 1024), activation="relu",
-                 dropout=0.0, label_smoothing=0.0, confidence_penalty=0.0, init="glorot"):
+    def __init__(
+        self,
+        in_shape=(1, 28, 28),
+        num_classes=10,
+        hidden=(1024, 1024),
+        activation="relu",
+        dropout=0.0,
+        label_smoothing=0.0,
+        confidence_penalty=0.0,
+        init="glorot",
+    ):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -32,8 +41,16 @@ class MLPClassifier(Classifier):
             raise ValueError(f"confidence_penalty must be >= 0, got {confidence_penalty}")
         check_init(init)
         hidden = widths(hidden)
-        super().__init__(in_shape, num_classes, hidden=hidden, activation=activation, dropout=dropout,
-                         label_smoothing=label_smoothing, confidence_penalty=confidence_penalty, init=init)
+        super().__init__(
+            in_shape,
+            num_classes,
+            hidden=hidden,
+            activation=activation,
+            dropout=dropout,
+            label_smoothing=label_smoothing,
+            confidence_penalty=confidence_penalty,
+            init=init,
+        )
         self.body = mlp_layers(self.in_features, hidden, activation, dropout)
         self.head = nn.Linear(hidden[-1], self.num_classes)
         self.label_smoothing = float(label_smoothing)
@@ -96,7 +113,7 @@ def label_smoothing(**kw):
     return _mlp(**{"label_smoothing": LABEL_SMOOTHING, **kw})
 
 
-IB12_HIDDEN = (10, 7, 5, 4, 3)   # 12-10-7-5-4-3-2 (Shwartz-Ziv & Tishby 2017)
+IB12_HIDDEN = (10, 7, 5, 4, 3)  # 12-10-7-5-4-3-2 (Shwartz-Ziv & Tishby 2017)
 
 
 def _ib12(activation: str, **kw):

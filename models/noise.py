@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-_GOLDEN = 0x61C88647          # -(2^32 / phi) mod 2^32 (Fibonacci hashing), positive as an int32
+_GOLDEN = 0x61C88647  # -(2^32 / phi) mod 2^32 (Fibonacci hashing), positive as an int32
 _SEED_SALT = 0x2545F491
 
 
@@ -47,7 +47,7 @@ def _mix32(h: torch.Tensor) -> torch.Tensor:
 
 def _signed32(v: int) -> int:
     v &= 0xFFFFFFFF
-    return v - 2 ** 32 if v >= 2 ** 31 else v
+    return v - 2**32 if v >= 2**31 else v
 
 
 def _scalar_key(*parts: int) -> int:
@@ -66,7 +66,7 @@ def _scalar_key(*parts: int) -> int:
 def _to_int32(v: torch.Tensor) -> torch.Tensor:
     """The low 32 bits of an int64 tensor as int32 (two's complement), without relying on a narrowing cast."""
     v = v & 0xFFFFFFFF
-    return (v - (v >= 2 ** 31).to(torch.int64) * 2 ** 32).to(torch.int32)
+    return (v - (v >= 2**31).to(torch.int64) * 2**32).to(torch.int32)
 
 
 @functools.lru_cache(maxsize=32)
@@ -81,7 +81,7 @@ def content_keys(x: torch.Tensor) -> torch.Tensor:
     rows = x.detach().reshape(len(x), -1).to(torch.float32).contiguous()
     bits = rows.view(torch.int32)
     mixed = _mix32(bits ^ _position_codes(bits.shape[1], str(bits.device)))
-    folded = mixed.to(torch.int64).sum(1)                       # exact: at most 2^31 * D
+    folded = mixed.to(torch.int64).sum(1)  # exact: at most 2^31 * D
     return _mix32(_to_int32(folded))
 
 
@@ -89,7 +89,7 @@ def normal_from_keys(keys: torch.Tensor, n: int, dtype=torch.float32) -> torch.T
     """``(len(keys), n)`` standard normals, row ``i`` a pure function of ``keys[i]`` (Box-Muller on hashes)."""
     half = (n + 1) // 2
     h = _mix32(keys[:, None] ^ _position_codes(2 * half, str(keys.device))[None, :])
-    u = ((h >> 8) & 0xFFFFFF).to(torch.float32).add_(0.5).mul_(1.0 / 16777216.0)   # (0, 1), 24 bits
+    u = ((h >> 8) & 0xFFFFFF).to(torch.float32).add_(0.5).mul_(1.0 / 16777216.0)  # (0, 1), 24 bits
     r = u[:, :half].log().mul_(-2.0).sqrt_()
     theta = u[:, half:].mul(2.0 * math.pi)
     return torch.cat([r * theta.cos(), r * theta.sin()], 1)[:, :n].to(dtype)

@@ -33,8 +33,18 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, log_sigma: torch.Tensor |
 class VIBClassifier(Classifier):
     stochastic = True
 
-    def __init__(self, in_shape=(1, 28, 28), num_classes=10, hidden=(1024, 1024), k=256, beta=1e-3,
-                 n_samples=12, sigma_shift=5.0, activation="relu", init="glorot"):
+    def __init__(
+        self,
+        in_shape=(1, 28, 28),
+        num_classes=10,
+        hidden=(1024, 1024),
+        k=256,
+        beta=1e-3,
+        n_samples=12,
+        sigma_shift=5.0,
+        activation="relu",
+        init="glorot",
+    ):
         if beta < 0 or not math.isfinite(beta):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         if int(k) < 1:
@@ -43,12 +53,22 @@ class VIBClassifier(Classifier):
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         check_init(init)
         hidden = widths(hidden)
-        super().__init__(in_shape, num_classes, hidden=hidden, k=int(k), beta=float(beta),
-                         n_samples=int(n_samples), sigma_shift=float(sigma_shift), activation=activation, init=init)
+        super().__init__(
+            in_shape,
+            num_classes,
+            hidden=hidden,
+            k=int(k),
+            beta=float(beta),
+            n_samples=int(n_samples),
+            sigma_shift=float(sigma_shift),
+            activation=activation,
+            init=init,
+        )
         self.k, self.beta, self.n_samples = int(k), float(beta), int(n_samples)
         self.sigma_shift = float(sigma_shift)
-        self.encoder = nn.Sequential(mlp_layers(self.in_features, hidden, activation),
-                                     nn.Linear(hidden[-1], 2 * self.k))
+        self.encoder = nn.Sequential(
+            mlp_layers(self.in_features, hidden, activation), nn.Linear(hidden[-1], 2 * self.k)
+        )
         self.decoder = nn.Linear(self.k, self.num_classes)
         init_linear_layers(self, init)
         #: When True, forward uses z = mu (deterministic); otherwise it averages n_samples draws.
@@ -77,9 +97,9 @@ class VIBClassifier(Classifier):
         """
         s = self.n_samples
         z = mu.unsqueeze(0) + sigma.unsqueeze(0) * eps
-        logp = torch.log_softmax(self.decoder(z), dim=-1)          # (G * S, N, C)
+        logp = torch.log_softmax(self.decoder(z), dim=-1)  # (G * S, N, C)
         logp = logp.view(-1, s, *logp.shape[1:])
-        return torch.logsumexp(logp, dim=1) - math.log(s)          # log of the mean probability
+        return torch.logsumexp(logp, dim=1) - math.log(s)  # log of the mean probability
 
     def _draw(self, mu, sigma, x):
         key = active_key(self)

@@ -51,10 +51,15 @@ def timings(runs: list[Results]) -> str:
             if not infer and not train:
                 continue
             m = seeds[0].machine
-            machine = ", ".join(f"{k}={m[k]}" if k == "threads" else str(m[k]) for k in ("cpu", "device", "threads")
-                                if m.get(k) not in (None, ""))
-            rows.append(f"| {res.label} | {model.name} | {_rate(statistics.median(infer) if infer else math.nan)} | "
-                        f"{_rate(statistics.median(train) if train else math.nan)} | {machine} |")
+            machine = ", ".join(
+                f"{k}={m[k]}" if k == "threads" else str(m[k])
+                for k in ("cpu", "device", "threads")
+                if m.get(k) not in (None, "")
+            )
+            rows.append(
+                f"| {res.label} | {model.name} | {_rate(statistics.median(infer) if infer else math.nan)} | "
+                f"{_rate(statistics.median(train) if train else math.nan)} | {machine} |"
+            )
     return "\n".join(rows) + "\n"
 
 
@@ -83,20 +88,20 @@ def documents() -> dict[str, str]:
     docs = {}
     loaded = {name: Results.load(REPO / "results" / name) for name in RUNS}
     for name, res in loaded.items():
-        docs[f"{name}-leaderboard.md"] = (HEADER.format(src=f"results/{name}/results.json")
-                                          + _body(leaderboard_markdown(res)))
+        docs[f"{name}-leaderboard.md"] = HEADER.format(src=f"results/{name}/results.json") + _body(
+            leaderboard_markdown(res)
+        )
     docs["claims.md"] = HEADER.format(src="results/claims/results.json") + _body(claims_markdown(loaded["claims"]))
-    docs["quick-indicators.md"] = (HEADER.format(src="results/quick/results.json")
-                                   + indicator_tables(loaded["quick"]))
-    docs["timings.md"] = (HEADER.format(src="results/quick and results/smoke")
-                          + timings([loaded["quick"], loaded["smoke"]]))
+    docs["quick-indicators.md"] = HEADER.format(src="results/quick/results.json") + indicator_tables(loaded["quick"])
+    docs["timings.md"] = HEADER.format(src="results/quick and results/smoke") + timings(
+        [loaded["quick"], loaded["smoke"]]
+    )
     return docs
 
 
 def stale() -> list[str]:
     """The generated files that are missing or differ from what the results files give now."""
-    return [name for name, text in documents().items()
-            if not (OUT / name).exists() or (OUT / name).read_text() != text]
+    return [name for name, text in documents().items() if not (OUT / name).exists() or (OUT / name).read_text() != text]
 
 
 def main(argv=None) -> int:

@@ -51,8 +51,12 @@ def sigkill_mid_training(args, out: Path, status: Path, after_epochs: int = 3) -
     """Start ``python -m bench *args --out out`` in a real process, SIGKILL it once ``status`` reports
     ``after_epochs`` finished epochs, and return the epochs that file says were done."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--out", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *args, "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         try:

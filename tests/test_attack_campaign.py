@@ -35,7 +35,7 @@ def test_every_batch_gets_its_own_seed_from_the_cell_seed():
         runs.append(rec)
     assert runs[0].seeds == [batch_seed(11, b) for b in range(3)] == runs[1].seeds
     assert len(set(runs[0].seeds)) == 3 and runs[0].seeds[0] == 11
-    assert runs[0].rngs == runs[1].rngs and runs[0].rngs != runs[2].rngs     # random starts follow the seed
+    assert runs[0].rngs == runs[1].rngs and runs[0].rngs != runs[2].rngs  # random starts follow the seed
     assert runs[2].seeds[0] == 12
 
 
@@ -49,7 +49,7 @@ def test_reseed_reaches_the_torchattacks_seed(name):
     assert parts
     atk.reseed(1234)
     assert all(p.seed == 1234 for p in parts)
-    atk2 = create_attack(name, model, 0.1, seed=5)      # a budget seed still shifts the stream
+    atk2 = create_attack(name, model, 0.1, seed=5)  # a budget seed still shifts the stream
     atk2.reseed(1234)
     assert all(p.seed == 1239 for p in _seeded_parts(atk2.ta))
 
@@ -64,7 +64,7 @@ def _trained_vib(digits, epochs=3):
     for _ in range(epochs):
         for i in range(0, len(x), 64):
             opt.zero_grad()
-            model.loss(x[i:i + 64], y[i:i + 64])[0].backward()
+            model.loss(x[i : i + 64], y[i : i + 64])[0].backward()
             opt.step()
     return model.eval()
 
@@ -92,14 +92,14 @@ def test_fused_eot_pgd_equals_torchattacks_loop_and_counts_the_same(digits, monk
     plain_atk = create_attack("eot_pgd", model, 0.15, steps=6, eot_iter=3)
     plain_atk.ta.forward = lambda images, labels: torchattacks.EOTPGD.forward(plain_atk.ta, images, labels)
     plain, cost_p = run_attack(model, plain_atk, x, y, batch_size=1000, seed=3, device="cpu")
-    assert calls == [3] * 6                                   # the plain run did not use the fused path
+    assert calls == [3] * 6  # the plain run did not use the fused path
     assert (plain - x).abs().max() > 0.1
     same = (plain - fused).abs().amax((1, 2, 3)) < 1e-6
     assert same.float().mean() >= 0.95
     assert torch.equal(predict_correct(model, plain, y, "cpu"), predict_correct(model, fused, y, "cpu"))
     assert cost_f["grad_evals"] == cost_p["grad_evals"] == 60 * 6 * 3
     assert cost_f["forward_evals"] == cost_p["forward_evals"]
-    assert cost_f["gflop"] < cost_p["gflop"]                  # the encoder ran once per step, not three times
+    assert cost_f["gflop"] < cost_p["gflop"]  # the encoder ran once per step, not three times
 
 
 def test_auto_batch_size_follows_memory_and_model(monkeypatch, digits):
@@ -107,8 +107,8 @@ def test_auto_batch_size_follows_memory_and_model(monkeypatch, digits):
 
     model = _trained_vib(digits, epochs=0)
     per = batching.activation_bytes_per_example(model, digits.in_shape, "cpu")
-    assert per >= 4 * (32 + 16 + model.n_samples * 10)   # encoder layers + the S samples' logits
-    monkeypatch.setattr(batching, "free_memory_bytes", lambda device: 10 ** 12)
+    assert per >= 4 * (32 + 16 + model.n_samples * 10)  # encoder layers + the S samples' logits
+    monkeypatch.setattr(batching, "free_memory_bytes", lambda device: 10**12)
     assert batching.auto_batch_size(model, 360, digits.in_shape, "cpu") == 360
     monkeypatch.setattr(batching, "free_memory_bytes", lambda device: per * batching.OVERHEAD * 4 * 100)
     assert batching.auto_batch_size(model, 360, digits.in_shape, "cpu") == 100
@@ -141,7 +141,7 @@ def test_apgd_eot_with_one_encoder_pass_equals_the_plain_loop(digits, monkeypatc
     plain_atk = create_attack(name, model, 0.15, **budget)
     assert plain_atk.ta.model is model
     plain, cost_p = run_attack(model, plain_atk, x, y, batch_size=1000, seed=3, device="cpu")
-    assert len(encodes) - n_fused > 2 * n_fused                  # the plain loop encoded ~3x as often
+    assert len(encodes) - n_fused > 2 * n_fused  # the plain loop encoded ~3x as often
     assert (plain - x).abs().max() > 0.1
     same = (plain - fused).abs().amax((1, 2, 3)) < 1e-6
     assert same.float().mean() >= 0.95
@@ -163,9 +163,9 @@ def test_the_tracer_sees_the_iterates_of_the_fused_eot_paths(digits, name):
     atk = create_attack(name, model, 0.15, steps=4, eot_iter=3)
     traced = TracedAttack(atk, model, "Linf", 0.15)
     run_attack(model, traced, x, y, batch_size=1000, seed=3, device="cpu")
-    assert traced.queries >= 4 * 3                      # every draw of every step was seen
+    assert traced.queries >= 4 * 3  # every draw of every step was seen
     assert len(traced.loss_trace()) > 1
-    assert not {"draw_logits", "eot_logits"} & set(vars(model))   # the model's own methods again
+    assert not {"draw_logits", "eot_logits"} & set(vars(model))  # the model's own methods again
 
 
 def test_tracing_an_eot_attack_does_not_change_its_cost_count(digits):

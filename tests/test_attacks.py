@@ -9,14 +9,25 @@ import json
 
 import pytest
 import torch
+from conftest import one_error_line
 from torch import nn
 
 import attacks
 from attacks import AttackError, create_attack, get_spec, list_attacks
-from bench.attack import cells as attack_cells, checks as attack_checks, cost as attack_cost, mitigate as attack_mitigate
+from bench.attack import (
+    cells as attack_cells,
+)
+from bench.attack import (
+    checks as attack_checks,
+)
+from bench.attack import (
+    cost as attack_cost,
+)
+from bench.attack import (
+    mitigate as attack_mitigate,
+)
 from bench.cli import main
 from bench.data import load_dataset
-from conftest import one_error_line
 from bench.protocol import predict_correct, seeded
 from bench.results import AttackRecord, Results
 from models.mlp import MLPClassifier
@@ -213,14 +224,16 @@ def test_randomised_models_are_detected(tiny_mlp, tiny_vib, digits):
 
 
 def _rec(attack, eps, acc, n=1000, protocol="standard"):
-    return {"attack": attack, "norm": "Linf", "eps": eps, "protocol": protocol, "robust_acc": acc, "n": n,
-            "checks": {}}
+    return {"attack": attack, "norm": "Linf", "eps": eps, "protocol": protocol, "robust_acc": acc, "n": n, "checks": {}}
 
 
 def test_cross_record_checks():
-    recs = [_rec("fgsm", 0.1, 0.5), _rec("pgd", 0.1, 0.7),   # PGD weaker than FGSM
-            _rec("fgsm", 0.2, 0.6),                           # accuracy rises with eps
-            _rec("square", 0.1, 0.2)]                         # gradient-free far stronger: masking
+    recs = [
+        _rec("fgsm", 0.1, 0.5),
+        _rec("pgd", 0.1, 0.7),  # PGD weaker than FGSM
+        _rec("fgsm", 0.2, 0.6),  # accuracy rises with eps
+        _rec("square", 0.1, 0.2),
+    ]  # gradient-free far stronger: masking
     attack_checks.post_checks([AttackRecord(r) for r in recs], {"zero_gradients": True})
     by = {(r["attack"], r["eps"]): r["checks"] for r in recs}
     assert by[("pgd", 0.1)]["weaker_than_fgsm"]
@@ -271,15 +284,53 @@ def test_cli_list_attacks(capsys):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    rc = main(["train", "--models", "mlp,vib_beta1e-3", "--dataset", "digits", "--epochs", "2", "--lr", "1e-2",
-               "--set", "hidden=32", "--set", "k=8", "--set", "n_samples=4", "--out", str(run), "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--models",
+            "mlp,vib_beta1e-3",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "2",
+            "--lr",
+            "1e-2",
+            "--set",
+            "hidden=32",
+            "--set",
+            "k=8",
+            "--set",
+            "n_samples=4",
+            "--out",
+            str(run),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     return run
 
 
-ATTACK_ARGS = ["--attacks", "fgsm,pgd,eot_pgd,cw_l2", "--eps", "0,0.1", "--eps-l2", "1", "--n-examples", "64",
-               "--attack-set", "pgd.steps=5", "--attack-set", "eot_pgd.steps=3", "--eot-iter", "2",
-               "--attack-set", "cw_l2.steps=10", "--no-progress", "--grid-eps", "0.1"]
+ATTACK_ARGS = [
+    "--attacks",
+    "fgsm,pgd,eot_pgd,cw_l2",
+    "--eps",
+    "0,0.1",
+    "--eps-l2",
+    "1",
+    "--n-examples",
+    "64",
+    "--attack-set",
+    "pgd.steps=5",
+    "--attack-set",
+    "eot_pgd.steps=3",
+    "--eot-iter",
+    "2",
+    "--attack-set",
+    "cw_l2.steps=10",
+    "--no-progress",
+    "--grid-eps",
+    "0.1",
+]
 
 
 def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
@@ -294,7 +345,7 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(attack_cells, "run_attack", counting)
-    monkeypatch.setattr(attack_mitigate, "run_attack", counting)   # the traced cells run there
+    monkeypatch.setattr(attack_mitigate, "run_attack", counting)  # the traced cells run there
     assert main(["attack", str(tiny_run), *ATTACK_ARGS]) == 0
     out = capsys.readouterr().out
     assert "worst_case" in out and "pgd [paper]" in out
@@ -303,17 +354,23 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
     mlp = data["models"]["mlp"]["seeds"]["0"]
     vib = data["models"]["vib_beta1e-3"]["seeds"]["0"]
     keys = {(r["attack"], r["eps"], r["protocol"]) for r in mlp["attacks"]}
-    assert {("fgsm", 0.1, "standard"), ("pgd", 0.1, "standard"), ("cw_l2", 1.0, "standard"),
-            ("worst_case", 0.1, "standard"), ("worst_case", 1.0, "standard")} <= keys
+    assert {
+        ("fgsm", 0.1, "standard"),
+        ("pgd", 0.1, "standard"),
+        ("cw_l2", 1.0, "standard"),
+        ("worst_case", 0.1, "standard"),
+        ("worst_case", 1.0, "standard"),
+    } <= keys
     assert not any(r["attack"] == "eot_pgd" for r in mlp["attacks"])  # deterministic: no EOT
-    assert {("pgd", 0.1, "paper"), ("eot_pgd", 0.1, "eot"), ("worst_case", 0.1, "all")} <= \
-        {(r["attack"], r["eps"], r["protocol"]) for r in vib["attacks"]}
+    assert {("pgd", 0.1, "paper"), ("eot_pgd", 0.1, "eot"), ("worst_case", 0.1, "all")} <= {
+        (r["attack"], r["eps"], r["protocol"]) for r in vib["attacks"]
+    }
     for r in mlp["attacks"] + vib["attacks"]:
         assert 0.0 <= r["ci_low"] <= r["robust_acc"] <= r["ci_high"] <= 1.0 and r["n"] == 64
         assert not r["checks"].get("outside_eps_ball") and not r["checks"].get("outside_unit_box")
         if r["eps"] == 0:
             assert r["robust_acc"] == r["clean_acc"] and not r["checks"]["eps0_differs_from_clean"]
-            if r["attack"] != "worst_case":   # filled from the clean pass, without running the attack
+            if r["attack"] != "worst_case":  # filled from the clean pass, without running the attack
                 assert r["from_clean_pass"] and r["wall_time_s"] == 0 and r["grad_evals"] == 0
     pgd = next(r for r in mlp["attacks"] if r["attack"] == "pgd" and r["eps"] == 0.1)
     assert "PGD(" in pgd["config"]["torchattacks"] and pgd["config"]["budget"]["steps"] == 5
@@ -322,7 +379,7 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
     lead = next(r for r in vib["attacks"] if r["attack"] == "worst_case" and r["eps"] == 0.1 and r["leaderboard"])
     pv = load_per_example(tiny_run, "vib_beta1e-3", 0)
     every = pv["attack:fgsm@0.1"] & pv["attack:pgd@0.1"] & pv["attack:eot_pgd@0.1"]  # robust to every attack
-    every &= pv["attack:transfer_pgd_strong@0.1"]   # the transfer from the mean mode (transfer failure's mitigation)
+    every &= pv["attack:transfer_pgd_strong@0.1"]  # the transfer from the mean mode (transfer failure's mitigation)
     assert (pv["attack:worst_case@0.1"] == every).all() and lead["n_robust"] == every.sum()
     assert vib["attack_checks"]["randomised"] and not mlp["attack_checks"]["randomised"]
     pe = load_per_example(tiny_run, "mlp", 0)
@@ -347,23 +404,51 @@ def test_attack_end_to_end_and_resume(tiny_run, capsys, monkeypatch):
     after = Results.load(tiny_run).raw
     for m in before:
         old = {(r["attack"], r["norm"], r["eps"], r["protocol"]): r["wall_time_s"] for r in before[m]}
-        new = {(r["attack"], r["norm"], r["eps"], r["protocol"]): r["wall_time_s"]
-               for r in after["models"][m]["seeds"]["0"]["attacks"]}
+        new = {
+            (r["attack"], r["norm"], r["eps"], r["protocol"]): r["wall_time_s"]
+            for r in after["models"][m]["seeds"]["0"]["attacks"]
+        }
         assert old == new
     args = [a if a != "0,0.1" else "0,0.1,0.2" for a in ATTACK_ARGS]
     assert main(["attack", str(tiny_run), *args, "--resume", "--models", "mlp", "--no-grid"]) == 0
     assert calls[n_cells:] == [c for c in calls[n_cells:] if " 0.2" in c] and len(set(calls[n_cells:])) == 2
 
 
-@pytest.mark.parametrize("setting, needle", [("pgd.steps=abc", "integer"), ("pgd.steps=-3", "integer"),
-                                             ("pgd.alpha=-1", "number >= 0"), ("pgd.random_start=maybe", "true or false")])
+@pytest.mark.parametrize(
+    "setting, needle",
+    [
+        ("pgd.steps=abc", "integer"),
+        ("pgd.steps=-3", "integer"),
+        ("pgd.alpha=-1", "number >= 0"),
+        ("pgd.random_start=maybe", "true or false"),
+    ],
+)
 def test_bad_attack_set_values_are_refused_before_anything_is_written(tmp_path, capsys, setting, needle):
     run = tmp_path / "run"
-    assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
-                 "--out", str(run), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--models",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--set",
+                "hidden=8",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     before = (run / "results.json").read_bytes()
     capsys.readouterr()
-    assert main(["attack", str(run), "--attacks", "pgd", "--eps", "0.1", "--n-examples", "20",
-                 "--attack-set", setting]) == 2
+    assert (
+        main(["attack", str(run), "--attacks", "pgd", "--eps", "0.1", "--n-examples", "20", "--attack-set", setting])
+        == 2
+    )
     assert needle in one_error_line(capsys)
     assert (run / "results.json").read_bytes() == before

@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import golden_data, one_error_line
 
 from bench.cli import main
 from bench.errors import BenchError
-from conftest import golden_data, one_error_line
 
 TINY = ["--set", "hidden=16", "--epochs", "1", "--no-progress", "--threads", "1"]
 
@@ -41,22 +41,40 @@ BAD_RESULTS = {
     "clean error a string": (golden_text(lambda r: _seed(r)["clean"].update(error="abc")), "clean.error"),
     "attacks not a list": (golden_text(lambda r: _seed(r).update(attacks={"a": 1})), "attacks"),
     "an attack not an object": (golden_text(lambda r: _seed(r)["attacks"].insert(0, 5)), "attacks[0]"),
-    "an indicator value a string": (golden_text(lambda r: _seed(r)["attacks"][0].update(
-        indicators={"silent_success": {"value": "x", "threshold": 0.0}})), "indicators.silent_success.value"),
-    "a mitigation not an object": (golden_text(lambda r: _seed(r)["attacks"][0].update(mitigations=[1])),
-                                   "mitigations[0]"),
+    "an indicator value a string": (
+        golden_text(
+            lambda r: _seed(r)["attacks"][0].update(indicators={"silent_success": {"value": "x", "threshold": 0.0}})
+        ),
+        "indicators.silent_success.value",
+    ),
+    "a mitigation not an object": (
+        golden_text(lambda r: _seed(r)["attacks"][0].update(mitigations=[1])),
+        "mitigations[0]",
+    ),
     "seeds a list": (golden_text(lambda r: r["models"]["mlp"].update(seeds=[1, 2])), "seeds"),
     "model not an object": (golden_text(lambda r: r["models"].update(mlp=[])), "models.mlp"),
-    "run seeds huge": (golden_text(lambda r: r["run"].update(seeds=[10 ** 20])), "run.seeds[0]"),
+    "run seeds huge": (golden_text(lambda r: r["run"].update(seeds=[10**20])), "run.seeds[0]"),
     "dataset name a number": (golden_text(lambda r: r["run"]["dataset"].update(name=3)), "run.dataset.name"),
-    "1e400": (golden_text(lambda r: _seed(r)["clean"].update(error=0.918273645)).replace("0.918273645", "1e400"), "clean.error"),
-    "NaN literal": (golden_text(lambda r: _seed(r)["clean"].update(nll=0.918273645)).replace("0.918273645", "NaN"), "clean.nll"),
-    "-Infinity": (golden_text(lambda r: _seed(r)["clean"].update(nll=0.918273645)).replace("0.918273645", "-Infinity"),
-                  "clean.nll"),
-    "deep nesting": ('{"schema": "vib-bench/results/1", "models": {}, "x": ' + "[" * 50000 + "]" * 50000 + "}",
-                     "nested"),
-    "moderately deep": ('{"schema": "vib-bench/results/1", "models": {}, "x": ' + "[" * 40 + "]" * 40 + "}",
-                        "nested more than"),
+    "1e400": (
+        golden_text(lambda r: _seed(r)["clean"].update(error=0.918273645)).replace("0.918273645", "1e400"),
+        "clean.error",
+    ),
+    "NaN literal": (
+        golden_text(lambda r: _seed(r)["clean"].update(nll=0.918273645)).replace("0.918273645", "NaN"),
+        "clean.nll",
+    ),
+    "-Infinity": (
+        golden_text(lambda r: _seed(r)["clean"].update(nll=0.918273645)).replace("0.918273645", "-Infinity"),
+        "clean.nll",
+    ),
+    "deep nesting": (
+        '{"schema": "vib-bench/results/1", "models": {}, "x": ' + "[" * 50000 + "]" * 50000 + "}",
+        "nested",
+    ),
+    "moderately deep": (
+        '{"schema": "vib-bench/results/1", "models": {}, "x": ' + "[" * 40 + "]" * 40 + "}",
+        "nested more than",
+    ),
     "truncated": (golden_text(lambda r: None)[:500], "malformed JSON"),
     "not UTF-8": (b'{"schema": "\xff\xfe"}', "not UTF-8"),
     "a list": ("[1, 2]", "not a vib-bench results file"),
@@ -77,12 +95,15 @@ def test_a_bad_results_file_exits_2_naming_file_and_field(tmp_path, capsys, case
 
 def test_a_directory_in_place_of_the_results_file(tmp_path, capsys):
     (tmp_path / "run" / "results.json").mkdir(parents=True)
-    for cmd in (["leaderboard", str(tmp_path / "run")], ["attack", str(tmp_path / "run")],
-                ["train", "--models", "mlp", "--out", str(tmp_path / "run"), "--resume", *TINY]):
+    for cmd in (
+        ["leaderboard", str(tmp_path / "run")],
+        ["attack", str(tmp_path / "run")],
+        ["train", "--models", "mlp", "--out", str(tmp_path / "run"), "--resume", *TINY],
+    ):
         assert main(cmd) == 2, cmd
         assert "not a file" in one_error_line(capsys)
     written = {p.name for p in (tmp_path / "run").iterdir()} - {"results.json", ".vib-bench.lock"}
-    assert not written   # the run's (empty) lock file is all train --resume leaves
+    assert not written  # the run's (empty) lock file is all train --resume leaves
 
 
 # ------------------------------------------------------------------------------------ a trained run
@@ -117,7 +138,7 @@ def test_a_damaged_weights_file_exits_2_naming_it(run_copy, capsys, damage):
     w = run_copy / "models" / "mlp" / "seed0" / "model.safetensors"
     data = w.read_bytes()
     if damage == "truncated":
-        w.write_bytes(data[:len(data) // 2])
+        w.write_bytes(data[: len(data) // 2])
     elif damage == "random":
         w.write_bytes(os.urandom(4096))
     elif damage == "empty":
@@ -154,6 +175,7 @@ def read_only(folder: Path, monkeypatch) -> None:
         if dir is not None and (Path(dir).resolve() == root or root in Path(dir).resolve().parents):
             raise OSError(errno.EROFS, "Read-only file system", str(dir))
         return real(*a, dir=dir, **kw)
+
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
@@ -180,6 +202,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatc
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(io.os, "fsync", full)
     with pytest.raises(BenchError, match="disk is full"):
         io.atomic_write_json(target, {"a": 1})
@@ -193,7 +216,8 @@ def test_a_full_disk_while_training_exits_2_and_no_status_stays_running(tmp_path
 
     def full(path, durable=True):
         raise storage_error(path, OSError(errno.ENOSPC, "No space left on device"))
-    monkeypatch.setattr(training, "atomic_writer", full)   # the checkpoint write fails
+
+    monkeypatch.setattr(training, "atomic_writer", full)  # the checkpoint write fails
     out = tmp_path / "run"
     rc = main(["train", "--models", "mlp", "--seeds", "0,1", "--out", str(out), "--stack", stack, *TINY])
     assert rc == 2
@@ -211,8 +235,10 @@ def test_bad_lock_timeout_exits_2_before_writing(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("value", ["[0,-5]", "0,-5", "[]", "-3", "1.5", "abc"])
 def test_bad_hidden_widths_exit_2_before_writing(tmp_path, capsys, value):
-    assert main(["train", "--models", "mlp", "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--set", f"hidden={value}"]) == 2
+    assert (
+        main(["train", "--models", "mlp", "--out", str(tmp_path / "run"), "--epochs", "1", "--set", f"hidden={value}"])
+        == 2
+    )
     assert "hidden" in one_error_line(capsys)
     assert not (tmp_path / "run").exists()
 

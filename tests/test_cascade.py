@@ -15,16 +15,47 @@ from bench.results import Results
 from bench.rundir import load_per_example
 from models.mlp import MLPClassifier
 
-FAST = ["--attack-set", "pgd.steps=5", "--attack-set", "apgd_t.steps=5", "--attack-set", "apgd_t.n_target_classes=2",
-        "--attack-set", "square.n_queries=30", "--attack-set", "apgd_ce.steps=5", "--no-progress", "--no-grid"]
+FAST = [
+    "--attack-set",
+    "pgd.steps=5",
+    "--attack-set",
+    "apgd_t.steps=5",
+    "--attack-set",
+    "apgd_t.n_target_classes=2",
+    "--attack-set",
+    "square.n_queries=30",
+    "--attack-set",
+    "apgd_ce.steps=5",
+    "--no-progress",
+    "--no-grid",
+]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("cascade") / "run"
-    assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "3", "--lr", "1e-2",
-                 "--set", "hidden=32", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--models",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "3",
+                "--lr",
+                "1e-2",
+                "--set",
+                "hidden=32",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -37,22 +68,55 @@ def test_cascade_attacks_only_what_is_still_robust(run, tmp_path):
 
     a = tmp_path / "a"
     shutil.copytree(run, a)
-    assert main(["attack", str(a), "--attacks", "fgsm,pgd,apgd_t,square", "--eps", "0.1", "--eps-l2", "",
-                 "--n-examples", "80", *FAST]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                str(a),
+                "--attacks",
+                "fgsm,pgd,apgd_t,square",
+                "--eps",
+                "0.1",
+                "--eps-l2",
+                "",
+                "--n-examples",
+                "80",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     recs = _records(a)
     pe = load_per_example(a, "mlp", 0)
     standalone = pe["attack:fgsm@0.1"] & pe["attack:pgd@0.1"]
     apgd, square, worst = recs[("apgd_t", 0.1)], recs[("square", 0.1)], recs[("worst_case", 0.1)]
     assert apgd["cascade"] and apgd["attacked_n"] == standalone.sum() and apgd["cascade_after"] == []
     assert square["attacked_n"] == pe["attack:apgd_t@0.1"].sum() and square["cascade_after"] == ["apgd_t"]
-    assert (pe["attack:apgd_t@0.1"] <= standalone).all()           # cumulative: never robust again
+    assert (pe["attack:apgd_t@0.1"] <= standalone).all()  # cumulative: never robust again
     assert (pe["attack:worst_case@0.1"] == pe["attack:square@0.1"]).all()
     assert worst["attack_set_gaps"] == [] and not worst.checks["weak_attack_set"]
     # without the cascade every attack sees every example, and the worst case is the same per example
     b = tmp_path / "b"
     shutil.copytree(run, b)
-    assert main(["attack", str(b), "--attacks", "fgsm,pgd,apgd_t,square", "--eps", "0.1", "--eps-l2", "",
-                 "--n-examples", "80", "--no-cascade", *FAST]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                str(b),
+                "--attacks",
+                "fgsm,pgd,apgd_t,square",
+                "--eps",
+                "0.1",
+                "--eps-l2",
+                "",
+                "--n-examples",
+                "80",
+                "--no-cascade",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     recs_b = _records(b)
     assert not recs_b[("apgd_t", 0.1)].get("cascade") and recs_b[("apgd_t", 0.1)]["grad_evals"] > apgd["grad_evals"]
 
@@ -62,8 +126,10 @@ def test_a_weak_attack_set_is_flagged(run, tmp_path, capsys):
 
     d = tmp_path / "weak"
     shutil.copytree(run, d)
-    assert main(["attack", str(d), "--attacks", "fgsm,pgd", "--eps", "0.1", "--eps-l2", "", "--n-examples", "40",
-                 *FAST]) == 0
+    assert (
+        main(["attack", str(d), "--attacks", "fgsm,pgd", "--eps", "0.1", "--eps-l2", "", "--n-examples", "40", *FAST])
+        == 0
+    )
     worst = _records(d)[("worst_case", 0.1)]
     assert worst.checks["weak_attack_set"] and len(worst["attack_set_gaps"]) == 2
     capsys.readouterr()
@@ -75,7 +141,7 @@ def test_attack_set_gaps():
     assert attack_set_gaps(["fgsm", "pgd", "apgd_t", "square"], randomised=False) == []
     assert attack_set_gaps(["pgd", "square"], randomised=False) == ["no margin or DLR-loss gradient attack"]
     assert len(attack_set_gaps(["pgd", "eot_pgd"], randomised=True)) == 2
-    assert attack_set_gaps(["autoattack"], randomised=False) == []     # standard AutoAttack contains Square
+    assert attack_set_gaps(["autoattack"], randomised=False) == []  # standard AutoAttack contains Square
     assert len(attack_set_gaps(["autoattack"], randomised=True)) == 1  # the 'rand' version does not
 
 

@@ -21,8 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.claims import (NOT_MEASURED, NOT_REPRODUCED, PAPER_ONLY, REPRODUCED, ClaimsOptions, check_models,
-                          judge_claims)
+from bench.claims import NOT_MEASURED, NOT_REPRODUCED, PAPER_ONLY, REPRODUCED, ClaimsOptions, check_models, judge_claims
 from bench.claims.verdicts import ModelData, verdict
 
 N_CLASSES = 10
@@ -50,7 +49,7 @@ class _Base(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.scale = nn.Parameter(torch.tensor(20.0))   # attacks look for a parameter to find the device
+        self.scale = nn.Parameter(torch.tensor(20.0))  # attacks look for a parameter to find the device
 
 
 class Fragile(_Base):
@@ -71,7 +70,7 @@ class Masked(_Base):
         pix = x.flatten(1)[:, :N_CLASSES]
         if self.mean_mode:
             return self.scale * pix
-        quant = torch.round(pix * 8) / 8                 # d quant / d x = 0 almost everywhere
+        quant = torch.round(pix * 8) / 8  # d quant / d x = 0 almost everywhere
         logits = self.scale * quant
         noise = 0.5 * torch.randn(self.samples, *logits.shape, device=x.device)
         return torch.logsumexp(torch.log_softmax(logits + noise, -1), 0) - math.log(self.samples)
@@ -97,13 +96,27 @@ class Smooth(_Base):
 
 def _opts(**kw):
     cw = {"steps": 40, "binary_steps": 4, "initial_const": 0.3, "lr": 0.05}
-    small = {"cw_paper": cw, "cw_paper_targeted": cw,
-             "pgd_l2_strong": {"steps": 10, "restarts": 1}, "eot_pgd_l2_strong": {"steps": 5, "restarts": 1},
-             "transfer_pgd_l2_strong": {"steps": 40}, "square_l2_strong": {"n_queries": 100},
-             "transfer_pgd_strong": {"steps": 10}}
-    base = dict(run_dir=".", n_examples=20, eps_l2=1.0, eps_linf=[0.45], eot_iter=4, zeros_n=3, broad_min=2,
-                strong_l2=["pgd_l2_strong", "eot_pgd_l2_strong", "transfer_pgd_l2_strong", "square_l2_strong"],
-                strong_linf=["transfer_pgd_strong"], attack_set=small)
+    small = {
+        "cw_paper": cw,
+        "cw_paper_targeted": cw,
+        "pgd_l2_strong": {"steps": 10, "restarts": 1},
+        "eot_pgd_l2_strong": {"steps": 5, "restarts": 1},
+        "transfer_pgd_l2_strong": {"steps": 40},
+        "square_l2_strong": {"n_queries": 100},
+        "transfer_pgd_strong": {"steps": 10},
+    }
+    base = dict(
+        run_dir=".",
+        n_examples=20,
+        eps_l2=1.0,
+        eps_linf=[0.45],
+        eot_iter=4,
+        zeros_n=3,
+        broad_min=2,
+        strong_l2=["pgd_l2_strong", "eot_pgd_l2_strong", "transfer_pgd_l2_strong", "square_l2_strong"],
+        strong_linf=["transfer_pgd_strong"],
+        attack_set=small,
+    )
     return ClaimsOptions(**{**base, **kw}).validate()
 
 
@@ -138,8 +151,9 @@ def test_masked_gradients_are_reproduced_only_under_the_paper_protocol(masked_ro
         assert r["acc"] < 0.1 and not r["better"]
     d = masked_rows["d"]
     assert d["verdict"] == PAPER_ONLY, d["paper_protocol"]
-    for p in d["zeros"]["strongest"]["per_beta"]:   # the strongest attack needs no more than the baseline does
+    for p in d["zeros"]["strongest"]["per_beta"]:  # the strongest attack needs no more than the baseline does
         assert p["fooled"] == p["n"] and p["l2"] < 1.0
+
 
 def test_a_really_smoother_model_is_reproduced(smooth_rows):
     for cid in ("b", "c"):
@@ -156,6 +170,7 @@ def test_a_really_smoother_model_is_reproduced(smooth_rows):
     for p in z["per_beta"]:
         assert p["fooled"] == 0 or p["l2"] > 1.5
 
+
 def test_the_deterministic_baseline_falls_to_zero_under_cw(masked_rows):
     a = masked_rows["a"]
     assert a["verdict"] == REPRODUCED, a
@@ -164,7 +179,7 @@ def test_the_deterministic_baseline_falls_to_zero_under_cw(masked_rows):
 
 def test_rows_come_in_order_and_table1_needs_clean_vectors(masked_rows):
     assert list(masked_rows) == ["T1", "a", "b", "c", "d", "d'", "e"]
-    assert masked_rows["T1"]["verdict"] == NOT_MEASURED    # in-memory check: no full-test vectors
+    assert masked_rows["T1"]["verdict"] == NOT_MEASURED  # in-memory check: no full-test vectors
 
 
 def test_verdict_logic():
@@ -186,7 +201,7 @@ def test_table1_uses_mcnemar_on_the_same_examples():
     n = 2000
     base.test_clean[0] = _vec(1900, n)
     vib.test_clean[0] = _vec(1900, n)
-    vib.test_clean[0][1900:1960] = True          # 60 more right, none fewer: significant
+    vib.test_clean[0][1900:1960] = True  # 60 more right, none fewer: significant
     rows = judge_claims({"mlp": base, "vib_beta1e-3": vib}, baseline="mlp", eps_l2=1.0, eps_linf=[0.1])
     t1 = rows[0]
     assert t1["id"] == "T1" and t1["verdict"] == REPRODUCED

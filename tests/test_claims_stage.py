@@ -12,22 +12,44 @@ from bench.suite import SCHEMA, load_suite
 from bench.train_stage import train_run
 from bench.training import TrainConfig
 
-FAST = {"cw_paper": {"steps": 20, "binary_steps": 3, "initial_const": 1.0, "lr": 0.05},
-        "cw_paper_targeted": {"steps": 20, "binary_steps": 3, "initial_const": 1.0, "lr": 0.05},
-        "pgd_l2_strong": {"steps": 5, "restarts": 1}, "eot_pgd_l2_strong": {"steps": 3, "restarts": 1},
-        "pgd_strong": {"steps": 5, "restarts": 1}}
-CLAIMS_TABLE = {"n_examples": 24, "eps_l2": 1.5, "eps_linf": [0.2], "eot_iter": 2, "zeros_n": 2, "broad_min": 1,
-                "strong_l2": ["pgd_l2_strong", "eot_pgd_l2_strong"], "strong_linf": ["pgd_strong"], "set": FAST}
+FAST = {
+    "cw_paper": {"steps": 20, "binary_steps": 3, "initial_const": 1.0, "lr": 0.05},
+    "cw_paper_targeted": {"steps": 20, "binary_steps": 3, "initial_const": 1.0, "lr": 0.05},
+    "pgd_l2_strong": {"steps": 5, "restarts": 1},
+    "eot_pgd_l2_strong": {"steps": 3, "restarts": 1},
+    "pgd_strong": {"steps": 5, "restarts": 1},
+}
+CLAIMS_TABLE = {
+    "n_examples": 24,
+    "eps_l2": 1.5,
+    "eps_linf": [0.2],
+    "eot_iter": 2,
+    "zeros_n": 2,
+    "broad_min": 1,
+    "strong_l2": ["pgd_l2_strong", "eot_pgd_l2_strong"],
+    "strong_linf": ["pgd_strong"],
+    "set": FAST,
+}
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("claims") / "run"
     ds = load_dataset("digits")
-    models = {"mlp": {"hidden": [16, 16]}, "vib_beta0": {"hidden": [16, 16], "k": 4},
-              "vib_beta1e-2": {"hidden": [16, 16], "k": 4}}
-    train_run(out, ds, models, [0], TrainConfig(epochs=2, lr=3e-3, batch_size=100), log=lambda *_: None,
-              suite={"name": "t", "claims": CLAIMS_TABLE})
+    models = {
+        "mlp": {"hidden": [16, 16]},
+        "vib_beta0": {"hidden": [16, 16], "k": 4},
+        "vib_beta1e-2": {"hidden": [16, 16], "k": 4},
+    }
+    train_run(
+        out,
+        ds,
+        models,
+        [0],
+        TrainConfig(epochs=2, lr=3e-3, batch_size=100),
+        log=lambda *_: None,
+        suite={"name": "t", "claims": CLAIMS_TABLE},
+    )
     return out
 
 
@@ -44,11 +66,15 @@ def test_claims_are_measured_recorded_and_rendered(run_dir, measured):
     assert all(r["verdict"] in VERDICTS for r in rows)
     res = Results.load(run_dir)
     assert [r["id"] for r in res.claims["rows"]] == [r["id"] for r in rows]
-    assert res.claims["setup"]["n_examples"] == 24 and res.claims["setup"]["models"] == ["mlp", "vib_beta0", "vib_beta1e-2"]
+    assert res.claims["setup"]["n_examples"] == 24 and res.claims["setup"]["models"] == [
+        "mlp",
+        "vib_beta0",
+        "vib_beta1e-2",
+    ]
     seed = res.seed("vib_beta0", 0)
     cells = {c["key"] for c in seed.claims["cells"]}
     assert {"cw_paper|L2|inf", "cw_paper_targeted|L2|inf", "eot_pgd_l2_strong|L2|1.5", "pgd_strong|Linf|0.2"} <= cells
-    assert "eot_pgd_l2_strong|L2|1.5" not in {c["key"] for c in res.seed("mlp", 0).claims["cells"]}   # deterministic
+    assert "eot_pgd_l2_strong|L2|1.5" not in {c["key"] for c in res.seed("mlp", 0).claims["cells"]}  # deterministic
     vec = load_per_example(run_dir, "vib_beta0", 0)
     assert vec["claims:cw_paper@inf"].shape == (24,) and "claims:cw_paper@1.5" in vec
     # robust under an attack implies clean-correct; inside the budget is at least as robust as unbounded
@@ -65,7 +91,7 @@ def test_claims_are_measured_recorded_and_rendered(run_dir, measured):
     from bench.reporting.report import report_html
 
     report = report_html(run_dir)
-    assert '<section id="claims">' in report and 'href="#claims"' in report   # the report shows the claims
+    assert '<section id="claims">' in report and 'href="#claims"' in report  # the report shows the claims
 
 
 def test_a_second_run_reuses_every_cell_and_a_changed_setup_is_refused(run_dir, measured):
@@ -80,7 +106,7 @@ def test_the_command_judges_again_and_prints_the_table(run_dir, measured, capsys
     assert main(["claims", str(run_dir), "--judge-only"]) == 0
     out = capsys.readouterr().out
     assert "(a) The deterministic baseline has 0% accuracy" in out and "verdict:" in out
-    assert main(["claims", str(run_dir), "--baseline", "dropout", "--judge-only"]) == 2   # not trained
+    assert main(["claims", str(run_dir), "--baseline", "dropout", "--judge-only"]) == 2  # not trained
 
 
 def test_table1_row_is_computed_from_the_full_test_vectors(run_dir, measured):
@@ -127,7 +153,7 @@ def test_a_run_without_weights_is_judged_again_from_its_measurements(run_dir, me
         w.unlink()
     assert main(["claims", str(copy), "--judge-only"]) == 0
     assert Results.load(copy).claims["rows"] == Results.load(run_dir).claims["rows"]
-    assert main(["claims", str(copy)]) == 2   # measuring needs the weights: one line, not a traceback
+    assert main(["claims", str(copy)]) == 2  # measuring needs the weights: one line, not a traceback
 
 
 def test_the_committed_claims_table_follows_from_its_committed_measurements(tmp_path):

@@ -4,8 +4,9 @@
 import shutil
 from pathlib import Path
 
-from bench.cli import main
 from conftest import one_error_line
+
+from bench.cli import main
 
 CLAIMS = Path(__file__).resolve().parent.parent / "results" / "claims"
 
@@ -17,4 +18,4 @@ def test_a_run_without_weights_points_to_judge_only(tmp_path, capsys):
     assert main(["claims", str(run)]) == 2
     err = one_error_line(capsys)
     assert "--judge-only" in err and "'mlp'" in err and "not among the trained models" not in err
-    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before   # nothing written
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # nothing written

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_error_line
 
 from bench.cli import main
 from bench.reporting.compare import compare_runs
 from bench.results import Results
 from bench.rundir import save_per_example
-from bench.stats import (holm, mcnemar, mcnemar_p, trapezoid_auc, two_proportion_test, wilson_interval)
-from conftest import one_error_line
+from bench.stats import holm, mcnemar, mcnemar_p, trapezoid_auc, two_proportion_test, wilson_interval
 
 N_TEST = 400
 N_ATTACK = 200
@@ -28,18 +28,42 @@ def _flip(v: np.ndarray, k: int, to: bool, start: int = 0) -> np.ndarray:
     return v
 
 
-def make_run(path: Path, *, clean=None, robust=None, train_ex_s=100_000.0, machine=MACHINE, checksum="sha256:aaaa",
-             seeds=(0, 1), failed=(), per_example=True, recorded_at="2026-01-01T00:00:00+00:00", errors=None) -> Path:
+def make_run(
+    path: Path,
+    *,
+    clean=None,
+    robust=None,
+    train_ex_s=100_000.0,
+    machine=MACHINE,
+    checksum="sha256:aaaa",
+    seeds=(0, 1),
+    failed=(),
+    per_example=True,
+    recorded_at="2026-01-01T00:00:00+00:00",
+    errors=None,
+) -> Path:
     """A tiny run directory: one model, clean and PGD@0.3 correctness vectors per seed, throughput on seed 0."""
     rng = np.random.default_rng(0)
-    base_clean = rng.random(N_TEST) > 0.10   # ~90% accuracy, the same test examples in every run
+    base_clean = rng.random(N_TEST) > 0.10  # ~90% accuracy, the same test examples in every run
     base_robust = base_clean[:N_ATTACK] & (rng.random(N_ATTACK) > 0.5)
     clean = base_clean if clean is None else clean
     robust = base_robust if robust is None else robust
-    env = {"cpu": machine["cpu"], "threads": machine["threads"], "device": "cpu", "device_name": machine["device_name"],
-           "git": {"commit": "abcdef1234567890", "dirty": False}, "recorded_at": recorded_at}
-    run = {"dataset": {"name": "digits", "n_test": N_TEST, "checksum": checksum}, "train": {"epochs": 1},
-           "models": {"mlp": {}}, "seeds": list(seeds), "plugins": [], "suite": None}
+    env = {
+        "cpu": machine["cpu"],
+        "threads": machine["threads"],
+        "device": "cpu",
+        "device_name": machine["device_name"],
+        "git": {"commit": "abcdef1234567890", "dirty": False},
+        "recorded_at": recorded_at,
+    }
+    run = {
+        "dataset": {"name": "digits", "n_test": N_TEST, "checksum": checksum},
+        "train": {"epochs": 1},
+        "models": {"mlp": {}},
+        "seeds": list(seeds),
+        "plugins": [],
+        "suite": None,
+    }
     res = Results.new(run, env)
     data = res.raw
     data["environments"]["train"] = env
@@ -49,15 +73,30 @@ def make_run(path: Path, *, clean=None, robust=None, train_ex_s=100_000.0, machi
             seeds_out[str(s)] = {"train": {"state": "failed", "error": "RuntimeError: loss is NaN"}}
             continue
         err = float(1 - clean.mean()) if errors is None else errors[s]
-        entry = {"train": {"state": "done"},
-                 "clean": {"n": N_TEST, "error": err, "nll": 0.3, "ece": 0.02},
-                 "attacks": [{"attack": "pgd", "norm": "Linf", "eps": 0.3, "protocol": "standard",
-                              "robust_acc": float(robust.mean()), "n": N_ATTACK, "n_robust": int(robust.sum()),
-                              "checks": {}, "config": {"budget": {"steps": 40}}}]}
+        entry = {
+            "train": {"state": "done"},
+            "clean": {"n": N_TEST, "error": err, "nll": 0.3, "ece": 0.02},
+            "attacks": [
+                {
+                    "attack": "pgd",
+                    "norm": "Linf",
+                    "eps": 0.3,
+                    "protocol": "standard",
+                    "robust_acc": float(robust.mean()),
+                    "n": N_ATTACK,
+                    "n_robust": int(robust.sum()),
+                    "checks": {},
+                    "config": {"budget": {"steps": 40}},
+                }
+            ],
+        }
         if s == seeds[0]:
-            entry["throughput"] = {"params": 1000, "machine": machine,
-                                   "inference": {"100": {"median": 1e6, "iqr": 1e4, "rounds": 5}},
-                                   "train": {"median": train_ex_s, "iqr": 1e3, "rounds": 5, "batch_size": 100}}
+            entry["throughput"] = {
+                "params": 1000,
+                "machine": machine,
+                "inference": {"100": {"median": 1e6, "iqr": 1e4, "rounds": 5}},
+                "train": {"median": train_ex_s, "iqr": 1e3, "rounds": 5, "batch_size": 100},
+            }
         seeds_out[str(s)] = entry
         if per_example:
             save_per_example(path, "mlp", s, "clean", torch.from_numpy(clean))
@@ -145,7 +184,7 @@ def test_improvement_is_reported_but_passes(base, tmp_path, capsys):
 
 def test_robust_regression_of_a_single_attack_is_secondary(base, tmp_path, capsys):
     new = make_run(tmp_path / "new", robust=_flip(_robust_vec(), 40, False))
-    assert main(["compare", str(base), str(new), "--format", "csv"]) == 0   # not the leaderboard worst case
+    assert main(["compare", str(base), str(new), "--format", "csv"]) == 0  # not the leaderboard worst case
     assert main(["compare", str(base), str(new), "--format", "csv", "--fail-on", "all"]) == 1
     captured = capsys.readouterr()
     row = next(line for line in captured.out.splitlines() if line.startswith("secondary"))
@@ -217,9 +256,11 @@ def test_compare_rows_api(base):
 
 # ------------------------------------------------------------------------------------ history
 def test_history_orders_by_time_and_flags_a_planted_step(tmp_path, capsys):
-    runs = [make_run(tmp_path / "r1", recorded_at="2026-01-01T00:00:00+00:00", errors={0: 0.100, 1: 0.104}),
-            make_run(tmp_path / "r2", recorded_at="2026-01-02T00:00:00+00:00", errors={0: 0.102, 1: 0.098}),
-            make_run(tmp_path / "r3", recorded_at="2026-01-03T00:00:00+00:00", errors={0: 0.250, 1: 0.246})]
+    runs = [
+        make_run(tmp_path / "r1", recorded_at="2026-01-01T00:00:00+00:00", errors={0: 0.100, 1: 0.104}),
+        make_run(tmp_path / "r2", recorded_at="2026-01-02T00:00:00+00:00", errors={0: 0.102, 1: 0.098}),
+        make_run(tmp_path / "r3", recorded_at="2026-01-03T00:00:00+00:00", errors={0: 0.250, 1: 0.246}),
+    ]
     plot = tmp_path / "history.png"
     # given out of order: the table follows the recorded time
     assert main(["history", str(runs[2]), str(runs[0]), str(runs[1]), "--plot", str(plot)]) == 0
@@ -233,8 +274,12 @@ def test_history_orders_by_time_and_flags_a_planted_step(tmp_path, capsys):
 
 
 def test_history_within_noise_has_no_step(tmp_path, capsys):
-    runs = [make_run(tmp_path / f"r{i}", recorded_at=f"2026-01-0{i + 1}T00:00:00+00:00",
-                     errors={0: 0.10 + 0.005 * i, 1: 0.10}) for i in range(3)]
+    runs = [
+        make_run(
+            tmp_path / f"r{i}", recorded_at=f"2026-01-0{i + 1}T00:00:00+00:00", errors={0: 0.10 + 0.005 * i, 1: 0.10}
+        )
+        for i in range(3)
+    ]
     assert main(["history", *map(str, runs), "--order", "given", "--metric", "clean_error", "--model", "ml*"]) == 0
     out = capsys.readouterr().out
     assert "STEP" not in out and "no step larger than the noise" in out

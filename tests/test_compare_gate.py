@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_error_line
 
 from bench.cli import main
 from bench.rundir import load_per_example, save_per_example
 from bench.stats import fisher_combine, paired_seeds_p
-from conftest import one_error_line
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "quick"
 
@@ -60,7 +60,7 @@ def test_balanced_flips_pass(copy_of_reference, capsys):
 
 def test_rates_that_disagree_with_their_vectors_are_refused(copy_of_reference, capsys):
     data = json.loads((copy_of_reference / "results.json").read_text())
-    data["models"]["mlp"]["seeds"]["0"]["clean"]["error"] = 0.10   # the vector still says 1.85%
+    data["models"]["mlp"]["seeds"]["0"]["clean"]["error"] = 0.10  # the vector still says 1.85%
     (copy_of_reference / "results.json").write_text(json.dumps(data))
     assert main(["compare", str(REFERENCE), str(copy_of_reference)]) == 2
     err = one_error_line(capsys)

@@ -17,8 +17,7 @@ from bench.train_stage import train_run
 from bench.training import TrainConfig, build_member, on_device
 from models.base import scale_input
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 TINY = {"hidden": [64, 64]}
 quiet = dict(progress=False, log=lambda *_: None)
@@ -42,7 +41,7 @@ def _steps(digits, names, device, graphs, n=12):
         perm = torch.stack([torch.randperm(len(x), generator=g) for g in stack.shuffles]).to(device)
         for i in range(n):
             start = (i * 100) % 1000
-            step(perm[:, start:start + (77 if i == 5 else 100)], i)
+            step(perm[:, start : start + (77 if i == 5 else 100)], i)
         torch.cuda.synchronize(device)
     return [p.detach().clone() for p in stack.params] + [e.clone() for e in stack.ema], before, step
 

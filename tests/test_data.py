@@ -65,7 +65,9 @@ def test_idx_folder_is_parsed_and_verified(tmp_path, monkeypatch):
     assert ds.x_train.shape == (12_000, 1, 28, 28) and len(x_val) == 10_000
     # the validation split is the *last* 10,000 training images
     assert torch.equal(y_val, torch.from_numpy(fake["arrays"]["train-labels-idx1-ubyte"][-10_000:]))
-    assert torch.allclose(ds.x_test[3, 0], torch.from_numpy(fake["arrays"]["t10k-images-idx3-ubyte"][3] / 255.0).float())
+    assert torch.allclose(
+        ds.x_test[3, 0], torch.from_numpy(fake["arrays"]["t10k-images-idx3-ubyte"][3] / 255.0).float()
+    )
 
 
 def test_uncompressed_files_work_and_env_variable_is_used(tmp_path, monkeypatch):
@@ -117,9 +119,11 @@ def test_unknown_dataset():
         load_dataset("cifar-17")
 
 
-@pytest.mark.skipif(not os.environ.get("VIB_BENCH_DATA") or
-                    not (Path(os.environ.get("VIB_BENCH_DATA", "/nonexistent")) / "mnist").is_dir(),
-                    reason="real MNIST not available (set VIB_BENCH_DATA)")
+@pytest.mark.skipif(
+    not os.environ.get("VIB_BENCH_DATA")
+    or not (Path(os.environ.get("VIB_BENCH_DATA", "/nonexistent")) / "mnist").is_dir(),
+    reason="real MNIST not available (set VIB_BENCH_DATA)",
+)
 def test_real_mnist():
     ds = load_dataset("mnist")
     assert ds.x_train.shape == (60_000, 1, 28, 28) and ds.x_test.shape == (10_000, 1, 28, 28)
@@ -127,7 +131,9 @@ def test_real_mnist():
     assert len(ds.split("train")[0]) == 50_000
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed"
+)
 def test_fashion_mnist_from_debian(monkeypatch):
     monkeypatch.delenv("VIB_BENCH_DATA", raising=False)
     ds = load_dataset("fashion-mnist")

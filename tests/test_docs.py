@@ -57,15 +57,25 @@ def test_the_readme_shows_the_test_command_ci_runs():
 
 
 def test_the_generated_tables_match_the_committed_results():
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_docs.py"), "--check"], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_the_site_builds_strictly(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e .[docs])")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "site" / "index.html").exists()
 
@@ -85,15 +95,16 @@ def run_shown(cmd: str, cwd: Path, env: dict) -> tuple[int, str]:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
                     rc = main(words[1:])
-                except SystemExit as e:   # --help
+                except SystemExit as e:  # --help
                     rc = e.code or 0
             if out_file:
                 (cwd / out_file).write_text(out.getvalue())
         finally:
             os.chdir(old)
         return rc, err.getvalue()
-    proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     return proc.returncode, proc.stderr
 
 
@@ -109,9 +120,14 @@ def test_every_shown_command_runs_or_is_marked_long_running(page, tmp_path):
     shim = tmp_path / "bin" / "vib-bench"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bench "$@"\n')
     shim.chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
     for cmd in commands:
         rc, err = run_shown(cmd, tmp_path, env)
-        assert rc == 0, (f"{page.name}: `{cmd}` exited {rc} (mark it `# long-running` if a test cannot run it):\n"
-                         f"{err[-2000:]}")
+        assert rc == 0, (
+            f"{page.name}: `{cmd}` exited {rc} (mark it `# long-running` if a test cannot run it):\n{err[-2000:]}"
+        )

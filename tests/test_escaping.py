@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import golden_data
 
-from bench.reporting import escape
 from bench.claims import claims_markdown
+from bench.reporting import escape
 from bench.reporting.compare import compare_runs
 from bench.reporting.compare_render import render_rows
 from bench.reporting.history import history_frame, render_history
 from bench.reporting.leaderboard_render import leaderboard_markdown, render_leaderboard
 from bench.results import Results
-from conftest import golden_data
 
 FORGED = "evil\n| forged | row |"
 SCRIPT = "<script>alert(1)</script>"
@@ -27,7 +27,7 @@ HOSTILE = [FORGED, SCRIPT, FORMULA, LATEX, "tick`code`"]
 
 # ------------------------------------------------------------------------------ the helpers
 def test_markdown_cells():
-    assert escape.markdown("vib_beta1e-3") == "vib_beta1e-3"         # ordinary names are unchanged
+    assert escape.markdown("vib_beta1e-3") == "vib_beta1e-3"  # ordinary names are unchanged
     assert escape.markdown("a|b") == r"a\|b"
     assert "\n" not in escape.markdown(FORGED) and r"\| forged \|" in escape.markdown(FORGED)
     assert escape.markdown(SCRIPT) == r"\<script\>alert(1)\</script\>"
@@ -37,9 +37,18 @@ def test_markdown_cells():
 
 def test_latex_specials():
     out = escape.latex(LATEX)
-    for raw, escaped in (("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("{", r"\{"),
-                         ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"),
-                         ("\\", r"\textbackslash{}")):
+    for raw, escaped in (
+        ("_", r"\_"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
+        ("\\", r"\textbackslash{}"),
+    ):
         assert escaped in out, raw
     assert escape.latex("x\ny") == "x y"
 
@@ -61,7 +70,7 @@ def test_html():
 
 
 # ------------------------------------------------------------------------------ the renderers
-RUN = Path("/nonexistent-vib-bench-run/hostile/results.json")   # a label; nothing is read from or written there
+RUN = Path("/nonexistent-vib-bench-run/hostile/results.json")  # a label; nothing is read from or written there
 
 
 def golden_with_names(names: list[str]) -> Results:
@@ -81,7 +90,7 @@ def _table_lines(text: str) -> list[str]:
 def test_leaderboard_markdown_a_newline_adds_no_row_and_no_raw_html():
     res = golden_with_names([FORGED, SCRIPT, "tick`code`"])
     md = render_leaderboard(res, "github")
-    assert len(_table_lines(md)) == 2 + len(res.model_names())   # header, rule, one line per model
+    assert len(_table_lines(md)) == 2 + len(res.model_names())  # header, rule, one line per model
     assert "<script>" not in md and r"\<script\>" in md
     assert "forged" in md and "\n| forged" not in md
     doc = leaderboard_markdown(res)
@@ -92,7 +101,7 @@ def test_leaderboard_csv_latex_html():
     res = golden_with_names([FORMULA, LATEX, SCRIPT])
     frame = pd.read_csv(io.StringIO(render_leaderboard(res, "csv")))
     assert frame["model"].tolist()[0] == "'" + FORMULA
-    assert pd.api.types.is_float_dtype(frame["clean_error"])   # numbers stay numbers
+    assert pd.api.types.is_float_dtype(frame["clean_error"])  # numbers stay numbers
     tex = render_leaderboard(res, "latex")
     assert r"a\_b \& c \% d \$ e \# f \{ g \}" in tex
     html = render_leaderboard(res, "html")
@@ -131,7 +140,9 @@ def test_history_table_escapes_names():
 
 def test_claims_markdown_escapes_cells():
     data = golden_data()
-    data["claims"] = {"setup": {}, "rows": [{"claim": FORGED, "paper_protocol": SCRIPT, "strongest": "x|y",
-                                             "verdict": "reproduced"}]}
+    data["claims"] = {
+        "setup": {},
+        "rows": [{"claim": FORGED, "paper_protocol": SCRIPT, "strongest": "x|y", "verdict": "reproduced"}],
+    }
     md = claims_markdown(Results(data, RUN))
     assert len(_table_lines(md)) == 3 and "<script>" not in md and r"x\|y" in md and "**reproduced**" in md

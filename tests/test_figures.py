@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import golden_data
 from matplotlib.container import ErrorbarContainer
 
 import bench.attack.grid as grid_module
 import bench.reporting.figures as figures
 from bench.results import Results
-from conftest import golden_data
 
 
 @pytest.fixture
@@ -58,12 +58,13 @@ def test_single_seed_says_so_and_draws_no_bars(drawn, tmp_path):
 def test_several_seeds_keep_their_bars(drawn, tmp_path):
     figures.plot_robust_accuracy(golden(), tmp_path / "r.png")
     [fig] = drawn
-    assert "mean ± std over 1-2 seeds" in fig._suptitle.get_text()     # dropout lost a seed
+    assert "mean ± std over 1-2 seeds" in fig._suptitle.get_text()  # dropout lost a seed
     assert any(c.has_yerr for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer))
 
 
-@pytest.mark.parametrize("groups, ncols", [((1,), 1), ((3,), 3), ((4,), 2), ((5,), 3), ((7,), 3), ((10,), 4),
-                                           ((6, 4), 4), ((4, 2), 2)])
+@pytest.mark.parametrize(
+    "groups, ncols", [((1,), 1), ((3,), 3), ((4,), 2), ((5,), 3), ((7,), 3), ((10,), 4), ((6, 4), 4), ((4, 2), 2)]
+)
 def test_grid_columns(groups, ncols):
     assert figures._ncols(*groups) == ncols
 
@@ -79,11 +80,11 @@ def test_robust_accuracy_layout_markers_and_offsets(drawn, tmp_path):
     assert panels[5].get_position().y0 < panels[4].get_position().y0 - 0.05
     worst = panels[0]
     lines = series(worst)
-    assert lines["mlp"].get_marker() == "o" and lines["vib_beta1e-3"].get_marker() == "^"   # two families
+    assert lines["mlp"].get_marker() == "o" and lines["vib_beta1e-3"].get_marker() == "^"  # two families
     xs = {name: tuple(ln.get_xdata()) for name, ln in lines.items()}
-    assert len(set(xs.values())) == len(xs)                                   # every model nudged apart
+    assert len(set(xs.values())) == len(xs)  # every model nudged apart
     spread = max(x[0] for x in xs.values()) - min(x[0] for x in xs.values())
-    assert 0 < spread < 0.05 * 0.3                                           # small against the eps range
+    assert 0 < spread < 0.05 * 0.3  # small against the eps range
 
 
 def test_beta_sweep_eps_series_differ(drawn, tmp_path):
@@ -91,7 +92,7 @@ def test_beta_sweep_eps_series_differ(drawn, tmp_path):
     [fig] = drawn
     robust = next(ax for ax in fig.axes if "robust" in ax.get_ylabel())
     lines = list(series(robust).values())
-    assert len(lines) == 3                                                    # eps 0.1, 0.2, 0.3 of the grid
+    assert len(lines) == 3  # eps 0.1, 0.2, 0.3 of the grid
     assert len({ln.get_linestyle() for ln in lines}) == 3 and len({ln.get_marker() for ln in lines}) == 3
 
 
@@ -108,15 +109,15 @@ def test_beta_sweep_draws_beta_zero_at_a_labelled_tick(drawn, tmp_path):
         labels = [t.get_text() for t in ax.get_xticklabels()]
         assert labels[0] == "0" and ax.get_xticks()[0] == pytest.approx(smallest / 100)
         xs = [x for ln in series(ax).values() for x in ln.get_xdata()]
-        assert min(xs) < smallest / 10                                        # the beta = 0 point is drawn
+        assert min(xs) < smallest / 10  # the beta = 0 point is drawn
 
 
 def test_reliability_titles_clear_the_row_above_and_counts_show(drawn, tmp_path):
     data = golden_data()
     counts = [0, 0, 2, 5, 20, 40, 269, 24]
-    rel = {"edges": [i / 8 for i in range(9)], "count": counts, "accuracy": [None, None, 1.0, .6, .5, .7, .9, 1.0]}
+    rel = {"edges": [i / 8 for i in range(9)], "count": counts, "accuracy": [None, None, 1.0, 0.6, 0.5, 0.7, 0.9, 1.0]}
     models = {}
-    for i in range(6):                                                        # two rows of three panels
+    for i in range(6):  # two rows of three panels
         m = json.loads(json.dumps(data["models"]["mlp"]))
         m["seeds"]["0"]["clean"]["reliability"] = rel
         models[f"m{i}"] = m
@@ -135,9 +136,9 @@ def test_reliability_titles_clear_the_row_above_and_counts_show(drawn, tmp_path)
         ticks_bottom = min(t.get_window_extent(renderer).y0 for t in above.get_xticklabels() if t.get_text())
         assert below.title.get_window_extent(renderer).y1 < min(label_bottom, ticks_bottom)
     heights = sorted(round(p.get_height()) for p in strip[0].patches)
-    assert heights == sorted(c for c in counts if c)                          # one count bar per non-empty bin
+    assert heights == sorted(c for c in counts if c)  # one count bar per non-empty bin
     alphas = {round(p.get_height(), 2): p.get_alpha() for p in main[0].patches}
-    assert alphas[1.0] < alphas[0.9]                                          # 2 examples drawn paler than 269
+    assert alphas[1.0] < alphas[0.9]  # 2 examples drawn paler than 269
 
 
 def test_adversarial_grid_has_a_colour_bar(drawn, tmp_path):

@@ -9,17 +9,37 @@ import math
 import tempfile
 from pathlib import Path
 
+from conftest import golden_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cli import main
-from conftest import golden_data
 
 BASE_RAW = golden_data()
 
-HOSTILE_NAMES = ["../../x", "../../../victim/models/mlp", "/abs", "/tmp/abs", "a\nb", "a\rb", ".", "..", ".hidden",
-                 "a/b", "a\\b", "", "x" * 300, "<script>alert(1)</script>", "=HYPERLINK(\"http://x\")", "| forged |",
-                 "a\x00b", "é", "-1", "4294967296", "0x10"]
+HOSTILE_NAMES = [
+    "../../x",
+    "../../../victim/models/mlp",
+    "/abs",
+    "/tmp/abs",
+    "a\nb",
+    "a\rb",
+    ".",
+    "..",
+    ".hidden",
+    "a/b",
+    "a\\b",
+    "",
+    "x" * 300,
+    "<script>alert(1)</script>",
+    '=HYPERLINK("http://x")',
+    "| forged |",
+    "a\x00b",
+    "é",
+    "-1",
+    "4294967296",
+    "0x10",
+]
 
 
 def _deep(n: int):
@@ -30,11 +50,37 @@ def _deep(n: int):
 
 
 HOSTILE_VALUES = st.one_of(
-    st.sampled_from([None, True, False, 0, -1, 10 ** 30, -(10 ** 30), math.nan, math.inf, -math.inf, 1e308, "",
-                     "abc", "NaN", [], {}, [1, "a"], {"a": None}, _deep(40), _deep(2000)]),
+    st.sampled_from(
+        [
+            None,
+            True,
+            False,
+            0,
+            -1,
+            10**30,
+            -(10**30),
+            math.nan,
+            math.inf,
+            -math.inf,
+            1e308,
+            "",
+            "abc",
+            "NaN",
+            [],
+            {},
+            [1, "a"],
+            {"a": None},
+            _deep(40),
+            _deep(2000),
+        ]
+    ),
     st.sampled_from(HOSTILE_NAMES),
-    st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
 
 
 def _paths(obj, prefix=()):
@@ -82,16 +128,23 @@ def mutated(draw):
                 del parent[path[-1]]
             else:
                 parent[draw(st.sampled_from(HOSTILE_NAMES))] = parent.pop(path[-1])
-        except (KeyError, IndexError, TypeError):   # an earlier mutation removed or retyped the path
+        except (KeyError, IndexError, TypeError):  # an earlier mutation removed or retyped the path
             continue
     return raw
 
 
 COMMANDS = [
-    ["leaderboard", "{run}"], ["leaderboard", "{run}", "--format", "csv"], ["leaderboard", "{run}", "--format", "latex"],
-    ["compare", "{base}", "{run}"], ["compare", "{run}", "{base}"], ["history", "{base}", "{run}"],
-    ["time", "{run}", "--threads", "1"], ["attack", "{run}", "--threads", "1"], ["info", "{run}"],
-    ["claims", "{run}", "--judge-only"], ["show", "run", "{run}"],
+    ["leaderboard", "{run}"],
+    ["leaderboard", "{run}", "--format", "csv"],
+    ["leaderboard", "{run}", "--format", "latex"],
+    ["compare", "{base}", "{run}"],
+    ["compare", "{run}", "{base}"],
+    ["history", "{base}", "{run}"],
+    ["time", "{run}", "--threads", "1"],
+    ["attack", "{run}", "--threads", "1"],
+    ["info", "{run}"],
+    ["claims", "{run}", "--judge-only"],
+    ["show", "run", "{run}"],
 ]
 
 
@@ -107,8 +160,12 @@ def _snapshot(root: Path, skip: Path) -> dict:
 COUNTS = {"examples": 0, "runs": 0, "refused": 0, "ok": 0, "regression": 0}
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(raw=mutated(), commands=st.lists(st.sampled_from(range(len(COMMANDS))), min_size=1, max_size=3, unique=True))
 def test_a_mutated_results_file_never_crashes_nor_writes_outside(raw, commands):
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +176,7 @@ def test_a_mutated_results_file_never_crashes_nor_writes_outside(raw, commands):
             d.mkdir(parents=True)
         (root / "victim" / "models" / "mlp" / "seed0" / "keep.txt").write_text("victim")
         (base / "results.json").write_text(json.dumps(BASE_RAW))
-        (run / "results.json").write_text(json.dumps(raw))    # NaN and Infinity as JSON writes them
+        (run / "results.json").write_text(json.dumps(raw))  # NaN and Infinity as JSON writes them
         before = _snapshot(root, run)
         COUNTS["examples"] += 1
         for i in commands:

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_error_line
 
 from bench.cli import main
 from bench.rundir import load_per_example, save_per_example
 from bench.stats import paired_seeds_min_p, tarone, tarone_k
-from conftest import one_error_line
 
 SMOKE = Path(__file__).resolve().parent.parent / "results" / "smoke"
 PER_EXAMPLE = "per_example.safetensors"
@@ -62,17 +62,17 @@ def test_the_issue_case_12_lost_0_gained_fails(new, capsys):
 def test_tarone_counts_only_rows_that_can_reach_significance():
     # an exact two-sided McNemar on d discordant pairs cannot go below 2 * 0.5**d
     assert paired_seeds_min_p([(0, 0)]) == 1.0
-    assert paired_seeds_min_p([(3, 2)]) == pytest.approx(2 * 0.5 ** 5)
+    assert paired_seeds_min_p([(3, 2)]) == pytest.approx(2 * 0.5**5)
     assert paired_seeds_min_p([(0, 0), (0, 0)]) == 1.0
     # 100 rows that cannot differ and one with 12 discordant pairs: K = 1, p is not inflated
-    mins = [1.0] * 100 + [2 * 0.5 ** 12]
+    mins = [1.0] * 100 + [2 * 0.5**12]
     assert tarone_k(mins, 0.05) == 1
-    adjusted, k = tarone([1.0] * 100 + [2 * 0.5 ** 12], mins, 0.05)
-    assert k == 1 and adjusted[-1] == pytest.approx(2 * 0.5 ** 12) and adjusted[0] == 1.0
+    adjusted, k = tarone([1.0] * 100 + [2 * 0.5**12], mins, 0.05)
+    assert k == 1 and adjusted[-1] == pytest.approx(2 * 0.5**12) and adjusted[0] == 1.0
     # many rows that could all be significant: Tarone is Bonferroni over all of them
     assert tarone_k([1e-6] * 20, 0.05) == 20
     # 4 rows with 7 discordant pairs (min p 0.0156): at K = 3, 0.05/3 = 0.0167 still admits all 4, so K = 4
-    assert tarone_k([2 * 0.5 ** 7] * 4 + [1.0] * 50, 0.05) == 4
+    assert tarone_k([2 * 0.5**7] * 4 + [1.0] * 50, 0.05) == 4
     # a row whose min p exceeds alpha/K gets 1 whatever its p
     adjusted, k = tarone([0.03, 0.001], [0.03, 0.0001], 0.05)
     assert k == 2 and adjusted == [1.0, pytest.approx(0.002)]
@@ -98,10 +98,12 @@ def test_a_seed_missing_in_new_fails(new, capsys):
 def test_an_attack_cell_missing_in_new_fails_whatever_its_tier(new, capsys):
     def drop(d):
         recs = d["models"]["mlp"]["seeds"]["0"]["attacks"]
-        d["models"]["mlp"]["seeds"]["0"]["attacks"] = [r for r in recs if not (r["attack"] == "fgsm"
-                                                                               and r["eps"] == 0.1)]
+        d["models"]["mlp"]["seeds"]["0"]["attacks"] = [
+            r for r in recs if not (r["attack"] == "fgsm" and r["eps"] == 0.1)
+        ]
+
     edit(new, drop)
-    assert main(["compare", str(SMOKE), str(new)]) == 1   # fgsm is a secondary row, but an omission fails
+    assert main(["compare", str(SMOKE), str(new)]) == 1  # fgsm is a secondary row, but an omission fails
     row = row_of(capsys.readouterr().out, "| mlp", "fgsm Linf 0.1")
     assert "missing" in row and "only in base" in row
     assert main(["compare", str(SMOKE), str(new), "--allow-missing"]) == 0
@@ -123,6 +125,7 @@ def test_a_shorter_vector_in_new_fails(new, capsys):
         for r in d["models"]["mlp"]["seeds"]["0"]["attacks"]:
             if r["attack"] == "pgd" and r["eps"] == 0.3 and r["protocol"] == "standard" and r["norm"] == "Linf":
                 r.update(n=50, n_robust=int(short.sum()), robust_acc=float(short.mean()))
+
     edit(new, shrink)
     assert main(["compare", str(SMOKE), str(new), "--all"]) == 1
     row = row_of(capsys.readouterr().out, "| mlp", "pgd Linf 0.3 [standard]")
@@ -138,7 +141,7 @@ def test_a_vector_missing_in_new_fails(new, capsys):
 # ------------------------------------------------------------------------------ integrity: exit 2
 def test_a_vector_whose_length_differs_from_its_count_is_refused(new, capsys):
     v = load_per_example(new, "mlp", 0)["clean"]
-    save_per_example(new, "mlp", 0, "clean", torch.from_numpy(v[:300].copy()))   # results.json still says 360
+    save_per_example(new, "mlp", 0, "clean", torch.from_numpy(v[:300].copy()))  # results.json still says 360
     assert main(["compare", str(SMOKE), str(new)]) == 2
     err = one_error_line(capsys)
     assert "mlp seed 0" in err and "holds 300 examples" in err and "records 360" in err
@@ -175,15 +178,22 @@ def test_new_cannot_move_a_row_out_of_the_gated_tier(new, capsys):
     """A NEW record marked ``leaderboard: false`` must not turn BASE's primary row into an ungated one."""
     from bench.results import Results
 
-    rec = next(r for r in Results.load(new).model("mlp").seed(0).records()
-               if r.is_worst_case and r.eps > 0 and r.get("leaderboard", True))
+    rec = next(
+        r
+        for r in Results.load(new).model("mlp").seed(0).records()
+        if r.is_worst_case and r.eps > 0 and r.get("leaderboard", True)
+    )
     v = load_per_example(new, "mlp", 0)[rec.vector_key].copy()
-    v[:] = False                                  # every robust example of the leaderboard's cell lost...
+    v[:] = False  # every robust example of the leaderboard's cell lost...
     save_per_example(new, "mlp", 0, rec.vector_key, torch.from_numpy(v))
 
     def worse(d):
-        raw = next(r for r in d["models"]["mlp"]["seeds"]["0"]["attacks"]
-                   if r["attack"] == rec.attack and r["eps"] == rec.eps and r.get("protocol") == rec.protocol)
-        raw.update(robust_acc=0.0, n_robust=0, leaderboard=False)   # ...and the record says "not the leaderboard's"
+        raw = next(
+            r
+            for r in d["models"]["mlp"]["seeds"]["0"]["attacks"]
+            if r["attack"] == rec.attack and r["eps"] == rec.eps and r.get("protocol") == rec.protocol
+        )
+        raw.update(robust_acc=0.0, n_robust=0, leaderboard=False)  # ...and the record says "not the leaderboard's"
+
     edit(new, worse)
     assert main(["compare", str(SMOKE), str(new)]) == 1

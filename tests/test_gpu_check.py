@@ -12,12 +12,27 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow     # 25-90 s measured on the shared 2-core CPU (three CLI processes, 9 models, an attack)
+@pytest.mark.slow  # 25-90 s measured on the shared 2-core CPU (three CLI processes, 9 models, an attack)
 def test_gpu_check_runs_end_to_end_at_tiny_size(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_check.py"), "--tiny", "--device", "cpu",
-                           "--threads", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/gpu_check.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     s = json.loads(out.read_text())
     assert s["ok"] and s["tiny"]

@@ -30,5 +30,6 @@ def test_help_has_description_examples_and_defaults(name):
             continue
         if isinstance(action.default, list) and not action.default:
             continue
-        assert action.help and "default" in p._get_formatter()._get_help_string(action), \
+        assert action.help and "default" in p._get_formatter()._get_help_string(action), (
             f"{name} {action.option_strings[0]}: the help does not state its default"
+        )

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
-
-from bench.reporting.changepoint import fit_steps
-from bench.cli import main
 from conftest import one_error_line
 from test_compare import make_run
+
+from bench.cli import main
+from bench.reporting.changepoint import fit_steps
 
 
 # ------------------------------------------------------------------------------ the fit
@@ -17,7 +17,7 @@ def test_one_planted_step_is_found_where_it_is():
     rng = np.random.default_rng(1)
     se = np.full(30, 0.01)
     values = 0.10 + rng.normal(0, 0.01, 30)
-    values[18:] += 0.05                      # five standard errors, from point 18 on
+    values[18:] += 0.05  # five standard errors, from point 18 on
     fit = fit_steps(values, se)
     assert fit.change_points == [18]
     assert fit.levels[17] == pytest.approx(np.mean(values[:18]))

@@ -63,7 +63,7 @@ class Quantised(torch.nn.Module):
 
     def forward(self, x):
         if not self.mean_mode:
-            x = 0 * x + (torch.round(x * 4) / 4).detach()   # value round(4x)/4, input gradient exactly 0
+            x = 0 * x + (torch.round(x * 4) / 4).detach()  # value round(4x)/4, input gradient exactly 0
         return self.inner(x)
 
 
@@ -86,8 +86,8 @@ class LastNotBest:
     def __call__(self, x, y):
         adv = self.inner(x, y)
         with torch.no_grad():
-            self.model(adv)                  # the attack looks at its last point...
-        return x + 0.0 * (adv - x)           # ...and returns the starting point
+            self.model(adv)  # the attack looks at its last point...
+        return x + 0.0 * (adv - x)  # ...and returns the starting point
 
 
 def _group(model, digits, attacks, *, set_=None, standalone=None, chain=(), model_name="m"):
@@ -96,7 +96,7 @@ def _group(model, digits, attacks, *, set_=None, standalone=None, chain=(), mode
     plan = plan_attacks(opts)
     clean = predict_correct(model, x, y, "cpu")
     m = ModelUnderAttack(model_name, 0, model, x, y, clean, "cpu", checks=model_checks(model, x, y, "cpu"))
-    m.randomised = m.checks["randomised"]   # as the attack stage sets it
+    m.randomised = m.checks["randomised"]  # as the attack stage sets it
     records, vectors = [], {}
     attack_group(m, Group("Linf", EPS, tuple(standalone or attacks), tuple(chain)), opts, plan, records, vectors, {})
     return {r.attack: r for r in records}
@@ -107,8 +107,14 @@ def _fired(rec) -> set[str]:
 
 
 def test_nothing_fires_on_a_plain_mlp(mlp, digits):
-    recs = _group(mlp, digits, ["fgsm", "pgd", "apgd_t"], standalone=["fgsm", "pgd"], chain=["apgd_t"],
-                  set_={"apgd_t": {"steps": 20, "n_target_classes": 3}})
+    recs = _group(
+        mlp,
+        digits,
+        ["fgsm", "pgd", "apgd_t"],
+        standalone=["fgsm", "pgd"],
+        chain=["apgd_t"],
+        set_={"apgd_t": {"steps": 20, "n_target_classes": 3}},
+    )
     for name in ("fgsm", "pgd", "apgd_t", "worst_case"):
         rec = recs[name]
         assert set(rec.indicators) >= {ind.SILENT, ind.UNSTABLE, ind.UNAVAILABLE}, (name, rec.indicators)
@@ -118,7 +124,7 @@ def test_nothing_fires_on_a_plain_mlp(mlp, digits):
     trace = recs["pgd"].loss_trace
     assert 2 <= len(trace) <= 20 and trace[-1] < trace[0]
     assert recs["pgd"].indicators[ind.UNCONSTRAINED]["value"] <= 0.05
-    assert ind.TRANSFER not in recs["pgd"].indicators     # no surrogate: a plain MLP has no mean mode
+    assert ind.TRANSFER not in recs["pgd"].indicators  # no surrogate: a plain MLP has no mean mode
 
 
 def test_quantised_inputs_fire_unavailable_gradients_and_transfer_failure(mlp, digits):
@@ -183,7 +189,7 @@ def _golden_with_indicators(tmp_path, failed_worst_case: bool):
     res = Results.load(run)
     recs = res.model("mlp").seed(0).records()
     at = {r.attack: r for r in recs if r.norm == "Linf" and r.eps == 0.1}
-    for name, rec in at.items():
+    for rec in at.values():
         for n in ind.ORDER:
             ind.set_value(rec, n, 0.0)
     ind.set_value(at["pgd"], ind.SILENT, 0.04)
@@ -201,25 +207,24 @@ def test_leaderboard_report_and_summary_say_whether_a_number_rests_on_a_failed_a
     from bench.reporting.leaderboard import build_leaderboard
     from bench.reporting.leaderboard_render import render
     from bench.reporting.report import report_html
-    from bench.results import Results
     from bench.reporting.summary import summarize
+    from bench.results import Results
 
     run = _golden_with_indicators(tmp_path / "a", failed_worst_case=False)
     res = Results.load(run)
     lb = build_leaderboard(res)
     assert lb.text.at["mlp", "attack_failure"] == "silent success x1"
-    assert lb.text.at["dropout", "attack_failure"] == ""          # never measured
+    assert lb.text.at["dropout", "attack_failure"] == ""  # never measured
     assert "attack failure" in render(lb, "github")
     (finding,) = [f for f in summarize(res) if f.topic == "attack_failure"]
     assert finding.level == "info" and finding.text.startswith("No leaderboard number rests on a failed attack")
     assert "1 number(s) were changed" in finding.text
     page = report_html(run, figures=[])
-    assert "Attack-failure indicators" in page and "4!-&gt;0" in page   # pgd's silent success: 4% -> 0%
+    assert "Attack-failure indicators" in page and "4!-&gt;0" in page  # pgd's silent success: 4% -> 0%
 
     run = _golden_with_indicators(tmp_path / "b", failed_worst_case=True)
     res = Results.load(run)
-    assert build_leaderboard(res).text.at["mlp", "attack_failure"] == \
-        "silent success x1, incomplete optimization x2!"
+    assert build_leaderboard(res).text.at["mlp", "attack_failure"] == "silent success x1, incomplete optimization x2!"
     (finding,) = [f for f in summarize(res) if f.topic == "attack_failure"]
     assert finding.level == "warning" and "rest on a failed attack" in finding.text
     assert finding.items == ("mlp: incomplete optimization (Linf eps 0.1).",)
@@ -232,8 +237,9 @@ def test_unstable_predictions_are_measured_on_a_keyed_randomised_model(digits):
 
     x, y, _, _ = digits
     torch.manual_seed(0)
-    vib = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[32], k=8, n_samples=1,
-                       sigma_shift=0.0)   # large noise and one sample: its predictions do vary
+    vib = create_model(
+        "vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[32], k=8, n_samples=1, sigma_shift=0.0
+    )  # large noise and one sample: its predictions do vary
     opt = torch.optim.Adam(vib.parameters(), lr=1e-2)
     for _ in range(100):
         loss, _ = vib.loss(x, y)
@@ -251,15 +257,20 @@ def test_a_second_pass_over_a_finished_group_computes_nothing(mlp, digits, monke
 
     _, _, x, y = digits
     model = Quantised(mlp).eval()
-    opts = AttackOptions(run_dir=None, attacks=["pgd", "apgd_t"], eps=[EPS], eps_l2=[],
-                         attack_set={"apgd_t": {"steps": 10, "n_target_classes": 2}})
+    opts = AttackOptions(
+        run_dir=None,
+        attacks=["pgd", "apgd_t"],
+        eps=[EPS],
+        eps_l2=[],
+        attack_set={"apgd_t": {"steps": 10, "n_target_classes": 2}},
+    )
     plan = plan_attacks(opts)
     clean = predict_correct(model, x, y, "cpu")
     m = ModelUnderAttack("m", 0, model, x, y, clean, "cpu", checks=model_checks(model, x, y, "cpu"))
     records, vectors = [], {}
     group = Group("Linf", EPS, ("pgd",), ("apgd_t",))
     attack_group(m, group, opts, plan, records, vectors, {})
-    assert any(r.get("mitigation_for") for r in records)          # the transfer cell joined
+    assert any(r.get("mitigation_for") for r in records)  # the transfer cell joined
     runs = []
     for name in ("standalone", "cascade"):
         real = getattr(cells, name)

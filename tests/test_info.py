@@ -9,13 +9,14 @@ import math
 
 import pytest
 import torch
+from conftest import one_error_line
 
-from bench.info import bounds as ib, infoplane
 from bench.cli import main
 from bench.errors import BenchError
+from bench.info import bounds as ib
+from bench.info import infoplane
 from bench.training import TrainConfig, train_model
 from bench.weights import load_weights
-from conftest import one_error_line
 from models import create_model
 
 # Few critic steps: these tests check plumbing and bookkeeping, not the estimators' accuracy.
@@ -27,9 +28,32 @@ FAST_MI = ["--steps", "30", "--restarts", "2", "--batch-size", "32", "--threads"
 def tiny_run(tmp_path_factory):
     """A digits run with an MLP, a tanh MLP and a VIB, snapshots every epoch on 400 examples."""
     out = tmp_path_factory.mktemp("info") / "run"
-    rc = main(["train", "--models", "mlp,mlp_tanh,vib_beta1e-3", "--dataset", "digits", "--epochs", "3",
-               "--lr", "3e-3", "--set", "hidden=16,12", "--set", "k=4", "--snapshot-every", "1",
-               "--snapshot-n", "400", "--threads", "1", "--out", str(out), "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--models",
+            "mlp,mlp_tanh,vib_beta1e-3",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "3",
+            "--lr",
+            "3e-3",
+            "--set",
+            "hidden=16,12",
+            "--set",
+            "k=4",
+            "--snapshot-every",
+            "1",
+            "--snapshot-n",
+            "400",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -53,8 +77,15 @@ def info_of(run_dir, model, seed="0"):
 
 # ---------------------------------------------------------------------------- the rate (KL bound)
 def _vib_rate(tmp_path, digits, beta):
-    train_model("vib_beta1e-3", 0, digits, TrainConfig(epochs=25, lr=3e-3), tmp_path / f"b{beta:g}",
-                overrides={"hidden": [32], "k": 4, "beta": beta}, progress=False)
+    train_model(
+        "vib_beta1e-3",
+        0,
+        digits,
+        TrainConfig(epochs=25, lr=3e-3),
+        tmp_path / f"b{beta:g}",
+        overrides={"hidden": [32], "k": 4, "beta": beta},
+        progress=False,
+    )
     model = load_weights(tmp_path / f"b{beta:g}" / "models/vib_beta1e-3/seed0/model.safetensors")
     x, y = digits.split("test")
     rep = ib.info_representation(model, x, y)
@@ -111,8 +142,9 @@ def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits
     from bench.snapshots import encoder_terms, layer_activations, layers_of
 
     torch.manual_seed(0)
-    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4,
-                         sigma_shift=0.0).to(dtype)
+    model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4, sigma_shift=0.0).to(
+        dtype
+    )
     x, y = digits.split("train")
     x, y = x[:300].to(dtype), y[:300]
     snap = {**layer_activations(model, x), "labels": y, **encoder_terms(model, x, y)}
@@ -140,7 +172,7 @@ def test_an_encoder_without_a_decoder_gets_intervals_but_no_izy(digits, tmp_path
     snaps = {}
     for epoch in (1, 2):
         terms = encoder_terms(model, x, y)
-        terms.pop("z_ce")                                 # what a model with no decoder/head stores
+        terms.pop("z_ce")  # what a model with no decoder/head stores
         snaps[epoch] = {**layer_activations(model, x), "labels": y, **terms}
     rec, setup = infoplane.z_bounds_record(snaps, [{"epoch": 1, "kl": 30.0, "ce": 1.0}])
     pts = rec[infoplane.SNAPSHOT_INTERVALS]
@@ -151,8 +183,7 @@ def test_an_encoder_without_a_decoder_gets_intervals_but_no_izy(digits, tmp_path
 
 
 def test_flags_say_which_bound_is_contradicted():
-    bounds = {"rate_nats": 3.0, "rate_se_nats": 0.0, "izy_lower_nats": 1.5, "izy_lower_se_nats": 0.0,
-              "h_y_nats": 2.3}
+    bounds = {"rate_nats": 3.0, "rate_se_nats": 0.0, "izy_lower_nats": 1.5, "izy_lower_se_nats": 0.0, "h_y_nats": 2.3}
     est = lambda v, s=0.05: {"estimator": "mine", "nats": v, "std_nats": s}  # noqa: E731
     assert ib.check_estimate("I(X;Z)", est(2.0), bounds) == []
     (f,) = ib.check_estimate("I(X;Z)", est(3.5), bounds)
@@ -177,8 +208,9 @@ def test_flags_say_which_bound_is_contradicted():
 def test_binning_of_the_label_itself_gives_h_y():
     y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 1, 0])
     h_y = ib.label_entropy(y)
-    assert h_y == pytest.approx(-(0.4 * math.log(0.4) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)
-                                  + 0.1 * math.log(0.1)))
+    assert h_y == pytest.approx(
+        -(0.4 * math.log(0.4) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1))
+    )
     r = infoplane.binned_information(y.float()[:, None], y, bins=4, lo=0.0, hi=3.0)
     assert r["ixt_nats"] == pytest.approx(h_y) and r["ity_nats"] == pytest.approx(h_y)
     # a constant layer carries nothing
@@ -253,10 +285,10 @@ def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
     assert f"[{b['ixz_lower_nats']:.3f}" in out
     mlp = info_of(run_copy, "mlp")
     assert mlp["representation"] == "last hidden" and mlp["bounds"]["rate_nats"] is None and mlp["notes"]
-    assert mlp["deterministic"] is True and mlp["estimates"]["I(X;Z)"] == {}   # no number for an infinite MI
+    assert mlp["deterministic"] is True and mlp["estimates"]["I(X;Z)"] == {}  # no number for an infinite MI
     assert "ixz_lower_nats" not in mlp["bounds"]
     assert mlp["bounds"]["h_y_nats"] == pytest.approx(vib["bounds"]["h_y_nats"])
-    for rec in (vib, mlp):   # every model: a provable I(Z;Y) interval, printed and in the leaderboard
+    for rec in (vib, mlp):  # every model: a provable I(Z;Y) interval, printed and in the leaderboard
         lo, up, _, _ = ib.izy_interval(rec["bounds"])
         assert 0 <= lo <= up <= rec["bounds"]["h_y_nats"] + 1e-12 and f"[{lo:.3f}, {up:.3f}]" in out
     assert main(["leaderboard", str(run_copy), "--format", "json"]) == 0
@@ -272,27 +304,34 @@ def test_info_end_to_end_writes_records_and_resume_skips(run_copy, capsys):
     assert results(run_copy)["models"] == before
 
     # --no-copula estimates are other estimates: --resume does not take the stored ones for them
-    assert main(["info", str(run_copy), "--models", "mlp", "--estimators", "mine", "--resume", "--no-copula",
-                 *FAST_MI]) == 0
+    assert (
+        main(["info", str(run_copy), "--models", "mlp", "--estimators", "mine", "--resume", "--no-copula", *FAST_MI])
+        == 0
+    )
     assert "skipped" not in capsys.readouterr().out
     assert info_of(run_copy, "mlp")["estimates"]["I(Z;Y)"]["mine"]["settings"]["copula"] is False
 
     # --resume with another estimator computes only that one and keeps the first
-    assert main(["info", str(run_copy), "--models", "vib*", "--estimators", "mine,infonce", "--resume",
-                 *FAST_MI]) == 0
+    assert main(["info", str(run_copy), "--models", "vib*", "--estimators", "mine,infonce", "--resume", *FAST_MI]) == 0
     rec = info_of(run_copy, "vib_beta1e-3")
     assert set(rec["estimates"]["I(X;Z)"]) == {"mine", "infonce"}
-    assert rec["estimates"]["I(X;Z)"]["mine"] == before["vib_beta1e-3"]["seeds"]["0"]["info"]["estimates"]["I(X;Z)"]["mine"]
+    assert (
+        rec["estimates"]["I(X;Z)"]["mine"]
+        == before["vib_beta1e-3"]["seeds"]["0"]["info"]["estimates"]["I(X;Z)"]["mine"]
+    )
     assert info_of(run_copy, "mlp_tanh") == before["mlp_tanh"]["seeds"]["0"]["info"]  # not selected: untouched
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--estimators", "mine,magic"], "unknown MI estimator 'magic'"),
-    (["--estimators", "mine", "--n-examples", "100"], "too few samples"),
-    (["--estimators", "mine", "--n-examples", "100000"], "--n-examples"),
-    (["--models", "nothing*"], "no trained models"),
-    (["--steps", "0"], "--steps"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--estimators", "mine,magic"], "unknown MI estimator 'magic'"),
+        (["--estimators", "mine", "--n-examples", "100"], "too few samples"),
+        (["--estimators", "mine", "--n-examples", "100000"], "--n-examples"),
+        (["--models", "nothing*"], "no trained models"),
+        (["--steps", "0"], "--steps"),
+    ],
+)
 def test_info_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):
     before = (run_copy / "results.json").read_bytes()
     assert main(["info", str(run_copy), *argv]) == 2
@@ -302,8 +341,27 @@ def test_info_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):
 
 # -------------------------------------------------------------------------- infoplane command
 def test_infoplane_binning_and_mine(run_copy, capsys):
-    assert main(["infoplane", str(run_copy), "--models", "mlp_tanh,vib*", "--estimator", "binning,mine",
-                 "--bins", "2,30", "--steps", "30", "--batch-size", "32", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "infoplane",
+                str(run_copy),
+                "--models",
+                "mlp_tanh,vib*",
+                "--estimator",
+                "binning,mine",
+                "--bins",
+                "2,30",
+                "--steps",
+                "30",
+                "--batch-size",
+                "32",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     data = results(run_copy)
     assert "infoplane" in data["environments"]
@@ -352,20 +410,42 @@ def test_infoplane_binning_and_mine(run_copy, capsys):
 
 def test_infoplane_without_snapshots_is_one_line(tmp_path, capsys):
     out = tmp_path / "nosnap"
-    assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
-                 "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--models",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--set",
+                "hidden=8",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["infoplane", str(out)]) == 2
     assert "--snapshot-every" in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--estimator", "kde"], "unknown information-plane estimator 'kde'"),
-    (["--estimator", "mine", "--batch-size", "256"], "too few samples"),
-    (["--bins", "1"], "--bins"),
-    (["--bins", "8,x"], "bad bin count 'x'"),
-    (["--layers", "hidden9"], "no layer 'hidden9'"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--estimator", "kde"], "unknown information-plane estimator 'kde'"),
+        (["--estimator", "mine", "--batch-size", "256"], "too few samples"),
+        (["--bins", "1"], "--bins"),
+        (["--bins", "8,x"], "bad bin count 'x'"),
+        (["--layers", "hidden9"], "no layer 'hidden9'"),
+    ],
+)
 def test_infoplane_bad_input_is_one_line_and_exit_2(run_copy, capsys, argv, needle):
     before = (run_copy / "results.json").read_bytes()
     assert main(["infoplane", str(run_copy), "--models", "mlp", *argv]) == 2

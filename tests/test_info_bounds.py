@@ -102,13 +102,13 @@ def test_rank_gaussian_is_blind_to_monotone_warps_and_normal():
 def test_ties_are_detected_kept_together_and_left_alone_when_common():
     x = torch.tensor([[0.0, 1.0], [0.0, 3.0], [2.0, 3.0], [5.0, 4.0]])
     assert marginals.tied_fraction(x).tolist() == [0.5, 0.5]
-    relu = torch.relu(torch.randn(1000, 1, generator=torch.Generator().manual_seed(0)))   # ~50% zeros
+    relu = torch.relu(torch.randn(1000, 1, generator=torch.Generator().manual_seed(0)))  # ~50% zeros
     cont = torch.randn(1000, 1, generator=torch.Generator().manual_seed(1))
-    cont[1] = cont[0]                                                # 2 of 1000 tied: rare
+    cont[1] = cont[0]  # 2 of 1000 tied: rare
     out, mask = marginals.rank_gaussian(torch.cat([relu, cont], 1))
     assert mask.tolist() == [False, True]
-    torch.testing.assert_close(out[:, 0], relu[:, 0])                # many ties: unchanged
-    assert out[0, 1] == out[1, 1]                                    # tied values: one average rank
+    torch.testing.assert_close(out[:, 0], relu[:, 0])  # many ties: unchanged
+    assert out[0, 1] == out[1, 1]  # tied values: one average rank
     assert len(torch.unique(out[:, 1])) == 999
 
 
@@ -117,14 +117,14 @@ def test_estimates_with_the_copula_do_not_see_a_warp():
     kw = dict(steps=150, restarts=1, batch_size=64, seed=0)
     plain = estimate_mi(a, b, "mine", **kw)
     warped = estimate_mi(gt.cubic_warp(a), gt.cubic_warp(b), "mine", **kw)
-    assert warped.values_nats == plain.values_nats                   # identical inputs after the transform
+    assert warped.values_nats == plain.values_nats  # identical inputs after the transform
     assert warped.settings["copula"] is True and warped.settings["rank_gaussian_dims"] == [2, 2]
     raw = estimate_mi(gt.cubic_warp(a), gt.cubic_warp(b), "mine", copula=False, **kw)
     assert raw.values_nats != plain.values_nats and raw.settings["rank_gaussian_dims"] is None
 
 
 # ------------------------------------------------------------------------------ ground truth
-@pytest.mark.parametrize("d, rho, nu", [(2, 0.6, 3.0), (5, 0.5, 3.0)])   # the heavy-tailed and the hard case
+@pytest.mark.parametrize("d, rho, nu", [(2, 0.6, 3.0), (5, 0.5, 3.0)])  # the heavy-tailed and the hard case
 def test_student_t_truth_matches_monte_carlo_and_tends_to_the_gaussian(d, rho, nu):
     from scipy.stats import multivariate_t
 
@@ -133,22 +133,24 @@ def test_student_t_truth_matches_monte_carlo_and_tends_to_the_gaussian(d, rho, n
     for k in range(d):
         cov[k, d + k] = cov[d + k, k] = rho
     ab = torch.cat([a, b], 1).double().numpy()
-    ratio = (multivariate_t(np.zeros(2 * d), cov, df=nu).logpdf(ab)
-             - multivariate_t(np.zeros(d), np.eye(d), df=nu).logpdf(ab[:, :d])
-             - multivariate_t(np.zeros(d), np.eye(d), df=nu).logpdf(ab[:, d:]))
+    ratio = (
+        multivariate_t(np.zeros(2 * d), cov, df=nu).logpdf(ab)
+        - multivariate_t(np.zeros(d), np.eye(d), df=nu).logpdf(ab[:, :d])
+        - multivariate_t(np.zeros(d), np.eye(d), df=nu).logpdf(ab[:, d:])
+    )
     se = ratio.std() / math.sqrt(len(ratio))
     truth = gt.student_t_mi_truth(rho, d, nu)
     assert abs(ratio.mean() - truth) < 4 * se and truth > gt.gaussian_mi_truth(rho, d) + 0.05
     assert gt.student_t_mi_truth(rho, d, 1e7) == pytest.approx(gt.gaussian_mi_truth(rho, d), abs=1e-5)
-    assert gt.student_t_mi_truth(0.0, d, nu) > 0.05                  # the shared scale alone is information
+    assert gt.student_t_mi_truth(0.0, d, nu) > 0.05  # the shared scale alone is information
 
 
 def test_spiral_is_invertible_mixes_coordinates_and_keeps_the_norm():
     t = torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     s = gt.spiral(t, 0.5)
     assert torch.allclose(s.norm(dim=1), t.norm(dim=1)) and torch.allclose(s[:, 2], t[:, 2])
-    assert torch.allclose(gt.spiral(s, -0.5), t)                      # its inverse: MI unchanged
-    assert abs(float(torch.corrcoef(torch.stack([s[:, 0], t[:, 0]]))[0, 1])) < 0.9   # coordinates mixed
+    assert torch.allclose(gt.spiral(s, -0.5), t)  # its inverse: MI unchanged
+    assert abs(float(torch.corrcoef(torch.stack([s[:, 0], t[:, 0]]))[0, 1])) < 0.9  # coordinates mixed
     with pytest.raises(BenchError):
         gt.spiral(torch.zeros(3, 1))
 
@@ -159,8 +161,8 @@ def test_sparse_gaussians_put_all_mi_in_the_pairs():
     assert c[0, 0] == pytest.approx(0.8, abs=0.02) and c[1, 1] == pytest.approx(0.8, abs=0.02)
     rest = c.abs().clone()
     rest[0, 0] = rest[1, 1] = 0.0
-    assert float(rest.max()) < 0.05                                   # every other pair: independent
-    assert gt.sparse_gaussian_mi_truth(0.8, 2) == pytest.approx(-math.log(1 - 0.64))   # 1.02 nats
+    assert float(rest.max()) < 0.05  # every other pair: independent
+    assert gt.sparse_gaussian_mi_truth(0.8, 2) == pytest.approx(-math.log(1 - 0.64))  # 1.02 nats
     assert 2 * (25 - 2) == 46
 
 
@@ -195,15 +197,17 @@ def test_bound_rows_are_within_tolerance_and_say_what_they_check():
 
 
 def test_validation_of_warped_and_heavy_tailed_kinds_runs():
-    rows = vd.validate_estimators(["infonce"], quick=True, n_samples=1500, steps=40, restarts=1,
-                                  kinds=["warped", "heavy-tailed"], bounds=False)
+    rows = vd.validate_estimators(
+        ["infonce"], quick=True, n_samples=1500, steps=40, restarts=1, kinds=["warped", "heavy-tailed"], bounds=False
+    )
     assert {r["kind"] for r in rows} == {"warped", "heavy-tailed"} and len(rows) == 4
     assert all(r["ok"] in ("yes", "NO") for r in rows)
 
 
 def test_validation_of_the_hard_kind_runs_and_judges_every_row():
-    rows = vd.validate_estimators(["infonce"], quick=True, n_samples=1500, steps=40, restarts=1, kinds=["hard"],
-                                  bounds=False)
+    rows = vd.validate_estimators(
+        ["infonce"], quick=True, n_samples=1500, steps=40, restarts=1, kinds=["hard"], bounds=False
+    )
     assert [r["kind"] for r in rows] == ["hard"] * 3 and all("flags" in r for r in rows)
     for r in rows:
         assert r["ok"] == vd.judge("hard", r["estimate_nats"], r["truth_nats"], r["tolerance_nats"])
@@ -212,18 +216,35 @@ def test_validation_of_the_hard_kind_runs_and_judges_every_row():
 # ------------------------------------------------------------------------------ leaderboard
 def _info(kind, estimates, flags=(), **bounds):
     est = {q: {e: {"estimator": e, "nats": v, "std_nats": 0.01} for e, v in d.items()} for q, d in estimates.items()}
-    return {"n": 1000, "representation": kind, "estimates": est, "flags": list(flags),
-            "bounds": {"rate_nats": None, "izy_lower_nats": 2.2, "h_y_nats": 2.3, **bounds}}
+    return {
+        "n": 1000,
+        "representation": kind,
+        "estimates": est,
+        "flags": list(flags),
+        "bounds": {"rate_nats": None, "izy_lower_nats": 2.2, "h_y_nats": 2.3, **bounds},
+    }
 
 
 def _results(tmp_path):
     below = {"flag": "below_lower_bound", "quantity": "I(X;Z)", "estimator": "mine"}
     models = {
-        "vib": _info("z sample", {"I(X;Z)": {"mine": 1.7}, "I(Z;Y)": {"mine": 2.25, "jsd": 2.1}}, [below],
-                     rate_nats=23.0, ixz_lower_nats=9.1, ixz_upper_nats=30.0, ixz_lower_at_cap=True),
-        "mlp": _info("last hidden", {"I(X;Z)": {"mine": 4.0}, "I(Z;Y)": {"jsd": 2.0}},    # as older records had
-                     [{"flag": "below_lower_bound", "quantity": "I(Z;Y)", "estimator": "jsd"},
-                      {"flag": "unstable", "quantity": "I(X;Z)", "estimator": "mine"}]),
+        "vib": _info(
+            "z sample",
+            {"I(X;Z)": {"mine": 1.7}, "I(Z;Y)": {"mine": 2.25, "jsd": 2.1}},
+            [below],
+            rate_nats=23.0,
+            ixz_lower_nats=9.1,
+            ixz_upper_nats=30.0,
+            ixz_lower_at_cap=True,
+        ),
+        "mlp": _info(
+            "last hidden",
+            {"I(X;Z)": {"mine": 4.0}, "I(Z;Y)": {"jsd": 2.0}},  # as older records had
+            [
+                {"flag": "below_lower_bound", "quantity": "I(Z;Y)", "estimator": "jsd"},
+                {"flag": "unstable", "quantity": "I(X;Z)", "estimator": "mine"},
+            ],
+        ),
     }
     res = Results.new({"dataset": {}, "train": {}, "models": {}, "seeds": [0]}, {})
     for name, info in models.items():
@@ -242,16 +263,16 @@ def test_leaderboard_shows_the_interval_inf_and_only_unflagged_estimates(tmp_pat
     lb = build_leaderboard(res)
     table = render(lb, "github")
     row = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
-    assert "[9.10, 23.00]" in row["vib"]                     # the upper end: min(leave-one-out, rate)
+    assert "[9.10, 23.00]" in row["vib"]  # the upper end: min(leave-one-out, rate)
     assert "1.70" not in row["vib"] and "2.250" in row["vib"]  # flagged mine I(X;Z) hidden; best unflagged I(Z;Y)
     assert "inf (deterministic)" in row["mlp"] and "4.00" not in row["mlp"]
-    assert "2.000" not in row["mlp"]                          # its only I(Z;Y) estimate is flagged
+    assert "2.000" not in row["mlp"]  # its only I(Z;Y) estimate is flagged
     assert "I(X;Z) below-bound: mine" in row["vib"] and "I(X;Z) lower at log N" in row["vib"]
     assert "I(Z;Y) below-bound: jsd" in row["mlp"] and "I(X;Z)" not in row["mlp"].split("|")[-2]
     assert lb.mean.at["vib", "ixz"] == pytest.approx(9.1) and math.isnan(lb.mean.at["mlp", "ixz"])
     csv = to_csv(lb)
     assert "ixz_upper" in csv.splitlines()[0] and ",23," in csv
-    assert math.isnan(summary.seed_info_values(res.seed("mlp", 0))["izy_critic"])   # its only estimate is flagged
+    assert math.isnan(summary.seed_info_values(res.seed("mlp", 0))["izy_critic"])  # its only estimate is flagged
 
 
 def test_every_model_gets_a_provable_izy_interval_in_every_format(tmp_path):
@@ -289,8 +310,12 @@ def test_info_beta_figure_draws_flagged_negative_estimates(tmp_path):
     from bench.info.plots import plot_info_beta
 
     res = _results(tmp_path)
-    neg = _info("z sample", {"I(X;Z)": {"mine": -5.6, "jsd": 2.5}, "I(Z;Y)": {"mine": 2.2}},
-                [{"flag": "unstable", "quantity": "I(X;Z)", "estimator": "mine"}], rate_nats=110.0)
+    neg = _info(
+        "z sample",
+        {"I(X;Z)": {"mine": -5.6, "jsd": 2.5}, "I(Z;Y)": {"mine": 2.2}},
+        [{"flag": "unstable", "quantity": "I(X;Z)", "estimator": "mine"}],
+        rate_nats=110.0,
+    )
     e = res.seed("vib2", 0, create=True)
     e.set_info(neg)
     res.model("vib2").set_config({"beta": 1e-4, "k": 256}, True)

@@ -11,15 +11,16 @@ from models.noise import content_keys, keyed_noise, normal_from_keys
 
 def _vib(digits, seed=0, epochs=0, **kw):
     torch.manual_seed(seed)
-    model = create_model("vib_beta1e-3", in_shape=digits.in_shape, num_classes=digits.num_classes,
-                         hidden=[32], k=8, **kw)
-    if epochs:   # a few plain Adam epochs: enough for ~90% accuracy, so that attacks have work to do
+    model = create_model(
+        "vib_beta1e-3", in_shape=digits.in_shape, num_classes=digits.num_classes, hidden=[32], k=8, **kw
+    )
+    if epochs:  # a few plain Adam epochs: enough for ~90% accuracy, so that attacks have work to do
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         x, y = digits.split("train")
         for _ in range(epochs):
             for i in range(0, len(x), 64):
                 opt.zero_grad()
-                model.loss(x[i:i + 64], y[i:i + 64])[0].backward()
+                model.loss(x[i : i + 64], y[i : i + 64])[0].backward()
                 opt.step()
     return model.eval()
 
@@ -29,7 +30,7 @@ def test_normals_are_standard_and_keyed():
     z = normal_from_keys(keys, 500)
     assert z.shape == (4000, 500)
     assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
-    assert abs(float((z ** 4).mean()) - 3) < 0.05        # Gaussian kurtosis, not uniform or clipped
+    assert abs(float((z**4).mean()) - 3) < 0.05  # Gaussian kurtosis, not uniform or clipped
     assert float(z.abs().max()) > 4.5
     # row i depends only on keys[i]: the same key in another batch gives the same row
     assert torch.equal(normal_from_keys(keys[5:6], 500), z[5:6])
@@ -44,7 +45,7 @@ def test_content_keys_depend_on_the_row_only():
     assert torch.equal(content_keys(x[10:20]), k[10:20])
     assert len(set(k.tolist())) == 50
     y = x.clone()
-    y[3, 0, 4, 4] = torch.nextafter(y[3, 0, 4, 4], torch.tensor(2.0))   # one ulp in one pixel
+    y[3, 0, 4, 4] = torch.nextafter(y[3, 0, 4, 4], torch.tensor(2.0))  # one ulp in one pixel
     assert content_keys(y)[3] != k[3] and torch.equal(content_keys(y)[4:], k[4:])
 
 
@@ -156,7 +157,7 @@ def test_eot_gradient_with_one_encoder_pass_is_exact(digits):
         with keyed_noise(model, 11):
             if fused:
                 out = model.eot_logits(xg, 5)
-                g, = torch.autograd.grad(sum(torch.nn.functional.cross_entropy(o, y) for o in out), xg)
+                (g,) = torch.autograd.grad(sum(torch.nn.functional.cross_entropy(o, y) for o in out), xg)
             else:
                 g = torch.zeros_like(xg)
                 for _ in range(5):
@@ -166,15 +167,20 @@ def test_eot_gradient_with_one_encoder_pass_is_exact(digits):
     assert torch.allclose(grads[0], grads[1], atol=1e-7, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attack,budget", [("fgsm", {}), ("eot_pgd", {"steps": 5, "eot_iter": 3, "random_start": False}),
-                                           ("apgd_ce", {"steps": 5, "eot_iter": 2})])
+@pytest.mark.parametrize(
+    "attack,budget",
+    [
+        ("fgsm", {}),
+        ("eot_pgd", {"steps": 5, "eot_iter": 3, "random_start": False}),
+        ("apgd_ce", {"steps": 5, "eot_iter": 2}),
+    ],
+)
 def test_an_attack_on_a_vib_does_not_depend_on_the_batch(digits, attack, budget):
     """Same adversarial examples and robust flags at batch sizes 7 and 1,000 (keyed noise, keyed EOT draws).
 
     APGD's random start is drawn per batch from the batch's seed, so only its flags are compared on the first
     batch of 7 (the same seed in both runs)."""
     from attacks import create_attack
-
     from bench.attack.cost import run_attack
     from bench.protocol import predict_correct
 
@@ -187,7 +193,7 @@ def test_an_attack_on_a_vib_does_not_depend_on_the_batch(digits, attack, budget)
     if attack == "apgd_ce":
         big, small = big[:7], small[:7]
         x, y = x[:7], y[:7]
-    assert (big - x).abs().max() > 0.04                              # the attack did move the images
+    assert (big - x).abs().max() > 0.04  # the attack did move the images
     assert (big - small).abs().amax((1, 2, 3)).lt(1e-6).float().mean() >= 0.95
     assert torch.equal(predict_correct(model, big, y, "cpu"), predict_correct(model, small, y, "cpu"))
     assert predict_correct(model, big, y, "cpu").float().mean() < predict_correct(model, x, y, "cpu").float().mean()
@@ -199,9 +205,13 @@ def test_the_generator_is_pinned():
     from models.noise import NoiseKey
 
     z = normal_from_keys(torch.tensor([0, 1, -5], dtype=torch.int32), 4)
-    expected = torch.tensor([[0.37609926, -0.70086926, 1.11921620, -1.11600411],
-                             [1.13898396, -0.25238634, 0.45068160, 1.14616501],
-                             [0.68317467, 1.06446791, -1.63445783, 0.22789678]])
+    expected = torch.tensor(
+        [
+            [0.37609926, -0.70086926, 1.11921620, -1.11600411],
+            [1.13898396, -0.25238634, 0.45068160, 1.14616501],
+            [0.68317467, 1.06446791, -1.63445783, 0.22789678],
+        ]
+    )
     assert torch.allclose(z, expected, atol=1e-6, rtol=0)
     x = torch.linspace(0, 1, 2 * 64).view(2, 1, 8, 8)
     assert content_keys(x).tolist() == [1393526303, 675587240]

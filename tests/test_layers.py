@@ -23,7 +23,11 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             mod = node.module or ""
             if node.level:
-                base = ".".join(parts[:-node.level]) if path.name != "__init__.py" else ".".join(parts[:len(parts) - node.level])
+                base = (
+                    ".".join(parts[: -node.level])
+                    if path.name != "__init__.py"
+                    else ".".join(parts[: len(parts) - node.level])
+                )
                 mod = f"{base}.{mod}" if mod else base
             names.add(mod)
     return names
@@ -37,8 +41,10 @@ def is_face(mod: str) -> bool:
     return mod == "bench.cli" or mod.startswith(("bench.cli.", "bench.__main__"))
 
 
-@pytest.mark.parametrize("package, banned", [("models", ("bench", "attacks")), ("attacks", ("bench", "models")),
-                                             ("registry", ("bench", "models", "attacks"))])
+@pytest.mark.parametrize(
+    "package, banned",
+    [("models", ("bench", "attacks")), ("attacks", ("bench", "models")), ("registry", ("bench", "models", "attacks"))],
+)
 def test_models_and_attacks_stand_alone(package, banned):
     bad = [(p.name, m) for p in files(package) for m in imports(p) if m.split(".")[0] in banned]
     assert not bad, bad
@@ -102,7 +108,7 @@ def import_graph(package: str = "bench") -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 mod = node.module or ""
                 if node.level:
-                    base = here.split(".")[:len(here.split(".")) - (node.level - 1)]
+                    base = here.split(".")[: len(here.split(".")) - (node.level - 1)]
                     mod = ".".join(base + ([mod] if mod else []))
                 out |= {f"{mod}.{a.name}" if f"{mod}.{a.name}" in paths else mod for a in node.names}
         graph[me] = {m for m in out if m in paths and m != me}
@@ -111,7 +117,7 @@ def import_graph(package: str = "bench") -> dict[str, set[str]]:
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One cycle of ``graph`` as [a, b, ..., a], or None (depth-first search, in sorted order)."""
-    state: dict[str, int] = {}   # 1: on the current path, 2: done
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
 
     def visit(v):
@@ -119,7 +125,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(v)
         for w in sorted(graph.get(v, ())):
             if state.get(w) == 1:
-                return path[path.index(w):] + [w]
+                return path[path.index(w) :] + [w]
             if w not in state and (found := visit(w)):
                 return found
         path.pop()
@@ -139,9 +145,9 @@ def test_bench_has_no_import_cycle():
 
 def test_the_cycle_check_sees_a_function_level_cycle(tmp_path):
     graph = import_graph("bench")
-    assert "bench.attack.options" in graph["bench.attack.stage"]        # module-level, relative
-    assert "bench.attack.cells" in graph["bench.attack.group"]          # function-level `from . import cells`
-    assert "bench.results.file" not in graph["bench.results.entries"]   # under TYPE_CHECKING only
+    assert "bench.attack.options" in graph["bench.attack.stage"]  # module-level, relative
+    assert "bench.attack.cells" in graph["bench.attack.group"]  # function-level `from . import cells`
+    assert "bench.results.file" not in graph["bench.results.entries"]  # under TYPE_CHECKING only
     # a function-level import back up the package closes a cycle, and the check names it
     graph["bench.attack.options"] = graph["bench.attack.options"] | {"bench.attack.stage"}
     cycle = find_cycle(graph)

@@ -12,17 +12,20 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import golden_data, golden_run_dir, one_error_line
 
 from bench.cli import main
 from bench.reporting.leaderboard import COLUMNS, build_leaderboard, robust_accuracy
-from bench.reporting.leaderboard_render import write_leaderboard
-from bench.reporting.leaderboard_render import leaderboard_markdown, render_leaderboard
+from bench.reporting.leaderboard_render import leaderboard_markdown, render_leaderboard, write_leaderboard
 from bench.results import AttackRecord, Results
-from conftest import golden_data, golden_run_dir, one_error_line
 
 DATA = Path(__file__).parent / "data"
-GOLDEN = {"github": "golden_leaderboard.md", "latex": "golden_leaderboard.tex", "html": "golden_leaderboard.html",
-          "csv": "golden_leaderboard.csv"}
+GOLDEN = {
+    "github": "golden_leaderboard.md",
+    "latex": "golden_leaderboard.tex",
+    "html": "golden_leaderboard.html",
+    "csv": "golden_leaderboard.csv",
+}
 UPDATE = os.environ.get("VIB_BENCH_UPDATE_GOLDEN") == "1"
 
 
@@ -66,13 +69,13 @@ def test_columns_and_marks(golden):
     assert lb.models == ["mlp", "dropout", "vib_beta1e-3", "vib_beta1e-2", "broken"]  # clean error, failures last
     # 12.08% vs 16.39% on 360 examples is not significant (two-proportion test, no vectors here): a tie
     assert lb.best("clean_error") == {"mlp", "dropout"} and not lb.ranking("clean_error").significant
-    assert lb.best("worst@0.3") == set()                 # all tied: nobody is best
+    assert lb.best("worst@0.3") == set()  # all tied: nobody is best
     assert lb.best("rate") == set() and lb.best("nll") == set()  # no direction / no paired test: no mark
     text = render_leaderboard(Results(golden), "github")
-    assert "**12.08 ± 0.20**" in text                    # mean ± sample std, in %, bold best
+    assert "**12.08 ± 0.20**" in text  # mean ± sample std, in %, bold best
     assert "masking?" in text and "randomised" in text  # raised flags and the randomised note
     assert "seed 0 failed: BenchError: out of memory at step 12" in text  # failure row keeps its error
-    assert r"loss is NaN \| diverged" in text           # a pipe cannot break the Markdown table
+    assert r"loss is NaN \| diverged" in text  # a pipe cannot break the Markdown table
 
 
 def test_randomised_model_takes_the_worse_protocol(golden):
@@ -85,7 +88,7 @@ def test_randomised_model_takes_the_worse_protocol(golden):
 
 
 def test_a_significant_best_is_marked_alone(golden):
-    golden["models"]["mlp"]["seeds"]["0"]["clean"]["error"] = 0.01   # 1% vs 16-26% on 360 examples
+    golden["models"]["mlp"]["seeds"]["0"]["clean"]["error"] = 0.01  # 1% vs 16-26% on 360 examples
     golden["models"]["mlp"]["seeds"]["1"]["clean"]["error"] = 0.01
     b = build_leaderboard(Results(golden)).ranking("clean_error")
     assert b.models == {"mlp"} and b.significant and b.runner_up == "dropout" and b.p < 1e-6

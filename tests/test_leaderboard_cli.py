@@ -5,11 +5,11 @@ import json
 import shutil
 
 import pytest
+from conftest import golden_data, golden_run_dir, one_error_line
 
 from bench.cli import main
 from bench.reporting.leaderboard import build_leaderboard, default_eps, pick_eps
 from bench.results import Results
-from conftest import golden_data, golden_run_dir, one_error_line
 
 
 @pytest.fixture
@@ -22,20 +22,23 @@ def header(out: str) -> str:
 
 
 def test_default_eps_come_from_the_runs_grid(run_dir):
-    assert default_eps(Results.load(run_dir)) == [0.1, 0.2, 0.3]   # the golden grid 0, 0.1, 0.2, 0.3: all nonzero
+    assert default_eps(Results.load(run_dir)) == [0.1, 0.2, 0.3]  # the golden grid 0, 0.1, 0.2, 0.3: all nonzero
     data = golden_data()
     for m in data["models"].values():
         for s in m["seeds"].values():
             s.pop("attacks", None)
-    assert default_eps(Results(data)) == [0.1, 0.3]      # nothing attacked: the standard pair (columns are empty)
+    assert default_eps(Results(data)) == [0.1, 0.3]  # nothing attacked: the standard pair (columns are empty)
 
 
-@pytest.mark.parametrize("grid, chosen", [
-    ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], [0.1, 0.2, 0.3]),   # the paper suite: standard pair + the middle
-    ([0.0, 0.05, 0.1, 0.25, 0.3], [0.05, 0.1, 0.3]),            # a tie goes to the smaller eps
-    ([0.5, 1.0, 2.0, 3.0, 4.0], [0.5, 2.0, 4.0]),               # no standard eps: the ends and the farthest
-    ([0.0, 0.3], [0.3]),
-])
+@pytest.mark.parametrize(
+    "grid, chosen",
+    [
+        ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], [0.1, 0.2, 0.3]),  # the paper suite: standard pair + the middle
+        ([0.0, 0.05, 0.1, 0.25, 0.3], [0.05, 0.1, 0.3]),  # a tie goes to the smaller eps
+        ([0.5, 1.0, 2.0, 3.0, 4.0], [0.5, 2.0, 4.0]),  # no standard eps: the ends and the farthest
+        ([0.0, 0.3], [0.3]),
+    ],
+)
 def test_pick_eps(grid, chosen):
     assert pick_eps(grid) == chosen
 
@@ -53,15 +56,18 @@ def test_sort_by_any_eps_of_the_grid_adds_its_column(run_dir, capsys):
     assert "pgd@0.2" in lines[0].split(",") and "pgd@0.1" in lines[0].split(",")
     col = lines[0].split(",").index("pgd@0.2")
     values = [float(line.split(",")[col]) for line in lines[1:] if line.split(",")[col]]
-    assert values == sorted(values, reverse=True) and len(values) == 4   # best first; 'broken' has none
+    assert values == sorted(values, reverse=True) and len(values) == 4  # best first; 'broken' has none
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--eps", "0.25"], "attacked no L-inf eps 0.25"),
-    (["--eps", "fast"], "bad eps 'fast'"),
-    (["--sort-by", "pgd@0.25"], "attacked no L-inf eps 0.25"),
-    (["--sort-by", "cw@0.1"], "unknown column"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--eps", "0.25"], "attacked no L-inf eps 0.25"),
+        (["--eps", "fast"], "bad eps 'fast'"),
+        (["--sort-by", "pgd@0.25"], "attacked no L-inf eps 0.25"),
+        (["--sort-by", "cw@0.1"], "unknown column"),
+    ],
+)
 def test_bad_eps_is_one_line_error(run_dir, argv, message, capsys):
     assert main(["leaderboard", str(run_dir), *argv]) == 2
     assert message in one_error_line(capsys)
@@ -72,7 +78,7 @@ def test_json_holds_natural_units_and_the_marks(run_dir, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["eps"] == [0.1, 0.2, 0.3] and doc["sort_by"] == "clean_error"
     rows = {r["model"]: r for r in doc["rows"]}
-    assert rows["mlp"]["values"]["clean_error"] == pytest.approx(0.1208, abs=1e-4)   # a fraction, not %
+    assert rows["mlp"]["values"]["clean_error"] == pytest.approx(0.1208, abs=1e-4)  # a fraction, not %
     assert rows["mlp"]["std"]["clean_error"] == pytest.approx(0.0020, abs=1e-4)
     assert "clean_error" in rows["mlp"]["best"] and "clean_error" in rows["dropout"]["best"]  # tied, both marked
     assert rows["broken"]["values"]["clean_error"] is None and "out of memory" in rows["broken"]["notes"]
@@ -111,10 +117,12 @@ def test_leaderboard_object_knows_its_eps(run_dir):
 def test_history_json_and_any_eps(run_dir, tmp_path, capsys):
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
-    assert main(["history", str(run_dir), str(other), "--metric", "worst@0.2", "--format", "json",
-                 "--order", "given"]) == 0
+    assert (
+        main(["history", str(run_dir), str(other), "--metric", "worst@0.2", "--format", "json", "--order", "given"])
+        == 0
+    )
     out = capsys.readouterr().out
-    doc = json.loads(out)                                  # stdout is JSON alone: no "step" lines
+    doc = json.loads(out)  # stdout is JSON alone: no "step" lines
     assert doc["metric"] == "worst@0.2" and doc["better"] == "max"
     mlp = [r for r in doc["rows"] if r["model"] == "mlp"]
     assert [r["run"] for r in mlp] == ["run", "other"]

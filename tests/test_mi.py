@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from bench.cli import mi_validate
+from bench.errors import BenchError
 from bench.info import critics, estimate
 from bench.info import truth as gt
 from bench.info import validate as vd
-from bench.errors import BenchError
 
 LN2 = math.log(2.0)
 
@@ -140,8 +140,10 @@ def test_bounds_with_optimal_critic_hit_truth_and_wrong_critics_fall_short():
     k = 128
     scores = gt.gaussian_log_density_ratio(a[:k, None, :], b[None, :k, :], rho)
     batches = torch.stack(
-        [gt.gaussian_log_density_ratio(a[i:i + k, None, :], b[None, i:i + k, :], rho)
-         for i in range(0, 20000 - k, k)]
+        [
+            gt.gaussian_log_density_ratio(a[i : i + k, None, :], b[None, i : i + k, :], rho)
+            for i in range(0, 20000 - k, k)
+        ]
     )
     assert scores.shape == (k, k)
     assert float(critics.infonce_bound(batches)) == pytest.approx(truth, abs=0.08)
@@ -164,11 +166,12 @@ def test_infonce_bound_is_capped_at_log_k_and_jsd_score_range():
     assert float(critics.infonce_bound(scores)) == pytest.approx(math.log(k), abs=1e-6)
     assert float(critics.infonce_bound(scores * 10)) <= math.log(k) + 1e-6
     # A perfect separator gives JSD = log 2; a constant critic gives JSD = 0.
-    assert critics.jsd_from_objective(float(critics.jsd_objective(torch.full((10,), 40.0),
-                                                        torch.full((10,), -40.0)))) == \
-        pytest.approx(LN2, abs=1e-6)
-    assert critics.jsd_from_objective(float(critics.jsd_objective(torch.zeros(10), torch.zeros(10)))) == \
-        pytest.approx(0.0, abs=1e-6)
+    assert critics.jsd_from_objective(
+        float(critics.jsd_objective(torch.full((10,), 40.0), torch.full((10,), -40.0)))
+    ) == pytest.approx(LN2, abs=1e-6)
+    assert critics.jsd_from_objective(float(critics.jsd_objective(torch.zeros(10), torch.zeros(10)))) == pytest.approx(
+        0.0, abs=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,7 +183,7 @@ def _grid_binary_channel_mi(sigma):
     """Independent check: h(Y) by the trapezoid rule on a fine grid in y."""
     y = np.linspace(-1 - 12 * sigma, 1 + 12 * sigma, 400001)
     c = 1.0 / math.sqrt(2 * math.pi * sigma**2)
-    p = 0.5 * c * (np.exp(-(y - 1) ** 2 / (2 * sigma**2)) + np.exp(-(y + 1) ** 2 / (2 * sigma**2)))
+    p = 0.5 * c * (np.exp(-((y - 1) ** 2) / (2 * sigma**2)) + np.exp(-((y + 1) ** 2) / (2 * sigma**2)))
     integrand = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
     h_y = float(np.sum((integrand[1:] + integrand[:-1]) * np.diff(y)) / 2)
     return h_y - 0.5 * math.log(2 * math.pi * math.e * sigma**2)
@@ -263,8 +266,14 @@ def test_too_few_samples_for_batch_raises_bench_error():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(restarts=0), dict(steps=0), dict(batch_size=1), dict(critic="bilinear"),
-     dict(test_frac=1.5), dict(device="not-a-device")],
+    [
+        dict(restarts=0),
+        dict(steps=0),
+        dict(batch_size=1),
+        dict(critic="bilinear"),
+        dict(test_frac=1.5),
+        dict(device="not-a-device"),
+    ],
 )
 def test_bad_settings_raise_bench_error(kwargs):
     a, b = _gaussian_pair(n=2000)
@@ -319,10 +328,26 @@ def test_estimate_mi_returns_the_flags_info_computes_with_one_function():
 
 def test_format_validation_table():
     rows = [
-        dict(case="gaussian d=1 rho=0.4", truth_nats=0.0872, estimator="mine", estimate_nats=0.09,
-             std_nats=0.006, abs_error=0.0028, near_ceiling=False, seconds=3.2),
-        dict(case="binary channel sigma=1.0", truth_nats=0.3368, estimator="infonce",
-             estimate_nats=0.33, std_nats=0.01, abs_error=0.0068, near_ceiling=True, seconds=2.0),
+        dict(
+            case="gaussian d=1 rho=0.4",
+            truth_nats=0.0872,
+            estimator="mine",
+            estimate_nats=0.09,
+            std_nats=0.006,
+            abs_error=0.0028,
+            near_ceiling=False,
+            seconds=3.2,
+        ),
+        dict(
+            case="binary channel sigma=1.0",
+            truth_nats=0.3368,
+            estimator="infonce",
+            estimate_nats=0.33,
+            std_nats=0.01,
+            abs_error=0.0068,
+            near_ceiling=True,
+            seconds=2.0,
+        ),
     ]
     table = vd.format_validation_table(rows)
     lines = table.splitlines()
@@ -339,16 +364,28 @@ def test_cli_register(monkeypatch, capsys):
     seen = {}
 
     def fake_validate(estimators, seed=0, quick=False, **kwargs):
-        seen.update(estimators=list(estimators), seed=seed, quick=quick, copula=kwargs["copula"],
-                    bounds=kwargs["bounds"])
+        seen.update(
+            estimators=list(estimators), seed=seed, quick=quick, copula=kwargs["copula"], bounds=kwargs["bounds"]
+        )
         assert kwargs["kinds"] is None
-        return [dict(case="c", truth_nats=1.0, estimator=e, estimate_nats=0.9, std_nats=0.01,
-                     abs_error=0.1, tolerance_nats=0.15, ok="yes" if e == "mine" or quick else "NO",
-                     near_ceiling=False, seconds=0.1) for e in estimators]
+        return [
+            dict(
+                case="c",
+                truth_nats=1.0,
+                estimator=e,
+                estimate_nats=0.9,
+                std_nats=0.01,
+                abs_error=0.1,
+                tolerance_nats=0.15,
+                ok="yes" if e == "mine" or quick else "NO",
+                near_ceiling=False,
+                seconds=0.1,
+            )
+            for e in estimators
+        ]
 
     monkeypatch.setattr(vd, "validate_estimators", fake_validate)
-    args = parser.parse_args(["mi-validate", "--estimators", "mine,infonce", "--quick",
-                              "--seed", "3"])
+    args = parser.parse_args(["mi-validate", "--estimators", "mine,infonce", "--quick", "--seed", "3"])
     assert args.func(args) == 0
     assert seen == dict(estimators=["mine", "infonce"], seed=3, quick=True, copula=True, bounds=True)
     out = capsys.readouterr().out
@@ -382,8 +419,9 @@ def test_validation_cases_cover_required_range():
 
 
 def test_validate_estimators_rows_compare_with_truth():
-    rows = vd.validate_estimators(["mine"], quick=True, n_samples=3000, steps=80, restarts=1, kinds=["plain"],
-                                  bounds=False)
+    rows = vd.validate_estimators(
+        ["mine"], quick=True, n_samples=3000, steps=80, restarts=1, kinds=["plain"], bounds=False
+    )
     plain = [c for c in vd.validation_cases(n_samples=10) if c["kind"] == "plain"]
     assert [r["estimator"] for r in rows] == ["mine"] * len(plain)
     for r in rows:

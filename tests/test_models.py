@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from models import ModelError
-from models import create_model, list_models, register_model
+from models import ModelError, create_model, list_models, register_model
 from models.base import entropy_from_logits
 from models.vib import gaussian_kl
 
@@ -20,13 +19,32 @@ def tiny(name, **kw):
 
 def test_registry_has_the_paper_models():
     names = list_models()
-    for required in ["mlp", "dropout", "confidence_penalty", "label_smoothing", "vib_beta1e-4", "vib_beta1e-3",
-                     "vib_beta1e-2", "vib_beta1e-1", "vib_k2_beta1e-3"]:
+    for required in [
+        "mlp",
+        "dropout",
+        "confidence_penalty",
+        "label_smoothing",
+        "vib_beta1e-4",
+        "vib_beta1e-3",
+        "vib_beta1e-2",
+        "vib_beta1e-1",
+        "vib_k2_beta1e-3",
+    ]:
         assert required in names
     # the paper's adversarial sweep: beta in {0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2} (and 1e-1)
     sweep = list_models("vib_beta*")
-    assert sorted(sweep) == sorted(["vib_beta0", "vib_beta1e-10", "vib_beta1e-8", "vib_beta1e-6", "vib_beta1e-4",
-                                    "vib_beta1e-3", "vib_beta1e-2", "vib_beta1e-1"])
+    assert sorted(sweep) == sorted(
+        [
+            "vib_beta0",
+            "vib_beta1e-10",
+            "vib_beta1e-8",
+            "vib_beta1e-6",
+            "vib_beta1e-4",
+            "vib_beta1e-3",
+            "vib_beta1e-2",
+            "vib_beta1e-1",
+        ]
+    )
     betas = {n: create_model(n, **TINY).beta for n in sweep}
     assert betas["vib_beta0"] == 0.0 and betas["vib_beta1e-10"] == 1e-10 and betas["vib_beta1e-6"] == 1e-6
     assert all(create_model(n, **TINY).stochastic for n in sweep)  # beta = 0 keeps the stochastic encoder
@@ -129,7 +147,7 @@ def test_gaussian_kl_matches_monte_carlo():
 def test_vib_log_sigma_is_stable_for_tiny_sigma():
     model = tiny("vib_beta1e-3")
     with torch.no_grad():
-        model.encoder[-1].bias[model.k:] = -200.0  # sigma underflows to 0 in float32
+        model.encoder[-1].bias[model.k :] = -200.0  # sigma underflows to 0 in float32
     mu, sigma, log_sigma = model.encode(torch.rand(2, 1, 8, 8))
     assert torch.isfinite(log_sigma).all()
     loss, stats = model.loss(torch.rand(2, 1, 8, 8), torch.tensor([0, 1]))
@@ -179,14 +197,14 @@ def test_glorot_initialisation_is_the_default(name):
     model = create_model(name, in_shape=(1, 28, 28), num_classes=10, hidden=(256, 256), **extra)
     assert model.config["init"] == "glorot"
     layers = _linears(model)
-    assert len(layers) == 3 + (1 if model.stochastic else 0)   # 2 hidden + head, or 2 hidden + encoder out + decoder
+    assert len(layers) == 3 + (1 if model.stochastic else 0)  # 2 hidden + head, or 2 hidden + encoder out + decoder
     for lin in layers:
         fan_in, fan_out = lin.in_features, lin.out_features
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         w = lin.weight.detach()
         assert float(w.abs().max()) <= bound
-        assert float(w.abs().max()) > 0.95 * bound               # uses the whole Glorot range...
-        assert abs(float(w.std()) - bound / math.sqrt(3)) < 0.05 * bound   # ...uniformly (std = bound / sqrt 3)
+        assert float(w.abs().max()) > 0.95 * bound  # uses the whole Glorot range...
+        assert abs(float(w.std()) - bound / math.sqrt(3)) < 0.05 * bound  # ...uniformly (std = bound / sqrt 3)
         assert torch.count_nonzero(lin.bias) == 0
 
 
@@ -195,10 +213,10 @@ def test_torch_initialisation_is_kept_as_an_option():
     model = create_model("vib_beta1e-3", in_shape=(1, 28, 28), num_classes=10, hidden=(256, 256), k=32, init="torch")
     assert model.config["init"] == "torch"
     for lin in _linears(model):
-        bound = 1.0 / math.sqrt(lin.in_features)                 # PyTorch's nn.Linear default
+        bound = 1.0 / math.sqrt(lin.in_features)  # PyTorch's nn.Linear default
         assert float(lin.weight.detach().abs().max()) <= bound
         assert float(lin.weight.detach().abs().max()) > 0.95 * bound
-        assert torch.count_nonzero(lin.bias) > 0                 # biases are random too
+        assert torch.count_nonzero(lin.bias) > 0  # biases are random too
     # the two differ by the factor the issue quotes (0.4-0.6x on the paper's layers)
     ratio = (1.0 / math.sqrt(784)) / math.sqrt(6.0 / (784 + 1024))
     assert 0.4 < ratio < 0.65

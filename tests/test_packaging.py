@@ -24,10 +24,25 @@ def test_the_wheel_holds_only_vib_bench_packages_and_the_license(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
-    for name in ("bench", "models", "attacks", "registry", "benchmarks"):   # benchmarks/ must stay out
+    for name in ("bench", "models", "attacks", "registry", "benchmarks"):  # benchmarks/ must stay out
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-                    str(tmp_path / "wheel"), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "wheel").glob("vib_bench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
@@ -42,16 +57,26 @@ def test_the_license_is_the_one_pyproject_names():
     assert text.startswith("MIT License") and "Copyright (c) the vib-bench authors" in text
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list", "models"], ["list", "models", "vib*", "mlp"],
-                                  ["list", "attacks"], ["list", "datasets"], ["list", "suites"],
-                                  ["list", "estimators"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["list", "models"],
+        ["list", "models", "vib*", "mlp"],
+        ["list", "attacks"],
+        ["list", "datasets"],
+        ["list", "suites"],
+        ["list", "estimators"],
+    ],
+)
 def test_help_and_list_import_neither_torch_nor_torchattacks(argv):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench", *argv], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bench", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert len(imported) > 10   # importtime did report
+    assert len(imported) > 10  # importtime did report
     assert not imported & {"torch", "torchattacks", "torchvision"}, sorted(imported & {"torch", "torchattacks"})
     assert proc.stdout.strip()
 
@@ -68,7 +93,7 @@ def test_listing_from_the_catalog_equals_listing_from_the_registries():
     some = ["vib*", "mlp"]
     assert catalog.model_lines(some) == [f"{n:24s} {describe_model(n)}" for n in list_models(some)]
     assert catalog.attack_lines(["apgd*", "fgsm"]) == describe_attacks(["apgd*", "fgsm"])
-    assert not catalog.matches("models", ["no_such_model"])   # the registry words that error
+    assert not catalog.matches("models", ["no_such_model"])  # the registry words that error
 
 
 def _subparsers(parser):

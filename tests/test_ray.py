@@ -15,15 +15,15 @@ import shutil
 
 import pytest
 import torch
+from conftest import one_error_line
 from safetensors.torch import load_file
 
 from bench.cli import main
 from bench.rundir import load_per_example
 
-from conftest import one_error_line
-
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason='ray is not installed (pip install "vib-bench[ray]")')
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason='ray is not installed (pip install "vib-bench[ray]")'
+)
 
 SUITE = """
 name = "mini-ray"
@@ -108,8 +108,19 @@ def doomed_mlp(**kw):
     return Doomed(**kw)
 '''
 
-VOLATILE = {"recorded_at", "wall_time_s", "grad_evals_per_s", "gflop_per_s", "peak_fraction", "throughput",
-            "train_time_s", "time_per_epoch_s", "examples_per_s", "wall_time_per_epoch_s", "overhead_fraction"}
+VOLATILE = {
+    "recorded_at",
+    "wall_time_s",
+    "grad_evals_per_s",
+    "gflop_per_s",
+    "peak_fraction",
+    "throughput",
+    "train_time_s",
+    "time_per_epoch_s",
+    "examples_per_s",
+    "wall_time_per_epoch_s",
+    "overhead_fraction",
+}
 
 
 def _stable(obj):
@@ -129,8 +140,22 @@ def work(tmp_path_factory):
 
 
 def _run(work, out, *extra):
-    return main(["run", "--suite", str(work / "mini.toml"), "--plugin", str(work / "doomed.py"), "--out", str(out),
-                 "--threads", "1", "--no-progress", "-q", *extra])
+    return main(
+        [
+            "run",
+            "--suite",
+            str(work / "mini.toml"),
+            "--plugin",
+            str(work / "doomed.py"),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+            "--no-progress",
+            "-q",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -167,19 +192,19 @@ def assert_same_results(local, other, capsys, ordered=True):
     capsys.readouterr()
     assert main(["compare", str(local), str(other), "--all", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    rows = [r for r in doc["rows"] if r["family"] != "throughput"]   # throughput is measured, not computed
+    rows = [r for r in doc["rows"] if r["family"] != "throughput"]  # throughput is measured, not computed
     assert len(rows) > 40 and doc["setting_changes"] == []
     for r in rows:
         assert r["verdict"] == "same" and "(0 lost, 0 gained)" in r["test"], r
     a, b = (json.loads((d / "results.json").read_text()) for d in (local, other))
     if ordered:
-        assert _stable(a["models"]) == _stable(b["models"])   # records, their order, checks, setups
+        assert _stable(a["models"]) == _stable(b["models"])  # records, their order, checks, setups
     else:
         assert _by_key(_stable(a["models"])) == _by_key(_stable(b["models"]))
     for m in a["models"]:
         va, vb = load_per_example(local, m, 0), load_per_example(other, m, 0)
         assert va.keys() == vb.keys() and all((va[k] == vb[k]).all() for k in va)
-    assert b["environments"]["attack"]["executor"]["name"] == "ray"   # `other` is always a Ray run here
+    assert b["environments"]["attack"]["executor"]["name"] == "ray"  # `other` is always a Ray run here
 
 
 @needs_ray
@@ -198,9 +223,9 @@ def test_a_killed_worker_loses_nothing(work, local_run, cluster, capsys):
     (work / "kill-train").touch()
     (work / "kill-attack").touch()
     assert _run(work, out, "--executor", "ray") == 0
-    assert not (work / "kill-train").exists() and not (work / "kill-attack").exists()   # both fired
+    assert not (work / "kill-train").exists() and not (work / "kill-attack").exists()  # both fired
     assert sorted(ln.split()[0] for ln in (work / "killed.log").read_text().splitlines()) == ["attack", "train"]
-    assert_same_results(local_run, out, capsys)   # the retries finished the work: nothing missing, nothing changed
+    assert_same_results(local_run, out, capsys)  # the retries finished the work: nothing missing, nothing changed
 
 
 @needs_ray
@@ -211,16 +236,17 @@ def test_a_task_that_fails_for_good_is_recorded_and_resume_redoes_it(work, local
     out = work / "failing"
     (work / "fail-attack").touch()
     try:
-        assert _run(work, out, "--executor", "ray") == 1   # a model-seed's work failed
+        assert _run(work, out, "--executor", "ray") == 1  # a model-seed's work failed
     finally:
         (work / "fail-attack").unlink()
     res = json.loads((out / "results.json").read_text())
     doomed = res["models"]["doomed_mlp"]["seeds"]["0"]
     assert doomed["train"]["state"] == "done"
-    assert [(f["stage"], f["task"], f["error"]) for f in doomed["failures"]] == \
-        [("attack", "attack setup", "RuntimeError: planted attack failure")]
+    assert [(f["stage"], f["task"], f["error"]) for f in doomed["failures"]] == [
+        ("attack", "attack setup", "RuntimeError: planted attack failure")
+    ]
     assert not doomed.get("attacks")
-    assert res["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]   # the other model is complete
+    assert res["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]  # the other model is complete
     weights = out / "models" / "vib_beta1e-3" / "seed0" / "model.safetensors"
     stamp, vib_before = weights.stat().st_mtime_ns, res["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]
 
@@ -231,10 +257,16 @@ def test_a_task_that_fails_for_good_is_recorded_and_resume_redoes_it(work, local
     res = json.loads((out / "results.json").read_text())
     assert "failures" not in res["models"]["doomed_mlp"]["seeds"]["0"]
     assert weights.stat().st_mtime_ns == stamp
-    vib_after = {(r["attack"], r["norm"], r["eps"], r["protocol"]): r["recorded_at"]
-                 for r in res["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"] if r["attack"] != "worst_case"}
-    assert vib_after == {(r["attack"], r["norm"], r["eps"], r["protocol"]): r["recorded_at"]
-                         for r in vib_before if r["attack"] != "worst_case"}
+    vib_after = {
+        (r["attack"], r["norm"], r["eps"], r["protocol"]): r["recorded_at"]
+        for r in res["models"]["vib_beta1e-3"]["seeds"]["0"]["attacks"]
+        if r["attack"] != "worst_case"
+    }
+    assert vib_after == {
+        (r["attack"], r["norm"], r["eps"], r["protocol"]): r["recorded_at"]
+        for r in vib_before
+        if r["attack"] != "worst_case"
+    }
     assert_same_results(work / "failing-local", out, capsys)
     assert_same_results(local_run, out, capsys, ordered=False)
 
@@ -275,8 +307,10 @@ def test_ray_trains_stacks_as_one_task_and_matches_the_local_stacks(work, cluste
     for name in ("vib_beta1e-3", "vib_beta1e-2"):
         st = json.loads((work / "stack-ray" / "models" / name / "seed0" / "status.json").read_text())
         assert st["stack_size"] == 2
-        a, b = (load_file(str(work / run / "models" / name / "seed0" / "model.safetensors"))
-                for run in ("stack-local", "stack-ray"))
+        a, b = (
+            load_file(str(work / run / "models" / name / "seed0" / "model.safetensors"))
+            for run in ("stack-local", "stack-ray")
+        )
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     capsys.readouterr()
     assert main(["compare", str(work / "stack-local"), str(work / "stack-ray"), "--all", "--format", "json"]) == 0
@@ -287,16 +321,18 @@ def test_ray_trains_stacks_as_one_task_and_matches_the_local_stacks(work, cluste
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
     import sys
 
-    monkeypatch.setitem(sys.modules, "ray", None)   # `import ray` raises ImportError
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     (tmp_path / "mini.toml").write_text(SUITE.replace('"doomed_mlp"', '"mlp"'))
     out = tmp_path / "run"
     assert main(["run", "--suite", str(tmp_path / "mini.toml"), "--out", str(out), "--executor", "ray"]) == 2
     assert 'pip install "vib-bench[ray]"' in one_error_line(capsys)
-    assert not out.exists()   # before any work
+    assert not out.exists()  # before any work
 
 
 def test_ray_address_needs_the_ray_executor(tmp_path, capsys):
     (tmp_path / "mini.toml").write_text(SUITE.replace('"doomed_mlp"', '"mlp"'))
-    assert main(["run", "--suite", str(tmp_path / "mini.toml"), "--out", str(tmp_path / "run"),
-                 "--ray-address", "auto"]) == 2
+    assert (
+        main(["run", "--suite", str(tmp_path / "mini.toml"), "--out", str(tmp_path / "run"), "--ray-address", "auto"])
+        == 2
+    )
     assert "--executor ray" in one_error_line(capsys)

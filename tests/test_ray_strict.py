@@ -26,8 +26,9 @@ def doubled_loss(monkeypatch):
 
 def unit(tmp_path, digits, strict):
     members = [("mlp", 0, TINY, False), ("dropout", 0, TINY, False)]
-    return tasks.train_unit(str(tmp_path), members, digits, TrainConfig(epochs=1), "cpu", [], 1, stacked=True,
-                            strict=strict)
+    return tasks.train_unit(
+        str(tmp_path), members, digits, TrainConfig(epochs=1), "cpu", [], 1, stacked=True, strict=strict
+    )
 
 
 def test_a_strict_unit_refuses_a_stack_whose_loss_differs(tmp_path, digits, doubled_loss):
@@ -39,6 +40,5 @@ def test_a_strict_unit_refuses_a_stack_whose_loss_differs(tmp_path, digits, doub
 def test_a_unit_that_is_not_strict_still_falls_back(tmp_path, digits, doubled_loss):
     out = unit(tmp_path, digits, strict=False)
     assert [r["status"]["state"] for r in out] == ["done", "done"]
-    assert "stack_size" not in out[0]["status"]          # trained one by one
+    assert "stack_size" not in out[0]["status"]  # trained one by one
     assert rundir.weights_path(tmp_path, "mlp", 0).exists()
-

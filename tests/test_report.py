@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
+from conftest import golden_data, golden_run_dir
 
 from bench.cli import main
 from bench.reporting.figures import make_figures
 from bench.rundir import read_train_log
-from conftest import golden_data, golden_run_dir
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -23,9 +23,21 @@ def run_dir(tmp_path_factory):
         for seed in m["seeds"]:
             log = d / "models" / model / f"seed{seed}" / "train_log.jsonl"
             log.parent.mkdir(parents=True)
-            lines = [json.dumps({"epoch": e, "lr": 1e-3, "loss": 2.0 / e, "ce": 1.9 / e,
-                                 **({"kl": 30.0 - e} if "vib" in model else {}),
-                                 "val_error": 0.5 / e, "val_nll": 1.5 / e, "epoch_time_s": 0.1}) for e in range(1, 6)]
+            lines = [
+                json.dumps(
+                    {
+                        "epoch": e,
+                        "lr": 1e-3,
+                        "loss": 2.0 / e,
+                        "ce": 1.9 / e,
+                        **({"kl": 30.0 - e} if "vib" in model else {}),
+                        "val_error": 0.5 / e,
+                        "val_nll": 1.5 / e,
+                        "epoch_time_s": 0.1,
+                    }
+                )
+                for e in range(1, 6)
+            ]
             log.write_text("\n".join(lines) + '\n{"epoch": 6, "lo')  # a torn last line is skipped
     return d
 
@@ -87,12 +99,12 @@ def test_report_is_one_self_contained_page(run_dir, report):
     page = (run_dir / "report.html").read_text()
     parser = _Page()
     parser.feed(page)
-    assert parser.stack == [] and parser.mismatched == []          # well-formed
+    assert parser.stack == [] and parser.mismatched == []  # well-formed
     assert len(parser.images) == 3
-    for src in parser.images:                                       # embedded, nothing to fetch
+    for src in parser.images:  # embedded, nothing to fetch
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
-    assert not re.search(r'(src|href)="(?!data:|#)', page)                   # only in-page links (contents)
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # only in-page links (contents)
     # the leaderboard, the flags explained, the environment
     assert "<b>12.08 ± 0.20</b>" in page and "vib_beta1e-3" in page
     assert "<code>masking?</code> (vib_beta1e-3): A gradient-free attack" in page
@@ -114,7 +126,7 @@ def test_report_reads_top_down(run_dir, report):
     # the leaderboard scrolls inside its own box
     assert '<div class="scroll"><table>' in page
     # the summary is generated: numbers with intervals, p-values, and what could not be checked
-    summary = page[page.index('id="summary"'):page.index('id="leaderboard"')]
+    summary = page[page.index('id="summary"') : page.index('id="leaderboard"')]
     assert "95% CI" in summary and "p = " in summary
     assert "masking? check could not fire (mlp, dropout, vib_beta1e-2)" in summary
     assert "No sanity-check flag was raised" not in page
@@ -135,11 +147,11 @@ def test_report_title_warnings_and_folded_grids(tmp_path):
         (figs / name).write_bytes(_tiny_png())
     page = report_html(d)
     assert "<title>vib-bench report: smoke</title>" in page
-    prov = page[page.index('id="provenance"'):page.index('class="toc"')]
+    prov = page[page.index('id="provenance"') : page.index('class="toc"')]
     assert "different commits" in prov and "0123456" in prov and "fedcba9" in prov
     assert "Info ran on a dirty tree" in prov
-    adv = page[page.index('id="adversarial"'):page.index('id="environment"')]
-    assert adv.count("<img") == 2 and "<details><summary>2 pictures" in adv   # folded, closed by default
+    adv = page[page.index('id="adversarial"') : page.index('id="environment"')]
+    assert adv.count("<img") == 2 and "<details><summary>2 pictures" in adv  # folded, closed by default
     assert "<details open" not in adv
 
 
@@ -165,8 +177,12 @@ def test_plot_reliability_draws_one_panel_per_model_with_bins(tmp_path):
 
     data = golden_data()
     assert plot_reliability(Results(data), tmp_path / "none.png") is None  # no reliability bins recorded
-    rel = {"edges": [i / 4 for i in range(5)], "count": [0, 3, 10, 87], "confidence": [None, 0.4, 0.6, 0.95],
-           "accuracy": [None, 0.33, 0.5, 0.97]}
+    rel = {
+        "edges": [i / 4 for i in range(5)],
+        "count": [0, 3, 10, 87],
+        "confidence": [None, 0.4, 0.6, 0.95],
+        "accuracy": [None, 0.33, 0.5, 0.97],
+    }
     for m in data["models"].values():
         for e in m["seeds"].values():
             if "clean" in e:

@@ -7,9 +7,9 @@ import json
 import shutil
 
 import pytest
+from conftest import golden_run_dir
 
 from bench.reporting.report import write_report
-from conftest import golden_run_dir
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
@@ -26,13 +26,23 @@ def _browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     # headless, as root in a sandboxed machine, with no network: nothing may reach out
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1024,900"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1024,900",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1024, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1024, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
     return driver
 
 
@@ -58,19 +68,20 @@ def page(tmp_path_factory):
 
 def test_no_horizontal_overflow_at_1024px(page):
     width, scroll, view = page.execute_script(
-        "return [window.innerWidth, document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        "return [window.innerWidth, document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
     assert width == 1024
     assert scroll <= view, f"the page is {scroll - view} px wider than the window"
     # the wide leaderboard scrolls inside its own box instead
     inner, outer = page.execute_script(
-        "const b = document.querySelector('#leaderboard .scroll'); return [b.scrollWidth, b.clientWidth]")
+        "const b = document.querySelector('#leaderboard .scroll'); return [b.scrollWidth, b.clientWidth]"
+    )
     assert inner > outer
 
 
 def test_every_image_loads(page):
-    images = page.execute_script(
-        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
-    assert len(images) >= 4      # robust accuracy, beta sweep, two adversarial grids
+    images = page.execute_script("return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+    assert len(images) >= 4  # robust accuracy, beta sweep, two adversarial grids
     assert [alt for alt, complete, width in images if not (complete and width > 0)] == []
 
 

@@ -77,8 +77,23 @@ def test_interrupted_run_resumes_without_redoing_training(tmp_path, suite_file, 
     assert main(["run", "--suite", str(suite_file), "--out", str(out), "--threads", "1"]) == 2
     assert "--resume" in capsys.readouterr().err
     monkeypatch.setattr(bench.attack, "attack_run", real)
-    assert main(["run", "--suite", str(suite_file), "--out", str(out), "--resume", "--verbose", "--threads", "1",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                str(suite_file),
+                "--out",
+                str(out),
+                "--resume",
+                "--verbose",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert weights.stat().st_mtime_ns == stamp  # training was not redone
     assert "already trained" in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import one_error_line, sigkill_mid_training
 from safetensors.torch import load_file
 
 from bench import rundir
@@ -15,7 +16,6 @@ from bench.stacked.program import StackProgram, structure
 from bench.stacked.state import Stack
 from bench.train_stage import train_run
 from bench.training import Cadence, TrainConfig, build_member, on_device
-from conftest import one_error_line, sigkill_mid_training
 from models.mlp import MLPClassifier
 
 TINY = {"hidden": [32, 32]}
@@ -32,7 +32,7 @@ def test_cadence_parses_epochs_and_seconds():
         with pytest.raises(BenchError, match="--checkpoint-every"):
             Cadence.parse(bad)
     every3 = Cadence(3, 0.0)
-    assert [e for e in range(1, 11) if every3.due(e, 10, 0.0)] == [3, 6, 9, 10]   # and always the last
+    assert [e for e in range(1, 11) if every3.due(e, 10, 0.0)] == [3, 6, 9, 10]  # and always the last
     timed = Cadence(0, 60.0)
     assert not timed.due(4, 10, 59.9) and timed.due(4, 10, 60.0) and timed.due(10, 10, 0.0)
 
@@ -54,8 +54,9 @@ def test_checkpoints_follow_the_cadence_and_wall_time_is_recorded(tmp_path, digi
     monkeypatch.setattr(training, "save_checkpoint", spy)
     monkeypatch.setattr(engine, "save_checkpoint", spy)
     models = {"mlp": TINY, "vib_beta1e-3": {**TINY, "k": 8}}
-    res = train_run(tmp_path, digits, models, [0, 1], TrainConfig(epochs=7, lr=1e-3), stack=stack,
-                    cadence=Cadence(3, 0.0), **quiet)
+    res = train_run(
+        tmp_path, digits, models, [0, 1], TrainConfig(epochs=7, lr=1e-3), stack=stack, cadence=Cadence(3, 0.0), **quiet
+    )
     jobs = 2 if stack == "on" else 4
     assert saved == [3, 6, 7] * jobs
     for name in models:
@@ -79,6 +80,7 @@ def test_stacked_validation_equals_each_members_own(digits):
     ov = {"hidden": [32, 32], "dropout": 0.3}
     members = []
     from bench.stacked.state import Member
+
     for name, seed in (("mlp", 0), ("dropout", 1), ("label_smoothing", 2)):
         model, rng = build_member(name, seed, ov if name == "dropout" else TINY, digits, torch.device("cpu"))
         members.append(Member(name, seed, {}, model, rng))
@@ -90,7 +92,7 @@ def test_stacked_validation_equals_each_members_own(digits):
         own = validate(m, x, y, 4, torch.device("cpu"))
         assert got[i]["error"] == own["error"]
         assert got[i]["nll"] == pytest.approx(own["nll"], rel=1e-6)
-    assert len({round(v["nll"], 6) for v in got.values()}) == 3          # three different members
+    assert len({round(v["nll"], 6) for v in got.values()}) == 3  # three different members
 
 
 def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_path, digits, monkeypatch):
@@ -100,7 +102,7 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
 
     cfg = TrainConfig(epochs=5, lr=1e-3)
     models = {"mlp": TINY, "dropout": TINY}
-    every2 = Cadence(2, 0.0, val_epochs=1)     # the crash below is timed by the validations: one per epoch
+    every2 = Cadence(2, 0.0, val_epochs=1)  # the crash below is timed by the validations: one per epoch
     train_run(tmp_path / "straight", digits, models, [0], cfg, stack="on", cadence=Cadence(val_epochs=1), **quiet)
     calls = {"n": 0}
     real = engine.validate_stack
@@ -118,7 +120,7 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
     mdir = rundir.model_dir(tmp_path / "cut", "mlp", 0)
     assert json.loads((mdir / rundir.STATUS).read_text())["state"] == "interrupted"
     assert [r["epoch"] for r in rundir.read_train_log(mdir)] == [1, 2, 3]
-    rundir.write_log_lines(mdir, rundir.read_log_lines(mdir)[:1])          # the file lost epochs 2 and 3
+    rundir.write_log_lines(mdir, rundir.read_log_lines(mdir)[:1])  # the file lost epochs 2 and 3
     train_run(tmp_path / "cut", digits, models, [0], cfg, stack="on", resume=True, cadence=every2, **quiet)
     for name in models:
         a, b = weights(tmp_path / "cut", name), weights(tmp_path / "straight", name)
@@ -132,9 +134,30 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
 def test_resume_after_kill_9_with_a_cadence_of_3_epochs_is_bit_identical(tmp_path):
     """A real SIGKILL with checkpoints every 3 epochs: resume redoes the epochs after the last checkpoint
     and ends with the uninterrupted run's weights and a complete log."""
-    args = ["train", "--models", "mlp,vib_beta1e-3", "--dataset", "digits", "--epochs", "30", "--lr", "1e-3",
-            "--set", "hidden=48,48", "--set", "k=8", "--seeds", "0,1", "--threads", "1", "--no-progress",
-            "--stack", "on", "--checkpoint-every", "3"]
+    args = [
+        "train",
+        "--models",
+        "mlp,vib_beta1e-3",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "30",
+        "--lr",
+        "1e-3",
+        "--set",
+        "hidden=48,48",
+        "--set",
+        "k=8",
+        "--seeds",
+        "0,1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--stack",
+        "on",
+        "--checkpoint-every",
+        "3",
+    ]
     killed = tmp_path / "killed"
     status = killed / "models/vib_beta1e-3/seed1/status.json"
     done_before = sigkill_mid_training(args, killed, status, after_epochs=4)
@@ -148,7 +171,9 @@ def test_resume_after_kill_9_with_a_cadence_of_3_epochs_is_bit_identical(tmp_pat
         for seed in (0, 1):
             a, b = weights(killed, name, seed), weights(tmp_path / "straight", name, seed)
             assert all(torch.equal(a[k], b[k]) for k in a), (name, seed)
-            assert [r["epoch"] for r in rundir.read_train_log(rundir.model_dir(killed, name, seed))] == list(range(1, 31))
+            assert [r["epoch"] for r in rundir.read_train_log(rundir.model_dir(killed, name, seed))] == list(
+                range(1, 31)
+            )
     assert not (killed / rundir.STACKS).exists()
 
 
@@ -161,20 +186,38 @@ def test_stack_on_refuses_a_stack_whose_loss_differs(tmp_path, capsys, monkeypat
         return 2 * loss, {**stats, "loss": 2 * stats["loss"]}
 
     monkeypatch.setattr(MLPClassifier, "loss", doubled)
-    base = ["train", "--models", "mlp,dropout", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
-            "--no-progress"]
+    base = [
+        "train",
+        "--models",
+        "mlp,dropout",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--set",
+        "hidden=8",
+        "--no-progress",
+    ]
     assert main([*base, "--out", str(tmp_path / "on"), "--stack", "on"]) == 2
     err = one_error_line(capsys)
     assert "--stack on" in err and "stacked loss differs" in err
     assert not rundir.weights_path(tmp_path / "on", "mlp", 0).exists()
-    assert main([*base, "--out", str(tmp_path / "auto"), "--stack", "auto"]) == 0     # auto still falls back
+    assert main([*base, "--out", str(tmp_path / "auto"), "--stack", "auto"]) == 0  # auto still falls back
     assert rundir.weights_path(tmp_path / "auto", "mlp", 0).exists()
 
 
 def test_the_environment_records_cuda_numerics():
     num = environment("cpu")["numerics"]
-    for key in ("cuda_version", "cudnn_version", "tf32_matmul", "tf32_cudnn", "float32_matmul_precision",
-                "cudnn_deterministic", "deterministic_algorithms", "CUBLAS_WORKSPACE_CONFIG"):
+    for key in (
+        "cuda_version",
+        "cudnn_version",
+        "tf32_matmul",
+        "tf32_cudnn",
+        "float32_matmul_precision",
+        "cudnn_deterministic",
+        "deterministic_algorithms",
+        "CUBLAS_WORKSPACE_CONFIG",
+    ):
         assert key in num
     assert num["float32_matmul_precision"] == torch.get_float32_matmul_precision()
     assert num["tf32_matmul"] == torch.backends.cuda.matmul.allow_tf32

@@ -8,21 +8,32 @@ import pytest
 
 from bench import suite as suite_mod
 from bench.attack.options import AttackOptions
-from bench.run_options import RunOptions
 from bench.cli import build_parser
 from bench.cli.common import SHARED_FLAGS
 from bench.cli.flags import dest_of
 from bench.errors import BenchError
+from bench.run_options import RunOptions
 from bench.settings import default_of, settings, suite_schema
 from bench.timing_options import TimingOptions
 from bench.train_options import TrainSettings
 
 # command -> (options dataclass, suite table)
-STAGES = {"attack": (AttackOptions, "attack"), "time": (TimingOptions, "timing"), "train": (TrainSettings, "train"),
-          "run": (RunOptions, None)}
+STAGES = {
+    "attack": (AttackOptions, "attack"),
+    "time": (TimingOptions, "timing"),
+    "train": (TrainSettings, "train"),
+    "run": (RunOptions, None),
+}
 # flags a command has beyond its own options' and the shared ones (bench.cli.common.SHARED_FLAGS), and why
-ALSO = {"run": {"--stack": TrainSettings,                       # run trains: train's flag, declared there
-                "-q": None, "--quiet": None, "-v": None, "--verbose": None}}   # how much the face prints
+ALSO = {
+    "run": {
+        "--stack": TrainSettings,  # run trains: train's flag, declared there
+        "-q": None,
+        "--quiet": None,
+        "-v": None,
+        "--verbose": None,
+    }
+}  # how much the face prints
 
 
 def subparser(name: str) -> argparse.ArgumentParser:
@@ -46,13 +57,13 @@ def test_every_flag_comes_from_a_field_and_states_its_default(command):
         assert action is not None, f"{command}: {flag} declared by {cls.__name__}.{f.name} but not on the command"
         assert action.dest == dest_of(f, s)
         default = default_of(f)
-        if s.required:   # no default to agree on: the flag must be given
+        if s.required:  # no default to agree on: the flag must be given
             assert action.required and action.default is None, flag
-        elif s.kind == "bool":   # --NAME turns a false default on, --no-NAME a true one off
+        elif s.kind == "bool":  # --NAME turns a false default on, --no-NAME a true one off
             assert action.default is False and flag.startswith("--no-") == (default is True), flag
         elif s.kind == "table":
             assert action.default == [] and default == {}, flag
-        elif s.kind == "list":   # written as on the command line
+        elif s.kind == "list":  # written as on the command line
             assert action.default == (None if default is None else ",".join(map(str, default))), flag
         else:
             assert action.default == default, f"{command} {flag}: CLI default {action.default!r} != field {default!r}"
@@ -61,7 +72,8 @@ def test_every_flag_comes_from_a_field_and_states_its_default(command):
 @pytest.mark.parametrize("command", sorted(c for c in STAGES if STAGES[c][1]))
 def test_every_suite_key_comes_from_a_field(command):
     cls, table = STAGES[command]
-    def of(schema):   # the Setting behind each key's check
+
+    def of(schema):  # the Setting behind each key's check
         return {k: check.__self__ for k, check in schema.items()}
 
     assert of(suite_mod.SCHEMA[table]) == of(suite_schema(cls))
@@ -79,36 +91,45 @@ def test_an_absent_suite_key_means_the_field_default():
 def test_the_cli_reads_back_the_fields_values():
     from bench.cli.flags import flag_values
 
-    args = subparser("attack").parse_args(["RUN", "--eps", "0.1, 0.2", "--eps-l2", "", "--no-cascade",
-                                           "--batch-size", "64", "--resume"])
+    args = subparser("attack").parse_args(
+        ["RUN", "--eps", "0.1, 0.2", "--eps-l2", "", "--no-cascade", "--batch-size", "64", "--resume"]
+    )
     v = flag_values(args, AttackOptions)
     assert v["eps"] == [0.1, 0.2] and v["eps_l2"] == [] and v["cascade"] is False and v["indicators"] is True
     assert v["batch_size"] == 64 and v["resume"] is True and v["grid"] is True and "attack_set" not in v
     defaults = flag_values(subparser("attack").parse_args(["RUN"]), AttackOptions)
     assert AttackOptions(Path("RUN"), **defaults) == AttackOptions(Path("RUN"))
-    assert flag_values(subparser("time").parse_args(["RUN"]), TimingOptions) == \
-        {"min_run_time": TimingOptions().min_run_time, "fresh": False}
+    assert flag_values(subparser("time").parse_args(["RUN"]), TimingOptions) == {
+        "min_run_time": TimingOptions().min_run_time,
+        "fresh": False,
+    }
     with pytest.raises(BenchError, match="bad eps 'x'"):
         flag_values(subparser("attack").parse_args(["RUN", "--eps", "0.1,x"]), AttackOptions)
 
 
-@pytest.mark.parametrize("table, value, message", [
-    ("attack", {"eps": [-0.1]}, "[attack] eps: -0.1 is below 0"),
-    ("attack", {"eps": []}, "[attack] eps: is empty"),
-    ("attack", {"eps_l2": []}, None),
-    ("attack", {"n_examples": 0}, "[attack] n_examples: 0 is below 1"),
-    ("attack", {"cascade": 1}, "[attack] cascade: 1 is not true or false"),
-    ("attack", {"set": 3}, "[attack] set: is not a table"),
-    ("attack", {"grid_eps": 0.1}, "unknown key 'grid_eps' in [attack]"),
-    ("timing", {"min_run_time": 0}, "[timing] min_run_time: 0 is not above 0"),
-    ("timing", {"batch_sizes": [1, "a"]}, "[timing] batch_sizes: 'a' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "table, value, message",
+    [
+        ("attack", {"eps": [-0.1]}, "[attack] eps: -0.1 is below 0"),
+        ("attack", {"eps": []}, "[attack] eps: is empty"),
+        ("attack", {"eps_l2": []}, None),
+        ("attack", {"n_examples": 0}, "[attack] n_examples: 0 is below 1"),
+        ("attack", {"cascade": 1}, "[attack] cascade: 1 is not true or false"),
+        ("attack", {"set": 3}, "[attack] set: is not a table"),
+        ("attack", {"grid_eps": 0.1}, "unknown key 'grid_eps' in [attack]"),
+        ("timing", {"min_run_time": 0}, "[timing] min_run_time: 0 is not above 0"),
+        ("timing", {"batch_sizes": [1, "a"]}, "[timing] batch_sizes: 'a' is not an integer"),
+    ],
+)
 def test_the_generated_suite_checks(tmp_path, table, value, message):
     import json
 
     body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in value.items() if not isinstance(v, dict))
-    body += "".join(f"\n[{table}.{k}]\n" + "\n".join(f"{a} = {json.dumps(b)}" for a, b in v.items())
-                    for k, v in value.items() if isinstance(v, dict))
+    body += "".join(
+        f"\n[{table}.{k}]\n" + "\n".join(f"{a} = {json.dumps(b)}" for a, b in v.items())
+        for k, v in value.items()
+        if isinstance(v, dict)
+    )
     path = tmp_path / "s.toml"
     path.write_text(f'dataset = "digits"\nmodels = "mlp"\n[{table}]\n{body}\n')
     if message is None:
@@ -135,8 +156,9 @@ def test_the_recipe_is_trainconfigs_fields_with_its_defaults():
     assert differ <= TRAIN_CONFIG_DRIFT, {k: (recipe[k], config[k]) for k in differ}
     # the recipe never falls back on TrainConfig's defaults: every field is passed
     assert TrainSettings().config().epochs == TrainSettings().epochs == 20
-    assert TrainSettings.from_suite({"epochs": 3, "lr": 0.01}).config() == \
-        dataclasses.replace(TrainConfig(), epochs=3, lr=0.01)
+    assert TrainSettings.from_suite({"epochs": 3, "lr": 0.01}).config() == dataclasses.replace(
+        TrainConfig(), epochs=3, lr=0.01
+    )
 
 
 def test_train_flags_read_back():
@@ -144,8 +166,9 @@ def test_train_flags_read_back():
 
     v = flag_values(subparser("train").parse_args(["--out", "o"]), TrainSettings)
     assert TrainSettings(**v) == TrainSettings(out="o")
-    v = flag_values(subparser("train").parse_args(["--out", "o", "--seeds", "1,2", "--models", "", "--epochs", "3"]),
-                    TrainSettings)
+    v = flag_values(
+        subparser("train").parse_args(["--out", "o", "--seeds", "1,2", "--models", "", "--epochs", "3"]), TrainSettings
+    )
     assert v["seeds"] == [1, 2] and v["models"] == ["*"] and v["epochs"] == 3
     assert subparser("run").get_default("stack") == TrainSettings().stack == RunOptions({}).stack
     v = flag_values(subparser("run").parse_args(["--suite", "smoke", "--seeds", "1", "--dry-run"]), RunOptions)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import sigkill_mid_training
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from bench import rundir
 from bench.cli import main
-from conftest import sigkill_mid_training
 from bench.stacked.plan import plan
 from bench.stacked.program import StackProgram, structure
 from bench.stacked.state import Member, Stack
@@ -24,8 +24,14 @@ from models.mlp import MLPClassifier
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"hidden": [32, 32]}
-SUITE = {"mlp": TINY, "dropout": TINY, "confidence_penalty": TINY, "label_smoothing": TINY,
-         "vib_beta1e-3": {**TINY, "k": 8}, "vib_beta1e-2": {**TINY, "k": 8}}
+SUITE = {
+    "mlp": TINY,
+    "dropout": TINY,
+    "confidence_penalty": TINY,
+    "label_smoothing": TINY,
+    "vib_beta1e-3": {**TINY, "k": 8},
+    "vib_beta1e-2": {**TINY, "k": 8},
+}
 quiet = dict(progress=False, log=lambda *_: None)
 
 
@@ -70,26 +76,30 @@ def test_stacked_members_match_their_separate_runs(loop_and_stack, digits):
         a, b = flat(weights(loop, name)), flat(weights(stacked, name))
         assert float((a - b).norm() / (a - init).norm()) < 1e-3, name
         ea, eb = res_loop.seed(name, 0).clean["error"], res_stacked.seed(name, 0).clean["error"]
-        assert abs(ea - eb) <= 2 / 360, name                        # at most 2 of 360 test digits
+        assert abs(ea - eb) <= 2 / 360, name  # at most 2 of 360 test digits
         assert res_stacked.seed(name, 0).train["stack_size"] == (4 if "vib" not in name else 2)
 
 
 def test_stacked_members_write_the_loops_files(loop_and_stack):
     loop, stacked, res_loop, res_stacked = loop_and_stack
-    assert files_of(loop) == files_of(stacked)                       # no stack checkpoint left behind
+    assert files_of(loop) == files_of(stacked)  # no stack checkpoint left behind
     for name in SUITE:
         for seed in (0,):
-            with safe_open(str(rundir.weights_path(loop, name, seed)), "pt") as f, \
-                    safe_open(str(rundir.weights_path(stacked, name, seed)), "pt") as g:
+            with (
+                safe_open(str(rundir.weights_path(loop, name, seed)), "pt") as f,
+                safe_open(str(rundir.weights_path(stacked, name, seed)), "pt") as g,
+            ):
                 assert f.metadata() == g.metadata()
             la = rundir.read_train_log(rundir.model_dir(loop, name, seed))
             lb = rundir.read_train_log(rundir.model_dir(stacked, name, seed))
-            assert [list(r) for r in la] == [list(r) for r in lb]      # same keys, same order, every epoch
+            assert [list(r) for r in la] == [list(r) for r in lb]  # same keys, same order, every epoch
             assert [r["lr"] for r in la] == [r["lr"] for r in lb]
             ta, tb = res_loop.seed(name, seed).train, res_stacked.seed(name, seed).train
             assert set(tb) - set(ta) == {"stack_size"} and tb["state"] == "done"
             assert set(res_loop.seed(name, seed).clean) == set(res_stacked.seed(name, seed).clean)
-            assert rundir.load_per_example(loop, name, seed).keys() == rundir.load_per_example(stacked, name, seed).keys()
+            assert (
+                rundir.load_per_example(loop, name, seed).keys() == rundir.load_per_example(stacked, name, seed).keys()
+            )
 
 
 def test_a_stack_is_deterministic(tmp_path, digits):
@@ -125,9 +135,9 @@ def _run_steps(digits, names, graphs, extra_captures=()):
         if i == 6:
             step.set_lr(5e-4)
         if i in extra_captures:
-            step._graph(extra_captures[i])        # a capture's warm-up, then its restore, between two steps
+            step._graph(extra_captures[i])  # a capture's warm-up, then its restore, between two steps
         start = (i * 100) % 1000
-        step(perm[:, start:start + (77 if i == 5 else 100)], i)   # two batch sizes: two graphs
+        step(perm[:, start : start + (77 if i == 5 else 100)], i)  # two batch sizes: two graphs
     moments = [v.float() for p in stack.params for v in step.opt.state[p].values()]
     return [*stack.params, *stack.ema, step.sums, *moments], step
 
@@ -144,14 +154,35 @@ def test_the_graph_path_leaves_no_trace_of_its_warm_up(digits, names):
     assert sorted(step._graphs) == [77, 100] and sorted(step2._graphs) == [33, 50, 77, 100]
     assert all(torch.equal(a, b) for a, b in zip(static, again))
     assert all(torch.allclose(a.detach(), b.detach(), rtol=1e-5, atol=1e-7) for a, b in zip(static, eager))
-    assert not all(torch.equal(a, b) for a, b in zip(static, eager))      # the two paths really differ
+    assert not all(torch.equal(a, b) for a, b in zip(static, eager))  # the two paths really differ
 
 
 def test_resume_after_kill_9_is_bit_identical(tmp_path):
     """A real SIGKILL while a stack trains, then --resume, ends with the uninterrupted stack's weights."""
-    args = ["train", "--models", "dropout,vib_beta1e-3,vib_beta1e-2", "--dataset", "digits", "--epochs", "40",
-            "--lr", "1e-3", "--set", "hidden=48,48", "--set", "k=8", "--seeds", "0,1", "--threads", "1",
-            "--no-progress", "--stack", "on", "--checkpoint-every", "1"]
+    args = [
+        "train",
+        "--models",
+        "dropout,vib_beta1e-3,vib_beta1e-2",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "40",
+        "--lr",
+        "1e-3",
+        "--set",
+        "hidden=48,48",
+        "--set",
+        "k=8",
+        "--seeds",
+        "0,1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--stack",
+        "on",
+        "--checkpoint-every",
+        "1",
+    ]
     killed = tmp_path / "killed"
     status = killed / "models/vib_beta1e-2/seed1/status.json"
     done_before = sigkill_mid_training(args, killed, status)
@@ -187,7 +218,7 @@ def test_a_stack_checkpoint_continues_in_the_loop(tmp_path, digits, monkeypatch)
 
     def crash_in_epoch_4(*a, **kw):
         calls["n"] += 1
-        if calls["n"] > 3:   # the 4th epoch's validation of the first stack
+        if calls["n"] > 3:  # the 4th epoch's validation of the first stack
             raise _Crash
         return real(*a, **kw)
 
@@ -205,21 +236,31 @@ def test_a_stack_checkpoint_continues_in_the_loop(tmp_path, digits, monkeypatch)
             assert train["state"] == "done"
             log = rundir.read_train_log(rundir.model_dir(tmp_path / "cut", name, seed))
             assert [r["epoch"] for r in log] == list(range(1, 7))
-            if name == "mlp":   # continued from epoch 3 by the loop, not restarted
+            if name == "mlp":  # continued from epoch 3 by the loop, not restarted
                 assert "stack_size" not in train
-                assert max_diff(weights(tmp_path / "cut", name, seed), weights(tmp_path / "straight", name, seed)) < 1e-5
+                assert (
+                    max_diff(weights(tmp_path / "cut", name, seed), weights(tmp_path / "straight", name, seed)) < 1e-5
+                )
 
 
 def test_the_plan_stacks_one_architecture_and_leaves_the_rest_to_the_loop(tmp_path, digits):
     cfg = TrainConfig(epochs=1)
-    models = {"mlp": TINY, "dropout": TINY, "mlp_tanh": TINY, "vib_beta1e-3": {**TINY, "k": 8},
-              "vib_beta1e-2": {**TINY, "k": 8}, "vib_k2_beta1e-3": {**TINY, "k": 2}}
+    models = {
+        "mlp": TINY,
+        "dropout": TINY,
+        "mlp_tanh": TINY,
+        "vib_beta1e-3": {**TINY, "k": 8},
+        "vib_beta1e-2": {**TINY, "k": 8},
+        "vib_k2_beta1e-3": {**TINY, "k": 2},
+    }
     jobs = plan(tmp_path, digits, models, [0, 1], cfg, resume=False, mode="auto")
     stacks = [j.members for j in jobs if j.stacked]
-    assert stacks == [[("mlp", 0), ("mlp", 1), ("dropout", 0), ("dropout", 1)],
-                      [("mlp_tanh", 0), ("mlp_tanh", 1)],
-                      [("vib_beta1e-3", 0), ("vib_beta1e-3", 1), ("vib_beta1e-2", 0), ("vib_beta1e-2", 1)],
-                      [("vib_k2_beta1e-3", 0), ("vib_k2_beta1e-3", 1)]]
+    assert stacks == [
+        [("mlp", 0), ("mlp", 1), ("dropout", 0), ("dropout", 1)],
+        [("mlp_tanh", 0), ("mlp_tanh", 1)],
+        [("vib_beta1e-3", 0), ("vib_beta1e-3", 1), ("vib_beta1e-2", 0), ("vib_beta1e-2", 1)],
+        [("vib_k2_beta1e-3", 0), ("vib_k2_beta1e-3", 1)],
+    ]
     assert all(not j.stacked for j in plan(tmp_path, digits, models, [0, 1], cfg, resume=False, mode="off"))
     one_seed = plan(tmp_path, digits, {"mlp": TINY, "mlp_tanh": TINY}, [0], cfg, resume=False, mode="auto")
     assert [j.stacked for j in one_seed] == [False, False]
@@ -261,14 +302,21 @@ def test_structure_only_for_known_classes(odd_models):
 
 
 def test_a_diverging_member_fails_alone(tmp_path, digits, odd_models):
-    res = train_run(tmp_path, digits, {"test_nan_head": {}, "mlp": TINY, "test_subclass": {}}, [0],
-                    TrainConfig(epochs=2), stack="auto", **quiet)
+    res = train_run(
+        tmp_path,
+        digits,
+        {"test_nan_head": {}, "mlp": TINY, "test_subclass": {}},
+        [0],
+        TrainConfig(epochs=2),
+        stack="auto",
+        **quiet,
+    )
     bad = res.seed("test_nan_head", 0).train
     assert bad["state"] == "failed" and "non-finite" in bad["error"] and bad["epochs_done"] == 0
     good = res.seed("mlp", 0).train
     assert good["state"] == "done" and good["stack_size"] == 2 and "clean" in res.seed("mlp", 0).raw
     assert res.seed("test_subclass", 0).train["state"] == "done"
-    assert "stack_size" not in res.seed("test_subclass", 0).train        # trained by the loop
+    assert "stack_size" not in res.seed("test_subclass", 0).train  # trained by the loop
     assert not rundir.weights_path(tmp_path, "test_nan_head", 0).exists()
 
 
@@ -282,16 +330,36 @@ def test_a_stack_whose_loss_differs_from_the_models_falls_back(tmp_path, digits,
 
     monkeypatch.setattr(MLPClassifier, "loss", doubled)
     lines = []
-    res = train_run(tmp_path, digits, {"mlp": TINY, "dropout": TINY}, [0], TrainConfig(epochs=1), stack="auto",
-                    progress=False, log=lines.append)
+    res = train_run(
+        tmp_path,
+        digits,
+        {"mlp": TINY, "dropout": TINY},
+        [0],
+        TrainConfig(epochs=1),
+        stack="auto",
+        progress=False,
+        log=lines.append,
+    )
     assert any(line.startswith("not stacking mlp seed 0, dropout seed 0") for line in lines), lines
     for name in ("mlp", "dropout"):
         assert res.seed(name, 0).train["state"] == "done" and "stack_size" not in res.seed(name, 0).train
 
 
 def test_stack_flag_reaches_the_trainer(tmp_path, capsys):
-    base = ["train", "--models", "mlp", "--dataset", "digits", "--epochs", "1", "--set", "hidden=8",
-            "--seeds", "0,1", "--no-progress"]
+    base = [
+        "train",
+        "--models",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--set",
+        "hidden=8",
+        "--seeds",
+        "0,1",
+        "--no-progress",
+    ]
     assert main([*base, "--out", str(tmp_path / "on"), "--stack", "on"]) == 0
     assert main([*base, "--out", str(tmp_path / "off"), "--stack", "off"]) == 0
     on = json.loads((tmp_path / "on" / "results.json").read_text())["models"]["mlp"]["seeds"]

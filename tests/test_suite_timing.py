@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import one_error_line
 
 from bench.cli import main
 from bench.errors import BenchError
 from bench.suite import list_suites, load_suite
 from bench.timing import throughput
-from conftest import one_error_line
 from models import create_model
 
 

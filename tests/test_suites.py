@@ -3,11 +3,11 @@
 import json
 
 import pytest
-
-from bench.cli import main
 from conftest import one_error_line
 
-TINY = '''
+from bench.cli import main
+
+TINY = """
 name = "tiny"
 dataset = "digits"
 models = ["mlp", "vib_beta1e-3"]
@@ -28,7 +28,7 @@ steps = 3
 [timing]
 batch_sizes = [10]
 min_run_time = 0.01
-'''
+"""
 
 
 def suite(tmp_path, name="my.toml", epochs=2, eps="[0.0, 0.1]", **replace) -> str:
@@ -40,18 +40,29 @@ def suite(tmp_path, name="my.toml", epochs=2, eps="[0.0, 0.1]", **replace) -> st
     return str(path)
 
 
-@pytest.mark.parametrize("old, new, needle", [
-    ("eps = [0.0, 0.1]", "eps = [0.0, -0.1]", "my.toml: [attack] eps: -0.1 is below 0"),
-    ('attacks = ["fgsm", "pgd"]', 'attacks = ["fgsm", "pgdd"]', "my.toml: unknown attack 'pgdd' (did you mean 'pgd'"),
-    ("lr = 0.01", 'lr = "fast"', "my.toml: [train] lr: 'fast' is not a number"),
-    ('models = ["mlp", "vib_beta1e-3"]', 'models = ["mpl"]', "my.toml: models: no registered model matches 'mpl'"),
-    ("steps = 3", "steps = -3", "my.toml: [attack.set.pgd] steps: expected an integer >= 1"),
-    ("steps = 3", "stepz = 3", "[attack.set.pgd] stepz: attack pgd has no such setting"),
-    ("n_examples = 40", "n_examples = 4000", "my.toml: [attack] n_examples: 4000 is more than the 360 test examples"),
-    ("epochs = 2", "epochs = 0", "my.toml: [train] epochs: 0 is below 1"),
-    ("hidden = [16]", 'hidden = "wide"', "model"),
-    ("min_run_time = 0.01", "min_run_time = 0", "my.toml: [timing] min_run_time: 0 is not above 0"),
-])
+@pytest.mark.parametrize(
+    "old, new, needle",
+    [
+        ("eps = [0.0, 0.1]", "eps = [0.0, -0.1]", "my.toml: [attack] eps: -0.1 is below 0"),
+        (
+            'attacks = ["fgsm", "pgd"]',
+            'attacks = ["fgsm", "pgdd"]',
+            "my.toml: unknown attack 'pgdd' (did you mean 'pgd'",
+        ),
+        ("lr = 0.01", 'lr = "fast"', "my.toml: [train] lr: 'fast' is not a number"),
+        ('models = ["mlp", "vib_beta1e-3"]', 'models = ["mpl"]', "my.toml: models: no registered model matches 'mpl'"),
+        ("steps = 3", "steps = -3", "my.toml: [attack.set.pgd] steps: expected an integer >= 1"),
+        ("steps = 3", "stepz = 3", "[attack.set.pgd] stepz: attack pgd has no such setting"),
+        (
+            "n_examples = 40",
+            "n_examples = 4000",
+            "my.toml: [attack] n_examples: 4000 is more than the 360 test examples",
+        ),
+        ("epochs = 2", "epochs = 0", "my.toml: [train] epochs: 0 is below 1"),
+        ("hidden = [16]", 'hidden = "wide"', "model"),
+        ("min_run_time = 0.01", "min_run_time = 0", "my.toml: [timing] min_run_time: 0 is not above 0"),
+    ],
+)
 def test_a_bad_suite_is_refused_before_anything_runs(tmp_path, capsys, old, new, needle):
     path = tmp_path / "my.toml"
     text = TINY.format(epochs=2, eps="[0.0, 0.1]")
@@ -60,25 +71,27 @@ def test_a_bad_suite_is_refused_before_anything_runs(tmp_path, capsys, old, new,
     out = tmp_path / "run"
     assert main(["run", "--suite", str(path), "--out", str(out), "--no-progress"]) == 2
     assert needle in one_error_line(capsys)
-    assert not out.exists()   # nothing was trained, nothing was written
+    assert not out.exists()  # nothing was trained, nothing was written
 
 
 def test_dry_run_plans_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--suite", suite(tmp_path), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "2 model(s) x 1 seed(s)" in text and "attack cells: 8" in text   # fgsm, pgd at 0 and 0.1, x 2 models
+    assert "2 model(s) x 1 seed(s)" in text and "attack cells: 8" in text  # fgsm, pgd at 0 and 0.1, x 2 models
     assert "estimated time" in text and "nothing was run" in text and not out.exists()
 
 
 def test_run_selects_models_and_seeds_and_is_quiet_by_default(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--suite", suite(tmp_path), "--out", str(out), "--models", "mlp", "--seeds", "3",
-                 "--no-progress"]) == 0
+    assert (
+        main(["run", "--suite", suite(tmp_path), "--out", str(out), "--models", "mlp", "--seeds", "3", "--no-progress"])
+        == 0
+    )
     text = capsys.readouterr().out
     lines = [ln for ln in text.splitlines() if ln.startswith("[")]
     assert [ln.split("]")[0] for ln in lines] == ["[train", "[attack", "[timing"]
-    assert "mlp seed 3: trained" not in text               # per-model lines only with --verbose
+    assert "mlp seed 3: trained" not in text  # per-model lines only with --verbose
     data = json.loads((out / "results.json").read_text())
     assert list(data["models"]) == ["mlp"] and list(data["models"]["mlp"]["seeds"]) == ["3"]
 
@@ -123,11 +136,29 @@ def test_ctrl_c_leaves_no_running_status(tmp_path, monkeypatch, capsys):
             if len(calls) > 15:
                 raise KeyboardInterrupt
             return step(*x, **y)
+
         return wrapped
 
     monkeypatch.setattr(training, "make_train_step", interrupting)
     out = tmp_path / "run"
-    assert main(["train", "--models", "mlp", "--dataset", "digits", "--epochs", "5", "--set", "hidden=8",
-                 "--out", str(out), "--no-progress"]) == 130
+    assert (
+        main(
+            [
+                "train",
+                "--models",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "5",
+                "--set",
+                "hidden=8",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 130
+    )
     status = json.loads((out / "models" / "mlp" / "seed0" / "status.json").read_text())
     assert status["state"] == "interrupted" and status["epochs_done"] == 1

@@ -27,8 +27,9 @@ def test_git_state_of_a_tree_and_outside_one(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("a")
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], check=True
+    )
     clean = env.git_state(tmp_path)
     assert len(clean["commit"]) == 40 and clean["dirty"] is False
     (tmp_path / "f").write_text("b")
@@ -86,8 +87,9 @@ def test_plugin_file_registers_a_model(tmp_path):
         unregister_model("plugin_file_model")
 
 
-@pytest.mark.parametrize("content, needle", [("raise RuntimeError('boom')", "failed to import"),
-                                             (None, "no such file")])
+@pytest.mark.parametrize(
+    "content, needle", [("raise RuntimeError('boom')", "failed to import"), (None, "no such file")]
+)
 def test_bad_plugin_files(tmp_path, content, needle):
     f = tmp_path / "bad.py"
     if content is not None:
@@ -143,11 +145,12 @@ def test_git_state_ignores_an_enclosing_repository(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("a")
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], check=True
+    )
     vendored = tmp_path / "third_party" / "vib-bench"
     vendored.mkdir(parents=True)
-    assert env.git_state(vendored) == {"commit": None, "dirty": None}   # not this package's repository
+    assert env.git_state(vendored) == {"commit": None, "dirty": None}  # not this package's repository
     assert env.git_state(tmp_path)["commit"] is not None
 
 

@@ -9,14 +9,19 @@ import pytest
 from bench.claims.verdicts import PAPER_TABLE1
 from bench.reporting.ranking import compare_models
 from bench.reporting.report import report_html
-from bench.results import Results
 from bench.reporting.table1 import TABLE1, table1, table1_markdown, write_table1
+from bench.results import Results
 from bench.train_stage import train_run
 from bench.training import TrainConfig
 
 TINY = {"hidden": [16]}
-MODELS = {"mlp": TINY, "dropout": TINY, "confidence_penalty": TINY, "label_smoothing": TINY,
-          "vib_beta1e-3": {**TINY, "k": 4}}
+MODELS = {
+    "mlp": TINY,
+    "dropout": TINY,
+    "confidence_penalty": TINY,
+    "label_smoothing": TINY,
+    "vib_beta1e-3": {**TINY, "k": 4},
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,9 @@ def run(tmp_path_factory):
     from bench.data import load_dataset
 
     out = tmp_path_factory.mktemp("t1") / "run"
-    train_run(out, load_dataset("digits"), MODELS, [0, 1], TrainConfig(epochs=1, lr=1e-3), progress=False,
-              log=lambda *_: None)
+    train_run(
+        out, load_dataset("digits"), MODELS, [0, 1], TrainConfig(epochs=1, lr=1e-3), progress=False, log=lambda *_: None
+    )
     return out
 
 

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import golden_data, one_error_line
 
 from bench.cli import main
 from bench.errors import BenchError
-from conftest import golden_data, one_error_line
 
 
 def snapshot(folder: Path) -> dict:
@@ -23,8 +23,22 @@ def write_results(run: Path, raw) -> Path:
     return run
 
 
-HOSTILE_NAMES = ["../a", "../../victim/models/vib_beta1e-3", "/abs", "a/b", "a\\b", "a\nb", ".hidden", "..", "",
-                 "x" * 101, "a\x00b", "a b", "-rf", "é"]
+HOSTILE_NAMES = [
+    "../a",
+    "../../victim/models/vib_beta1e-3",
+    "/abs",
+    "a/b",
+    "a\\b",
+    "a\nb",
+    ".hidden",
+    "..",
+    "",
+    "x" * 101,
+    "a\x00b",
+    "a b",
+    "-rf",
+    "é",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -104,26 +118,48 @@ def test_import_refuses_an_unsafe_name_before_writing(tmp_path, capsys, plain_we
     victim = tmp_path / "victim"
     (victim / "models" / "vib_beta1e-3").mkdir(parents=True)
     before = snapshot(tmp_path)
-    rc = main(["import", "mlp", str(plain_weights), "--into", str(tmp_path / "run"), "--dataset", "digits",
-               "--set", "hidden=16", "--name", name])
+    rc = main(
+        [
+            "import",
+            "mlp",
+            str(plain_weights),
+            "--into",
+            str(tmp_path / "run"),
+            "--dataset",
+            "digits",
+            "--set",
+            "hidden=16",
+            "--name",
+            name,
+        ]
+    )
     assert rc == 2
     assert "--name" in one_error_line(capsys)
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
 
 
 def test_import_checks_the_slot_on_disk_and_replace_overwrites_it(tmp_path, capsys, plain_weights):
-    base = ["import", "mlp", str(plain_weights), "--into", str(tmp_path / "run"), "--dataset", "digits",
-            "--set", "hidden=16"]
-    assert main(base) == 0                                   # the documented plain state dict works
+    base = [
+        "import",
+        "mlp",
+        str(plain_weights),
+        "--into",
+        str(tmp_path / "run"),
+        "--dataset",
+        "digits",
+        "--set",
+        "hidden=16",
+    ]
+    assert main(base) == 0  # the documented plain state dict works
     capsys.readouterr()
     slot = tmp_path / "run" / "models" / "other" / "seed0"
     slot.mkdir(parents=True)
     (slot / "keep.txt").write_text("someone's file")
     before = snapshot(tmp_path / "run")
-    assert main([*base, "--name", "other"]) == 2             # not in results.json, but on disk
+    assert main([*base, "--name", "other"]) == 2  # not in results.json, but on disk
     assert "already holds other seed 0" in one_error_line(capsys)
     assert snapshot(tmp_path / "run") == before
-    assert main(base) == 2                                   # in results.json
+    assert main(base) == 2  # in results.json
     assert "--replace" in one_error_line(capsys)
     assert main([*base, "--name", "other", "--replace"]) == 0
     assert not (slot / "keep.txt").exists() and (slot / "model.safetensors").exists()
@@ -149,13 +185,13 @@ def test_plugins_listed_in_results_are_not_executed(tmp_path, capsys):
     raw = registered_only(golden_data())
     raw["run"]["plugins"] = [str(plugin)]
     run = write_results(tmp_path / "run", raw)
-    assert main(["time", str(run), "--threads", "1"]) == 2     # the golden run has no weights: refused after
+    assert main(["time", str(run), "--threads", "1"]) == 2  # the golden run has no weights: refused after
     err = capsys.readouterr().err
     assert "notice:" in err and "not executed" in err and str(plugin) in err
     assert not marker.exists()
     assert main(["time", str(run), "--threads", "1", "--trust-plugins"]) == 2
     capsys.readouterr()
-    assert marker.read_text() == "executed"                   # trusted: loaded
+    assert marker.read_text() == "executed"  # trusted: loaded
 
 
 def test_a_model_that_needs_an_untrusted_plugin_is_refused_naming_the_flag(tmp_path, capsys):
@@ -187,17 +223,31 @@ def test_train_resume_skips_a_model_seed_another_process_holds(tmp_path, capsys)
     from bench.locking import member_locks
 
     out = tmp_path / "run"
-    base = ["train", "--models", "mlp", "--seeds", "0,1", "--set", "hidden=16", "--epochs", "1", "--out", str(out),
-            "--no-progress", "--threads", "1"]
+    base = [
+        "train",
+        "--models",
+        "mlp",
+        "--seeds",
+        "0,1",
+        "--set",
+        "hidden=16",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     with member_locks([rundir.member_lock_path(out, "mlp", 0)]) as got:
         assert got == [True]
-        assert main([*base, "--stack", "on", "--resume"]) == 0   # seed 0 is "elsewhere": not a failure
+        assert main([*base, "--stack", "on", "--resume"]) == 0  # seed 0 is "elsewhere": not a failure
     text = capsys.readouterr().out
     assert "mlp seed 0: another process is training it" in text and "mlp seed 1: trained" in text
     assert rundir.read_status(rundir.model_dir(out, "mlp", 0)) is None
     raw = json.loads((out / "results.json").read_text())
     assert list(raw["models"]["mlp"]["seeds"]) == ["1"]
-    assert main([*base, "--resume"]) == 0                      # the lock is free now: seed 0 trains
+    assert main([*base, "--resume"]) == 0  # the lock is free now: seed 0 trains
     assert "mlp seed 0: trained" in capsys.readouterr().out
     assert set(json.loads((out / "results.json").read_text())["models"]["mlp"]["seeds"]) == {"0", "1"}
 
@@ -207,9 +257,11 @@ def test_member_locks_exclude_each_other_across_processes(tmp_path):
     import sys
 
     lock = tmp_path / "m" / ".train.lock"
-    code = ("import sys, time; from bench.locking import member_locks\n"
-            f"with member_locks([{str(lock)!r}]) as got:\n"
-            "    print(got[0], flush=True); time.sleep(3)\n")
+    code = (
+        "import sys, time; from bench.locking import member_locks\n"
+        f"with member_locks([{str(lock)!r}]) as got:\n"
+        "    print(got[0], flush=True); time.sleep(3)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -228,8 +280,9 @@ def test_member_locks_exclude_each_other_across_processes(tmp_path):
 def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path, capsys, name):
     """A received run directory whose lock files point elsewhere: taking the run's lock must neither write
     through the link nor crash."""
-    from bench.cli import main
     from conftest import golden_run_dir, one_error_line
+
+    from bench.cli import main
 
     run = golden_run_dir(tmp_path)
     victim = tmp_path / "victim.txt"

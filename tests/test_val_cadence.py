@@ -15,9 +15,9 @@ quiet = dict(progress=False, log=lambda *_: None)
 
 
 def test_the_automatic_cadence_follows_the_split_sizes():
-    assert auto_val_every(50_000, 10_000) == 4       # MNIST: 10,000 / 150,000 = 6.7% -> every 4 epochs
-    assert auto_val_every(60_000, 10_000) == 3       # MNIST, --train-split trainval: 5.6% -> every 3
-    assert auto_val_every(1_077, 360) == 6           # digits: 11% -> every 6
+    assert auto_val_every(50_000, 10_000) == 4  # MNIST: 10,000 / 150,000 = 6.7% -> every 4 epochs
+    assert auto_val_every(60_000, 10_000) == 3  # MNIST, --train-split trainval: 5.6% -> every 3
+    assert auto_val_every(1_077, 360) == 6  # digits: 11% -> every 6
     assert auto_val_every(55_000, 0) == 1 and auto_val_every(1_000, 60) == 1
     assert Cadence().val_every(50_000, 10_000) == 4 and Cadence(val_epochs=1).val_every(50_000, 10_000) == 1
     assert [e for e in range(1, 11) if Cadence.val_due(e, 10, 4)] == [4, 8, 10]
@@ -64,8 +64,20 @@ def test_the_overhead_benchmark_measures_both_cadences_in_one_run(tmp_path):
     spec = importlib.util.spec_from_file_location("epoch_overhead", path)
     bench_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_module)
-    out = bench_module.main(["--models", "mlp,dropout", "--set", "hidden=16", "--epochs", "3",
-                             "--val-every", "1,auto", "--json", str(tmp_path / "o.json")])
+    out = bench_module.main(
+        [
+            "--models",
+            "mlp,dropout",
+            "--set",
+            "hidden=16",
+            "--epochs",
+            "3",
+            "--val-every",
+            "1,auto",
+            "--json",
+            str(tmp_path / "o.json"),
+        ]
+    )
     assert [r["val_every"] for r in out["runs"]] == [1, 6]
     assert json.loads((tmp_path / "o.json").read_text()) == out
     for r in out["runs"]:

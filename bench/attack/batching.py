@@ -14,8 +14,8 @@ import os
 
 import torch
 
-MEMORY_FRACTION = 0.25   # of the free memory, for one attack batch (autograd keeps activations and their grads)
-OVERHEAD = 4             # activations + their gradients + the attack's own per-example tensors and temporaries
+MEMORY_FRACTION = 0.25  # of the free memory, for one attack batch (autograd keeps activations and their grads)
+OVERHEAD = 4  # activations + their gradients + the attack's own per-example tensors and temporaries
 MAX_BATCH = 20_000
 
 
@@ -35,7 +35,7 @@ def free_memory_bytes(device) -> int:
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
-        return 4 * 2 ** 30
+        return 4 * 2**30
 
 
 @torch.no_grad()

@@ -21,48 +21,84 @@ class Cell:
     """What a cell needs: the model, its attack, the examples and the clean correctness vector."""
 
     model: object
-    attack: object          # attacks.Attack
+    attack: object  # attacks.Attack
     x: torch.Tensor
     y: torch.Tensor
-    clean: torch.Tensor     # bool (N,): correct on the clean input
+    clean: torch.Tensor  # bool (N,): correct on the clean input
     device: object
     seed: int
     batch_size: int
     progress: bool = False
     desc: str = ""
-    randomised: bool = False   # the model's predictions are random (unstable predictions are measured)
-    indicators: bool = True    # measure the indicators of attack failure (bench.attack.mitigate)
+    randomised: bool = False  # the model's predictions are random (unstable predictions are measured)
+    indicators: bool = True  # measure the indicators of attack failure (bench.attack.mitigate)
 
 
-def new_record(name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost, seed, batch_size,
-               **extra) -> AttackRecord:
-    return AttackRecord.build(name, norm, eps, proto, **acc_fields(robust), clean_acc=clean_acc, adv_acc=adv_acc,
-                              perturbation=pert, checks={}, config=config, **cost, attack_seed=seed,
-                              eval_seed=EVAL_SEED, batch_size=batch_size, **extra,
-                              recorded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+def new_record(
+    name, norm, eps, proto, robust, clean_acc, adv_acc, pert, config, cost, seed, batch_size, **extra
+) -> AttackRecord:
+    return AttackRecord.build(
+        name,
+        norm,
+        eps,
+        proto,
+        **acc_fields(robust),
+        clean_acc=clean_acc,
+        adv_acc=adv_acc,
+        perturbation=pert,
+        checks={},
+        config=config,
+        **cost,
+        attack_seed=seed,
+        eval_seed=EVAL_SEED,
+        batch_size=batch_size,
+        **extra,
+        recorded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _run(c: Cell, x, y):
-    return run_attack(c.model, c.attack, x, y, batch_size=c.batch_size, seed=c.seed, device=c.device,
-                      progress=c.progress, desc=c.desc)
+    return run_attack(
+        c.model, c.attack, x, y, batch_size=c.batch_size, seed=c.seed, device=c.device, progress=c.progress, desc=c.desc
+    )
 
 
 def standalone(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, torch.Tensor]:
     """Attack every example; robust = correct both clean and attacked (after the per-cell mitigations)."""
     adv, cost, tracer = mitigate.traced_run(c, c.x, c.y)
-    adv, adv_ok, found = mitigate.finish(c, c.x, c.y, c.clean, adv, tracer,
-                                         lambda ok: float((c.clean & ok).double().mean()))
+    adv, adv_ok, found = mitigate.finish(
+        c, c.x, c.y, c.clean, adv, tracer, lambda ok: float((c.clean & ok).double().mean())
+    )
     robust = c.clean & adv_ok
     pert, linf, l2 = perturbation_fields(c.x, adv)
-    rec = new_record(name, norm, eps, proto, robust, float(c.clean.double().mean()), float(adv_ok.double().mean()),
-                     pert, config, cost, c.seed, c.batch_size)
+    rec = new_record(
+        name,
+        norm,
+        eps,
+        proto,
+        robust,
+        float(c.clean.double().mean()),
+        float(adv_ok.double().mean()),
+        pert,
+        config,
+        cost,
+        c.seed,
+        c.batch_size,
+    )
     found.apply(rec)
     cell_checks(rec, norm, eps, adv, linf, l2, int(c.clean.sum()))
     return rec, robust
 
 
-NO_COST = {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0, "grad_evals_per_s": 0.0, "gflop": 0.0,
-           "gflop_per_s": 0.0, "peak_fraction": 0.0}
+NO_COST = {
+    "wall_time_s": 0.0,
+    "grad_evals": 0,
+    "forward_evals": 0,
+    "grad_evals_per_s": 0.0,
+    "gflop": 0.0,
+    "gflop_per_s": 0.0,
+    "peak_fraction": 0.0,
+}
 
 
 def from_clean(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, torch.Tensor]:
@@ -72,14 +108,28 @@ def from_clean(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, t
     robust = c.clean.clone()
     pert, linf, l2 = perturbation_fields(c.x, c.x)
     acc = float(c.clean.double().mean())
-    rec = new_record(name, norm, eps, proto, robust, acc, acc, pert, config, dict(NO_COST), c.seed, c.batch_size,
-                     from_clean_pass=True)
+    rec = new_record(
+        name,
+        norm,
+        eps,
+        proto,
+        robust,
+        acc,
+        acc,
+        pert,
+        config,
+        dict(NO_COST),
+        c.seed,
+        c.batch_size,
+        from_clean_pass=True,
+    )
     cell_checks(rec, norm, eps, c.x, linf, l2, int(c.clean.sum()))
     return rec, robust
 
 
-def cascade(c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor,
-            after: list[str]) -> tuple[AttackRecord, torch.Tensor]:
+def cascade(
+    c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor, after: list[str]
+) -> tuple[AttackRecord, torch.Tensor]:
     """Attack only the examples every earlier attack at this eps failed on (AutoAttack's cascade).
 
     The record's robust accuracy is the worst case so far (this attack and ``after``, the attacks run
@@ -95,15 +145,32 @@ def cascade(c: Cell, name, norm, eps, proto, config, robust_before: torch.Tensor
             r = robust_before.clone()
             r[idx] = ok
             return float(r.double().mean())
-        adv, robust[idx], found = mitigate.finish(c, c.x[idx], c.y[idx], torch.ones(len(idx), dtype=torch.bool),
-                                                  adv, tracer, robust_of)
+
+        adv, robust[idx], found = mitigate.finish(
+            c, c.x[idx], c.y[idx], torch.ones(len(idx), dtype=torch.bool), adv, tracer, robust_of
+        )
         pert, linf, l2 = perturbation_fields(c.x[idx], adv)
     else:  # nothing left to attack
         adv, cost = c.x[:0], dict(NO_COST)
         pert, linf, l2 = {}, torch.zeros(0), torch.zeros(0)
-    rec = new_record(name, norm, eps, proto, robust, float(c.clean.double().mean()), None, pert, config, cost,
-                     c.seed, c.batch_size, cascade=True, attacked_n=int(len(idx)), cascade_after=list(after),
-                     robust_acc_before=float(robust_before.double().mean()))
+    rec = new_record(
+        name,
+        norm,
+        eps,
+        proto,
+        robust,
+        float(c.clean.double().mean()),
+        None,
+        pert,
+        config,
+        cost,
+        c.seed,
+        c.batch_size,
+        cascade=True,
+        attacked_n=int(len(idx)),
+        cascade_after=list(after),
+        robust_acc_before=float(robust_before.double().mean()),
+    )
     if found is not None:
         found.apply(rec)
     if len(idx):
@@ -127,12 +194,26 @@ def min_norm_at(c: Cell, run, name, norm, eps, proto, config, first: bool) -> tu
     robust = c.clean & ~success
     adv_acc = float((~(wrong & (l2_all <= eps + BALL_TOL))).double().mean())
     pert, linf, l2 = perturbation_fields(c.x, used)
-    rec = new_record(name, norm, eps, proto, robust, float(c.clean.double().mean()), adv_acc, pert, config, cost,
-                     c.seed, c.batch_size)
+    rec = new_record(
+        name,
+        norm,
+        eps,
+        proto,
+        robust,
+        float(c.clean.double().mean()),
+        adv_acc,
+        pert,
+        config,
+        cost,
+        c.seed,
+        c.batch_size,
+    )
     ok = wrong & c.clean
     rec["shared_run"] = not first
-    rec["min_norm"] = {"success_rate_unbounded": float(ok.double().mean()),
-                       "l2_median_of_successes": float(l2_all[ok].median()) if ok.any() else None,
-                       "l2_mean_of_successes": float(l2_all[ok].double().mean()) if ok.any() else None}
+    rec["min_norm"] = {
+        "success_rate_unbounded": float(ok.double().mean()),
+        "l2_median_of_successes": float(l2_all[ok].median()) if ok.any() else None,
+        "l2_mean_of_successes": float(l2_all[ok].double().mean()) if ok.any() else None,
+    }
     cell_checks(rec, norm, eps, used, linf, l2, int(c.clean.sum()))
     return rec, robust

@@ -16,14 +16,14 @@ from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, keyed_noise, predict_
 from ..results import AttackRecord
 from .cost import run_attack
 
-CHECK_N = 500        # examples used by the model-level checks
-BALL_TOL = 1e-6      # slack for "inside the eps ball"
-ACC_TOL = 0.01       # accuracy may rise with eps / PGD may trail FGSM by this much (or 2 examples) before a flag
-MASKING_TOL = 0.03   # a gradient-free attack beating every gradient attack by this much flags masking
+CHECK_N = 500  # examples used by the model-level checks
+BALL_TOL = 1e-6  # slack for "inside the eps ball"
+ACC_TOL = 0.01  # accuracy may rise with eps / PGD may trail FGSM by this much (or 2 examples) before a flag
+MASKING_TOL = 0.03  # a gradient-free attack beating every gradient attack by this much flags masking
 ZERO_GRAD_MAX = 0.01  # fraction of examples with an exactly-zero input gradient before a flag
 VANISHING_NORM = 1e-8  # an input-gradient norm below this (or a float32 loss of exactly 0) has vanished
-VANISHING_MAX = 0.10   # fraction of correctly classified examples with a vanished gradient before a flag
-LARGE_EPS = 0.5      # L-inf budget at which any unmasked model should fall to ~0
+VANISHING_MAX = 0.10  # fraction of correctly classified examples with a vanished gradient before a flag
+LARGE_EPS = 0.5  # L-inf budget at which any unmasked model should fall to ~0
 LARGE_EPS_MAX_ACC = 0.05
 
 
@@ -63,16 +63,27 @@ def model_checks(model, x, y, device) -> dict:
     atk = create_attack("pgd", model, LARGE_EPS, alpha=0.05)
     adv, _ = run_attack(model, atk, x[:n], y[:n], batch_size=EVAL_BATCH, seed=EVAL_SEED + 2, device=device)
     robust = predict_correct(model, x[:n], y[:n], device) & predict_correct(model, adv, y[:n], device)
-    large = {"attack": "pgd", "eps": LARGE_EPS, "budget": atk.config()["budget"], "n": n,
-             "robust_acc": float(robust.double().mean())}
+    large = {
+        "attack": "pgd",
+        "eps": LARGE_EPS,
+        "budget": atk.config()["budget"],
+        "n": n,
+        "robust_acc": float(robust.double().mean()),
+    }
     return {
-        "n": n, "declared_stochastic": declared, "randomised": bool(randomised or declared),
-        "output_max_abs_diff": diff, "undeclared_randomness": bool(randomised and not declared),
+        "n": n,
+        "declared_stochastic": declared,
+        "randomised": bool(randomised or declared),
+        "output_max_abs_diff": diff,
+        "undeclared_randomness": bool(randomised and not declared),
         "returns_probabilities": probs,
-        "zero_grad_fraction": zero_frac, "zero_gradients": zero_frac > ZERO_GRAD_MAX,
-        "vanishing_grad_fraction": vanishing_frac, "vanishing_gradients": vanishing_frac > VANISHING_MAX,
+        "zero_grad_fraction": zero_frac,
+        "zero_gradients": zero_frac > ZERO_GRAD_MAX,
+        "vanishing_grad_fraction": vanishing_frac,
+        "vanishing_gradients": vanishing_frac > VANISHING_MAX,
         "grad_cosine_between_draws": cosine,
-        "large_eps": large, "large_eps_not_zero": large["robust_acc"] > LARGE_EPS_MAX_ACC,
+        "large_eps": large,
+        "large_eps_not_zero": large["robust_acc"] > LARGE_EPS_MAX_ACC,
     }
 
 
@@ -113,8 +124,14 @@ def post_checks(records: list[AttackRecord], model_flags: dict) -> None:
         at[(r.norm, r.eps)].append(r)
     for group in at.values():
         fgsm = [r for r in group if r.attack == "fgsm"]
-        alone = [r for r in group if not r.is_worst_case and not r.get("cascade") and spec(r.attack) is not None
-                 and not r.get("mitigation_for")]   # a transfer/EOT cell added by bench.attack.group_indicators
+        alone = [
+            r
+            for r in group
+            if not r.is_worst_case
+            and not r.get("cascade")
+            and spec(r.attack) is not None
+            and not r.get("mitigation_for")
+        ]  # a transfer/EOT cell added by bench.attack.group_indicators
         grad = [r for r in alone if not spec(r.attack).gradient_free]
         free = [r for r in alone if spec(r.attack).gradient_free]
         for r in alone:

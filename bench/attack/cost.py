@@ -34,7 +34,7 @@ class CostMeter:
         self.grad_rows = 0
         self.flops = 0.0
         self._handles = []
-        self._wrapped: list[str] = []   # instance wrappers set by _wrap_eot_logits (removed on exit)
+        self._wrapped: list[str] = []  # instance wrappers set by _wrap_eot_logits (removed on exit)
 
     def __enter__(self):
         self._handles.append(self.model.register_forward_hook(self._on_model))
@@ -48,13 +48,14 @@ class CostMeter:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        for name in self._wrapped:   # only the wrappers set here: the class's methods (or another's) again
+        for name in self._wrapped:  # only the wrappers set here: the class's methods (or another's) again
             self.model.__dict__.pop(name, None)
         self._wrapped = []
 
     def _wrap_eot_logits(self):
         """Count ``eot_logits(x, n)`` (n forward passes computed at once, ``attacks.eot``) as n forward and,
         when differentiated, n gradient evaluations per row, as the plain EOT loop would be counted."""
+
         def count(out, rows):
             self.forward_rows += rows
             if out.requires_grad:
@@ -100,9 +101,15 @@ def _sync(device):
 def cost_fields(meter: CostMeter, wall: float, device) -> dict:
     peak = matmul_peak_flops(str(torch.device(device)))
     rate = meter.flops / wall if wall > 0 else float("nan")
-    return {"wall_time_s": wall, "grad_evals": meter.grad_rows, "forward_evals": meter.forward_rows,
-            "grad_evals_per_s": meter.grad_rows / wall if wall > 0 else float("nan"),
-            "gflop": meter.flops / 1e9, "gflop_per_s": rate / 1e9, "peak_fraction": rate / peak}
+    return {
+        "wall_time_s": wall,
+        "grad_evals": meter.grad_rows,
+        "forward_evals": meter.forward_rows,
+        "grad_evals_per_s": meter.grad_rows / wall if wall > 0 else float("nan"),
+        "gflop": meter.flops / 1e9,
+        "gflop_per_s": rate / 1e9,
+        "peak_fraction": rate / peak,
+    }
 
 
 def run_attack(model, attack, x, y, *, batch_size: int, seed: int, device, progress=False, desc=""):
@@ -126,7 +133,7 @@ def run_attack(model, attack, x, y, *, batch_size: int, seed: int, device, progr
             if reseed is not None:
                 reseed(bseed)
             with seeded(bseed, device), keyed_noise(model, seed):
-                adv.append(attack(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).cpu())
+                adv.append(attack(x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)).cpu())
     _sync(device)
     wall = time.perf_counter() - t0
     return torch.cat(adv), cost_fields(meter, wall, device)
@@ -136,6 +143,10 @@ def perturbation_fields(x, adv) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Mean and max L-inf and L2 size of the perturbations, and the per-example norms."""
     d = (adv - x).flatten(1).double()
     linf, l2 = d.abs().amax(1), d.norm(dim=1)
-    fields = {"linf_mean": float(linf.mean()), "linf_max": float(linf.max()),
-              "l2_mean": float(l2.mean()), "l2_max": float(l2.max())}
+    fields = {
+        "linf_mean": float(linf.mean()),
+        "linf_max": float(linf.max()),
+        "l2_mean": float(l2.mean()),
+        "l2_max": float(l2.max()),
+    }
     return fields, linf, l2

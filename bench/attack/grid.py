@@ -14,8 +14,15 @@ from .cost import run_attack
 GRID_K = 10
 
 
-def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch.Tensor, pred_clean: torch.Tensor,
-                  pred_adv: torch.Tensor, title: str) -> Path:
+def save_adv_grid(
+    path: str | Path,
+    x: torch.Tensor,
+    adv: torch.Tensor,
+    y: torch.Tensor,
+    pred_clean: torch.Tensor,
+    pred_adv: torch.Tensor,
+    title: str,
+) -> Path:
     """Three rows (clean, adversarial, perturbation) of ``len(x)`` images, predicted labels above each.
 
     A wrong prediction is printed in red. The perturbation row uses a diverging map scaled to the
@@ -41,27 +48,32 @@ def save_adv_grid(path: str | Path, x: torch.Tensor, adv: torch.Tensor, y: torch
             else:
                 ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
                 ok = int(preds[i]) == int(y[i])
-                ax.set_title(f"{'pred' if r else 'y=' + str(int(y[i])) + ' pred'} {int(preds[i])}",
-                             fontsize=8, color="black" if ok else "red")
+                ax.set_title(
+                    f"{'pred' if r else 'y=' + str(int(y[i])) + ' pred'} {int(preds[i])}",
+                    fontsize=8,
+                    color="black" if ok else "red",
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
-    right = 1 - 1.0 / fig.get_size_inches()[0]   # room for the colour bar
+    right = 1 - 1.0 / fig.get_size_inches()[0]  # room for the colour bar
     fig.tight_layout(rect=(0, 0, right, 1))
     if shown is not None:
         low = axes[2][0].get_position()
-        cax = fig.add_axes((right + 0.1 / fig.get_size_inches()[0], low.y0, 0.12 / fig.get_size_inches()[0],
-                            low.height))
+        cax = fig.add_axes(
+            (right + 0.1 / fig.get_size_inches()[0], low.y0, 0.12 / fig.get_size_inches()[0], low.height)
+        )
         bar = fig.colorbar(shown, cax=cax)
         bar.ax.tick_params(labelsize=7)
         bar.set_label("adversarial − clean", fontsize=7)
     return atomic_write_figure(fig, path)
 
 
-def save_grid(run_dir: Path, name: str, seed: int, model, records, x, y, *, grid_eps: float, device,
-              overrides_for) -> Path | None:
+def save_grid(
+    run_dir: Path, name: str, seed: int, model, records, x, y, *, grid_eps: float, device, overrides_for
+) -> Path | None:
     """Re-run the strongest L-inf attack at the eps closest to ``grid_eps`` on the first few examples.
 
     ``overrides_for(attack_name, randomised)`` gives the budget overrides the stage used.
@@ -81,8 +93,15 @@ def save_grid(run_dir: Path, name: str, seed: int, model, records, x, y, *, grid
     k = min(GRID_K, len(x))
     adv, _ = run_attack(model, atk, x[:k], y[:k], batch_size=k, seed=best.get("attack_seed", EVAL_SEED), device=device)
     path = rundir.figure_path(run_dir, f"adv_{name}_seed{seed}.png")
-    save_adv_grid(path, x[:k], adv, y[:k], predict_labels(model, x[:k], device), predict_labels(model, adv, device),
-                  f"{name} seed {seed}: {best.attack} [{best.protocol}], {norm} eps={eps:g} "
-                  f"(robust {100 * best.robust_acc:.1f}% on {best.n}); red = wrong")
+    save_adv_grid(
+        path,
+        x[:k],
+        adv,
+        y[:k],
+        predict_labels(model, x[:k], device),
+        predict_labels(model, adv, device),
+        f"{name} seed {seed}: {best.attack} [{best.protocol}], {norm} eps={eps:g} "
+        f"(robust {100 * best.robust_acc:.1f}% on {best.n}); red = wrong",
+    )
     model.cpu()
     return path

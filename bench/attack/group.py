@@ -34,12 +34,14 @@ class ModelUnderAttack:
     model: torch.nn.Module
     x: torch.Tensor
     y: torch.Tensor
-    clean: torch.Tensor     # bool (N,): correct on the clean input, under the protocol
+    clean: torch.Tensor  # bool (N,): correct on the clean input, under the protocol
     device: object
     randomised: bool = False
-    batch_size: int | None = None   # attack batch size; None: chosen by :func:`batch_size_for`
-    checks: dict = field(default_factory=dict)   # the model checks (bench.attack.checks.model_checks)
-    sanity: dict = field(default_factory=dict)   # (attack, norm) -> unconstrained failure (bench.attack.group_indicators)
+    batch_size: int | None = None  # attack batch size; None: chosen by :func:`batch_size_for`
+    checks: dict = field(default_factory=dict)  # the model checks (bench.attack.checks.model_checks)
+    sanity: dict = field(
+        default_factory=dict
+    )  # (attack, norm) -> unconstrained failure (bench.attack.group_indicators)
 
     @property
     def clean_acc(self) -> float:
@@ -81,38 +83,51 @@ def load_for_attack(run_dir, name: str, seed: int, x, y, device) -> tuple[ModelU
     model = load_trained(run_dir, name, seed, device)
     clean = predict_correct(model, x, y, device)
     m = ModelUnderAttack(name, seed, model, x, y, clean, device)
-    setup = {"n_examples": len(x), "eval_seed": EVAL_SEED, "eval_batch": EVAL_BATCH, "clean_acc": m.clean_acc,
-             "split": "test", "first_n": True}
+    setup = {
+        "n_examples": len(x),
+        "eval_seed": EVAL_SEED,
+        "eval_batch": EVAL_BATCH,
+        "clean_acc": m.clean_acc,
+        "split": "test",
+        "first_n": True,
+    }
     return m, setup
 
 
 def model_line(name: str, seed: int, setup: dict, checks: dict) -> str:
     """The stage's line about one model: clean accuracy, randomness and the model checks."""
     mflags = [f for f in MODEL_FLAGS if checks.get(f)]
-    return (f"{name} seed {seed}: clean accuracy {100 * setup['clean_acc']:.2f}% on {setup['n_examples']} test "
-            f"examples; {'randomised' if checks['randomised'] else 'deterministic'}"
-            f"{' (undeclared!)' if checks['undeclared_randomness'] else ''}; "
-            f"vanishing gradients {100 * checks['vanishing_grad_fraction']:.1f}%; "
-            f"PGD at L-inf {LARGE_EPS:g}: {100 * checks['large_eps']['robust_acc']:.1f}%"
-            + (f"; FLAGS: {', '.join(mflags)}" if mflags else ""))
+    return (
+        f"{name} seed {seed}: clean accuracy {100 * setup['clean_acc']:.2f}% on {setup['n_examples']} test "
+        f"examples; {'randomised' if checks['randomised'] else 'deterministic'}"
+        f"{' (undeclared!)' if checks['undeclared_randomness'] else ''}; "
+        f"vanishing gradients {100 * checks['vanishing_grad_fraction']:.1f}%; "
+        f"PGD at L-inf {LARGE_EPS:g}: {100 * checks['large_eps']['robust_acc']:.1f}%"
+        + (f"; FLAGS: {', '.join(mflags)}" if mflags else "")
+    )
 
 
 def skipped_lines(attacks: list[str], randomised: bool) -> list[str]:
     """Lines for the attacks a deterministic model skips (EOT would only repeat the plain attack)."""
     from attacks import get_spec
 
-    return [f"  {a}: skipped (the model is deterministic: EOT would repeat {a.replace('eot_', '')})"
-            for a in attacks if get_spec(a).randomised_only and not randomised]
+    return [
+        f"  {a}: skipped (the model is deterministic: EOT would repeat {a.replace('eot_', '')})"
+        for a in attacks
+        if get_spec(a).randomised_only and not randomised
+    ]
 
 
 def cell_line(rec: AttackRecord) -> str:
     """One printed line per computed cell."""
     cell_flags = [k for k, v in rec.checks.items() if v is True]
-    scope = (f" on {rec['attacked_n']} still robust" if rec.get("cascade") else "")
-    return (f"  {rec.attack:10s} {rec.norm:4s} eps={rec.eps:<5g} [{rec.protocol}] robust {100 * rec.robust_acc:6.2f}% "
-            f"[{100 * rec['ci_low']:.1f}, {100 * rec['ci_high']:.1f}]{scope}  "
-            + ("(same CW run as above) " if rec.get("shared_run") else speed_text(rec.raw) + " ")
-            + (f"FLAGS: {', '.join(cell_flags)}" if cell_flags else ""))
+    scope = f" on {rec['attacked_n']} still robust" if rec.get("cascade") else ""
+    return (
+        f"  {rec.attack:10s} {rec.norm:4s} eps={rec.eps:<5g} [{rec.protocol}] robust {100 * rec.robust_acc:6.2f}% "
+        f"[{100 * rec['ci_low']:.1f}, {100 * rec['ci_high']:.1f}]{scope}  "
+        + ("(same CW run as above) " if rec.get("shared_run") else speed_text(rec.raw) + " ")
+        + (f"FLAGS: {', '.join(cell_flags)}" if cell_flags else "")
+    )
 
 
 def _order(names: list[str], cascade: bool) -> tuple[list[str], list[str]]:
@@ -133,8 +148,9 @@ def groups(plan, cascade: bool, randomised: bool) -> list[Group]:
 
     out = []
     for norm, eps_list in (("Linf", plan.eps_linf), ("L2", plan.eps_l2)):
-        names = [a for a in plan.attacks if get_spec(a).norm == norm
-                 and not (get_spec(a).randomised_only and not randomised)]
+        names = [
+            a for a in plan.attacks if get_spec(a).norm == norm and not (get_spec(a).randomised_only and not randomised)
+        ]
         if not names:
             continue
         standalone, chain = _order(names, cascade)
@@ -157,8 +173,16 @@ def units(gs: list[Group]) -> list[list[Group]]:
     return out
 
 
-def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[AttackRecord], vectors: dict,
-                 min_norm_runs: dict, on_cell=None) -> list[tuple[AttackRecord, torch.Tensor]]:
+def attack_group(
+    m: ModelUnderAttack,
+    g: Group,
+    opts,
+    plan,
+    records: list[AttackRecord],
+    vectors: dict,
+    min_norm_runs: dict,
+    on_cell=None,
+) -> list[tuple[AttackRecord, torch.Tensor]]:
     """Run the missing cells of one group, then its worst case; writes nothing.
 
     ``records`` (the model-seed's, at least those of this group) and ``vectors`` (per-example key ->
@@ -188,24 +212,38 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
 
     def prepare(attack_name):
         s = get_spec(attack_name)
-        atk = create_attack(attack_name, m.model, None if s.minimum_norm else eps,
-                            **attack_overrides(attack_name, opts, randomised))
+        atk = create_attack(
+            attack_name, m.model, None if s.minimum_norm else eps, **attack_overrides(attack_name, opts, randomised)
+        )
         proto = protocol.protocol_for(atk.eot, randomised)
         config = atk.config()
         if s.minimum_norm:
             config["counted_within_eps"] = float(eps)
         cseed = protocol.cell_seed(seed, attack_name, norm, None if s.minimum_norm else eps, proto)
-        cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, cseed, batch_size_for(m, plan, opts),
-                          opts.progress, f"{m.name} {attack_name} {norm} {eps:g}", randomised=randomised,
-                          indicators=getattr(opts, "indicators", True))
+        cell = cells.Cell(
+            m.model,
+            atk,
+            m.x,
+            m.y,
+            m.clean,
+            m.device,
+            cseed,
+            batch_size_for(m, plan, opts),
+            opts.progress,
+            f"{m.name} {attack_name} {norm} {eps:g}",
+            randomised=randomised,
+            indicators=getattr(opts, "indicators", True),
+        )
         return s, proto, config, cell
 
     def is_done(attack_name, proto, config, after=None, before=None):
         done = find(CellKey.of(attack_name, norm, eps, proto))
-        return (done is not None and done.budget == config["budget"]
-                and per_example_key(attack_name, norm, eps) in vectors
-                and (after is None or (done.get("cascade_after") == after
-                                       and done.get("robust_acc_before") == before)))
+        return (
+            done is not None
+            and done.budget == config["budget"]
+            and per_example_key(attack_name, norm, eps) in vectors
+            and (after is None or (done.get("cascade_after") == after and done.get("robust_acc_before") == before))
+        )
 
     for attack_name in g.standalone:
         s, proto, config, cell = prepare(attack_name)
@@ -215,8 +253,9 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
             first = attack_name not in min_norm_runs
             if first:
                 min_norm_runs[attack_name] = cells.min_norm_run(cell)
-            rec, robust = cells.min_norm_at(cell, min_norm_runs[attack_name], attack_name, norm, eps, proto,
-                                            config, first)
+            rec, robust = cells.min_norm_at(
+                cell, min_norm_runs[attack_name], attack_name, norm, eps, proto, config, first
+            )
         elif eps == 0:
             rec, robust = cells.from_clean(cell, attack_name, norm, eps, proto, config)
         else:
@@ -226,8 +265,13 @@ def attack_group(m: ModelUnderAttack, g: Group, opts, plan, records: list[Attack
         robust_now = m.clean.clone()
         for r in records:
             # mitigation cells are added after the chain ran: counting them would change its starting point
-            if (r.norm == norm and r.eps == eps and not r.is_worst_case and not r.get("cascade")
-                    and not r.get("mitigation_for")):
+            if (
+                r.norm == norm
+                and r.eps == eps
+                and not r.is_worst_case
+                and not r.get("cascade")
+                and not r.get("mitigation_for")
+            ):
                 robust_now &= vectors[r.vector_key]
         after: list[str] = []
         for attack_name in g.chain:
@@ -251,6 +295,12 @@ def eot_needed(records: list[AttackRecord]) -> bool | None:
     """For a randomised model: did averaging over the randomness (EOT) lower the leaderboard number?"""
     from .checks import tolerance
 
-    lead = [r for r in records if r.is_worst_case and r.protocol == "all"
-            and r.get("paper_robust_acc") is not None and r.get("eot_robust_acc") is not None]
+    lead = [
+        r
+        for r in records
+        if r.is_worst_case
+        and r.protocol == "all"
+        and r.get("paper_robust_acc") is not None
+        and r.get("eot_robust_acc") is not None
+    ]
     return any(r["eot_robust_acc"] < r["paper_robust_acc"] - tolerance(r.n) for r in lead) if lead else None

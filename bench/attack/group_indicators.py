@@ -21,7 +21,7 @@ from . import indicators as ind
 from .cost import run_attack
 from .options import attack_overrides
 
-SANITY_N = 100               # examples of the unbounded sanity run
+SANITY_N = 100  # examples of the unbounded sanity run
 TRANSFER = {"Linf": "transfer_pgd_strong", "L2": "transfer_pgd_l2_strong"}
 EOT_ATTACK = {"Linf": "eot_pgd", "L2": "eot_pgd_l2_strong"}
 
@@ -30,7 +30,9 @@ def _attacked(rec: AttackRecord, clean_n: int) -> int:
     return int(rec["attacked_n"]) if rec.get("cascade") else clean_n
 
 
-def unbounded_value(m, attack_name: str, norm: str, rec: AttackRecord, overrides: dict, batch_size: int) -> float | None:
+def unbounded_value(
+    m, attack_name: str, norm: str, rec: AttackRecord, overrides: dict, batch_size: int
+) -> float | None:
     """Unconstrained failure of one attack on one model: cached per (attack, norm) on ``m.sanity``."""
     from attacks import create_attack, get_spec
 
@@ -71,9 +73,16 @@ def group_pass(m, g, opts, plan, records: list[AttackRecord], vectors: dict, new
 
     if g.eps == 0 or not getattr(opts, "indicators", True):
         return
-    new = list(new) + [r for r in records if r.norm == g.norm and r.eps == g.eps and not r.is_worst_case
-                       and not r.get("mitigation_for") and ind.UNAVAILABLE not in r.indicators
-                       and all(r is not x for x in new)]
+    new = list(new) + [
+        r
+        for r in records
+        if r.norm == g.norm
+        and r.eps == g.eps
+        and not r.is_worst_case
+        and not r.get("mitigation_for")
+        and ind.UNAVAILABLE not in r.indicators
+        and all(r is not x for x in new)
+    ]
     if not new:
         return
     n_clean = int(m.clean.sum())
@@ -89,8 +98,19 @@ def group_pass(m, g, opts, plan, records: list[AttackRecord], vectors: dict, new
         atk = create_attack(name, m.model, g.eps, **attack_overrides(name, opts, m.randomised))
         proto = protocol.protocol_for(atk.eot, m.randomised)
         seed = protocol.cell_seed(m.seed, name, g.norm, g.eps, proto)
-        cell = cells.Cell(m.model, atk, m.x, m.y, m.clean, m.device, seed, m.batch_size or plan.batch_size, opts.progress,
-                          f"{m.name} {name} {g.norm} {g.eps:g}", randomised=m.randomised)
+        cell = cells.Cell(
+            m.model,
+            atk,
+            m.x,
+            m.y,
+            m.clean,
+            m.device,
+            seed,
+            m.batch_size or plan.batch_size,
+            opts.progress,
+            f"{m.name} {name} {g.norm} {g.eps:g}",
+            randomised=m.randomised,
+        )
         rec, robust = cells.standalone(cell, name, g.norm, g.eps, proto, atk.config())
         rec["mitigation_for"] = why
         computed(rec, robust)
@@ -101,12 +121,23 @@ def group_pass(m, g, opts, plan, records: list[AttackRecord], vectors: dict, new
             spec = get_spec(r.attack)
         except AttackError:  # a plugin attack that is not loaded now
             continue
-        ind.set_value(r, ind.UNAVAILABLE, ind.unavailable_value(checks, spec.loss, spec.gradient_free),
-                      of=checks.get("n"))
+        ind.set_value(
+            r, ind.UNAVAILABLE, ind.unavailable_value(checks, spec.loss, spec.gradient_free), of=checks.get("n")
+        )
         if not r.get("mitigation_for"):
-            ind.set_value(r, ind.UNCONSTRAINED,
-                          unbounded_value(m, r.attack, g.norm, r, attack_overrides(r.attack, opts, m.randomised),
-                                          m.batch_size or plan.batch_size), of=min(SANITY_N, len(m.x)))
+            ind.set_value(
+                r,
+                ind.UNCONSTRAINED,
+                unbounded_value(
+                    m,
+                    r.attack,
+                    g.norm,
+                    r,
+                    attack_overrides(r.attack, opts, m.randomised),
+                    m.batch_size or plan.batch_size,
+                ),
+                of=min(SANITY_N, len(m.x)),
+            )
     # transfer failure: a transfer attack from the surrogate joins the worst case
     if has_surrogate(m.model):
         t = run_extra(TRANSFER[g.norm], ind.TRANSFER)
@@ -116,7 +147,7 @@ def group_pass(m, g, opts, plan, records: list[AttackRecord], vectors: dict, new
                 continue
             gain = vectors[r.vector_key] & ~t_robust
             ind.set_value(r, ind.TRANSFER, ind.fraction(gain, _attacked(r, n_clean)), of=_attacked(r, n_clean))
-            r.set_indicator_after(ind.TRANSFER, 0.0)   # the worst case includes the transfer attack
+            r.set_indicator_after(ind.TRANSFER, 0.0)  # the worst case includes the transfer attack
     # unstable predictions on a randomised model: make sure an EOT attack covers this eps
     if m.randomised and any(ind.UNSTABLE in r.fired_indicators() for r in new):
         here = [r for r in records if r.norm == g.norm and r.eps == g.eps and not r.is_worst_case]
@@ -143,11 +174,12 @@ def worst_case_pass(puts: list[tuple[AttackRecord, torch.Tensor]], records: list
             continue
         members = ind.members_of(wc, records)
         ind.worst_case_indicators(wc, members)
-        if ind.UNAVAILABLE in wc.indicators and any(_gradient_free(r) or r.get("mitigation_for") == ind.TRANSFER
-                                                    for r in members):
-            wc.set_indicator_after(ind.UNAVAILABLE, 0.0)   # a gradient-free or transfer attack is in the set
+        if ind.UNAVAILABLE in wc.indicators and any(
+            _gradient_free(r) or r.get("mitigation_for") == ind.TRANSFER for r in members
+        ):
+            wc.set_indicator_after(ind.UNAVAILABLE, 0.0)  # a gradient-free or transfer attack is in the set
         if ind.UNSTABLE in wc.indicators and any(r.protocol == "eot" for r in members):
-            wc.set_indicator_after(ind.UNSTABLE, 0.0)      # an EOT attack is in the set
+            wc.set_indicator_after(ind.UNSTABLE, 0.0)  # an EOT attack is in the set
         extra = [r for r in members if r.get("mitigation_for")]
         if extra:
             rest = [r for r in members if not r.get("mitigation_for")]

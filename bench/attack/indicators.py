@@ -23,10 +23,10 @@ from ..results import AttackRecord
 @dataclass(frozen=True)
 class Indicator:
     name: str
-    label: str            # short, in tables
-    threshold: float      # the indicator fires when its value is above this
-    measures: str         # what the value is a fraction of
-    mitigation: str       # what vib-bench does about it
+    label: str  # short, in tables
+    threshold: float  # the indicator fires when its value is above this
+    measures: str  # what the value is a fraction of
+    mitigation: str  # what vib-bench does about it
 
 
 UNAVAILABLE = "unavailable_gradients"
@@ -37,31 +37,55 @@ INCOMPLETE = "incomplete_optimization"
 TRANSFER = "transfer_failure"
 
 INDICATOR_LIST = [
-    Indicator(SILENT, "silent success", 0.0,
-              "attacked examples for which a point the attack visited inside the eps-ball is misclassified (under "
-              "the evaluation protocol) although the returned point is not",
-              "the visited adversarial point replaces the returned one; the robust number uses it"),
-    Indicator(INCOMPLETE, "incomplete optimization", 0.05,
-              "attacked examples still robust whose margin loss was still falling over the last 20% of their "
-              "queries (mean of the last 20% vs the 20% before, by > 0.001 and > 10% of the whole drop)",
-              "the attack is rerun on the examples still robust with 2x, then 4x its steps (or queries) until "
-              "the indicator clears; the cap is 4x"),
-    Indicator(UNAVAILABLE, "unavailable gradients", 0.05,
-              "model-check examples whose input gradient is exactly zero (for cross-entropy attacks also: has "
-              "vanished); gradient attacks only",
-              "a transfer attack from the model's surrogate and the gradient-free attacks join the worst case"),
-    Indicator(UNSTABLE, "unstable predictions", 0.05,
-              "attacked examples whose prediction on the returned point changes under a second noise draw "
-              "(randomised models only; 0 for deterministic ones)",
-              "an EOT attack (gradients averaged over draws) runs at that eps and joins the worst case"),
-    Indicator(UNCONSTRAINED, "unconstrained failure", 0.05,
-              "clean-correct examples (of the first 100) the same attack fails on with no effective budget "
-              "(L-inf eps 1, L2 eps = sqrt(pixels); a minimum-norm attack: unbounded success)",
-              "the unbounded run is the sanity run itself: a fired flag means the attack is broken for this model"),
-    Indicator(TRANSFER, "transfer failure", 0.01,
-              "attacked examples the white-box attack failed on but a transfer attack from the model's surrogate "
-              "(its mean mode: z = mu, no noise/quantisation) fooled",
-              "the transfer attack joins the worst case"),
+    Indicator(
+        SILENT,
+        "silent success",
+        0.0,
+        "attacked examples for which a point the attack visited inside the eps-ball is misclassified (under "
+        "the evaluation protocol) although the returned point is not",
+        "the visited adversarial point replaces the returned one; the robust number uses it",
+    ),
+    Indicator(
+        INCOMPLETE,
+        "incomplete optimization",
+        0.05,
+        "attacked examples still robust whose margin loss was still falling over the last 20% of their "
+        "queries (mean of the last 20% vs the 20% before, by > 0.001 and > 10% of the whole drop)",
+        "the attack is rerun on the examples still robust with 2x, then 4x its steps (or queries) until "
+        "the indicator clears; the cap is 4x",
+    ),
+    Indicator(
+        UNAVAILABLE,
+        "unavailable gradients",
+        0.05,
+        "model-check examples whose input gradient is exactly zero (for cross-entropy attacks also: has "
+        "vanished); gradient attacks only",
+        "a transfer attack from the model's surrogate and the gradient-free attacks join the worst case",
+    ),
+    Indicator(
+        UNSTABLE,
+        "unstable predictions",
+        0.05,
+        "attacked examples whose prediction on the returned point changes under a second noise draw "
+        "(randomised models only; 0 for deterministic ones)",
+        "an EOT attack (gradients averaged over draws) runs at that eps and joins the worst case",
+    ),
+    Indicator(
+        UNCONSTRAINED,
+        "unconstrained failure",
+        0.05,
+        "clean-correct examples (of the first 100) the same attack fails on with no effective budget "
+        "(L-inf eps 1, L2 eps = sqrt(pixels); a minimum-norm attack: unbounded success)",
+        "the unbounded run is the sanity run itself: a fired flag means the attack is broken for this model",
+    ),
+    Indicator(
+        TRANSFER,
+        "transfer failure",
+        0.01,
+        "attacked examples the white-box attack failed on but a transfer attack from the model's surrogate "
+        "(its mean mode: z = mu, no noise/quantisation) fooled",
+        "the transfer attack joins the worst case",
+    ),
 ]
 INDICATORS: dict[str, Indicator] = {i.name: i for i in INDICATOR_LIST}
 ORDER = tuple(INDICATORS)
@@ -82,7 +106,7 @@ def unavailable_value(checks: dict, loss: str, gradient_free: bool) -> float | N
     if gradient_free or "zero_grad_fraction" not in checks:
         return None
     v = float(checks["zero_grad_fraction"])
-    if loss == "ce":   # cross-entropy attacks also stall where the CE gradient vanished
+    if loss == "ce":  # cross-entropy attacks also stall where the CE gradient vanished
         v = max(v, float(checks.get("vanishing_grad_fraction") or 0.0))
     return v
 
@@ -105,8 +129,11 @@ def worst_case_indicators(wc: AttackRecord, members: list[AttackRecord]) -> None
 def members_of(wc: AttackRecord, records: list[AttackRecord]) -> list[AttackRecord]:
     """The cells a worst-case record combines (its ``attacks`` list: ``name[protocol]``)."""
     names = set(wc.get("attacks") or [])
-    return [r for r in records if not r.is_worst_case and r.norm == wc.norm and r.eps == wc.eps
-            and f"{r.attack}[{r.protocol}]" in names]
+    return [
+        r
+        for r in records
+        if not r.is_worst_case and r.norm == wc.norm and r.eps == wc.eps and f"{r.attack}[{r.protocol}]" in names
+    ]
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -135,8 +162,9 @@ def table_rows(records: list[AttackRecord], norm: str) -> tuple[list[str], list[
     """(headers, rows) of the indicator table of one (model, seed) and norm: the six indicators as rows,
     a column per attack (and the leaderboard worst case), each cell the largest value over the attack's
     eps > 0 in % of the attacked examples (``!``: fired; ``->``: the value after its mitigation)."""
-    cells = [r for r in records if r.norm == norm and r.indicators and r.eps > 0
-             and (not r.is_worst_case or r.leaderboard)]
+    cells = [
+        r for r in records if r.norm == norm and r.indicators and r.eps > 0 and (not r.is_worst_case or r.leaderboard)
+    ]
     if not cells:
         return [], []
     by: dict[str, list[AttackRecord]] = {}
@@ -144,8 +172,10 @@ def table_rows(records: list[AttackRecord], norm: str) -> tuple[list[str], list[
         by.setdefault("worst case" if r.is_worst_case else f"{r.attack} [{r.protocol}]", []).append(r)
     cols = sorted(by, key=lambda k: (k == "worst case", k))
     headers = [f"{norm} (% of examples)"] + cols
-    rows = [[f"{INDICATORS[n].label} (>{100 * INDICATORS[n].threshold:g}%)"] + [cell_text(_entry(by[c], n))
-                                                                             for c in cols] for n in ORDER]
+    rows = [
+        [f"{INDICATORS[n].label} (>{100 * INDICATORS[n].threshold:g}%)"] + [cell_text(_entry(by[c], n)) for c in cols]
+        for n in ORDER
+    ]
     return headers, rows
 
 
@@ -178,6 +208,9 @@ def model_text(seeds) -> str:
         return ""
     fired = fired_cells(recs)
     failed = {n for r in failed_worst_cases(recs) for n in r.fired_indicators(after=True)}
-    parts = [f"{INDICATORS[n].label} x{fired.get(n, 0)}{'!' if n in failed else ''}" for n in ORDER
-             if n in fired or n in failed]
+    parts = [
+        f"{INDICATORS[n].label} x{fired.get(n, 0)}{'!' if n in failed else ''}"
+        for n in ORDER
+        if n in fired or n in failed
+    ]
     return ", ".join(parts) or "none"

@@ -26,7 +26,7 @@ from ..results import AttackRecord
 from . import indicators as ind
 from .cost import run_attack
 
-MAX_STEP_FACTOR = 4          # incomplete optimization: at most 4x the attack's steps
+MAX_STEP_FACTOR = 4  # incomplete optimization: at most 4x the attack's steps
 SECOND_DRAW = EVAL_SEED + 7  # the noise seed of the second prediction (unstable predictions)
 
 
@@ -48,8 +48,17 @@ def traced_run(c, x, y, attack=None, seed=None):
     attack = attack or c.attack
     on = getattr(c, "indicators", True) and traceable(attack)
     tracer = TracedAttack(attack, c.model, attack.norm, attack.eps) if on else None
-    adv, cost = run_attack(c.model, tracer or attack, x, y, batch_size=c.batch_size,
-                           seed=c.seed if seed is None else seed, device=c.device, progress=c.progress, desc=c.desc)
+    adv, cost = run_attack(
+        c.model,
+        tracer or attack,
+        x,
+        y,
+        batch_size=c.batch_size,
+        seed=c.seed if seed is None else seed,
+        device=c.device,
+        progress=c.progress,
+        desc=c.desc,
+    )
     return adv, cost, tracer
 
 
@@ -58,9 +67,9 @@ class Findings:
     """What :func:`finish` measured for one cell, put into its record by :meth:`apply`."""
 
     n_attacked: int
-    values: dict = field(default_factory=dict)        # indicator -> value
-    after: dict = field(default_factory=dict)         # indicator -> value after its mitigation
-    mitigations: list = field(default_factory=list)   # (indicator, action, before, after, extra)
+    values: dict = field(default_factory=dict)  # indicator -> value
+    after: dict = field(default_factory=dict)  # indicator -> value after its mitigation
+    mitigations: list = field(default_factory=list)  # (indicator, action, before, after, extra)
     loss_trace: list | None = None
     extra_cost: dict = field(default_factory=dict)
 
@@ -107,10 +116,11 @@ def finish(c, x, y, attacked: torch.Tensor, adv, tracer, robust_of) -> tuple[tor
             adv = torch.where(silent.view(-1, *([1] * (adv.dim() - 1))), best, adv)
             ok = predict_correct(c.model, adv, y, c.device)
             f.after[ind.SILENT] = ind.fraction(attacked & ok & ~predict_correct(c.model, best, y, c.device), n_att)
-            f.mitigations.append((ind.SILENT, "kept the best visited iterate", before, robust_of(ok),
-                                  {"examples": int(silent.sum())}))
+            f.mitigations.append(
+                (ind.SILENT, "kept the best visited iterate", before, robust_of(ok), {"examples": int(silent.sum())})
+            )
         s = _spec(c.attack)
-        if (s is None or s.iterative) and tracer.truncated:   # the history was cut: not measured, never a 0
+        if (s is None or s.iterative) and tracer.truncated:  # the history was cut: not measured, never a 0
             f.values[ind.INCOMPLETE] = None
         elif s is None or s.iterative:
             still = attacked & ok & tracer.still_improving()
@@ -119,7 +129,7 @@ def finish(c, x, y, attacked: torch.Tensor, adv, tracer, robust_of) -> tuple[tor
             if value > ind.INDICATORS[ind.INCOMPLETE].threshold and key and s is not None:
                 adv, ok = _more_steps(c, x, y, attacked, adv, ok, still, key, robust_of, f)
     if getattr(c, "randomised", False):
-        if f.mitigations:   # the points changed
+        if f.mitigations:  # the points changed
             labels = protocol.predict_labels(c.model, adv, c.device)
         # a second draw: another noise key (keyed models) and another global-RNG seed (any other randomised model)
         with seeded(SECOND_DRAW, c.device):
@@ -139,7 +149,7 @@ def _more_steps(c, x, y, attacked, adv, ok, still, key, robust_of, f: Findings):
     cost = {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0}
     while value > ind.INDICATORS[ind.INCOMPLETE].threshold and factor < MAX_STEP_FACTOR:
         factor *= 2
-        todo = (attacked & ok & still).nonzero().squeeze(1)   # only the examples still improving
+        todo = (attacked & ok & still).nonzero().squeeze(1)  # only the examples still improving
         if not len(todo):
             value = 0.0
             break
@@ -160,6 +170,13 @@ def _more_steps(c, x, y, attacked, adv, ok, still, key, robust_of, f: Findings):
         value = ind.fraction(still & attacked & ok, int(attacked.sum()))
     f.after[ind.INCOMPLETE] = value
     f.extra_cost = cost
-    f.mitigations.append((ind.INCOMPLETE, f"reran the examples still improving with up to {factor}x {key}", before,
-                          robust_of(ok), {key: base * factor, "cap": base * MAX_STEP_FACTOR}))
+    f.mitigations.append(
+        (
+            ind.INCOMPLETE,
+            f"reran the examples still improving with up to {factor}x {key}",
+            before,
+            robust_of(ok),
+            {key: base * factor, "cap": base * MAX_STEP_FACTOR},
+        )
+    )
     return adv, ok

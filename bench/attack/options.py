@@ -33,50 +33,107 @@ class AttackOptions:
 
     run_dir: Path
     attacks: list[str] | None = setting(
-        None, kind="list", what="attack", shown=",".join(DEFAULT_ATTACKS),
+        None,
+        kind="list",
+        what="attack",
+        shown=",".join(DEFAULT_ATTACKS),
         help="comma-separated attacks or wildcards (default, the strong set: {default}; eot_pgd runs on randomised "
-             "models only); see `vib-bench list attacks`")
+        "models only); see `vib-bench list attacks`",
+    )
     eps: list[float] | None = setting(
-        None, kind="list", item="float", lo=0, hi=1, metavar="LIST", shown=",".join(f"{e:g}" for e in DEFAULT_EPS_LINF),
-        help="L-inf budgets for L-inf attacks, in [0, 1] (default: {default})")
+        None,
+        kind="list",
+        item="float",
+        lo=0,
+        hi=1,
+        metavar="LIST",
+        shown=",".join(f"{e:g}" for e in DEFAULT_EPS_LINF),
+        help="L-inf budgets for L-inf attacks, in [0, 1] (default: {default})",
+    )
     eps_l2: list[float] | None = setting(
-        None, kind="list", item="float", lo=0, nonempty=False, metavar="LIST", what="eps",
-        shown=",".join(f"{e:g}" for e in DEFAULT_EPS_L2), help="L2 budgets for L2 attacks (default: {default})")
-    n_examples: int | None = setting(None, kind="int", lo=1, metavar="N", shown="the whole test split",
-                                     help="attack the first N test examples (default: {default})")
-    batch_size: int | None = setting(    # None: as large as memory allows (bench.attack.batching)
-        None, kind="int", lo=1, shown="as many as a quarter of the free memory holds",
-        help="examples per attack batch (default: {default})")
-    eot_iter: int | None = setting(None, kind="int", lo=1, metavar="K", shown="EOT-PGD 10, APGD 20",
-                                   help="draws averaged per gradient by the EOT attacks on randomised models "
-                                        "(default: {default})")
-    attack_set: dict = setting(kind="table", default_factory=dict, suite="set", flag="--attack-set",
-                               metavar="ATTACK.KEY=VALUE", repeat=True,
-                               help="override one attack's budget, e.g. --attack-set pgd.steps=100 (repeatable)")
-    grid_eps: float = setting(0.2, kind="float", lo=0, suite=None,
-                              help="eps of the picture of adversarial examples (closest one run; default: {default})")
+        None,
+        kind="list",
+        item="float",
+        lo=0,
+        nonempty=False,
+        metavar="LIST",
+        what="eps",
+        shown=",".join(f"{e:g}" for e in DEFAULT_EPS_L2),
+        help="L2 budgets for L2 attacks (default: {default})",
+    )
+    n_examples: int | None = setting(
+        None,
+        kind="int",
+        lo=1,
+        metavar="N",
+        shown="the whole test split",
+        help="attack the first N test examples (default: {default})",
+    )
+    batch_size: int | None = setting(  # None: as large as memory allows (bench.attack.batching)
+        None,
+        kind="int",
+        lo=1,
+        shown="as many as a quarter of the free memory holds",
+        help="examples per attack batch (default: {default})",
+    )
+    eot_iter: int | None = setting(
+        None,
+        kind="int",
+        lo=1,
+        metavar="K",
+        shown="EOT-PGD 10, APGD 20",
+        help="draws averaged per gradient by the EOT attacks on randomised models (default: {default})",
+    )
+    attack_set: dict = setting(
+        kind="table",
+        default_factory=dict,
+        suite="set",
+        flag="--attack-set",
+        metavar="ATTACK.KEY=VALUE",
+        repeat=True,
+        help="override one attack's budget, e.g. --attack-set pgd.steps=100 (repeatable)",
+    )
+    grid_eps: float = setting(
+        0.2,
+        kind="float",
+        lo=0,
+        suite=None,
+        help="eps of the picture of adversarial examples (closest one run; default: {default})",
+    )
     grid: bool = setting(True, kind="bool", suite=None, help="skip the picture")
-    cascade: bool = setting(     # costly attacks run only on the examples still robust at that eps
-        True, kind="bool",
+    cascade: bool = setting(  # costly attacks run only on the examples still robust at that eps
+        True,
+        kind="bool",
         help="run the costly attacks (APGD, Square, AutoAttack) on every example, not only on those still robust "
-             "after the cheaper ones (standalone figures; slower; same worst case)")
+        "after the cheaper ones (standalone figures; slower; same worst case)",
+    )
     indicators: bool = setting(  # measure the indicators of attack failure and apply their mitigations
-        True, kind="bool",
+        True,
+        kind="bool",
         help="do not measure the six indicators of attack failure nor apply their mitigations (best iterate, more "
-             "steps, transfer and EOT cells, unbounded sanity run): faster, less checked")
+        "steps, transfer and EOT cells, unbounded sanity run): faster, less checked",
+    )
     # process-level settings: the shared flags of bench.cli.common, not in a suite's [attack] table
     models: list[str] | None = None
     device: torch.device | str = "cpu"
     data_dir: str | None = None
-    resume: bool = setting(False, kind="bool", suite=None,
-                           help="keep finished (model, seed, attack, eps, protocol) cells and run only the missing ones")
-    fresh: bool = setting(False, kind="bool", suite=None,
-                          help="discard this command's earlier results for the selected models and recompute them")
+    resume: bool = setting(
+        False,
+        kind="bool",
+        suite=None,
+        help="keep finished (model, seed, attack, eps, protocol) cells and run only the missing ones",
+    )
+    fresh: bool = setting(
+        False,
+        kind="bool",
+        suite=None,
+        help="discard this command's earlier results for the selected models and recompute them",
+    )
     progress: bool | None = None
     plugins: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_suite(cls, run_dir, table: dict, **kw) -> "AttackOptions":
+    def from_suite(cls, run_dir, table: dict, **kw) -> AttackOptions:
         """The options of a suite's ``[attack]`` table (checked by ``bench.suite``); a campaign resumes."""
         return cls(run_dir, **{**from_table(cls, table), "resume": True, **kw})
 
@@ -105,7 +162,7 @@ class AttackPlan:
     attacks: list[str]
     eps_linf: list[float]
     eps_l2: list[float]
-    batch_size: int | None      # None: each model-seed's own, as large as memory allows
+    batch_size: int | None  # None: each model-seed's own, as large as memory allows
 
 
 def plan_attacks(opts: AttackOptions) -> AttackPlan:
@@ -117,7 +174,9 @@ def plan_attacks(opts: AttackOptions) -> AttackPlan:
     if not attacks:
         raise BenchError("--attacks is empty")
     eps_linf = sorted({check_eps("Linf", e, "--eps") for e in (opts.eps if opts.eps is not None else DEFAULT_EPS_LINF)})
-    eps_l2 = sorted({check_eps("L2", e, "--eps-l2") for e in (opts.eps_l2 if opts.eps_l2 is not None else DEFAULT_EPS_L2)})
+    eps_l2 = sorted(
+        {check_eps("L2", e, "--eps-l2") for e in (opts.eps_l2 if opts.eps_l2 is not None else DEFAULT_EPS_L2)}
+    )
     batch_size = None if opts.batch_size is None else int(opts.batch_size)
     if batch_size is not None and batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {batch_size}")
@@ -129,14 +188,18 @@ def plan_attacks(opts: AttackOptions) -> AttackPlan:
         spec = get_spec(a)
         bad = sorted(set(ov) - set(spec.budget))
         if bad:
-            raise BenchError(f"--attack-set {a}.{bad[0]}: attack {a} has no such setting "
-                             f"(settings: {', '.join(spec.budget) or 'none'})")
+            raise BenchError(
+                f"--attack-set {a}.{bad[0]}: attack {a} has no such setting "
+                f"(settings: {', '.join(spec.budget) or 'none'})"
+            )
         for key, value in ov.items():
             check_budget_value(a, key, value, spec.budget[key])
     norms_run = {get_spec(a).norm for a in attacks}
     if not any(eps_linf if norm == "Linf" else eps_l2 for norm in norms_run):
-        raise BenchError(f"nothing to run: no eps for the {' and '.join(sorted(norms_run))} attacks selected "
-                         "(see --eps and --eps-l2)")
+        raise BenchError(
+            f"nothing to run: no eps for the {' and '.join(sorted(norms_run))} attacks selected "
+            "(see --eps and --eps-l2)"
+        )
     return AttackPlan(attacks, eps_linf, eps_l2, batch_size)
 
 

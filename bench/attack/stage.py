@@ -21,8 +21,12 @@ from ..rundir import check_writable, load_per_example, model_dir, require_run_di
 from .checks import model_checks, post_checks
 from .cost import matmul_peak_flops
 from .group import cell_line
-from .options import (DEFAULT_ATTACKS, DEFAULT_EPS_L2, DEFAULT_EPS_LINF, AttackOptions, AttackPlan,  # noqa: F401
-                      attack_overrides, check_budget_value, plan_attacks)
+from .options import (
+    AttackOptions,
+    AttackPlan,  # noqa: F401
+    attack_overrides,
+    plan_attacks,
+)
 
 
 @dataclass
@@ -51,8 +55,11 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     checks = model_checks(m.model, x, y, opts.device)
     m.randomised = checks["randomised"]
     m.checks = checks
-    log(model_line(name, seed, setup, checks) + f"; attack batch {batch_size_for(m, plan, opts)}"
-        + ("" if plan.batch_size else " (from free memory)"))
+    log(
+        model_line(name, seed, setup, checks)
+        + f"; attack batch {batch_size_for(m, plan, opts)}"
+        + ("" if plan.batch_size else " (from free memory)")
+    )
 
     vectors = {k: torch.from_numpy(v) for k, v in load_per_example(run_dir, name, seed).items()} if records else {}
 
@@ -60,7 +67,8 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
         def write(res: Results):
             entry = res.seed(name, seed, create=True)
             entry.set_attacks(records, checks, setup)
-            entry.set_failures("attack", [])   # what an earlier (Ray) invocation failed to do is done now
+            entry.set_failures("attack", [])  # what an earlier (Ray) invocation failed to do is done now
+
         update_results(run_dir, write)
 
     def on_cell(rec: AttackRecord, robust):
@@ -87,15 +95,20 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     return AttackResult(name, seed, records, checks, setup), m.model
 
 
-def check_resumable(run_dir, name: str, seed: int, has_records: bool, old_setup: dict, n: int,
-                    opts: AttackOptions) -> None:
+def check_resumable(
+    run_dir, name: str, seed: int, has_records: bool, old_setup: dict, n: int, opts: AttackOptions
+) -> None:
     """Refuse to mix a model-seed's earlier attack results with this invocation's unless asked to."""
     if has_records and not opts.resume:
-        raise BenchError(f"{run_dir}: {name} seed {seed} already has attack results; pass --resume to keep them "
-                         "and add what is missing, or --fresh to recompute them")
+        raise BenchError(
+            f"{run_dir}: {name} seed {seed} already has attack results; pass --resume to keep them "
+            "and add what is missing, or --fresh to recompute them"
+        )
     if has_records and old_setup and old_setup.get("n_examples") != n:
-        raise BenchError(f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
-                         f"not {n}; pass the same --n-examples, or --fresh")
+        raise BenchError(
+            f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
+            f"not {n}; pass the same --n-examples, or --fresh"
+        )
 
 
 def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackResult]:
@@ -122,26 +135,41 @@ def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackRes
     if not (opts.resume or opts.fresh):
         for m, s in pairs:
             if res.seed(m, s).has_attacks():
-                raise BenchError(f"{run_dir}: {m} seed {s} already has attack results; pass --resume to keep them "
-                                 "and add what is missing, or --fresh to recompute them")
+                raise BenchError(
+                    f"{run_dir}: {m} seed {s} already has attack results; pass --resume to keep them "
+                    "and add what is missing, or --fresh to recompute them"
+                )
     peak = matmul_peak_flops(str(device))
     env = {**environment(device), "matmul_peak_gflops": peak / 1e9}
 
     def set_env(r: Results):
         r.set_environment("attack", env)
         r.add_plugins(opts.plugins)  # attack plugins are recorded like model plugins, so --resume finds them
+
     update_results(run_dir, set_env)
     opts.device = device
     if opts.progress is None:
         opts.progress = sys.stderr.isatty()
-    log(f"attacking {len(pairs)} model(s) on {len(x)} {ds.name} test examples with {', '.join(plan.attacks)} on "
-        f"{device} (fp32 matmul peak measured: {peak / 1e9:.1f} GFLOP/s)")
+    log(
+        f"attacking {len(pairs)} model(s) on {len(x)} {ds.name} test examples with {', '.join(plan.attacks)} on "
+        f"{device} (fp32 matmul peak measured: {peak / 1e9:.1f} GFLOP/s)"
+    )
     results = []
     for m, s in pairs:
         result, model = attack_model(run_dir, m, s, x, y, opts, plan, log=log)
         if opts.grid:
-            result.grid = save_grid(run_dir, m, s, model, result.records, x, y, grid_eps=opts.grid_eps,
-                                    device=device, overrides_for=lambda a, r: attack_overrides(a, opts, r))
+            result.grid = save_grid(
+                run_dir,
+                m,
+                s,
+                model,
+                result.records,
+                x,
+                y,
+                grid_eps=opts.grid_eps,
+                device=device,
+                overrides_for=lambda a, r: attack_overrides(a, opts, r),
+            )
             if result.grid:
                 log(f"  picture: {result.grid}")
         if on_result is not None:
@@ -151,4 +179,3 @@ def attack_run(opts: AttackOptions, log=print, on_result=None) -> list[AttackRes
                 log(line)
         results.append(result)
     return results
-

@@ -24,8 +24,9 @@ def speed_summary(records: list[AttackRecord]) -> list[str]:
     for r in records:
         if r.is_worst_case or r.get("shared_run") or not r.get("wall_time_s"):
             continue
-        a = agg.setdefault(r.attack, {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0, "gflop": 0.0,
-                                      "peak": 0.0})
+        a = agg.setdefault(
+            r.attack, {"wall_time_s": 0.0, "grad_evals": 0, "forward_evals": 0, "gflop": 0.0, "peak": 0.0}
+        )
         for k in ("wall_time_s", "grad_evals", "forward_evals", "gflop"):
             a[k] += r[k]
         a["peak"] = r["gflop_per_s"] / r["peak_fraction"] if r.get("peak_fraction") else a["peak"]
@@ -63,8 +64,9 @@ def render_table(records: list[AttackRecord], norm: str) -> str | None:
             letters = cell_flag_letters(r)
             line.append(f"{100 * r.robust_acc:.1f}" + (f" {letters}" if letters else ""))
         table.append(line)
-    return tabulate(table, headers=[f"{norm} eps"] + [eps_label(e) for e in eps], tablefmt="simple",
-                    disable_numparse=True)
+    return tabulate(
+        table, headers=[f"{norm} eps"] + [eps_label(e) for e in eps], tablefmt="simple", disable_numparse=True
+    )
 
 
 def indicator_lines(records: list[AttackRecord]) -> list[str]:
@@ -77,17 +79,20 @@ def indicator_lines(records: list[AttackRecord]) -> list[str]:
     for norm in ("Linf", "L2"):
         headers, rows = table_rows(records, norm)
         if rows:
-            lines.append("indicators of attack failure (max over eps, % of attacked examples; ! fired, "
-                         "a->b after mitigation):")
+            lines.append(
+                "indicators of attack failure (max over eps, % of attacked examples; ! fired, a->b after mitigation):"
+            )
             lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
     return lines
 
 
 def summary_lines(name: str, seed: int, records: list[AttackRecord], checks: dict, setup: dict) -> list[str]:
     """The printed summary of one attacked (model, seed)."""
-    lines = [f"\n{name} seed {seed}: robust accuracy (%) on {setup['n_examples']} test examples, "
-             f"clean {100 * setup['clean_acc']:.2f}%  (* = leaderboard: worst case over every attack"
-             f"{' and both protocols' if checks['randomised'] else ''})"]
+    lines = [
+        f"\n{name} seed {seed}: robust accuracy (%) on {setup['n_examples']} test examples, "
+        f"clean {100 * setup['clean_acc']:.2f}%  (* = leaderboard: worst case over every attack"
+        f"{' and both protocols' if checks['randomised'] else ''})"
+    ]
     for norm in ("Linf", "L2"):
         t = render_table(records, norm)
         if t:
@@ -96,10 +101,13 @@ def summary_lines(name: str, seed: int, records: list[AttackRecord], checks: dic
     extra = ""
     if checks.get("randomised"):
         cos = checks.get("grad_cosine_between_draws")
-        extra = (f"; gradient cosine between two draws {cos:.3f}" if cos is not None else "") + \
-            (f"; EOT needed: {'yes' if checks['eot_needed'] else 'no'}" if checks.get("eot_needed") is not None else "")
-    lines.append(f"model checks: {'randomised' if checks['randomised'] else 'deterministic'}{extra}; "
-                 f"model flags: {', '.join(mflags) if mflags else 'none'}")
+        extra = (f"; gradient cosine between two draws {cos:.3f}" if cos is not None else "") + (
+            f"; EOT needed: {'yes' if checks['eot_needed'] else 'no'}" if checks.get("eot_needed") is not None else ""
+        )
+    lines.append(
+        f"model checks: {'randomised' if checks['randomised'] else 'deterministic'}{extra}; "
+        f"model flags: {', '.join(mflags) if mflags else 'none'}"
+    )
     lines.append("cell flags: " + ", ".join(f"{v}={k}" for k, v in CELL_LETTERS.items()))
     lines += indicator_lines(records)
     speed = speed_summary(records)

@@ -17,8 +17,9 @@ def acc_fields(robust: torch.Tensor) -> dict:
     return {"robust_acc": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "n": n, "n_robust": k}
 
 
-def worst_case_records(records: list[AttackRecord], vectors: dict, norm: str, eps: float, randomised: bool,
-                       clean_acc: float) -> list[tuple[AttackRecord, torch.Tensor]]:
+def worst_case_records(
+    records: list[AttackRecord], vectors: dict, norm: str, eps: float, randomised: bool, clean_acc: float
+) -> list[tuple[AttackRecord, torch.Tensor]]:
     """Per-example worst case over every attack at (norm, eps): per protocol, and over all protocols.
 
     An example is robust in the worst case only if every attack failed on it. For a randomised model
@@ -40,10 +41,18 @@ def worst_case_records(records: list[AttackRecord], vectors: dict, norm: str, ep
                 raise BenchError(f"per-example results {key!r} are missing; rerun with --fresh")
             v = vectors[key]
             robust = v.clone() if robust is None else robust & v
-        rec = AttackRecord.build("worst_case", norm, eps, protocol, **acc_fields(robust), clean_acc=clean_acc,
-                                 leaderboard=leaderboard, attacks=[f"{r.attack}[{r.protocol}]" for r in rs],
-                                 wall_time_s=sum(r.get("wall_time_s", 0.0) for r in rs if not r.get("shared_run")),
-                                 checks={})
+        rec = AttackRecord.build(
+            "worst_case",
+            norm,
+            eps,
+            protocol,
+            **acc_fields(robust),
+            clean_acc=clean_acc,
+            leaderboard=leaderboard,
+            attacks=[f"{r.attack}[{r.protocol}]" for r in rs],
+            wall_time_s=sum(r.get("wall_time_s", 0.0) for r in rs if not r.get("shared_run")),
+            checks={},
+        )
         if eps == 0:
             rec.checks["eps0_differs_from_clean"] = rec.robust_acc != clean_acc
         elif leaderboard:

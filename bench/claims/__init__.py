@@ -12,6 +12,22 @@ from .render import claims_html, claims_markdown, claims_text
 from .stage import check_models, options_for_run, run_claims
 from .verdicts import NOT_MEASURED, NOT_REPRODUCED, PAPER_ONLY, REPRODUCED, VERDICTS, judge_claims
 
-__all__ = ["ClaimsOptions", "check_models", "NOT_MEASURED", "NOT_REPRODUCED", "PAPER_L2", "PAPER_LINF", "PAPER_ONLY", "REPRODUCED",
-           "STRONG_L2", "STRONG_LINF", "VERDICTS", "claims_html", "claims_markdown", "claims_text", "judge_claims",
-           "options_for_run", "run_claims"]
+__all__ = [
+    "ClaimsOptions",
+    "check_models",
+    "NOT_MEASURED",
+    "NOT_REPRODUCED",
+    "PAPER_L2",
+    "PAPER_LINF",
+    "PAPER_ONLY",
+    "REPRODUCED",
+    "STRONG_L2",
+    "STRONG_LINF",
+    "VERDICTS",
+    "claims_html",
+    "claims_markdown",
+    "claims_text",
+    "judge_claims",
+    "options_for_run",
+    "run_claims",
+]

@@ -35,13 +35,15 @@ def beta_figure(run_dir, data: dict[str, ModelData], opts) -> Path | None:
     fig = Figure(figsize=(4.2 * (1 + n_linf), 3.6), dpi=100)
     axes = fig.subplots(1, 1 + n_linf, squeeze=False).ravel()
     ax = axes[0]
-    for strongest, unbounded, style, label in ((False, False, "-o", f"CW (paper), L2 <= {opts.eps_l2:g}"),
-                                               (False, True, ":s", "CW (paper), unbounded"),
-                                               (True, False, "--^", f"strongest, L2 <= {opts.eps_l2:g}")):
+    for strongest, unbounded, style, label in (
+        (False, False, "-o", f"CW (paper), L2 <= {opts.eps_l2:g}"),
+        (False, True, ":s", "CW (paper), unbounded"),
+        (True, False, "--^", f"strongest, L2 <= {opts.eps_l2:g}"),
+    ):
         rows = compare_sweep(data, opts.baseline, "L2", None if unbounded else opts.eps_l2, strongest, opts.alpha)
         if not rows:
             continue
-        line, = ax.plot(range(len(rows)), [100 * r["acc"] for r in rows], style, ms=4, label=label)
+        (line,) = ax.plot(range(len(rows)), [100 * r["acc"] for r in rows], style, ms=4, label=label)
         ax.axhline(100 * rows[0]["acc_baseline"], color=line.get_color(), lw=0.8, ls=style[:-1] or "-", alpha=0.5)
         for i, r in enumerate(rows):
             if r["better"]:
@@ -92,8 +94,11 @@ def zeros_figure(run_dir, res, data: dict[str, ModelData], opts) -> Path | None:
                 ax.set_yticks([])
                 ok = z[which]["success"][k]
                 if ok:
-                    ax.set_xlabel(f"{z[which]['l0'][k]:.0f}/{z[which]['l2'][k]:.1f}/{z[which]['linf'][k]:.2f}",
-                                  fontsize=5, labelpad=1)
+                    ax.set_xlabel(
+                        f"{z[which]['l0'][k]:.0f}/{z[which]['l2'][k]:.1f}/{z[which]['linf'][k]:.2f}",
+                        fontsize=5,
+                        labelpad=1,
+                    )
                 else:
                     for sp in ax.spines.values():
                         sp.set_color("red")
@@ -102,8 +107,10 @@ def zeros_figure(run_dir, res, data: dict[str, ModelData], opts) -> Path | None:
                     ax.set_ylabel(m.name.replace("vib_beta", "beta "), fontsize=7)
                 if i == 0 and k == 0:
                     ax.set_title("paper's CW" if which == "paper" else "strongest", fontsize=8, loc="left")
-    fig.suptitle(f"First {n} test zeros attacked towards {opts.zeros_target} (red frame: the attack failed; "
-                 "L0/L2/L-inf below)", fontsize=8)
+    fig.suptitle(
+        f"First {n} test zeros attacked towards {opts.zeros_target} (red frame: the attack failed; L0/L2/L-inf below)",
+        fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return atomic_write_figure(fig, rundir.figure_path(run_dir, "claims_zeros.png"))
 
@@ -121,9 +128,15 @@ def zeros_norms_figure(run_dir, data, opts) -> Path | None:
     for ax, key, label in zip(axes, ("l0", "l2", "linf"), ("L0 (pixels changed)", "L2", "L-inf")):
         for which, style in (("paper", "-o"), ("strongest", "--^")):
             per = z[which]["per_beta"]
-            ax.plot(range(len(per)), [p[key] if p[key] is not None else math.nan for p in per], style, ms=4,
-                    label=f"{which} (rho {z[which]['spearman'][key]:+.2f})" if z[which]["spearman"][key] is not None
-                    else which)
+            ax.plot(
+                range(len(per)),
+                [p[key] if p[key] is not None else math.nan for p in per],
+                style,
+                ms=4,
+                label=f"{which} (rho {z[which]['spearman'][key]:+.2f})"
+                if z[which]["spearman"][key] is not None
+                else which,
+            )
         _beta_axis(ax, [p["beta"] for p in z["paper"]["per_beta"]])
         ax.set_title(f"mean {label} of successful perturbations", fontsize=9)
         ax.legend(fontsize=7)
@@ -132,5 +145,9 @@ def zeros_norms_figure(run_dir, data, opts) -> Path | None:
 
 
 def claims_figures(run_dir, res, data, opts) -> list[Path]:
-    out = [beta_figure(run_dir, data, opts), zeros_figure(run_dir, res, data, opts), zeros_norms_figure(run_dir, data, opts)]
+    out = [
+        beta_figure(run_dir, data, opts),
+        zeros_figure(run_dir, res, data, opts),
+        zeros_norms_figure(run_dir, data, opts),
+    ]
     return [p for p in out if p is not None]

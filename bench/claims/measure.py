@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -22,9 +22,9 @@ from ..attack.cost import run_attack
 from ..protocol import predict_correct, predict_labels
 from .options import PAPER_L2, PAPER_LINF, ClaimsOptions, eps_key
 
-BALL_TOL = 1e-5      # slack for "inside the eps ball" (float32 arithmetic in the attacks)
-L0_TOL = 0.5 / 255   # a pixel counts as changed when it moves by more than half an 8-bit grey level
-TRANSFER_KAPPAS = (0.0, 2.0, 5.0)   # confidence margins of the mean-mode CW: a barely-crossing one rarely transfers
+BALL_TOL = 1e-5  # slack for "inside the eps ball" (float32 arithmetic in the attacks)
+L0_TOL = 0.5 / 255  # a pixel counts as changed when it moves by more than half an 8-bit grey level
+TRANSFER_KAPPAS = (0.0, 2.0, 5.0)  # confidence margins of the mean-mode CW: a barely-crossing one rarely transfers
 
 
 def vector_key(attack: str, eps: float | None) -> str:
@@ -68,43 +68,84 @@ def _cell_seed(model_seed: int, attack: str, norm: str, eps) -> int:
     return protocol.cell_seed(model_seed, attack, norm, eps, "claims")
 
 
-def run_cell(model, x, y, clean, attack: str, norm: str, eps, group: str, opts: ClaimsOptions, randomised: bool,
-             model_seed: int, device) -> tuple[dict, dict[str, torch.Tensor]]:
+def run_cell(
+    model,
+    x,
+    y,
+    clean,
+    attack: str,
+    norm: str,
+    eps,
+    group: str,
+    opts: ClaimsOptions,
+    randomised: bool,
+    model_seed: int,
+    device,
+) -> tuple[dict, dict[str, torch.Tensor]]:
     """One attack on every example: its record and its per-example robustness vector(s)."""
     from attacks import create_attack
 
     atk = create_attack(attack, model, eps, **opts.budget(attack, randomised))
     seed = _cell_seed(model_seed, attack, norm, eps)
-    adv, cost = run_attack(model, atk, x, y, batch_size=opts.batch_size, seed=seed, device=device,
-                           progress=opts.progress, desc=f"{attack} {norm} {eps_key(eps)}")
+    adv, cost = run_attack(
+        model,
+        atk,
+        x,
+        y,
+        batch_size=opts.batch_size,
+        seed=seed,
+        device=device,
+        progress=opts.progress,
+        desc=f"{attack} {norm} {eps_key(eps)}",
+    )
     ok = predict_correct(model, adv, y, device)
     norms = _norms(x, adv)
-    rec = {"attack": attack, "norm": norm, "eps": eps, "group": group, "n": len(x), "attack_seed": seed,
-           "config": atk.config(), "wall_time_s": cost["wall_time_s"], "grad_evals": cost["grad_evals"],
-           "forward_evals": cost["forward_evals"],
-           "outside_unit_box": bool(adv.min() < 0 or adv.max() > 1)}
+    rec = {
+        "attack": attack,
+        "norm": norm,
+        "eps": eps,
+        "group": group,
+        "n": len(x),
+        "attack_seed": seed,
+        "config": atk.config(),
+        "wall_time_s": cost["wall_time_s"],
+        "grad_evals": cost["grad_evals"],
+        "forward_evals": cost["forward_evals"],
+        "outside_unit_box": bool(adv.min() < 0 or adv.max() > 1),
+    }
     vectors = {}
-    if eps is None:   # minimum-norm: success anywhere (the paper's measure) and inside the claims' L2 budget
+    if eps is None:  # minimum-norm: success anywhere (the paper's measure) and inside the claims' L2 budget
         fooled = clean & ~ok
         inside = norms["l2"] <= opts.eps_l2 + BALL_TOL
         vectors[vector_key(attack, None)] = clean & ok
         vectors[vector_key(attack, opts.eps_l2)] = clean & ~(fooled & inside)
         l2 = norms["l2"][fooled]
-        rec.update(robust_acc=float((clean & ok).double().mean()),
-                   robust_acc_at_eps=float(vectors[vector_key(attack, opts.eps_l2)].double().mean()),
-                   l2_median_success=float(l2.median()) if len(l2) else None,
-                   l2_mean_success=float(l2.mean()) if len(l2) else None)
+        rec.update(
+            robust_acc=float((clean & ok).double().mean()),
+            robust_acc_at_eps=float(vectors[vector_key(attack, opts.eps_l2)].double().mean()),
+            l2_median_success=float(l2.median()) if len(l2) else None,
+            l2_mean_success=float(l2.mean()) if len(l2) else None,
+        )
     else:
         robust = clean & ok
         vectors[vector_key(attack, eps)] = robust
         size = norms["linf" if norm == "Linf" else "l2"]
-        rec.update(robust_acc=float(robust.double().mean()),
-                   outside_eps_ball=bool(size.max() > eps + BALL_TOL))
+        rec.update(robust_acc=float(robust.double().mean()), outside_eps_ball=bool(size.max() > eps + BALL_TOL))
     return rec, vectors
 
 
-def measure_model(model, x, y, opts: ClaimsOptions, model_seed: int, *, device="cpu", done: dict | None = None,
-                  on_cell: Callable[[dict, dict], None] | None = None, log=print) -> tuple[list[dict], dict]:
+def measure_model(
+    model,
+    x,
+    y,
+    opts: ClaimsOptions,
+    model_seed: int,
+    *,
+    device="cpu",
+    done: dict | None = None,
+    on_cell: Callable[[dict, dict], None] | None = None,
+    log=print,
+) -> tuple[list[dict], dict]:
     """Run every cell of one model not already in ``done`` (cell key -> record); returns (records, vectors).
 
     ``on_cell(record, vectors)`` is called after each cell, so a long measurement can be resumed.
@@ -126,9 +167,11 @@ def measure_model(model, x, y, opts: ClaimsOptions, model_seed: int, *, device="
         vectors.update(vecs)
         if on_cell is not None:
             on_cell(rec, {CLEAN_KEY: clean, **vecs})
-        extra = (f", {100 * rec['robust_acc_at_eps']:.1f}% inside L2 {opts.eps_l2:g}" if eps is None else "")
-        log(f"  {attack:22s} {norm:4s} {eps_key(eps):>4s} [{group}] robust {100 * rec['robust_acc']:5.1f}%{extra} "
-            f"({time.perf_counter() - t0:.0f} s)")
+        extra = f", {100 * rec['robust_acc_at_eps']:.1f}% inside L2 {opts.eps_l2:g}" if eps is None else ""
+        log(
+            f"  {attack:22s} {norm:4s} {eps_key(eps):>4s} [{group}] robust {100 * rec['robust_acc']:5.1f}%{extra} "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
     return records, vectors
 
 
@@ -163,17 +206,27 @@ def measure_zeros(model, xz: torch.Tensor, opts: ClaimsOptions, model_seed: int,
             runs[f"mean_mode_transfer_kappa{kappa:g}"] = {"from_mean_mode": True, "kappa": kappa}
     cands, configs = {}, {}
     for name, extra in runs.items():
-        atk = create_attack("cw_paper_targeted", model, None, **opts.budget("cw_paper_targeted", False,
-                                                                            target=target, **extra))
-        adv, _ = run_attack(model, atk, xz, yz, batch_size=opts.batch_size, seed=_cell_seed(model_seed, f"zeros-{name}",
-                                                                                           "L2", None), device=device)
+        atk = create_attack(
+            "cw_paper_targeted", model, None, **opts.budget("cw_paper_targeted", False, target=target, **extra)
+        )
+        adv, _ = run_attack(
+            model,
+            atk,
+            xz,
+            yz,
+            batch_size=opts.batch_size,
+            seed=_cell_seed(model_seed, f"zeros-{name}", "L2", None),
+            device=device,
+        )
         hit = predict_labels(model, adv, device) == target
         cands[name] = (adv, hit, _norms(xz, adv))
         configs[name] = atk.config()
 
     def summary(adv, hit, norms):
-        return {"success": hit.tolist(),
-                **{k: [float(v) if h else None for v, h in zip(norms[k], hit)] for k in ("l0", "l2", "linf")}}
+        return {
+            "success": hit.tolist(),
+            **{k: [float(v) if h else None for v, h in zip(norms[k], hit)] for k in ("l0", "l2", "linf")},
+        }
 
     adv_p, hit_p, norms_p = cands["paper"]
     best_adv, best_hit = adv_p.clone(), hit_p.clone()
@@ -186,8 +239,13 @@ def measure_zeros(model, xz: torch.Tensor, opts: ClaimsOptions, model_seed: int,
         best_l2 = torch.where(better, norms["l2"], best_l2)
         for i in better.nonzero().squeeze(1).tolist():
             source[i] = name
-    rec = {"n": len(xz), "label": opts.zeros_label, "target": target, "randomised": randomised,
-           "paper": summary(adv_p, hit_p, norms_p),
-           "strongest": {**summary(best_adv, best_hit, _norms(xz, best_adv)), "source": source},
-           "configs": configs}
+    rec = {
+        "n": len(xz),
+        "label": opts.zeros_label,
+        "target": target,
+        "randomised": randomised,
+        "paper": summary(adv_p, hit_p, norms_p),
+        "strongest": {**summary(best_adv, best_hit, _norms(xz, best_adv)), "source": source},
+        "configs": configs,
+    }
     return rec, {"paper": adv_p, "strongest": best_adv}

@@ -31,11 +31,11 @@ NOT_REPRODUCED = "not reproduced"
 NOT_MEASURED = "not measured"
 VERDICTS = (REPRODUCED, PAPER_ONLY, NOT_REPRODUCED, NOT_MEASURED)
 
-ZERO_TOL = 0.01          # (a): "0% accuracy" allows up to 1% (clean errors already count as failures)
-FOOLED_EASILY = 0.9      # (d): the baseline is fooled on at least 90% of the zeros...
-OFTEN_FAILS = 0.3        # ...and for some beta >= LARGE_BETA the adversary fails on at least 30% of them
-LARGE_BETA = 1e-3        # "reasonably large beta"
-TREND_RHO = 0.5          # (d'): |Spearman rho| of norm against beta, in the claimed direction
+ZERO_TOL = 0.01  # (a): "0% accuracy" allows up to 1% (clean errors already count as failures)
+FOOLED_EASILY = 0.9  # (d): the baseline is fooled on at least 90% of the zeros...
+OFTEN_FAILS = 0.3  # ...and for some beta >= LARGE_BETA the adversary fails on at least 30% of them
+LARGE_BETA = 1e-3  # "reasonably large beta"
+TREND_RHO = 0.5  # (d'): |Spearman rho| of norm against beta, in the claimed direction
 PAPER_TABLE1 = {"mlp": 1.38, "dropout": 1.34, "confidence_penalty": 1.36, "label_smoothing": 1.40, "vib_beta1e-3": 1.13}
 
 
@@ -44,11 +44,11 @@ class ModelData:
     """One model's stored claims measurements, per seed."""
 
     name: str
-    beta: float | None                 # VIB beta (0 included); None for deterministic models
-    vectors: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)   # seed -> key -> bool vector
-    cells: dict[int, list[dict]] = field(default_factory=dict)               # seed -> attack records
-    zeros: dict[int, dict] = field(default_factory=dict)                     # seed -> first-zeros record
-    test_clean: dict[int, np.ndarray] = field(default_factory=dict)          # seed -> full-test correctness
+    beta: float | None  # VIB beta (0 included); None for deterministic models
+    vectors: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # seed -> key -> bool vector
+    cells: dict[int, list[dict]] = field(default_factory=dict)  # seed -> attack records
+    zeros: dict[int, dict] = field(default_factory=dict)  # seed -> first-zeros record
+    test_clean: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> full-test correctness
 
 
 # ------------------------------------------------------------------------------------ vectors
@@ -61,7 +61,9 @@ def _and(vectors: dict[str, np.ndarray], keys: list[str]) -> np.ndarray | None:
     return out
 
 
-def protocol_vector(vectors: dict, cells: list[dict], norm: str, eps: float | None, strongest: bool) -> np.ndarray | None:
+def protocol_vector(
+    vectors: dict, cells: list[dict], norm: str, eps: float | None, strongest: bool
+) -> np.ndarray | None:
     """Per-example robustness under one protocol at one budget (None: no bound, the paper's CW measure).
 
     The paper's protocol: its attacks (group ``paper``). The strongest evaluation: every attack run,
@@ -72,11 +74,19 @@ def protocol_vector(vectors: dict, cells: list[dict], norm: str, eps: float | No
     if eps is None:
         keys = [vector_key(c["attack"], None) for c in cells if c["norm"] == norm and c["eps"] is None]
         if strongest:
-            keys += [vector_key(c["attack"], c["eps"]) for c in cells
-                     if c["norm"] == norm and c["eps"] is not None and c["group"] in groups]
+            keys += [
+                vector_key(c["attack"], c["eps"])
+                for c in cells
+                if c["norm"] == norm and c["eps"] is not None and c["group"] in groups
+            ]
         return _and(vectors, keys)
-    keys = [vector_key(c["attack"], eps) for c in cells if c["norm"] == norm and c["group"] in groups
-            and (c["eps"] is None or math.isclose(c["eps"], eps, rel_tol=1e-9))]
+    keys = [
+        vector_key(c["attack"], eps)
+        for c in cells
+        if c["norm"] == norm
+        and c["group"] in groups
+        and (c["eps"] is None or math.isclose(c["eps"], eps, rel_tol=1e-9))
+    ]
     return _and(vectors, keys)
 
 
@@ -119,15 +129,21 @@ def verdict(paper_holds: bool | None, strongest_holds: bool | None) -> str:
 
 
 def _row(cid, claim, paper_text, strong_text, paper_holds, strongest_holds, **numbers) -> dict:
-    return {"id": cid, "claim": claim, "paper_protocol": paper_text, "strongest": strong_text,
-            "verdict": verdict(paper_holds, strongest_holds), "paper_holds": paper_holds,
-            "strongest_holds": strongest_holds, **numbers}
+    return {
+        "id": cid,
+        "claim": claim,
+        "paper_protocol": paper_text,
+        "strongest": strong_text,
+        "verdict": verdict(paper_holds, strongest_holds),
+        "paper_holds": paper_holds,
+        "strongest_holds": strongest_holds,
+        **numbers,
+    }
 
 
 # --------------------------------------------------------------------------------------- rows
 def table1_row(models: dict[str, ModelData], baseline: str, alpha: float) -> dict:
-    claim = ("Table 1: VIB (beta = 1e-3) has a lower test error than the deterministic baseline "
-             "(1.13% vs 1.38%)")
+    claim = "Table 1: VIB (beta = 1e-3) has a lower test error than the deterministic baseline (1.13% vs 1.38%)"
     vib = next((m for m in models.values() if m.beta is not None and math.isclose(m.beta, 1e-3)), None)
     base = models.get(baseline)
     if vib is None or base is None:
@@ -141,10 +157,19 @@ def table1_row(models: dict[str, ModelData], baseline: str, alpha: float) -> dic
     t = mcnemar(a, b)
     err_base, err_vib = 1 - a.mean(), 1 - b.mean()
     holds = bool(err_vib < err_base and t["p"] < alpha)
-    text = (f"test error {vib.name} {100 * err_vib:.2f}% vs {base.name} {100 * err_base:.2f}% "
-            f"({len(seeds)} seed(s), {len(a) // len(seeds)} images each; McNemar p = {_p(t['p'])})")
-    return _row("T1", claim, text, "n/a (clean error: no adversary)", holds, None,
-                paper={"error_vib": err_vib, "error_baseline": err_base, "mcnemar": t, "seeds": seeds})
+    text = (
+        f"test error {vib.name} {100 * err_vib:.2f}% vs {base.name} {100 * err_base:.2f}% "
+        f"({len(seeds)} seed(s), {len(a) // len(seeds)} images each; McNemar p = {_p(t['p'])})"
+    )
+    return _row(
+        "T1",
+        claim,
+        text,
+        "n/a (clean error: no adversary)",
+        holds,
+        None,
+        paper={"error_vib": err_vib, "error_baseline": err_base, "mcnemar": t, "seeds": seeds},
+    )
 
 
 def claim_a(models, baseline: str, alpha: float) -> dict:
@@ -161,11 +186,20 @@ def claim_a(models, baseline: str, alpha: float) -> dict:
     paper = max(per_attack.values())
     strong_v = pooled(base, "L2", None, True)
     strong = float(strong_v.mean()) if strong_v is not None else None
-    text = (f"{base.name}: {_pct(per_attack['cw_paper'])} untargeted, {_pct(per_attack['cw_paper_targeted'])} "
-            f"targeted (unbounded CW, n = {len(strong_v) if strong_v is not None else '?'})")
-    return _row("a", claim, text, f"{base.name}: {_pct(strong)} (worst case over every attack)",
-                paper <= ZERO_TOL, None if strong is None else strong <= ZERO_TOL,
-                paper={"accuracy": per_attack}, strong={"accuracy": strong})
+    text = (
+        f"{base.name}: {_pct(per_attack['cw_paper'])} untargeted, {_pct(per_attack['cw_paper_targeted'])} "
+        f"targeted (unbounded CW, n = {len(strong_v) if strong_v is not None else '?'})"
+    )
+    return _row(
+        "a",
+        claim,
+        text,
+        f"{base.name}: {_pct(strong)} (worst case over every attack)",
+        paper <= ZERO_TOL,
+        None if strong is None else strong <= ZERO_TOL,
+        paper={"accuracy": per_attack},
+        strong={"accuracy": strong},
+    )
 
 
 def sweep_models(models, baseline):
@@ -181,9 +215,19 @@ def compare_sweep(models, baseline, norm, eps, strongest, alpha):
         if pair is None:
             continue
         vib, ref = pair
-        t = mcnemar(ref, vib)   # b: baseline right, VIB wrong; c: the reverse
-        out.append({"model": m.name, "beta": m.beta, "acc": float(vib.mean()), "acc_baseline": float(ref.mean()),
-                    "b": t["b"], "c": t["c"], "n": t["n"], "p": t["p"]})
+        t = mcnemar(ref, vib)  # b: baseline right, VIB wrong; c: the reverse
+        out.append(
+            {
+                "model": m.name,
+                "beta": m.beta,
+                "acc": float(vib.mean()),
+                "acc_baseline": float(ref.mean()),
+                "b": t["b"],
+                "c": t["c"],
+                "n": t["n"],
+                "p": t["p"],
+            }
+        )
     for r, p in zip(out, holm([r["p"] for r in out])):
         r["p_holm"] = p
         r["better"] = bool(p < alpha and r["c"] > r["b"])
@@ -196,9 +240,11 @@ def _sweep_text(rows, what):
     better = [r for r in rows if r["better"]]
     best = max(rows, key=lambda r: r["acc"])
     betas = ", ".join(_beta(r["beta"]) for r in better) or "none"
-    return (f"{what}: baseline {_pct(rows[0]['acc_baseline'])}, VIB {_pct(min(r['acc'] for r in rows))}-"
-            f"{_pct(best['acc'])} (best beta {_beta(best['beta'])}); significantly more robust at "
-            f"{len(better)}/{len(rows)} betas ({betas})")
+    return (
+        f"{what}: baseline {_pct(rows[0]['acc_baseline'])}, VIB {_pct(min(r['acc'] for r in rows))}-"
+        f"{_pct(best['acc'])} (best beta {_beta(best['beta'])}); significantly more robust at "
+        f"{len(better)}/{len(rows)} betas ({betas})"
+    )
 
 
 def claim_b(models, baseline, eps_l2, alpha, broad_min) -> dict:
@@ -209,11 +255,22 @@ def claim_b(models, baseline, eps_l2, alpha, broad_min) -> dict:
     need = min(broad_min, len(res[False])) if res[False] else broad_min
     holds = {s: (sum(r["better"] for r in res[s]) >= need) if res[s] else None for s in res}
     unb = compare_sweep(models, baseline, "L2", None, False, alpha)
-    unb_text = (f"; unbounded CW: baseline {_pct(unb[0]['acc_baseline'])}, VIB up to "
-                f"{_pct(max(r['acc'] for r in unb))}") if unb else ""
-    return _row("b", claim, _sweep_text(res[False], f"CW inside L2 {eps_l2:g}") + unb_text,
-                _sweep_text(res[True], f"worst case inside L2 {eps_l2:g}"), holds[False], holds[True],
-                paper={"per_beta": res[False], "unbounded": unb}, strong={"per_beta": res[True]}, needed=need)
+    unb_text = (
+        (f"; unbounded CW: baseline {_pct(unb[0]['acc_baseline'])}, VIB up to {_pct(max(r['acc'] for r in unb))}")
+        if unb
+        else ""
+    )
+    return _row(
+        "b",
+        claim,
+        _sweep_text(res[False], f"CW inside L2 {eps_l2:g}") + unb_text,
+        _sweep_text(res[True], f"worst case inside L2 {eps_l2:g}"),
+        holds[False],
+        holds[True],
+        paper={"per_beta": res[False], "unbounded": unb},
+        strong={"per_beta": res[True]},
+        needed=need,
+    )
 
 
 def claim_c(models, baseline, eps_l2, alpha) -> dict:
@@ -230,18 +287,33 @@ def claim_c(models, baseline, eps_l2, alpha) -> dict:
             continue
         vib, ref = pair
         t = mcnemar(ref, vib)
-        out[s] = {"model": low.name, "beta": low.beta, "acc": float(vib.mean()), "acc_baseline": float(ref.mean()),
-                  **t, "better": bool(t["p"] < alpha and t["c"] > t["b"])}
+        out[s] = {
+            "model": low.name,
+            "beta": low.beta,
+            "acc": float(vib.mean()),
+            "acc_baseline": float(ref.mean()),
+            **t,
+            "better": bool(t["p"] < alpha and t["c"] > t["b"]),
+        }
 
     def text(r, what):
         if r is None:
             return "no measurements"
-        return (f"{what}: beta {_beta(r['beta'])} {_pct(r['acc'])} vs baseline {_pct(r['acc_baseline'])} "
-                f"(McNemar p = {_p(r['p'])})")
+        return (
+            f"{what}: beta {_beta(r['beta'])} {_pct(r['acc'])} vs baseline {_pct(r['acc_baseline'])} "
+            f"(McNemar p = {_p(r['p'])})"
+        )
 
-    return _row("c", claim, text(out[False], f"CW inside L2 {eps_l2:g}"), text(out[True], f"worst case inside L2 {eps_l2:g}"),
-                None if out[False] is None else out[False]["better"],
-                None if out[True] is None else out[True]["better"], paper=out[False], strong=out[True])
+    return _row(
+        "c",
+        claim,
+        text(out[False], f"CW inside L2 {eps_l2:g}"),
+        text(out[True], f"worst case inside L2 {eps_l2:g}"),
+        None if out[False] is None else out[False]["better"],
+        None if out[True] is None else out[True]["better"],
+        paper=out[False],
+        strong=out[True],
+    )
 
 
 def _zeros(m: ModelData, which: str) -> dict | None:
@@ -269,7 +341,9 @@ def zeros_summary(models, baseline) -> dict:
     out = {}
     for which in ("paper", "strongest"):
         base = _zeros(models[baseline], which) if baseline in models else None
-        per = [{"model": m.name, "beta": m.beta, **z} for m in sweep_models(models, baseline) if (z := _zeros(m, which))]
+        per = [
+            {"model": m.name, "beta": m.beta, **z} for m in sweep_models(models, baseline) if (z := _zeros(m, which))
+        ]
         pts = [p for p in per if p["fooled"] > 0]
         trend = {k: _spearman([p["beta"] for p in pts], [p[k] for p in pts]) for k in ("l0", "l2", "linf")}
         out[which] = {"baseline": base, "per_beta": per, "spearman": trend}
@@ -277,12 +351,16 @@ def zeros_summary(models, baseline) -> dict:
 
 
 def claim_d(models, baseline) -> tuple[dict, dict]:
-    claim1 = ("(d) First ten zeros, target 1: the deterministic model is fooled easily, while for reasonably large "
-              "beta the adversary often fails")
+    claim1 = (
+        "(d) First ten zeros, target 1: the deterministic model is fooled easily, while for reasonably large "
+        "beta the adversary often fails"
+    )
     claim2 = "(d') First ten zeros, target 1: as beta grows, the perturbation's L0 falls while its L2 and L-inf rise"
     if baseline not in models or not sweep_models(models, baseline) or not models[baseline].zeros:
-        return (_row("d", claim1, "needs the baseline, a VIB sweep and the first-zeros runs", "-", None, None),
-                _row("d'", claim2, "needs the baseline, a VIB sweep and the first-zeros runs", "-", None, None))
+        return (
+            _row("d", claim1, "needs the baseline, a VIB sweep and the first-zeros runs", "-", None, None),
+            _row("d'", claim2, "needs the baseline, a VIB sweep and the first-zeros runs", "-", None, None),
+        )
     z = zeros_summary(models, baseline)
 
     def often(which):
@@ -292,8 +370,9 @@ def claim_d(models, baseline) -> tuple[dict, dict]:
         base_ok = s["baseline"]["fooled"] >= FOOLED_EASILY * s["baseline"]["n"]
         large = [p for p in s["per_beta"] if p["beta"] >= LARGE_BETA]
         fails = [p for p in large if p["n"] - p["fooled"] >= OFTEN_FAILS * p["n"]]
-        text = (f"baseline fooled {s['baseline']['fooled']}/{s['baseline']['n']}; adversary fails on "
-                + ", ".join(f"{p['n'] - p['fooled']}/{p['n']} (beta {_beta(p['beta'])})" for p in s["per_beta"]))
+        text = f"baseline fooled {s['baseline']['fooled']}/{s['baseline']['n']}; adversary fails on " + ", ".join(
+            f"{p['n'] - p['fooled']}/{p['n']} (beta {_beta(p['beta'])})" for p in s["per_beta"]
+        )
         return bool(base_ok and fails), text
 
     def trend(which):
@@ -306,25 +385,31 @@ def claim_d(models, baseline) -> tuple[dict, dict]:
     (p1, t1), (s1, u1) = often("paper"), often("strongest")
     (p2, t2), (s2, u2) = trend("paper"), trend("strongest")
     if p2 is None:
-        p2 = False   # the paper's protocol cannot show the trend here: the claim is not reproduced
-    return (_row("d", claim1, "CW: " + t1, "CW + EOT + mean-mode transfer: " + u1, p1, s1, zeros=z),
-            _row("d'", claim2, "CW: " + t2, "smallest perturbation found: " + u2, p2, s2))
+        p2 = False  # the paper's protocol cannot show the trend here: the claim is not reproduced
+    return (
+        _row("d", claim1, "CW: " + t1, "CW + EOT + mean-mode transfer: " + u1, p1, s1, zeros=z),
+        _row("d'", claim2, "CW: " + t2, "smallest perturbation found: " + u2, p2, s2),
+    )
 
 
 def claim_e(models, baseline, eps_linf, alpha, broad_min) -> dict:
-    claim = "(e) Under FGS, VIB's accuracy relative to the baseline's exceeds 1 for a broad range of beta (later version)"
+    claim = (
+        "(e) Under FGS, VIB's accuracy relative to the baseline's exceeds 1 for a broad range of beta (later version)"
+    )
     if baseline not in models or not sweep_models(models, baseline):
         return _row("e", claim, "needs the baseline and a VIB sweep", "-", None, None)
     res = {s: {e: compare_sweep(models, baseline, "Linf", e, s, alpha) for e in eps_linf} for s in (False, True)}
     for by_eps in res.values():
         for rows in by_eps.values():
             for r in rows:
-                r["ratio"] = r["acc"] / r["acc_baseline"] if r["acc_baseline"] > 0 else (math.inf if r["acc"] > 0 else None)
+                r["ratio"] = (
+                    r["acc"] / r["acc_baseline"] if r["acc_baseline"] > 0 else (math.inf if r["acc"] > 0 else None)
+                )
     need_eps = math.ceil(len(eps_linf) / 2)
 
     def judge(s):
         hold = []
-        for e, rows in res[s].items():
+        for _e, rows in res[s].items():
             if not rows:
                 return None, "no measurements"
             need = min(broad_min, len(rows))
@@ -337,19 +422,42 @@ def claim_e(models, baseline, eps_linf, alpha, broad_min) -> dict:
             better = [r for r in rows if r["better"]]
             ratios = [r["ratio"] for r in rows if r["ratio"] is not None and math.isfinite(r["ratio"])]
             top = f"max ratio {max(ratios):.2f}" if ratios else "ratio undefined"
-            parts.append(f"eps {e:g}: baseline {_pct(rows[0]['acc_baseline']) if rows else '-'}, {top}, "
-                         f"better at {len(better)}/{len(rows)} betas")
+            parts.append(
+                f"eps {e:g}: baseline {_pct(rows[0]['acc_baseline']) if rows else '-'}, {top}, "
+                f"better at {len(better)}/{len(rows)} betas"
+            )
         return "; ".join(parts)
 
     (ph, _), (sh, _) = judge(False), judge(True)
-    return _row("e", claim, "FGS: " + text(False), "worst case: " + text(True), ph, sh,
-                paper={str(e): r for e, r in res[False].items()}, strong={str(e): r for e, r in res[True].items()})
+    return _row(
+        "e",
+        claim,
+        "FGS: " + text(False),
+        "worst case: " + text(True),
+        ph,
+        sh,
+        paper={str(e): r for e, r in res[False].items()},
+        strong={str(e): r for e, r in res[True].items()},
+    )
 
 
-def judge_claims(models: dict[str, ModelData], *, baseline: str, eps_l2: float, eps_linf: list[float],
-                 alpha: float = 0.05, broad_min: int = 3) -> list[dict]:
+def judge_claims(
+    models: dict[str, ModelData],
+    *,
+    baseline: str,
+    eps_l2: float,
+    eps_linf: list[float],
+    alpha: float = 0.05,
+    broad_min: int = 3,
+) -> list[dict]:
     """Every row, Table 1 and (a)-(d) first."""
     d1, d2 = claim_d(models, baseline)
-    return [table1_row(models, baseline, alpha), claim_a(models, baseline, alpha),
-            claim_b(models, baseline, eps_l2, alpha, broad_min), claim_c(models, baseline, eps_l2, alpha), d1, d2,
-            claim_e(models, baseline, eps_linf, alpha, broad_min)]
+    return [
+        table1_row(models, baseline, alpha),
+        claim_a(models, baseline, alpha),
+        claim_b(models, baseline, eps_l2, alpha, broad_min),
+        claim_c(models, baseline, eps_l2, alpha),
+        d1,
+        d2,
+        claim_e(models, baseline, eps_linf, alpha, broad_min),
+    ]

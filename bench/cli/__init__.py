@@ -17,8 +17,25 @@ import sys
 from ..errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BenchError
 
 # Command modules, in --help order.
-COMMANDS = ["listing", "show", "train", "import_weights", "run", "timing", "attack", "leaderboard", "compare",
-            "history", "report", "info", "infoplane", "infoplane12", "mi_validate", "claims", "upgrade"]
+COMMANDS = [
+    "listing",
+    "show",
+    "train",
+    "import_weights",
+    "run",
+    "timing",
+    "attack",
+    "leaderboard",
+    "compare",
+    "history",
+    "report",
+    "info",
+    "infoplane",
+    "infoplane12",
+    "mi_validate",
+    "claims",
+    "upgrade",
+]
 
 # Each command's name and the line `vib-bench --help` shows for it, by module. ``vib-bench --help`` lists the
 # commands from here, and ``vib-bench COMMAND ...`` registers only COMMAND's module: registering a command
@@ -28,24 +45,34 @@ SUMMARIES = {
     "listing": ("list", "list registered models, attacks, data sets, suites or estimators"),
     "show": ("show", "print a shipped suite (the starting point of your own)"),
     "train": ("train", "train models into a run directory"),
-    "import_weights": ("import", "evaluate weights trained outside vib-bench (a safetensors state dict) in a run "
-                                 "directory"),
+    "import_weights": (
+        "import",
+        "evaluate weights trained outside vib-bench (a safetensors state dict) in a run directory",
+    ),
     "run": ("run", "run a whole benchmark suite: train, attack, time, leaderboard"),
     "timing": ("time", "measure inference and training throughput of a run's models"),
     "attack": ("attack", "robust accuracy of a run's models under adversarial attacks, with sanity checks"),
-    "leaderboard": ("leaderboard", "one row per model from a run's results file (Markdown also refreshes "
-                                   "leaderboard.md)"),
+    "leaderboard": (
+        "leaderboard",
+        "one row per model from a run's results file (Markdown also refreshes leaderboard.md)",
+    ),
     "compare": ("compare", "compare two runs metric by metric; exit 1 if something got worse (CI gate)"),
     "history": ("history", "one metric across many runs, with step changes found by a change-point fit"),
     "report": ("report", "figures and a self-contained HTML report of a run (RUN_DIR/report.html)"),
     "info": ("info", "estimate I(X;Z) and I(Z;Y) of each model's representation, beside the analytic bounds"),
-    "infoplane": ("infoplane", "the information plane during training, from activation snapshots (and bounds on a "
-                               "VIB's z)"),
-    "infoplane12": ("infoplane12", "the information-plane experiment on the 12-bit task of Shwartz-Ziv & Tishby "
-                                   "(2017), with its verdict table"),
+    "infoplane": (
+        "infoplane",
+        "the information plane during training, from activation snapshots (and bounds on a VIB's z)",
+    ),
+    "infoplane12": (
+        "infoplane12",
+        "the information-plane experiment on the 12-bit task of Shwartz-Ziv & Tishby (2017), with its verdict table",
+    ),
     "mi_validate": ("mi-validate", "check the MI estimators and the known-encoder bounds against known ground truth"),
-    "claims": ("claims", "check the paper's claims: the paper's protocol beside the strongest evaluation, one verdict "
-                         "per claim"),
+    "claims": (
+        "claims",
+        "check the paper's claims: the paper's protocol beside the strongest evaluation, one verdict per claim",
+    ),
     "upgrade": ("upgrade", "rewrite results files in the current results format"),
 }
 
@@ -56,8 +83,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if ("default" in text or default in (None, False, argparse.SUPPRESS) or action.option_strings == []
-                or isinstance(default, list) and not default):
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or action.option_strings == []
+            or isinstance(default, list)
+            and not default
+        ):
             return text
         return f"{text} (default: {default})"
 
@@ -77,7 +109,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     and a one-line entry for each other command (what ``--help`` lists), so nothing else's harness is imported."""
     from .. import __version__
 
-    parser = _Parser(prog="vib-bench", description="Benchmark and adversarial-robustness suite for classifier regularizers.")
+    parser = _Parser(
+        prog="vib-bench", description="Benchmark and adversarial-robustness suite for classifier regularizers."
+    )
     parser.add_argument("--version", action="version", version=f"vib-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
@@ -96,8 +130,10 @@ def _command_of(argv) -> str:
 
 def _user_error(e: Exception) -> bool:
     """Whether ``e`` is the user's mistake (a registry's error can only come from a registry already imported)."""
-    kinds = [BenchError] + [getattr(sys.modules.get(module), name, None)
-                            for module, name in (("models", "ModelError"), ("attacks", "AttackError"))]
+    kinds = [BenchError] + [
+        getattr(sys.modules.get(module), name, None)
+        for module, name in (("models", "ModelError"), ("attacks", "AttackError"))
+    ]
     return isinstance(e, tuple(k for k in kinds if k is not None))
 
 
@@ -128,7 +164,7 @@ def main(argv=None) -> int:
         from ..locking import lock_timeout
 
         plugins.trust_recorded(getattr(args, "trust_plugins", False))
-        lock_timeout()   # a bad VIB_BENCH_LOCK_TIMEOUT stops the command before it writes anything
+        lock_timeout()  # a bad VIB_BENCH_LOCK_TIMEOUT stops the command before it writes anything
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("vib-bench: interrupted (finished work is saved; rerun with --resume)", file=sys.stderr)
@@ -138,8 +174,11 @@ def main(argv=None) -> int:
 
         if e.errno not in STORAGE_ERRNOS or os.environ.get("VIB_BENCH_DEBUG"):
             return _internal(e)
-        print(f"vib-bench: error: {e.filename or 'a file'}: {e.strerror} (the disk is full or not writable); "
-              "fix the storage and rerun (with --resume where the command takes it)", file=sys.stderr)
+        print(
+            f"vib-bench: error: {e.filename or 'a file'}: {e.strerror} (the disk is full or not writable); "
+            "fix the storage and rerun (with --resume where the command takes it)",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except Exception as e:
         if _user_error(e):
@@ -153,8 +192,10 @@ def _internal(e: Exception) -> int:
     if os.environ.get("VIB_BENCH_DEBUG"):
         raise e
     msg = " ".join(str(e).split())[:300]
-    print(f"vib-bench: internal error: {type(e).__name__}: {msg} (set VIB_BENCH_DEBUG=1 for the traceback)",
-          file=sys.stderr)
+    print(
+        f"vib-bench: internal error: {type(e).__name__}: {msg} (set VIB_BENCH_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
     return EXIT_INTERNAL
 
 

@@ -9,8 +9,9 @@ from ..errors import BenchError
 
 # Process-level flags added by the helpers below (where the data is, which device, which plugins, threads,
 # progress bars): they configure the process, not a stage, so no stage's options declare them.
-SHARED_FLAGS = frozenset({"-h", "--help", "--models", "--threads", "--data-dir", "--device", "--plugin",
-                          "--trust-plugins", "--no-progress"})
+SHARED_FLAGS = frozenset(
+    {"-h", "--help", "--models", "--threads", "--data-dir", "--device", "--plugin", "--trust-plugins", "--no-progress"}
+)
 
 
 def parse_list(text: str | None, kind=str, what="value") -> list | None:
@@ -77,10 +78,16 @@ def add_format(p, choices, default: str = "github", help_text: str = ""):
     from ..reporting.leaderboard import FORMAT_ALIASES
 
     names = [*choices, *(a for a, f in FORMAT_ALIASES.items() if f in choices)]
-    p.add_argument("--format", type=lambda s: FORMAT_ALIASES.get(s, s), choices=list(choices), default=default,
-                   metavar="{" + ",".join(names) + "}",
-                   help=(help_text + "; " if help_text else "") + f"default {default}"
-                   + (" (markdown is the same)" if "github" in choices else ""))
+    p.add_argument(
+        "--format",
+        type=lambda s: FORMAT_ALIASES.get(s, s),
+        choices=list(choices),
+        default=default,
+        metavar="{" + ",".join(names) + "}",
+        help=(help_text + "; " if help_text else "")
+        + f"default {default}"
+        + (" (markdown is the same)" if "github" in choices else ""),
+    )
 
 
 def add_device(p):
@@ -88,20 +95,32 @@ def add_device(p):
 
 
 def add_data(p):
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder holding the IDX files (default: $VIB_BENCH_DATA/<dataset>/, then download)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder holding the IDX files (default: $VIB_BENCH_DATA/<dataset>/, then download)",
+    )
 
 
 def add_plugins(p):
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                   help="Python file that registers extra models or attacks (repeatable)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Python file that registers extra models or attacks (repeatable)",
+    )
     add_trust_plugins(p)
 
 
 def add_trust_plugins(p):
-    p.add_argument("--trust-plugins", action="store_true",
-                   help="execute the plugins a run's results file lists (by default they are not: a run directory "
-                        "is untrusted input; naming one with --plugin also loads it)")
+    p.add_argument(
+        "--trust-plugins",
+        action="store_true",
+        help="execute the plugins a run's results file lists (by default they are not: a run directory "
+        "is untrusted input; naming one with --plugin also loads it)",
+    )
 
 
 def add_trained_models(p):
@@ -109,8 +128,13 @@ def add_trained_models(p):
 
 
 def add_progress(p):
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="hide progress bars (they are hidden anyway when stderr is not a terminal)")
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="hide progress bars (they are hidden anyway when stderr is not a terminal)",
+    )
 
 
 def add_threads(p, help_text: str | None = "CPU threads for torch (default: torch's)"):

@@ -28,7 +28,7 @@ def add_flags(p, cls, only: list[str] | None = None, fill: dict | None = None) -
         if not s.flag:
             continue
         default, text = default_of(f), help_text(f, s)
-        if default is MISSING:   # a required setting: argparse's "not given"
+        if default is MISSING:  # a required setting: argparse's "not given"
             default = None
         for key, value in (fill or {}).items():
             text = text.replace("{" + key + "}", value)
@@ -41,7 +41,7 @@ def add_flags(p, cls, only: list[str] | None = None, fill: dict | None = None) -
             p.add_argument(s.flag, action="store_true", default=False, **kw)
         elif s.kind == "table":
             p.add_argument(s.flag, action="append", default=[], **kw)
-        elif s.kind == "list":   # comma-separated on the command line
+        elif s.kind == "list":  # comma-separated on the command line
             p.add_argument(s.flag, default=None if default is None else ",".join(map(str, default)), **kw)
         else:
             p.add_argument(s.flag, type=PARSE[s.kind], default=default, choices=s.choices, **kw)
@@ -57,10 +57,11 @@ def flag_values(args, cls) -> dict:
         value = getattr(args, dest_of(f, s))
         if s.kind == "bool":
             out[f.name] = not value if s.flag.startswith("--no-") else value
-        elif s.kind == "list":   # given empty: the field's default where it has one ("--seeds ''": seed 0)
+        elif s.kind == "list":  # given empty: the field's default where it has one ("--seeds ''": seed 0)
             default = default_of(f)
-            out[f.name] = default if not value and default is not None else \
-                parse_list(value, PARSE[s.item], s.what or f.name)
+            out[f.name] = (
+                default if not value and default is not None else parse_list(value, PARSE[s.item], s.what or f.name)
+            )
         else:
             out[f.name] = value
     return out

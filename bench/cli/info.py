@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from ..reporting.escape import markdown
-from .common import add_data, add_device, add_trust_plugins, add_threads, add_trained_models, device, parse_list, patterns, set_threads
+from .common import (
+    add_data,
+    add_device,
+    add_threads,
+    add_trained_models,
+    add_trust_plugins,
+    device,
+    parse_list,
+    patterns,
+    set_threads,
+)
 
-INFO_HEADERS = ["model", "seed", "quantity", "estimator", "estimate (nats)", "estimate (bits)",
-                "lower bound (nats)", "upper bound (nats)", "time (s)", "flags"]
+INFO_HEADERS = [
+    "model",
+    "seed",
+    "quantity",
+    "estimator",
+    "estimate (nats)",
+    "estimate (bits)",
+    "lower bound (nats)",
+    "upper bound (nats)",
+    "time (s)",
+    "flags",
+]
 
 
 def info_table_rows(name: str, seed, rec: dict) -> list[list[str]]:
@@ -19,10 +39,23 @@ def info_table_rows(name: str, seed, rec: dict) -> list[list[str]]:
         lower = f"{lo[0]:.3f} ({lo[2]})" if lo[0] > 0 else "0"
         upper = f"{up[0]:.3f} ({up[2]})" if up else "inf" if q == "I(X;Z)" else ""
         for est_name, e in (rec["estimates"].get(q) or {}).items():
-            flag = ", ".join(f["flag"] for f in rec.get("flags", [])
-                             if f["quantity"] == q and f["estimator"] == est_name)
-            rows.append([markdown(name), str(seed), q, est_name, f"{e['nats']:.3f} +- {e['std_nats']:.3f}",
-                         f"{e['bits']:.3f} +- {e['std_bits']:.3f}", lower, upper, f"{e['seconds']:.1f}", flag])
+            flag = ", ".join(
+                f["flag"] for f in rec.get("flags", []) if f["quantity"] == q and f["estimator"] == est_name
+            )
+            rows.append(
+                [
+                    markdown(name),
+                    str(seed),
+                    q,
+                    est_name,
+                    f"{e['nats']:.3f} +- {e['std_nats']:.3f}",
+                    f"{e['bits']:.3f} +- {e['std_bits']:.3f}",
+                    lower,
+                    upper,
+                    f"{e['seconds']:.1f}",
+                    flag,
+                ]
+            )
     return rows
 
 
@@ -70,10 +103,22 @@ def format_bounds_table(items) -> str:
             v = b.get(key)
             cells.append("" if v is None else f"{v:.3f} / {v / LN2:.3f}")
         rows.append(cells)
-    return tabulate(rows, headers=["model", "seed", "representation", "n", "I(X;Z) in [lower, upper] (nats)",
-                                   "I(Z;Y) in [lower, upper] (nats)",
-                                   "rate >= I(X;Z) (nats / bits)", "H(Y)-CE <= I(Z;Y)", "H(Y) >= I(Z;Y)"],
-                    tablefmt="github", disable_numparse=True)
+    return tabulate(
+        rows,
+        headers=[
+            "model",
+            "seed",
+            "representation",
+            "n",
+            "I(X;Z) in [lower, upper] (nats)",
+            "I(Z;Y) in [lower, upper] (nats)",
+            "rate >= I(X;Z) (nats / bits)",
+            "H(Y)-CE <= I(Z;Y)",
+            "H(Y) >= I(Z;Y)",
+        ],
+        tablefmt="github",
+        disable_numparse=True,
+    )
 
 
 def cmd_info(args) -> int:
@@ -81,24 +126,40 @@ def cmd_info(args) -> int:
     from ..info.stage import InfoOptions, run_info
 
     set_threads(args.threads)
-    out = run_info(InfoOptions(
-        args.run_dir, models=patterns(args.models),
-        estimators=parse_list(args.estimators, what="estimator") if args.estimators is not None else None,
-        n_examples=args.n_examples, steps=args.steps, restarts=args.restarts, batch_size=args.batch_size,
-        seed=args.seed, resume=args.resume, plot=not args.no_plot, mi_threads=args.mi_threads,
-        copula=args.copula, data_dir=args.data_dir, device=device(args.device)))
+    out = run_info(
+        InfoOptions(
+            args.run_dir,
+            models=patterns(args.models),
+            estimators=parse_list(args.estimators, what="estimator") if args.estimators is not None else None,
+            n_examples=args.n_examples,
+            steps=args.steps,
+            restarts=args.restarts,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            resume=args.resume,
+            plot=not args.no_plot,
+            mi_threads=args.mi_threads,
+            copula=args.copula,
+            data_dir=args.data_dir,
+            device=device(args.device),
+        )
+    )
     items = out.items
     rows = [r for name, seed, rec in items for r in info_table_rows(name, seed, rec)]
     print()
     print(format_bounds_table(items))
     if any(rec["bounds"].get("ixz_lower_nats") is not None for _, _, rec in items):
-        print("\nI(X;Z) interval: the known-encoder lower bound (InfoNCE with the true p(z|x), at most log N) and "
-              "the smaller of the leave-one-out upper bound and the rate (Poole et al. 2019).")
+        print(
+            "\nI(X;Z) interval: the known-encoder lower bound (InfoNCE with the true p(z|x), at most log N) and "
+            "the smaller of the leave-one-out upper bound and the rate (Poole et al. 2019)."
+        )
     capped = {name: rec["bounds"]["log_n_nats"] for name, _, rec in items if rec["bounds"].get("ixz_lower_at_cap")}
     if capped:
-        print(f"* ({', '.join(sorted(capped))}): the lower bound is at its cap log N = "
-              f"{max(capped.values()):.3f} nats: I(X;Z) may be much larger; more examples (--n-examples) "
-              "raise the cap.")
+        print(
+            f"* ({', '.join(sorted(capped))}): the lower bound is at its cap log N = "
+            f"{max(capped.values()):.3f} nats: I(X;Z) may be much larger; more examples (--n-examples) "
+            "raise the cap."
+        )
     if rows:
         print()
         print(format_info_table(rows))
@@ -107,8 +168,10 @@ def cmd_info(args) -> int:
         print(f"\nnote ({', '.join(det)}): {DETERMINISTIC_NOTE}.")
     times = [e["seconds"] for _, _, rec in items for q in QUANTITIES for e in rec["estimates"].get(q, {}).values()]
     if times:
-        print(f"time per estimate: median {sorted(times)[len(times) // 2]:.1f} s, max {max(times):.1f} s "
-              f"({len(times)} estimates); total {out.seconds:.0f} s")
+        print(
+            f"time per estimate: median {sorted(times)[len(times) // 2]:.1f} s, max {max(times):.1f} s "
+            f"({len(times)} estimates); total {out.seconds:.0f} s"
+        )
     if out.figure:
         print(f"wrote {out.figure}")
     return 0
@@ -117,40 +180,71 @@ def cmd_info(args) -> int:
 def register(sub) -> None:
     from ..info.stage import DEFAULT_ESTIMATORS, DEFAULT_N_EXAMPLES, DEFAULT_RESTARTS, DEFAULT_STEPS
 
-    p = sub.add_parser("info", help="estimate I(X;Z) and I(Z;Y) of each model's representation, beside "
-                                    "the analytic bounds",
-                       description="How much each model's representation keeps about the input and the label: for "
-                                   "VIB, I(X;Z) in [lower, upper] from the known Gaussian encoder beside the rate; "
-                                   "critic estimates (MINE, JSD, InfoNCE) of I(X;Z) and I(Z;Y), flagged where they "
-                                   "contradict the analytic bounds; no I(X;Z) number for deterministic maps.",
-                       epilog="examples:\n  vib-bench info runs/quick --threads 1\n"
-                              "  vib-bench info runs/quick --models 'vib*' --estimators infonce --n-examples 5000\n"
-                              "  vib-bench info runs/smoke --batch-size 32 --resume")
+    p = sub.add_parser(
+        "info",
+        help="estimate I(X;Z) and I(Z;Y) of each model's representation, beside the analytic bounds",
+        description="How much each model's representation keeps about the input and the label: for "
+        "VIB, I(X;Z) in [lower, upper] from the known Gaussian encoder beside the rate; "
+        "critic estimates (MINE, JSD, InfoNCE) of I(X;Z) and I(Z;Y), flagged where they "
+        "contradict the analytic bounds; no I(X;Z) number for deterministic maps.",
+        epilog="examples:\n  vib-bench info runs/quick --threads 1\n"
+        "  vib-bench info runs/quick --models 'vib*' --estimators infonce --n-examples 5000\n"
+        "  vib-bench info runs/smoke --batch-size 32 --resume",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
     add_trained_models(p)
-    p.add_argument("--estimators", default=None,
-                   help=f"comma-separated MI estimators (default: {','.join(DEFAULT_ESTIMATORS)}); "
-                        "see `vib-bench list estimators`")
-    p.add_argument("--n-examples", type=int, default=None, metavar="N",
-                   help=f"use the first N test examples (default: {DEFAULT_N_EXAMPLES:,} or the whole test split)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"critic steps per restart (default {DEFAULT_STEPS})")
-    p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS,
-                   help=f"restarts per estimate; the spread is their std (default {DEFAULT_RESTARTS})")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="critic batch size (default: the estimator's, 256 or 128 for infonce; small test "
-                        "splits such as digits need e.g. 32)")
+    p.add_argument(
+        "--estimators",
+        default=None,
+        help=f"comma-separated MI estimators (default: {','.join(DEFAULT_ESTIMATORS)}); "
+        "see `vib-bench list estimators`",
+    )
+    p.add_argument(
+        "--n-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"use the first N test examples (default: {DEFAULT_N_EXAMPLES:,} or the whole test split)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"critic steps per restart (default {DEFAULT_STEPS})"
+    )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=DEFAULT_RESTARTS,
+        help=f"restarts per estimate; the spread is their std (default {DEFAULT_RESTARTS})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="critic batch size (default: the estimator's, 256 or 128 for infonce; small test "
+        "splits such as digits need e.g. 32)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the MI estimates (default 0)")
-    p.add_argument("--resume", action="store_true",
-                   help="skip (model, seed)s that already have info for the requested estimators on the same N; "
-                        "compute only the missing estimators of the others")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip (model, seed)s that already have info for the requested estimators on the same N; "
+        "compute only the missing estimators of the others",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write figures/info_beta.png")
     add_threads(p)
-    p.add_argument("--mi-threads", type=int, default=1,
-                   help="torch threads inside each MI estimate (default 1: small critics gain little from more)")
-    p.add_argument("--no-copula", dest="copula", action="store_false",
-                   help="feed the raw coordinates to the critics (default: rank-Gaussian transform of every "
-                        "coordinate with at most 1%% tied values, which makes the estimates blind to the "
-                        "marginals' shape)")
+    p.add_argument(
+        "--mi-threads",
+        type=int,
+        default=1,
+        help="torch threads inside each MI estimate (default 1: small critics gain little from more)",
+    )
+    p.add_argument(
+        "--no-copula",
+        dest="copula",
+        action="store_false",
+        help="feed the raw coordinates to the critics (default: rank-Gaussian transform of every "
+        "coordinate with at most 1%% tied values, which makes the estimates blind to the "
+        "marginals' shape)",
+    )
     add_data(p)
     add_device(p)
     add_trust_plugins(p)

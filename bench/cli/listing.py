@@ -44,11 +44,13 @@ def cmd_list(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list", help="list registered models, attacks, data sets, suites or estimators",
-                       description="List what vib-bench knows about: registered models and attacks (with wildcards), "
-                                   "data sets, shipped suites, MI estimators.",
-                       epilog="examples:\n  vib-bench list models 'vib*'\n  vib-bench list attacks 'apgd*'\n"
-                              "  vib-bench list suites")
+    p = sub.add_parser(
+        "list",
+        help="list registered models, attacks, data sets, suites or estimators",
+        description="List what vib-bench knows about: registered models and attacks (with wildcards), "
+        "data sets, shipped suites, MI estimators.",
+        epilog="examples:\n  vib-bench list models 'vib*'\n  vib-bench list attacks 'apgd*'\n  vib-bench list suites",
+    )
     p.add_argument("what", choices=["models", "attacks", "datasets", "suites", "estimators"])
     p.add_argument("pattern", nargs="*", help="wildcards (models and attacks; default: all)")
     add_plugins(p)

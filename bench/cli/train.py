@@ -19,10 +19,21 @@ def cmd_train(args) -> int:
     st = TrainSettings(**flag_values(args, TrainSettings), overrides=parse_overrides(args.set))
     if not st.models:
         raise BenchError("--models is empty")
-    opts = TrainOptions(out=Path(st.out), models=st.models, dataset=st.dataset, seeds=st.seeds or [0],
-                        config=st.config(), overrides=st.overrides, data_dir=args.data_dir, plugins=args.plugin,
-                        device=device(args.device), resume=st.resume, progress=args.progress, stack=st.stack,
-                        cadence=Cadence.parse(st.checkpoint_every))
+    opts = TrainOptions(
+        out=Path(st.out),
+        models=st.models,
+        dataset=st.dataset,
+        seeds=st.seeds or [0],
+        config=st.config(),
+        overrides=st.overrides,
+        data_dir=args.data_dir,
+        plugins=args.plugin,
+        device=device(args.device),
+        resume=st.resume,
+        progress=args.progress,
+        stack=st.stack,
+        cadence=Cadence.parse(st.checkpoint_every),
+    )
     failed = run_training(opts)
     if failed:
         print(f"{len(failed)} model(s) failed: " + ", ".join(f"{m} seed {s}" for m, s in failed), file=sys.stderr)
@@ -39,8 +50,11 @@ def add_train_args(p):
     """The flags of ``train``: the stage's from :class:`bench.train_options.TrainSettings`, in this order."""
     add_flags(p, TrainSettings, ["models", "dataset"])
     add_data(p)
-    add_flags(p, TrainSettings, ["epochs", "seeds", "batch_size", "lr", "train_split", "overrides", "snapshot_every",
-                                 "snapshot_n"])
+    add_flags(
+        p,
+        TrainSettings,
+        ["epochs", "seeds", "batch_size", "lr", "train_split", "overrides", "snapshot_every", "snapshot_n"],
+    )
     add_plugins(p)
     add_device(p)
     add_threads(p)
@@ -50,16 +64,19 @@ def add_train_args(p):
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train models into a run directory",
-                       description="Train registered models with the paper's recipe (Adam 1e-4, betas 0.5/0.999, "
-                                   "x0.97 every 2 epochs, batch 100, weight EMA) into RUN_DIR, evaluate them on the "
-                                   "test split, and record everything in RUN_DIR/results.json. Deterministic per "
-                                   "seed; --resume continues after an interruption with identical weights.",
-                       epilog="examples:\n"
-                              "  vib-bench train --models mlp,vib_beta1e-3 --dataset mnist --epochs 20 --out runs/q\n"
-                              "  vib-bench train --models 'vib*' --dataset digits --epochs 30 --lr 1e-3 "
-                              "--set hidden=64,64 --set k=16 --out runs/tiny\n"
-                              "  vib-bench train --models mlp --dataset mnist --seeds 0,1,2 --out runs/q --resume")
+    p = sub.add_parser(
+        "train",
+        help="train models into a run directory",
+        description="Train registered models with the paper's recipe (Adam 1e-4, betas 0.5/0.999, "
+        "x0.97 every 2 epochs, batch 100, weight EMA) into RUN_DIR, evaluate them on the "
+        "test split, and record everything in RUN_DIR/results.json. Deterministic per "
+        "seed; --resume continues after an interruption with identical weights.",
+        epilog="examples:\n"
+        "  vib-bench train --models mlp,vib_beta1e-3 --dataset mnist --epochs 20 --out runs/q\n"
+        "  vib-bench train --models 'vib*' --dataset digits --epochs 30 --lr 1e-3 "
+        "--set hidden=64,64 --set k=16 --out runs/tiny\n"
+        "  vib-bench train --models mlp --dataset mnist --seeds 0,1,2 --out runs/q --resume",
+    )
     add_train_args(p)
     add_flags(p, TrainSettings, ["out"])
     p.set_defaults(func=cmd_train)

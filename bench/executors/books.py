@@ -24,8 +24,14 @@ def failed_status(out: Path, name: str, seed: int, epochs: int, error: str) -> d
     """A training whose task failed for good: its status file and its record say failed, with the error."""
     mdir = model_dir(out, name, seed)
     old = read_status(mdir) or {}
-    status = {"model": name, "seed": seed, "state": "failed", "epochs_done": old.get("epochs_done", 0),
-              "epochs": epochs, "error": error}
+    status = {
+        "model": name,
+        "seed": seed,
+        "state": "failed",
+        "epochs_done": old.get("epochs_done", 0),
+        "epochs": epochs,
+        "error": error,
+    }
     if mdir.is_dir():
         write_status(mdir, status)
     return status
@@ -48,13 +54,12 @@ class AttackBook:
         self.out, self.name, self.seed = out, name, seed
         self.initial = list(records)
         self.records = list(records)
-        self.vectors = ({k: torch.from_numpy(v) for k, v in load_per_example(out, name, seed).items()}
-                        if records else {})
-        self.units = units                   # [[(norm, eps), ...], ...]
+        self.vectors = {k: torch.from_numpy(v) for k, v in load_per_example(out, name, seed).items()} if records else {}
+        self.units = units  # [[(norm, eps), ...], ...]
         self.puts: dict[int, list] = {}
         self.left = len(units)
         self.setup = self.checks = self.clean = None
-        self.skipped = False                 # did not train: nothing to attack
+        self.skipped = False  # did not train: nothing to attack
         self.failures: list[dict] = []
 
     def unit_input(self, i: int) -> tuple[list[dict], dict]:
@@ -110,4 +115,5 @@ class AttackBook:
             if self.checks is not None:
                 entry.set_attacks(self.records, self.checks, self.setup)
             entry.set_failures("attack", self.failures)
+
         update_results(self.out, write)

@@ -20,11 +20,25 @@ class LocalExecutor:
         from ..train_stage import train_run
 
         t0 = time.perf_counter()
-        train_run(c.out, c.dataset, c.per_model, c.seeds, c.cfg, plugin_paths=c.plugins, device=c.device,
-                  resume=c.resume, progress=c.progress, log=detail, suite=c.suite, stack=c.stack)
+        train_run(
+            c.out,
+            c.dataset,
+            c.per_model,
+            c.seeds,
+            c.cfg,
+            plugin_paths=c.plugins,
+            device=c.device,
+            resume=c.resume,
+            progress=c.progress,
+            log=detail,
+            suite=c.suite,
+            stack=c.stack,
+        )
         failed = failed_models(open_run(c.out), c.names, c.seeds)
-        log(f"[train] {len(c.names) * len(c.seeds)} model-seed(s) in {time.perf_counter() - t0:.0f} s"
-            + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else ""))
+        log(
+            f"[train] {len(c.names) * len(c.seeds)} model-seed(s) in {time.perf_counter() - t0:.0f} s"
+            + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else "")
+        )
         if len(failed) == len(c.names) * len(c.seeds):  # nothing trained: nothing to attack or time
             return Execution(trained_any=False)
 

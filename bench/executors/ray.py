@@ -33,11 +33,11 @@ from ..errors import BenchError
 from ..results import update_results
 from ..timing import record_throughput, timing_pairs
 from ..train_stage import CLEAN_KEYS, init_run, record_train, run_record, train_line
-from .work import Campaign, Execution
 from . import books, tasks
+from .work import Campaign, Execution
 
-CPUS_PER_TASK = 1          # tiny MLPs: one thread each is fastest, and the cores run tasks side by side
-GPU_SHARE = {"train": 0.25, "attack": 0.25, "environment": 0.01, "timing": 1.0}   # on CUDA only
+CPUS_PER_TASK = 1  # tiny MLPs: one thread each is fastest, and the cores run tasks side by side
+GPU_SHARE = {"train": 0.25, "attack": 0.25, "environment": 0.01, "timing": 1.0}  # on CUDA only
 MAX_RETRIES = 3
 
 
@@ -78,8 +78,10 @@ class RayExecutor:
                 else:
                     ray.init(log_to_driver=False, include_dashboard=False, runtime_env=local_runtime_env())
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise BenchError(f"--ray-address {self.address or '(local)'}: cannot connect to Ray "
-                                 f"({' '.join(str(e).split())[:200]})") from None
+                raise BenchError(
+                    f"--ray-address {self.address or '(local)'}: cannot connect to Ray "
+                    f"({' '.join(str(e).split())[:200]})"
+                ) from None
         try:
             return _Driver(self, c, log, detail).run()
         finally:
@@ -92,9 +94,9 @@ class _Driver:
         import ray
 
         self.ray, self.ex, self.c, self.log, self.detail = ray, ex, c, log, detail
-        self.out = Path(c.out).resolve()    # workers do not share this process's working directory
+        self.out = Path(c.out).resolve()  # workers do not share this process's working directory
         self.device = torch.device(c.device)
-        self.pending: dict = {}             # ObjectRef -> (handler, key)
+        self.pending: dict = {}  # ObjectRef -> (handler, key)
         self.train_refs: dict = {}
         self.train_failed: set = set()
         self.books: dict = {}
@@ -105,8 +107,13 @@ class _Driver:
     # ------------------------------------------------------------------------------------ tasks
     def submit(self, fn, kind: str, handler, key, *args):
         gpus = GPU_SHARE[kind] if self.device.type == "cuda" else 0
-        task = self.ray.remote(fn).options(num_cpus=self.ex.cpus, num_gpus=gpus, max_retries=self.ex.max_retries,
-                                           retry_exceptions=True, name=f"vib-bench {kind} {key}")
+        task = self.ray.remote(fn).options(
+            num_cpus=self.ex.cpus,
+            num_gpus=gpus,
+            max_retries=self.ex.max_retries,
+            retry_exceptions=True,
+            name=f"vib-bench {kind} {key}",
+        )
         ref = task.remote(*args)
         self.pending[ref] = (handler, key)
         return ref
@@ -133,24 +140,47 @@ class _Driver:
         from ..runs import failed_models, open_run
 
         c, ray = self.c, self.ray
-        res = init_run(self.out, run_record(c.dataset, c.cfg, c.per_model, c.seeds, c.plugins, c.suite), c.resume,
-                       self.device)
-        order = [(m.name, int(s)) for m in res.models() for s in m.seed_ids()] + \
-                [(m, s) for m in c.names for s in c.seeds]
+        res = init_run(
+            self.out, run_record(c.dataset, c.cfg, c.per_model, c.seeds, c.plugins, c.suite), c.resume, self.device
+        )
+        order = [(m.name, int(s)) for m in res.models() for s in m.seed_ids()] + [
+            (m, s) for m in c.names for s in c.seeds
+        ]
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         total = ray.cluster_resources()
-        self.log(f"[ray] {len(nodes)} node(s), {total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s); "
-                 f"{self.ex.cpus} CPU per task, up to {self.ex.max_retries} retries")
-        self.executor_info = {"name": "ray", "ray": ray.__version__, "address": self.ex.address or "local",
-                              "cpus_per_task": self.ex.cpus, "max_retries": self.ex.max_retries,
-                              "nodes": [{"host": n.get("NodeManagerHostname"), "cpus": n["Resources"].get("CPU", 0),
-                                         "gpus": n["Resources"].get("GPU", 0)} for n in nodes]}
+        self.log(
+            f"[ray] {len(nodes)} node(s), {total.get('CPU', 0):g} CPU(s), {total.get('GPU', 0):g} GPU(s); "
+            f"{self.ex.cpus} CPU per task, up to {self.ex.max_retries} retries"
+        )
+        self.executor_info = {
+            "name": "ray",
+            "ray": ray.__version__,
+            "address": self.ex.address or "local",
+            "cpus_per_task": self.ex.cpus,
+            "max_retries": self.ex.max_retries,
+            "nodes": [
+                {
+                    "host": n.get("NodeManagerHostname"),
+                    "cpus": n["Resources"].get("CPU", 0),
+                    "gpus": n["Resources"].get("GPU", 0),
+                }
+                for n in nodes
+            ],
+        }
         to_train = self.plan_training(res)
         if c.attack_opts is not None:
-            self.prepare_attacks(res, [(m, s) for m, s, _, _ in to_train])   # refuses before any task runs
+            self.prepare_attacks(res, [(m, s) for m, s, _, _ in to_train])  # refuses before any task runs
         try:
-            self.submit(tasks.worker_environment, "environment", self.on_environment, "env", str(self.out),
-                        self.device, c.plugins, self.ex.cpus)
+            self.submit(
+                tasks.worker_environment,
+                "environment",
+                self.on_environment,
+                "env",
+                str(self.out),
+                self.device,
+                c.plugins,
+                self.ex.cpus,
+            )
             self.submit_training(to_train)
             if c.attack_opts is not None:
                 self.submit_attacks()
@@ -162,8 +192,21 @@ class _Driver:
             # one at a time, so that nothing else of the campaign shares the node it measures
             for name, seed in timing_pairs(self.out, open_run(self.out), log=self.detail):
                 ds = c.dataset
-                self.submit(tasks.time_model, "timing", self.on_timing, (name, seed), str(self.out), name, seed,
-                            ds.in_shape, ds.num_classes, c.timing, self.device, c.plugins, self.ex.cpus)
+                self.submit(
+                    tasks.time_model,
+                    "timing",
+                    self.on_timing,
+                    (name, seed),
+                    str(self.out),
+                    name,
+                    seed,
+                    ds.in_shape,
+                    ds.num_classes,
+                    c.timing,
+                    self.device,
+                    c.plugins,
+                    self.ex.cpus,
+                )
                 self.wait_all()
             self.log(f"[timing] done in {time.perf_counter() - t2:.0f} s")
         except KeyboardInterrupt:
@@ -187,6 +230,7 @@ class _Driver:
             if self.c.attack_opts is not None:
                 r.set_environment("attack", env)
                 r.add_plugins(self.c.attack_opts.plugins)
+
         update_results(self.out, write)
 
     # ---------------------------------------------------------------------------------- training
@@ -219,14 +263,14 @@ class _Driver:
         by_pair = {member[:2]: member for member in members}
         overrides = {name: ov for name, _, ov, _ in members}
         wanted = {s for _, s, _, _ in members}
-        seeds = [s for s in c.seeds if s in wanted]   # the local executor's order: the same stack ids
+        seeds = [s for s in c.seeds if s in wanted]  # the local executor's order: the same stack ids
         units, placed = [], set()
         for job in planned_jobs(self.out, c.dataset, overrides, seeds, c.cfg, resume=c.resume, mode=self.stack_mode()):
             unit = [by_pair[p] for p in job.members if p in by_pair and p not in placed]
             placed.update(m[:2] for m in unit)
             if job.stacked and len(unit) == len(job.members):
                 units.append((unit, True))
-            else:   # one model-seed per unit, so the cores train them side by side
+            else:  # one model-seed per unit, so the cores train them side by side
                 units += [([m], False) for m in unit]
         return units + [([m], False) for m in members if m[:2] not in placed]
 
@@ -237,13 +281,29 @@ class _Driver:
         units = self.training_units(members)
         stacks = [u for u, stacked in units if stacked]
         if stacks:
-            self.log(f"[ray] {len(units)} train unit(s), {len(stacks)} of them stack(s) of "
-                     + ", ".join(str(len(u)) for u in stacks) + " model-seeds")
+            self.log(
+                f"[ray] {len(units)} train unit(s), {len(stacks)} of them stack(s) of "
+                + ", ".join(str(len(u)) for u in stacks)
+                + " model-seeds"
+            )
         for unit, stacked in units:
             self.train_left += 1
             pairs = tuple((m, s) for m, s, _, _ in unit)
-            ref = self.submit(tasks.train_unit, "train", self.on_trained, pairs, str(self.out), unit, data, c.cfg,
-                              self.device, c.plugins, self.ex.cpus, stacked, self.stack_mode() == "on")
+            ref = self.submit(
+                tasks.train_unit,
+                "train",
+                self.on_trained,
+                pairs,
+                str(self.out),
+                unit,
+                data,
+                c.cfg,
+                self.device,
+                c.plugins,
+                self.ex.cpus,
+                stacked,
+                self.stack_mode() == "on",
+            )
             for pair in pairs:
                 self.train_refs[pair] = ref
         if not self.train_left:
@@ -252,14 +312,22 @@ class _Driver:
     def train_done(self) -> None:
         c = self.c
         failed = [(m, s) for m in c.names for s in c.seeds if (m, s) in self.train_failed]
-        self.log(f"[train] {len(c.names) * len(c.seeds)} model-seed(s) in {time.perf_counter() - self.t_train:.0f} s"
-                 + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else ""))
+        self.log(
+            f"[train] {len(c.names) * len(c.seeds)} model-seed(s) in {time.perf_counter() - self.t_train:.0f} s"
+            + (f"; {len(failed)} failed: " + ", ".join(f"{m} seed {s}" for m, s in failed) if failed else "")
+        )
 
     def on_trained(self, members, results, error):
-        if results is None:   # the task failed for good: each member is recorded as failed, with the error
-            results = [{"name": m, "seed": s, "clean": None,
-                        "status": books.failed_status(self.out, m, s, self.c.cfg.epochs, f"task failed: {error}")}
-                       for m, s in members]
+        if results is None:  # the task failed for good: each member is recorded as failed, with the error
+            results = [
+                {
+                    "name": m,
+                    "seed": s,
+                    "clean": None,
+                    "status": books.failed_status(self.out, m, s, self.c.cfg.epochs, f"task failed: {error}"),
+                }
+                for m, s in members
+            ]
         for r in results:
             if r["status"]["state"] != "done":
                 self.train_failed.add((r["name"], r["seed"]))
@@ -287,8 +355,13 @@ class _Driver:
         if float(x.min()) < 0 or float(x.max()) > 1:
             raise BenchError(f"dataset {c.dataset.name}: pixels are outside [0, 1]; attacks assume [0, 1] images")
         self.x_y = (x, y)
-        pairs = [(m.name, int(s)) for m in res.models() if m.name in c.names for s in m.seed_ids()
-                 if has_weights(self.out, m.name, int(s))]
+        pairs = [
+            (m.name, int(s))
+            for m in res.models()
+            if m.name in c.names
+            for s in m.seed_ids()
+            if has_weights(self.out, m.name, int(s))
+        ]
         pairs += [p for p in training if p not in pairs]
         spec = [[(g.norm, g.eps) for g in u] for u in units(groups(c.attack_plan, opts.cascade, True))]
         for name, seed in pairs:
@@ -302,19 +375,46 @@ class _Driver:
         self.xy = xy = self.ray.put(self.x_y)
         self.t_attack, self.attack_left = time.perf_counter(), len(self.books)
         for (name, seed), book in self.books.items():
-            book.setup_ref = self.submit(tasks.attack_setup, "attack", self.on_setup, (name, seed), str(self.out),
-                                         name, seed, xy, self.device, c.plugins, self.ex.cpus,
-                                         self.train_refs.get((name, seed)))
+            book.setup_ref = self.submit(
+                tasks.attack_setup,
+                "attack",
+                self.on_setup,
+                (name, seed),
+                str(self.out),
+                name,
+                seed,
+                xy,
+                self.device,
+                c.plugins,
+                self.ex.cpus,
+                self.train_refs.get((name, seed)),
+            )
             for i, unit in enumerate(book.units):
                 recs, vecs = book.unit_input(i)
-                self.submit(tasks.attack_unit, "attack", self.on_unit, (name, seed, i), str(self.out), name, seed, xy,
-                            book.setup_ref, unit, opts, c.attack_plan, recs, vecs, c.plugins, self.ex.cpus)
+                self.submit(
+                    tasks.attack_unit,
+                    "attack",
+                    self.on_unit,
+                    (name, seed, i),
+                    str(self.out),
+                    name,
+                    seed,
+                    xy,
+                    book.setup_ref,
+                    unit,
+                    opts,
+                    c.attack_plan,
+                    recs,
+                    vecs,
+                    c.plugins,
+                    self.ex.cpus,
+                )
 
     def on_setup(self, key, result, error):
         from ..attack.group import model_line, skipped_lines
 
         if key in self.train_refs:
-            self.settle(self.train_refs[key])   # a failed training explains a failed setup
+            self.settle(self.train_refs[key])  # a failed training explains a failed setup
         book = self.books[key]
         if error is not None:
             if key not in self.train_failed:
@@ -355,13 +455,26 @@ class _Driver:
             for line in summary_lines(book.name, book.seed, records, book.checks, book.setup):
                 self.detail(line)
             if self.opts.grid and records:
-                self.submit(tasks.attack_grid, "attack", self.on_grid, (book.name, book.seed), str(self.out),
-                            book.name, book.seed, self.xy, [r.raw for r in records], self.opts, self.c.plugins,
-                            self.ex.cpus)
+                self.submit(
+                    tasks.attack_grid,
+                    "attack",
+                    self.on_grid,
+                    (book.name, book.seed),
+                    str(self.out),
+                    book.name,
+                    book.seed,
+                    self.xy,
+                    [r.raw for r in records],
+                    self.opts,
+                    self.c.plugins,
+                    self.ex.cpus,
+                )
         if self.attack_left == 0:
             cells = sum(len([r for r in b.records if not r.is_worst_case]) for b in self.books.values())
-            self.log(f"[attack] {len(self.books)} model-seed(s), {cells} cells on record, "
-                     f"in {time.perf_counter() - self.t_attack:.0f} s")
+            self.log(
+                f"[attack] {len(self.books)} model-seed(s), {cells} cells on record, "
+                f"in {time.perf_counter() - self.t_attack:.0f} s"
+            )
 
     def on_grid(self, key, result, error):
         from ..io import atomic_write_bytes

@@ -28,8 +28,10 @@ def enter(run_dir, plugin_paths, threads: int) -> Path:
     plugins.load_entry_points()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise BenchError(f"{run_dir} is not visible on node {platform.node()}: with the ray executor the run "
-                         "directory must be on storage that every node shares")
+        raise BenchError(
+            f"{run_dir} is not visible on node {platform.node()}: with the ray executor the run "
+            "directory must be on storage that every node shares"
+        )
     return run_dir
 
 
@@ -42,8 +44,17 @@ def worker_environment(run_dir, device, plugin_paths, threads: int) -> dict:
     return {**environment(device), "matmul_peak_gflops": matmul_peak_flops(str(torch.device(device))) / 1e9}
 
 
-def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, device, plugin_paths,
-               threads: int, stacked: bool = False, strict: bool = False) -> list[dict]:
+def train_unit(
+    run_dir,
+    members: list[tuple[str, int, dict, bool]],
+    data,
+    cfg,
+    device,
+    plugin_paths,
+    threads: int,
+    stacked: bool = False,
+    strict: bool = False,
+) -> list[dict]:
     """Train a unit of model-seeds ``(name, seed, overrides, evaluate)`` and evaluate each on the test split.
 
     A unit is one model-seed, or with ``stacked`` a stack of same-architecture model-seeds trained as one
@@ -59,8 +70,11 @@ def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, d
     run_dir = enter(run_dir, plugin_paths, threads)
     overrides = {name: ov for name, _, ov, _ in members}
     job = Job([(name, seed) for name, seed, _, _ in members], stacked, strict=stacked and strict)
-    statuses = {(n, s): st for done in run_job(job, run_dir, data, overrides, cfg, device=device, resume=True,
-                                               progress=False) for n, s, st in done}
+    statuses = {
+        (n, s): st
+        for done in run_job(job, run_dir, data, overrides, cfg, device=device, resume=True, progress=False)
+        for n, s, st in done
+    }
     out = []
     for name, seed, _, evaluate in members:
         status = statuses[(name, seed)]
@@ -72,7 +86,7 @@ def train_unit(run_dir, members: list[tuple[str, int, dict, bool]], data, cfg, d
 
 
 def _trained(unit_result, name: str, seed: int) -> bool:
-    if unit_result is None:   # trained before this invocation
+    if unit_result is None:  # trained before this invocation
         return True
     return any(r["name"] == name and r["seed"] == seed and r["status"]["state"] == "done" for r in unit_result)
 
@@ -91,8 +105,20 @@ def attack_setup(run_dir, name: str, seed: int, xy, device, plugin_paths, thread
     return {"clean": m.clean, "setup": setup, "checks": checks}
 
 
-def attack_unit(run_dir, name: str, seed: int, xy, setup: dict | None, unit: list[tuple[str, float]], opts, plan,
-                records: list[dict], vectors: dict, plugin_paths, threads: int) -> list | None:
+def attack_unit(
+    run_dir,
+    name: str,
+    seed: int,
+    xy,
+    setup: dict | None,
+    unit: list[tuple[str, float]],
+    opts,
+    plan,
+    records: list[dict],
+    vectors: dict,
+    plugin_paths,
+    threads: int,
+) -> list | None:
     """The groups ``unit`` ((norm, eps) pairs) of one model-seed: ``[(record dict, robust vector)]`` in the order
     they were put, or None when the model-seed has no setup (it did not train)."""
     from ..attack.group import ModelUnderAttack, attack_group, groups
@@ -104,8 +130,17 @@ def attack_unit(run_dir, name: str, seed: int, xy, setup: dict | None, unit: lis
     run_dir = enter(run_dir, plugin_paths, threads)
     x, y = xy
     randomised = setup["checks"]["randomised"]
-    m = ModelUnderAttack(name, seed, load_trained(run_dir, name, seed, opts.device), x, y, setup["clean"],
-                         opts.device, randomised, checks=setup["checks"])
+    m = ModelUnderAttack(
+        name,
+        seed,
+        load_trained(run_dir, name, seed, opts.device),
+        x,
+        y,
+        setup["clean"],
+        opts.device,
+        randomised,
+        checks=setup["checks"],
+    )
     recs = [AttackRecord(r) for r in records]
     vectors = dict(vectors)
     min_norm_runs: dict = {}
@@ -116,8 +151,9 @@ def attack_unit(run_dir, name: str, seed: int, xy, setup: dict | None, unit: lis
     return [(rec.raw, robust) for rec, robust in puts]
 
 
-def attack_grid(run_dir, name: str, seed: int, xy, records: list[dict], opts, plugin_paths,
-                threads: int) -> tuple[str, bytes] | None:
+def attack_grid(
+    run_dir, name: str, seed: int, xy, records: list[dict], opts, plugin_paths, threads: int
+) -> tuple[str, bytes] | None:
     """The picture of one model-seed's strongest L-inf attack: (file name, PNG bytes), or None."""
     from ..attack.grid import save_grid
     from ..attack.stage import attack_overrides
@@ -128,14 +164,24 @@ def attack_grid(run_dir, name: str, seed: int, xy, records: list[dict], opts, pl
     x, y = xy
     model = load_trained(run_dir, name, seed, opts.device)
     with tempfile.TemporaryDirectory() as tmp:
-        path = save_grid(Path(tmp), name, seed, model, [AttackRecord(r) for r in records], x, y,
-                         grid_eps=opts.grid_eps, device=opts.device,
-                         overrides_for=lambda a, r: attack_overrides(a, opts, r))
+        path = save_grid(
+            Path(tmp),
+            name,
+            seed,
+            model,
+            [AttackRecord(r) for r in records],
+            x,
+            y,
+            grid_eps=opts.grid_eps,
+            device=opts.device,
+            overrides_for=lambda a, r: attack_overrides(a, opts, r),
+        )
         return (path.name, path.read_bytes()) if path else None
 
 
-def time_model(run_dir, name: str, seed: int, in_shape, num_classes: int, timing: dict, device, plugin_paths,
-               threads: int) -> dict:
+def time_model(
+    run_dir, name: str, seed: int, in_shape, num_classes: int, timing: dict, device, plugin_paths, threads: int
+) -> dict:
     """Throughput of one trained model (``bench.timing.time_model`` in a worker)."""
     from ..timing import time_model
 

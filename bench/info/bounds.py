@@ -39,10 +39,12 @@ from ..protocol import eval_mode
 from .estimate import SPREAD, UNSTABLE_STD, estimate_flags  # noqa: F401 (SPREAD, UNSTABLE_STD: re-exported)
 
 LN2 = math.log(2.0)
-Z_SEED = 0                 # the noise of the one z sample per example (VIB)
+Z_SEED = 0  # the noise of the one z sample per example (VIB)
 QUANTITIES = ("I(X;Z)", "I(Z;Y)")
-DETERMINISTIC_NOTE = ("I(X;Z) is infinite for a deterministic, injective map; the finite number is a property "
-                      "of the estimator or of the binning (no I(X;Z) is estimated for a deterministic representation)")
+DETERMINISTIC_NOTE = (
+    "I(X;Z) is infinite for a deterministic, injective map; the finite number is a property "
+    "of the estimator or of the binning (no I(X;Z) is estimated for a deterministic representation)"
+)
 DETERMINISTIC_CELL = "inf (deterministic)"
 
 
@@ -58,7 +60,6 @@ def entropy_of_counts(counts: torch.Tensor) -> float:
 def label_entropy(y: torch.Tensor) -> float:
     """H(Y) in nats of the empirical label distribution."""
     return entropy_of_counts(torch.bincount(y.long().flatten()))
-
 
 
 def _encoder(model):
@@ -87,8 +88,9 @@ def z_sample64(mu: torch.Tensor, log_sigma: torch.Tensor, eps: torch.Tensor) -> 
 
 
 @torch.no_grad()
-def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", batch_size: int = 1000,
-                        seed: int = Z_SEED) -> dict:
+def info_representation(
+    model, x: torch.Tensor, y: torch.Tensor, device="cpu", batch_size: int = 1000, seed: int = Z_SEED
+) -> dict:
     """The measured representation of ``x`` and the per-example terms of the analytic bounds.
 
     Returns ``z`` (N, k) on the CPU, ``kind`` ("z sample" or "last hidden"), ``rate`` (N,) KL to the
@@ -107,19 +109,19 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
     mu = log_sigma = z64 = None
     with eval_mode(model):
         if enc is not None:  # one draw of eps for all N at once: the same z whatever the batch size
-            stats = [enc(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+            stats = [enc(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
             mu, sigma, log_sigma = (torch.cat(parts) for parts in zip(*stats))
             eps = z_noise(mu.shape, mu.dtype, seed)
             z_all = mu + sigma * eps.to(device)
             rates.append(gaussian_kl(mu, sigma, log_sigma).double().cpu())
         for i in range(0, len(x), batch_size):
             if enc is not None:
-                z = z_all[i:i + batch_size]
+                z = z_all[i : i + batch_size]
             else:
-                z = model.representation(x[i:i + batch_size].to(device))
+                z = model.representation(x[i : i + batch_size].to(device))
             z = z.reshape(len(z), -1)
             if dec is not None:
-                yb = y[i:i + batch_size].to(device)
+                yb = y[i : i + batch_size].to(device)
                 try:
                     logits = dec(z).float()
                 except (RuntimeError, TypeError):  # a plugin's head that does not read this layer: no bound
@@ -133,8 +135,15 @@ def info_representation(model, x: torch.Tensor, y: torch.Tensor, device="cpu", b
         z64 = z_sample64(mu, log_sigma, eps)
     else:
         kind = "last hidden" if getattr(model, "head", None) is not None else "representation"
-    return {"z": torch.cat(zs), "kind": kind, "rate": torch.cat(rates) if rates else None,
-            "ce": torch.cat(ces) if ces else None, "mu": mu, "log_sigma": log_sigma, "z64": z64}
+    return {
+        "z": torch.cat(zs),
+        "kind": kind,
+        "rate": torch.cat(rates) if rates else None,
+        "ce": torch.cat(ces) if ces else None,
+        "mu": mu,
+        "log_sigma": log_sigma,
+        "z64": z64,
+    }
 
 
 def _mean_se(v: torch.Tensor | None):
@@ -144,8 +153,7 @@ def _mean_se(v: torch.Tensor | None):
     return float(v.mean()), se
 
 
-def info_bounds(rate: torch.Tensor | None, ce: torch.Tensor | None, y: torch.Tensor,
-                known: dict | None = None) -> dict:
+def info_bounds(rate: torch.Tensor | None, ce: torch.Tensor | None, y: torch.Tensor, known: dict | None = None) -> dict:
     """The analytic bounds, in nats, with the standard errors of the sample means they are.
 
     ``known``: the known-encoder bounds (``sandwich.known_encoder_bounds``), stored as ``ixz_lower_*``,
@@ -154,14 +162,26 @@ def info_bounds(rate: torch.Tensor | None, ce: torch.Tensor | None, y: torch.Ten
     h_y = label_entropy(y)
     rate_m, rate_se = _mean_se(rate)
     ce_m, ce_se = _mean_se(ce)
-    out = {"rate_nats": rate_m, "rate_se_nats": rate_se,
-           "izy_lower_nats": None if ce_m is None else h_y - ce_m, "izy_lower_se_nats": ce_se,
-           "ce_nats": ce_m, "h_y_nats": h_y}
+    out = {
+        "rate_nats": rate_m,
+        "rate_se_nats": rate_se,
+        "izy_lower_nats": None if ce_m is None else h_y - ce_m,
+        "izy_lower_se_nats": ce_se,
+        "ce_nats": ce_m,
+        "h_y_nats": h_y,
+    }
     if known is not None:
-        out.update({"ixz_lower_nats": known["lower_nats"], "ixz_lower_se_nats": known["lower_se_nats"],
-                    "ixz_upper_nats": known["upper_nats"], "ixz_upper_se_nats": known["upper_se_nats"],
-                    "log_n_nats": known["log_n_nats"], "ixz_lower_at_cap": known["near_cap"],
-                    "ixz_bounds_seconds": known["seconds"]})
+        out.update(
+            {
+                "ixz_lower_nats": known["lower_nats"],
+                "ixz_lower_se_nats": known["lower_se_nats"],
+                "ixz_upper_nats": known["upper_nats"],
+                "ixz_upper_se_nats": known["upper_se_nats"],
+                "log_n_nats": known["log_n_nats"],
+                "ixz_lower_at_cap": known["near_cap"],
+                "ixz_bounds_seconds": known["seconds"],
+            }
+        )
     return out
 
 

@@ -22,8 +22,8 @@ Fitting a critic and reporting the estimate is ``bench.info.estimate``'s job.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ def infonce_bound(scores: Tensor) -> Tensor:
 
 
 def _mlp_tail(hidden: int, layers: int, out: int) -> nn.Sequential:
-    mods: List[nn.Module] = []
+    mods: list[nn.Module] = []
     for _ in range(layers - 1):
         mods += [nn.ReLU(), nn.Linear(hidden, hidden)]
     mods += [nn.ReLU(), nn.Linear(hidden, out)]
@@ -122,7 +122,7 @@ class SeparableCritic(nn.Module):
         return self.g(a) @ self.h(b).transpose(-1, -2)
 
 
-CRITICS: Dict[str, type] = {"concat": ConcatCritic, "separable": SeparableCritic}
+CRITICS: dict[str, type] = {"concat": ConcatCritic, "separable": SeparableCritic}
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class TrainState:
 
     def __init__(self, ema_rate: float) -> None:
         self.ema_rate = ema_rate
-        self.log_ema: Optional[Tensor] = None
+        self.log_ema: Tensor | None = None
 
 
 def _shifted(b: Tensor, gen: torch.Generator) -> Tensor:
@@ -158,9 +158,7 @@ def _mine_loss(critic: nn.Module, a: Tensor, b: Tensor, state: TrainState, gen) 
     if state.log_ema is None:
         state.log_ema = lme.detach()
     else:
-        state.log_ema = torch.logaddexp(
-            state.log_ema + math.log(1.0 - r), lme.detach() + math.log(r)
-        )
+        state.log_ema = torch.logaddexp(state.log_ema + math.log(1.0 - r), lme.detach() + math.log(r))
     # d/dθ exp(lme - log_ema) = (d/dθ mean(exp T)) / ema: the bias-corrected MINE gradient.
     surrogate = torch.exp(lme - state.log_ema)
     return -(t_joint.mean() - surrogate)
@@ -179,14 +177,12 @@ _TEST_BUDGET = 32768  # pairs scored for the final held-out bound
 
 
 def _critic_chunked(critic: nn.Module, a: Tensor, b: Tensor) -> Tensor:
-    return torch.cat(
-        [critic(a[i : i + _EVAL_CHUNK], b[i : i + _EVAL_CHUNK]) for i in range(0, len(a), _EVAL_CHUNK)]
-    )
+    return torch.cat([critic(a[i : i + _EVAL_CHUNK], b[i : i + _EVAL_CHUNK]) for i in range(0, len(a), _EVAL_CHUNK)])
 
 
 def _eval_dv(
     critic: nn.Module, a: Tensor, b: Tensor, batch_size: int, gen, budget: int = _TEST_BUDGET
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Held-out DV bound (and JSD score).
 
     Joint term: every held-out pair. Product-of-marginals term: about ``budget`` pairs
@@ -199,9 +195,7 @@ def _eval_dv(
     n_shifts = max(1, min(n - 1, math.ceil(budget / n)))
     shifts = torch.randperm(n - 1, generator=gen)[:n_shifts] + 1
     a_p = a[perm]
-    t_marg = torch.cat(
-        [_critic_chunked(critic, a_p, b[torch.roll(perm, int(s))]) for s in shifts]
-    )
+    t_marg = torch.cat([_critic_chunked(critic, a_p, b[torch.roll(perm, int(s))]) for s in shifts])
     return {
         "dv": float(dv_bound(t_joint, t_marg)),
         "jsd_objective": float(jsd_objective(t_joint, t_marg)),
@@ -210,7 +204,7 @@ def _eval_dv(
 
 def _eval_infonce(
     critic: nn.Module, a: Tensor, b: Tensor, batch_size: int, gen, budget: int = _TEST_BUDGET
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Held-out InfoNCE bound, averaged over disjoint batches of the training batch size K.
 
     Whole passes over the data (each a fresh random partition into batches of K) are repeated
@@ -235,14 +229,14 @@ class Estimator:
     name: str
     description: str
     train_loss: Callable[..., Tensor]
-    evaluate: Callable[..., Dict[str, float]]
+    evaluate: Callable[..., dict[str, float]]
     result_key: str  # which evaluated quantity is the MI estimate (nats)
     default_batch_size: int
     default_critic: str
     has_ceiling: bool = False
 
 
-ESTIMATORS: Dict[str, Estimator] = {
+ESTIMATORS: dict[str, Estimator] = {
     "mine": Estimator(
         name="mine",
         description="Donsker-Varadhan bound with MINE's moving-average gradient correction",
@@ -274,7 +268,7 @@ ESTIMATORS: Dict[str, Estimator] = {
 }
 
 
-def list_estimators() -> List[str]:
+def list_estimators() -> list[str]:
     """Names of the registered estimators, in registry order."""
     return list(ESTIMATORS)
 
@@ -282,9 +276,5 @@ def list_estimators() -> List[str]:
 def get_estimator(name: str) -> Estimator:
     key = str(name).strip().lower()
     if key not in ESTIMATORS:
-        raise BenchError(
-            f"unknown MI estimator {name!r}; choose one of: {', '.join(list_estimators())}"
-        )
+        raise BenchError(f"unknown MI estimator {name!r}; choose one of: {', '.join(list_estimators())}")
     return ESTIMATORS[key]
-
-

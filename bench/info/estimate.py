@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +25,8 @@ from .critics import CRITICS, LN2, Estimator, TrainState, get_estimator, jsd_fro
 from .marginals import MAX_TIED_FRACTION, rank_gaussian
 
 NEAR_CEILING_FRACTION = 0.9  # InfoNCE estimates >= 90% of log K are flagged
-SPREAD = 2.0                 # flag when the estimate +- SPREAD * std lies wholly outside a bound
-UNSTABLE_STD = (0.5, 0.25)   # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
+SPREAD = 2.0  # flag when the estimate +- SPREAD * std lies wholly outside a bound
+UNSTABLE_STD = (0.5, 0.25)  # flag restarts whose std exceeds max(0.5 nats, 25% of |mean|)
 MI_NONNEGATIVE = (0.0, 0.0, "MI >= 0")
 
 
@@ -48,25 +48,25 @@ class MIEstimate:
     bits: float
     std_nats: float
     std_bits: float
-    values_nats: List[float]
+    values_nats: list[float]
     n_samples: int
-    ceiling_nats: Optional[float] = None
+    ceiling_nats: float | None = None
     near_ceiling: bool = False
     seconds: float = 0.0
-    notice: Optional[str] = None
-    jsd_nats: Optional[float] = None  # JSD estimator only: Jensen-Shannon score, in [0, log 2]
-    jsd_std_nats: Optional[float] = None
-    settings: Dict[str, Any] = field(default_factory=dict)
-    flags: List[Dict[str, Any]] = field(default_factory=list)   # ``estimate_flags``: negative, unstable, ceiling
+    notice: str | None = None
+    jsd_nats: float | None = None  # JSD estimator only: Jensen-Shannon score, in [0, log 2]
+    jsd_std_nats: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    flags: list[dict[str, Any]] = field(default_factory=list)  # ``estimate_flags``: negative, unstable, ceiling
 
     @property
-    def values_bits(self) -> List[float]:
+    def values_bits(self) -> list[float]:
         return [_to_bits(v) for v in self.values_nats]
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """Plain Python values only (floats, ints, bools, strings, lists), ready for JSON."""
 
-        def f(x: Optional[float]) -> Optional[float]:
+        def f(x: float | None) -> float | None:
             return None if x is None else float(x)
 
         return {
@@ -103,14 +103,16 @@ class MIEstimate:
         return text
 
 
-def estimate_flags(est: Dict[str, Any], quantity: str = "I(A;B)", lower=MI_NONNEGATIVE, upper=None) -> List[Dict[str, Any]]:
+def estimate_flags(
+    est: dict[str, Any], quantity: str = "I(A;B)", lower=MI_NONNEGATIVE, upper=None
+) -> list[dict[str, Any]]:
     """The flags of one estimate (an ``MIEstimate.as_dict()``), the same for ``estimate_mi`` and ``vib-bench
     info``: ``below_lower_bound`` (below ``lower``, by default MI >= 0: a negative estimate),
     ``above_upper_bound`` (above ``upper``, when known), ``unstable`` (restarts disagree) and ``near_ceiling``
     (InfoNCE at log of its batch). ``lower`` and ``upper`` are (value, standard error, name) or None; an
     estimate is outside a bound when its +- SPREAD std interval lies wholly beyond the bound widened by
     SPREAD standard errors."""
-    flags: List[Dict[str, Any]] = []
+    flags: list[dict[str, Any]] = []
     e, s = est.get("nats"), est.get("std_nats") or 0.0
     name = est.get("estimator")
     if e is None:
@@ -118,29 +120,65 @@ def estimate_flags(est: Dict[str, Any], quantity: str = "I(A;B)", lower=MI_NONNE
     if upper is not None:
         u, u_se, uname = upper
         if e - SPREAD * s > u + SPREAD * u_se:
-            flags.append({"flag": "above_upper_bound", "quantity": quantity, "estimator": name,
-                          "estimate_nats": e, "std_nats": s, "bound": uname, "bound_nats": u,
-                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is above the upper bound "
-                                     f"{uname} = {u:.3f}: the estimator over-shoots here (its value is not a "
-                                     "valid lower bound on this sample)"})
+            flags.append(
+                {
+                    "flag": "above_upper_bound",
+                    "quantity": quantity,
+                    "estimator": name,
+                    "estimate_nats": e,
+                    "std_nats": s,
+                    "bound": uname,
+                    "bound_nats": u,
+                    "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is above the upper bound "
+                    f"{uname} = {u:.3f}: the estimator over-shoots here (its value is not a "
+                    "valid lower bound on this sample)",
+                }
+            )
     if lower is not None:
         lo, lo_se, lname = lower
         if e + SPREAD * s < lo - SPREAD * lo_se:
             what = "negative" if lname == MI_NONNEGATIVE[2] else f"below the lower bound {lname} = {lo:.3f}"
-            flags.append({"flag": "below_lower_bound", "quantity": quantity, "estimator": name,
-                          "estimate_nats": e, "std_nats": s, "bound": lname, "bound_nats": lo,
-                          "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is {what}: the estimator is "
-                                     "loose here (it under-estimates)"})
+            flags.append(
+                {
+                    "flag": "below_lower_bound",
+                    "quantity": quantity,
+                    "estimator": name,
+                    "estimate_nats": e,
+                    "std_nats": s,
+                    "bound": lname,
+                    "bound_nats": lo,
+                    "message": f"{quantity} {name} = {e:.3f} +- {s:.3f} nats is {what}: the estimator is "
+                    "loose here (it under-estimates)",
+                }
+            )
     if s > max(UNSTABLE_STD[0], UNSTABLE_STD[1] * abs(e)):
         vals = ", ".join(f"{v:.2f}" for v in est.get("values_nats") or [])
-        flags.append({"flag": "unstable", "quantity": quantity, "estimator": name, "estimate_nats": e,
-                      "std_nats": s, "bound": None, "bound_nats": None,
-                      "message": f"{quantity} {name}: the restarts disagree ({vals} nats): the critic over-fitted "
-                                 "or diverged on the held-out part; do not read the mean as a number"})
+        flags.append(
+            {
+                "flag": "unstable",
+                "quantity": quantity,
+                "estimator": name,
+                "estimate_nats": e,
+                "std_nats": s,
+                "bound": None,
+                "bound_nats": None,
+                "message": f"{quantity} {name}: the restarts disagree ({vals} nats): the critic over-fitted "
+                "or diverged on the held-out part; do not read the mean as a number",
+            }
+        )
     if est.get("near_ceiling"):
-        flags.append({"flag": "near_ceiling", "quantity": quantity, "estimator": name, "estimate_nats": e,
-                      "std_nats": s, "bound": "log(batch size)", "bound_nats": est.get("ceiling_nats"),
-                      "message": f"{quantity} {name}: {est.get('notice') or 'near its ceiling'}"})
+        flags.append(
+            {
+                "flag": "near_ceiling",
+                "quantity": quantity,
+                "estimator": name,
+                "estimate_nats": e,
+                "std_nats": s,
+                "bound": "log(batch size)",
+                "bound_nats": est.get("ceiling_nats"),
+                "message": f"{quantity} {name}: {est.get('notice') or 'near its ceiling'}",
+            }
+        )
     return flags
 
 
@@ -184,14 +222,14 @@ _N_VALIDATIONS = 40  # early-stopping checks per training run
 _VAL_BUDGET = 8192  # pairs scored per validation check
 
 
-def _split_sizes(n: int, test_frac: float, val_frac: float) -> Tuple[int, int, int]:
+def _split_sizes(n: int, test_frac: float, val_frac: float) -> tuple[int, int, int]:
     """(held-out, validation, fit) sizes: test_frac of n held out, val_frac of the rest validates."""
     n_test = int(round(n * test_frac))
     n_val = int(round((n - n_test) * val_frac))
     return n_test, n_val, n - n_test - n_val
 
 
-def _standardize(train: Tensor, test: Tensor) -> Tuple[Tensor, Tensor]:
+def _standardize(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor]:
     mean = train.mean(0, keepdim=True)
     std = train.std(0, keepdim=True)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
@@ -213,8 +251,8 @@ def _fit_once(
     lr: float,
     ema_rate: float,
     val_frac: float,
-    trace: Optional[List[Tuple[int, float]]] = None,
-) -> Dict[str, float]:
+    trace: list[tuple[int, float]] | None = None,
+) -> dict[str, float]:
     """One restart: split, train with early stopping on a validation part, evaluate held-out."""
     gen = torch.Generator().manual_seed(seed)
     n = a.shape[0]
@@ -241,8 +279,9 @@ def _fit_once(
         nonlocal best_val, best_state
         net.eval()
         with torch.no_grad():  # same validation pairs at every check (fixed generator seed)
-            out = spec.evaluate(net, a_val, b_val, batch_size,
-                                torch.Generator().manual_seed(val_seed), budget=_VAL_BUDGET)
+            out = spec.evaluate(
+                net, a_val, b_val, batch_size, torch.Generator().manual_seed(val_seed), budget=_VAL_BUDGET
+            )
         net.train()
         value = out[spec.result_key]
         if trace is not None:
@@ -252,7 +291,7 @@ def _fit_once(
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
     per_epoch = n_fit // batch_size
-    batches: Optional[Tensor] = None
+    batches: Tensor | None = None
     for step in range(steps):
         j = step % per_epoch
         if j == 0:  # fresh epoch: disjoint batches of a new permutation (no repeats in a batch)
@@ -268,17 +307,13 @@ def _fit_once(
             validate(step + 1)
 
     if best_state is None:
-        raise BenchError(
-            f"{spec.name} estimate diverged (non-finite bound); try a smaller lr or fewer steps"
-        )
+        raise BenchError(f"{spec.name} estimate diverged (non-finite bound); try a smaller lr or fewer steps")
     net.load_state_dict(best_state)
     net.eval()
     with torch.no_grad():
         out = spec.evaluate(net, a_te, b_te, batch_size, gen)
     if not all(math.isfinite(v) for v in out.values()):
-        raise BenchError(
-            f"{spec.name} estimate diverged (non-finite bound); try a smaller lr or fewer steps"
-        )
+        raise BenchError(f"{spec.name} estimate diverged (non-finite bound); try a smaller lr or fewer steps")
     out["best_val"] = best_val
     return out
 
@@ -289,18 +324,18 @@ def estimate_mi(
     estimator: str = "mine",
     *,
     steps: int = 2000,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
     restarts: int = 3,
     seed: int = 0,
     device: Any = "cpu",
     test_frac: float = 0.2,
-    critic: Optional[str] = None,
+    critic: str | None = None,
     hidden: int = 128,
     layers: int = 2,
     lr: float = 2e-3,
     ema_rate: float = 0.01,
     val_frac: float = 0.125,
-    threads: Optional[int] = 1,
+    threads: int | None = 1,
     copula: bool = True,
 ) -> MIEstimate:
     """Estimate I(A;B) in nats and bits from paired samples ``a`` (N, da) and ``b`` (N, db).
@@ -330,18 +365,20 @@ def estimate_mi(
     a_t = _as_2d_float(a, "a")
     b_t = _as_2d_float(b, "b")
     if a_t.shape[0] != b_t.shape[0]:
-        raise BenchError(
-            f"a and b must have the same number of samples, got {a_t.shape[0]} and {b_t.shape[0]}"
-        )
+        raise BenchError(f"a and b must have the same number of samples, got {a_t.shape[0]} and {b_t.shape[0]}")
     n = a_t.shape[0]
     if batch_size is None:
         batch_size = spec.default_batch_size
     critic = spec.default_critic if critic is None else str(critic)
     if critic not in CRITICS:
         raise BenchError(f"unknown critic {critic!r}; choose one of: {', '.join(CRITICS)}")
-    for label, value, low in (("steps", steps, 1), ("restarts", restarts, 1),
-                              ("batch_size", batch_size, 2), ("hidden", hidden, 1),
-                              ("layers", layers, 1)):
+    for label, value, low in (
+        ("steps", steps, 1),
+        ("restarts", restarts, 1),
+        ("batch_size", batch_size, 2),
+        ("hidden", hidden, 1),
+        ("layers", layers, 1),
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise BenchError(f"{label} must be an integer >= {low}, got {value!r}")
     if not 0.0 < float(test_frac) < 1.0:
@@ -369,18 +406,27 @@ def estimate_mi(
     a_t, b_t = a_t.to(dev), b_t.to(dev)
 
     start = time.perf_counter()
-    values: List[float] = []
-    jsd_values: List[float] = []
+    values: list[float] = []
+    jsd_values: list[float] = []
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
         for r in range(int(restarts)):
             out = _fit_once(
-                spec, a_t, b_t, seed=restart_seed(seed, r), steps=int(steps),
-                batch_size=int(batch_size), test_frac=float(test_frac), critic=critic,
-                hidden=int(hidden), layers=int(layers), lr=float(lr),
-                ema_rate=float(ema_rate), val_frac=float(val_frac),
+                spec,
+                a_t,
+                b_t,
+                seed=restart_seed(seed, r),
+                steps=int(steps),
+                batch_size=int(batch_size),
+                test_frac=float(test_frac),
+                critic=critic,
+                hidden=int(hidden),
+                layers=int(layers),
+                lr=float(lr),
+                ema_rate=float(ema_rate),
+                val_frac=float(val_frac),
             )
             values.append(out[spec.result_key])
             if spec.name == "jsd":
@@ -397,8 +443,7 @@ def estimate_mi(
     notice = None
     if near:
         notice = (
-            f"near the log N ceiling ({mean:.2f} of log {batch_size} = {ceiling:.2f} nats): "
-            "the true MI may be higher"
+            f"near the log N ceiling ({mean:.2f} of log {batch_size} = {ceiling:.2f} nats): the true MI may be higher"
         )
     result = MIEstimate(
         estimator=spec.name,
@@ -413,19 +458,26 @@ def estimate_mi(
         seconds=float(seconds),
         notice=notice,
         jsd_nats=float(np.mean(jsd_values)) if jsd_values else None,
-        jsd_std_nats=(float(np.std(jsd_values, ddof=1)) if len(jsd_values) > 1 else 0.0)
-        if jsd_values else None,
+        jsd_std_nats=(float(np.std(jsd_values, ddof=1)) if len(jsd_values) > 1 else 0.0) if jsd_values else None,
         settings={
-            "steps": int(steps), "batch_size": int(batch_size), "restarts": int(restarts),
-            "seed": int(seed), "test_frac": float(test_frac), "critic": critic,
-            "hidden": int(hidden), "layers": int(layers), "lr": float(lr),
-            "ema_rate": float(ema_rate), "val_frac": float(val_frac), "device": str(dev),
+            "steps": int(steps),
+            "batch_size": int(batch_size),
+            "restarts": int(restarts),
+            "seed": int(seed),
+            "test_frac": float(test_frac),
+            "critic": critic,
+            "hidden": int(hidden),
+            "layers": int(layers),
+            "lr": float(lr),
+            "ema_rate": float(ema_rate),
+            "val_frac": float(val_frac),
+            "device": str(dev),
             "threads": None if threads is None else int(threads),
-            "copula": bool(copula), "copula_max_tied": MAX_TIED_FRACTION if copula else None,
-            "rank_gaussian_dims": ranked, "dims": dims,
+            "copula": bool(copula),
+            "copula_max_tied": MAX_TIED_FRACTION if copula else None,
+            "rank_gaussian_dims": ranked,
+            "dims": dims,
         },
     )
     result.flags = estimate_flags(result.as_dict())
     return result
-
-

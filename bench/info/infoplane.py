@@ -26,8 +26,16 @@ import torch
 from ..errors import BenchError
 from ..snapshots import hidden_index
 from .bounds import entropy_of_counts
-from .options import (BOUNDS_KEY, PLANE_BINS, PLANE_ESTIMATORS, PLANE_MINE_BATCH,  # noqa: F401
-                      PLANE_MINE_RESTARTS, PLANE_MINE_STEPS, check_positive, hint)
+from .options import (
+    BOUNDS_KEY,
+    PLANE_BINS,
+    PLANE_ESTIMATORS,
+    PLANE_MINE_BATCH,  # noqa: F401
+    PLANE_MINE_RESTARTS,
+    PLANE_MINE_STEPS,
+    check_positive,
+    hint,
+)
 
 
 def discretize(t: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
@@ -62,7 +70,6 @@ def binned_information(t: torch.Tensor, y: torch.Tensor, bins: int, lo: float, h
     return {"ixt_nats": h_t, "ity_nats": ity, "distinct": int(t_id.max()) + 1 if len(t_id) else 0}
 
 
-
 def layer_range(name: str, acts: list[torch.Tensor], activation: str | None) -> tuple[float, float, str]:
     """The binning range of a layer over all epochs: tanh [-1, 1]; ReLU [0, max]; otherwise [min, max]."""
     lo = min(float(a.min()) for a in acts)
@@ -75,16 +82,23 @@ def layer_range(name: str, acts: list[torch.Tensor], activation: str | None) -> 
     return lo, hi, "[min, max]"
 
 
-
 def plane_keys(estimators: list[str], bins) -> list[str]:
     """Record keys: ``binning@B`` per bin count, ``mine``."""
     bins = [bins] if isinstance(bins, int) else list(bins)
     return [k for e in estimators for k in ([f"binning@{b}" for b in bins] if e == "binning" else [e])]
 
 
-def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[str], *, bins,
-                    activation: str | None, x: torch.Tensor | None = None, mine_opts: dict | None = None,
-                    log=print) -> tuple[dict, dict]:
+def infoplane_model(
+    snaps: dict[int, dict],
+    layers: list[str],
+    estimators: list[str],
+    *,
+    bins,
+    activation: str | None,
+    x: torch.Tensor | None = None,
+    mine_opts: dict | None = None,
+    log=print,
+) -> tuple[dict, dict]:
     """(result, setup): result[key][layer] = [{"epoch", "ixt_nats", "ity_nats"}, ...], key ``binning@B``
     per bin count in ``bins`` (an int or a list) or ``mine``."""
     from .estimate import estimate_mi
@@ -105,8 +119,9 @@ def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[
                 pts = []
                 for e, a in zip(epochs, acts):
                     r = binned_information(a, labels, n_bins, lo, hi)
-                    pts.append({"epoch": e, "ixt_nats": r["ixt_nats"], "ity_nats": r["ity_nats"],
-                                "distinct": r["distinct"]})
+                    pts.append(
+                        {"epoch": e, "ixt_nats": r["ixt_nats"], "ity_nats": r["ity_nats"], "distinct": r["distinct"]}
+                    )
                 result[est][layer] = pts
             setup[est] = {"bins": n_bins, "n": len(labels), "ranges": ranges, "ceiling_nats": math.log(len(labels))}
         else:
@@ -120,8 +135,15 @@ def infoplane_model(snaps: dict[int, dict], layers: list[str], estimators: list[
                     with hint("see --batch-size here and --snapshot-n of train"):
                         rx = estimate_mi(x_flat, t, "mine", **opts)
                         ry = estimate_mi(t, y_onehot, "mine", **opts)
-                    pts.append({"epoch": e, "ixt_nats": rx.nats, "ity_nats": ry.nats,
-                                "ixt_std_nats": rx.std_nats, "ity_std_nats": ry.std_nats})
+                    pts.append(
+                        {
+                            "epoch": e,
+                            "ixt_nats": rx.nats,
+                            "ity_nats": ry.nats,
+                            "ixt_std_nats": rx.std_nats,
+                            "ity_std_nats": ry.std_nats,
+                        }
+                    )
                 result[est][layer] = pts
             setup[est] = {"n": len(labels), **{k: (str(v) if k == "device" else v) for k, v in opts.items()}}
         setup[est]["seconds"] = time.perf_counter() - t0
@@ -134,14 +156,20 @@ FINAL_INTERVAL = "z: known-encoder interval (final weights)"
 TRAIN_LOG_POINTS = "z: rate, H(Y)-CE (training log)"
 
 
-def _interval_point(epoch: int, rate: torch.Tensor, ce: torch.Tensor | None, y: torch.Tensor,
-                    known: dict) -> dict:
+def _interval_point(epoch: int, rate: torch.Tensor, ce: torch.Tensor | None, y: torch.Tensor, known: dict) -> dict:
     from .bounds import info_bounds, ixz_interval
 
     b = info_bounds(rate, ce, y, known)
     lo, up, up_name = ixz_interval(b)
-    return {"epoch": int(epoch), "ixt_nats": lo, "ixt_upper_nats": up, "upper_bound": up_name,
-            "ity_nats": b["izy_lower_nats"], "rate_nats": b["rate_nats"], "loo_upper_nats": b["ixz_upper_nats"]}
+    return {
+        "epoch": int(epoch),
+        "ixt_nats": lo,
+        "ixt_upper_nats": up,
+        "upper_bound": up_name,
+        "ity_nats": b["izy_lower_nats"],
+        "rate_nats": b["rate_nats"],
+        "loo_upper_nats": b["ixz_upper_nats"],
+    }
 
 
 def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
@@ -155,15 +183,19 @@ def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
         s = snaps[epoch]
         if "z_log_sigma" not in s:
             continue
-        mu, log_sigma = s["z_mu"], s["z_log_sigma"]   # in the encoder's own dtype, as eps must be drawn
+        mu, log_sigma = s["z_mu"], s["z_log_sigma"]  # in the encoder's own dtype, as eps must be drawn
         known = known_encoder_bounds(mu, log_sigma, z_sample64(mu, log_sigma, z_noise(mu.shape, mu.dtype)))
-        out.append(_interval_point(epoch, s["z_rate"].double(), s["z_ce"].double() if "z_ce" in s else None,
-                                   s["labels"], known))
+        out.append(
+            _interval_point(
+                epoch, s["z_rate"].double(), s["z_ce"].double() if "z_ce" in s else None, s["labels"], known
+            )
+        )
     return out
 
 
-def z_bounds_record(snaps: dict[int, dict], train_log: list[dict], model=None, examples=None,
-                    device="cpu") -> tuple[dict, dict] | None:
+def z_bounds_record(
+    snaps: dict[int, dict], train_log: list[dict], model=None, examples=None, device="cpu"
+) -> tuple[dict, dict] | None:
     """The ``known-encoder`` record of a Gaussian encoder, or None for other models (or snapshots
     without p(z|x) and no weights).
 
@@ -183,23 +215,33 @@ def z_bounds_record(snaps: dict[int, dict], train_log: list[dict], model=None, e
     if model is not None and callable(getattr(model, "encode", None)):
         x, y = examples()
         rep = info_representation(model, x, y, device)
-        final = _interval_point(epochs[-1], rep["rate"], rep["ce"], y,
-                                known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"]))
+        final = _interval_point(
+            epochs[-1], rep["rate"], rep["ce"], y, known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"])
+        )
     if not intervals and final is None:
         return None
     h_y, n = label_entropy(labels), len(labels)
-    result = {TRAIN_LOG_POINTS: [{"epoch": int(r["epoch"]), "ixt_nats": float(r["kl"]), "ity_nats": h_y - float(r["ce"])}
-                                 for r in train_log
-                                 if isinstance(r.get("kl"), (int, float)) and isinstance(r.get("ce"), (int, float))]}
+    result = {
+        TRAIN_LOG_POINTS: [
+            {"epoch": int(r["epoch"]), "ixt_nats": float(r["kl"]), "ity_nats": h_y - float(r["ce"])}
+            for r in train_log
+            if isinstance(r.get("kl"), (int, float)) and isinstance(r.get("ce"), (int, float))
+        ]
+    }
     if intervals:
         result[SNAPSHOT_INTERVALS] = intervals
     if final is not None:
         result[FINAL_INTERVAL] = [final]
     last = final or intervals[-1]
-    setup = {"n": n, "log_n_nats": math.log(n), "lower_at_cap": bool(last["ixt_nats"] >= NEAR_CAP * math.log(n)),
-             "h_y_nats": h_y, "weights": "final (EMA) weights" if final is not None else None,
-             "snapshot_weights": "live weights" if intervals else None,
-             "seconds": time.perf_counter() - t0}
+    setup = {
+        "n": n,
+        "log_n_nats": math.log(n),
+        "lower_at_cap": bool(last["ixt_nats"] >= NEAR_CAP * math.log(n)),
+        "h_y_nats": h_y,
+        "weights": "final (EMA) weights" if final is not None else None,
+        "snapshot_weights": "live weights" if intervals else None,
+        "seconds": time.perf_counter() - t0,
+    }
     return result, setup
 
 
@@ -218,14 +260,14 @@ class InfoplaneOptions:
     run_dir: Path
     models: list[str] | None = None
     estimators: list[str] = field(default_factory=lambda: ["binning"])
-    bins: list[int] = field(default_factory=lambda: list(PLANE_BINS))   # one record per bin count
+    bins: list[int] = field(default_factory=lambda: list(PLANE_BINS))  # one record per bin count
     layers: list[str] | None = None
     steps: int = PLANE_MINE_STEPS
     restarts: int = PLANE_MINE_RESTARTS
     batch_size: int = PLANE_MINE_BATCH
     seed: int = 0
     mi_threads: int = 1
-    copula: bool = True        # mine: rank-Gaussian transform of every coordinate with few ties
+    copula: bool = True  # mine: rank-Gaussian transform of every coordinate with few ties
     data_dir: str | None = None
     device: torch.device | str = "cpu"
 
@@ -237,9 +279,9 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     from ..rundir import figure_path, has_weights, model_dir, read_train_log, require_run_dir
     from ..runs import load_run_dataset, open_run, select_trained
     from ..snapshots import default_layers, layers_of, list_snapshots, load_snapshots
+    from ..weights import load_trained
     from .bounds import label_entropy
     from .plots import plot_infoplane
-    from ..weights import load_trained
 
     run_dir = require_run_dir(opts.run_dir)
     estimators = check_plane_estimators(opts.estimators)
@@ -258,8 +300,9 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     with_snaps = [t for t in with_snaps if t[2]]
     if not with_snaps:
         names = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-        raise BenchError(f"{run_dir}: no activation snapshots for {names} "
-                         "(train with --snapshot-every EPOCHS to record them)")
+        raise BenchError(
+            f"{run_dir}: no activation snapshots for {names} (train with --snapshot-every EPOCHS to record them)"
+        )
     device = torch.device(opts.device)
     data: dict = {}
 
@@ -270,12 +313,21 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
             data["x"], data["y"] = load_run_dataset(res, opts.data_dir).split(tr.get("train_split", "train"))
         x, y = data["x"][:n], data["y"][:n]
         if len(x) != n or not torch.equal(y, labels.long()):
-            raise BenchError(f"{what}: the snapshot examples are not the first {n} of the run's training split "
-                             "(was the data set changed?)")
+            raise BenchError(
+                f"{what}: the snapshot examples are not the first {n} of the run's training split "
+                "(was the data set changed?)"
+            )
         return x, y
 
-    mine_opts = {"steps": opts.steps, "restarts": opts.restarts, "batch_size": opts.batch_size,
-                 "seed": opts.seed, "device": device, "threads": opts.mi_threads, "copula": opts.copula}
+    mine_opts = {
+        "steps": opts.steps,
+        "restarts": opts.restarts,
+        "batch_size": opts.batch_size,
+        "seed": opts.seed,
+        "device": device,
+        "threads": opts.mi_threads,
+        "copula": opts.copula,
+    }
     env = environment(device)
     if missing:
         log(f"no snapshots (skipped): {', '.join(missing)}")
@@ -291,37 +343,55 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
         n_snap = len(first["labels"])
         x = snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}")[0] if "mine" in estimators else None
         activation = res.model(name).config.get("activation")
-        log(f"{name} seed {seed}: {len(paths)} snapshots (epochs {paths[0][0]}..{paths[-1][0]}), "
-            f"layers {', '.join(layers)}, n = {n_snap}")
-        plane, setup = infoplane_model(snaps, layers, estimators, bins=bins, activation=activation, x=x,
-                                       mine_opts=mine_opts, log=log)
+        log(
+            f"{name} seed {seed}: {len(paths)} snapshots (epochs {paths[0][0]}..{paths[-1][0]}), "
+            f"layers {', '.join(layers)}, n = {n_snap}"
+        )
+        plane, setup = infoplane_model(
+            snaps, layers, estimators, bins=bins, activation=activation, x=x, mine_opts=mine_opts, log=log
+        )
         for key in plane:
             for layer, pts in plane[key].items():
                 a, b = pts[0], pts[-1]
                 peak = max(pts, key=lambda p: p["ixt_nats"])
-                log(f"  {key:11s} {layer:14s} epoch {a['epoch']:>3}: ({a['ixt_nats']:.3f}, {a['ity_nats']:.3f})"
+                log(
+                    f"  {key:11s} {layer:14s} epoch {a['epoch']:>3}: ({a['ixt_nats']:.3f}, {a['ity_nats']:.3f})"
                     f"  peak I(X;T) {peak['ixt_nats']:.3f} at epoch {peak['epoch']}"
-                    f"  -> epoch {b['epoch']:>3}: ({b['ixt_nats']:.3f}, {b['ity_nats']:.3f}) nats")
+                    f"  -> epoch {b['epoch']:>3}: ({b['ixt_nats']:.3f}, {b['ity_nats']:.3f}) nats"
+                )
         model = load_trained(run_dir, name, seed, device) if has_weights(run_dir, name, seed) else None
-        kb = z_bounds_record(snaps, read_train_log(model_dir(run_dir, name, seed)), model,
-                             lambda: snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}"), device)
+        kb = z_bounds_record(
+            snaps,
+            read_train_log(model_dir(run_dir, name, seed)),
+            model,
+            lambda: snapshot_examples(n_snap, first["labels"], f"{name} seed {seed}"),
+            device,
+        )
         if kb is not None:
             plane[BOUNDS_KEY], setup[BOUNDS_KEY] = kb
             for label in (SNAPSHOT_INTERVALS, FINAL_INTERVAL):
                 for f in kb[0].get(label, [])[-1:]:
-                    log(f"  {BOUNDS_KEY}: z at epoch {f['epoch']} ({label.split('(')[1].rstrip(')')}): I(X;Z) in "
+                    log(
+                        f"  {BOUNDS_KEY}: z at epoch {f['epoch']} ({label.split('(')[1].rstrip(')')}): I(X;Z) in "
                         f"[{f['ixt_nats']:.3f}, {f['ixt_upper_nats']:.3f}] nats ({f['upper_bound']}; "
                         f"log n = {kb[1]['log_n_nats']:.3f}), H(Y) - CE = "
-                        + ("n/a (no decoder)" if f["ity_nats"] is None else f"{f['ity_nats']:.3f}"))
+                        + ("n/a (no decoder)" if f["ity_nats"] is None else f"{f['ity_nats']:.3f}")
+                    )
 
         def put(r: Results, name=name, seed=seed, plane=plane, setup=setup):
             r.seed(name, seed, create=True).update_infoplane(plane, setup)
             r.set_environment("infoplane", env)
+
         res = update_results(run_dir, put)
         entry = res.seed(name, seed)
-        path = plot_infoplane(name, seed, entry.infoplane, entry.infoplane_setup,
-                              figure_path(run_dir, f"infoplane_{name}_seed{seed}.png"),
-                              h_y=label_entropy(first["labels"]))
+        path = plot_infoplane(
+            name,
+            seed,
+            entry.infoplane,
+            entry.infoplane_setup,
+            figure_path(run_dir, f"infoplane_{name}_seed{seed}.png"),
+            h_y=label_entropy(first["labels"]),
+        )
         log(f"  wrote {path}")
         written.append(path)
     return written

@@ -45,11 +45,11 @@ def rank_gaussian(x: torch.Tensor, max_tied: float = MAX_TIED_FRACTION) -> tuple
     mask = tied_fraction(x) <= max_tied
     if n < 2 or not bool(mask.any()):
         return x, mask
-    cols = x[:, mask].T.contiguous().double()                       # (k, N)
+    cols = x[:, mask].T.contiguous().double()  # (k, N)
     s = cols.sort(dim=1).values
-    below = torch.searchsorted(s, cols, right=False)                # values < v
-    upto = torch.searchsorted(s, cols, right=True)                  # values <= v
-    rank = (below + upto + 1).double() / 2.0                        # average 1-based rank of v's group
+    below = torch.searchsorted(s, cols, right=False)  # values < v
+    upto = torch.searchsorted(s, cols, right=True)  # values <= v
+    rank = (below + upto + 1).double() / 2.0  # average 1-based rank of v's group
     g = torch.special.ndtri(rank / (n + 1))
     out = x.clone()
     out[:, mask] = g.T.to(x.dtype)

@@ -29,8 +29,8 @@ import torch
 
 from ..errors import BenchError
 
-NOISY_BETA = 0.1        # noise std of the noise-regularised estimate (activations of tanh units lie in [-1, 1])
-KDE_VARIANCE = 0.1      # noise variance of the KDE bounds (Saxe et al. 2018)
+NOISY_BETA = 0.1  # noise std of the noise-regularised estimate (activations of tanh units lie in [-1, 1])
+KDE_VARIANCE = 0.1  # noise variance of the KDE bounds (Saxe et al. 2018)
 CHUNK_ROWS = 1024
 
 
@@ -50,8 +50,14 @@ def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a * a).sum(1, keepdim=True) - 2.0 * a @ b.T + (b * b).sum(1)).clamp_(min=0.0)
 
 
-def _log_mean_kernels(a: torch.Tensor, b: torch.Tensor, scales, y: torch.Tensor | None = None,
-                      noise: torch.Tensor | None = None, a_idx: torch.Tensor | None = None) -> list[torch.Tensor]:
+def _log_mean_kernels(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scales,
+    y: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+    a_idx: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
     """Per row i of ``a`` (+ ``noise``) and per scale: log (1/len(b)) sum_j exp(-|a_i - b_j|^2 / scale), and,
     given labels ``y`` of b (a's rows are b's rows ``a_idx``), the same over the j of i's class; in row chunks,
     one distance matrix per chunk for all of them. Returns [per scale, then (with y) per scale within the
@@ -63,15 +69,17 @@ def _log_mean_kernels(a: torch.Tensor, b: torch.Tensor, scales, y: torch.Tensor 
         counts = torch.bincount(y).to(torch.float64)
         ya = y[a_idx] if a_idx is not None else y
     for s in range(0, len(a), CHUNK_ROWS):
-        rows = a[s:s + CHUNK_ROWS] if noise is None else a[s:s + CHUNK_ROWS] + noise[s:s + CHUNK_ROWS]
+        rows = a[s : s + CHUNK_ROWS] if noise is None else a[s : s + CHUNK_ROWS] + noise[s : s + CHUNK_ROWS]
         d = _sq_dist(rows, b)
-        other = None if y is None else ya[s:s + CHUNK_ROWS, None] != y[None, :]
+        other = None if y is None else ya[s : s + CHUNK_ROWS, None] != y[None, :]
         for k, scale in enumerate(scales):
             e = d / -scale
-            out[k][s:s + CHUNK_ROWS] = torch.logsumexp(e, dim=1) - math.log(len(b))
+            out[k][s : s + CHUNK_ROWS] = torch.logsumexp(e, dim=1) - math.log(len(b))
             if other is not None:
                 e.masked_fill_(other, -math.inf)
-                out[len(scales) + k][s:s + CHUNK_ROWS] = torch.logsumexp(e, dim=1) - counts[ya[s:s + CHUNK_ROWS]].log()
+                out[len(scales) + k][s : s + CHUNK_ROWS] = (
+                    torch.logsumexp(e, dim=1) - counts[ya[s : s + CHUNK_ROWS]].log()
+                )
     return out
 
 
@@ -81,11 +89,12 @@ def _outer(n: int, rows: int | None, gen: torch.Generator) -> torch.Tensor:
         return torch.arange(n)
     if rows < 2:
         raise BenchError(f"rows must be >= 2, got {rows}")
-    return torch.randperm(n, generator=gen)[:int(rows)].sort().values
+    return torch.randperm(n, generator=gen)[: int(rows)].sort().values
 
 
-def noisy_information(t, y=None, beta: float = NOISY_BETA, samples: int = 1, seed: int = 0,
-                      rows: int | None = None) -> dict:
+def noisy_information(
+    t, y=None, beta: float = NOISY_BETA, samples: int = 1, seed: int = 0, rows: int | None = None
+) -> dict:
     """I(X; T + Z) and, given labels ``y``, I(T + Z; Y) in nats, Z ~ N(0, beta^2 I), X uniform over the rows of
     ``t``; ``samples`` noise draws per row (of ``rows`` random rows, default all). Returns ``ixt_nats``,
     ``ixt_se_nats`` and ``ity_nats``."""
@@ -98,14 +107,14 @@ def noisy_information(t, y=None, beta: float = NOISY_BETA, samples: int = 1, see
     terms, cond = [], []
     for _ in range(int(samples)):
         e = beta * torch.randn((len(idx), t.shape[1]), generator=gen, dtype=torch.float64)
-        own = -(e * e).sum(1) / scale                          # log p(s_i | x_i) up to the shared constant
+        own = -(e * e).sum(1) / scale  # log p(s_i | x_i) up to the shared constant
         parts = _log_mean_kernels(t[idx], t, (scale,), y, e, idx)
         terms.append(own - parts[0])
         if y is not None:
             cond.append(own - parts[1])
     v = torch.stack(terms).mean(0)
     out = {"ixt_nats": float(v.mean()), "ixt_se_nats": float(v.std() / math.sqrt(len(v))), "ity_nats": None}
-    if y is not None:   # X uniform: I(X; T+Z | Y) = sum_c p(c) mean over class c = the plain mean
+    if y is not None:  # X uniform: I(X; T+Z | Y) = sum_c p(c) mean over class c = the plain mean
         out["ity_nats"] = max(0.0, out["ixt_nats"] - float(torch.stack(cond).mean(0).mean()))
     return out
 
@@ -120,8 +129,12 @@ def kde_information(t, y=None, variance: float = KDE_VARIANCE, rows: int | None 
     idx = _outer(len(t), rows, torch.Generator().manual_seed(int(seed)))
     parts = _log_mean_kernels(t[idx], t, (2.0 * variance, 8.0 * variance), y, None, idx)
     upper, lower = -float(parts[0].mean()), -float(parts[1].mean())
-    out = {"ixt_nats": upper, "ixt_lower_nats": lower, "ity_nats": None,
-           "ixt_se_nats": float(parts[0].std() / math.sqrt(len(idx))) if len(idx) < len(t) else 0.0}
+    out = {
+        "ixt_nats": upper,
+        "ixt_lower_nats": lower,
+        "ity_nats": None,
+        "ixt_se_nats": float(parts[0].std() / math.sqrt(len(idx))) if len(idx) < len(t) else 0.0,
+    }
     if y is not None:
         out["ity_nats"] = max(0.0, upper + float(parts[2].mean()))
     return out

@@ -11,7 +11,7 @@ from ..errors import BenchError
 
 DEFAULT_ESTIMATORS = ("mine", "jsd", "infonce")
 DEFAULT_N_EXAMPLES = 10_000
-DEFAULT_STEPS = 1000       # per restart; ~25-40 s per I(X;Z) estimate on 10,000 MNIST examples, 1 thread
+DEFAULT_STEPS = 1000  # per restart; ~25-40 s per I(X;Z) estimate on 10,000 MNIST examples, 1 thread
 DEFAULT_RESTARTS = 3
 
 PLANE_ESTIMATORS = ("binning", "mine")

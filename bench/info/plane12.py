@@ -37,7 +37,7 @@ from .mixture import KDE_VARIANCE, NOISY_BETA, kde_information, noisy_informatio
 ACTIVATIONS = ("tanh", "relu")
 ESTIMATORS = ("binning", "kde", "noisy")
 BINS = 30
-OUTER_ROWS = 512         # kde and noisy: outer mean over this many random patterns (the inner sum over all)
+OUTER_ROWS = 512  # kde and noisy: outer mean over this many random patterns (the inner sum over all)
 RESULTS_FILE = "infoplane12.json"
 REPORT_FILE = "report.md"
 FIGURE_FILE = "infoplane12.png"
@@ -46,9 +46,9 @@ FIGURE_FILE = "infoplane12.png"
 @dataclass
 class TrainSettings:
     epochs: int = 3000
-    batch_size: int = 0          # 0: full batch (every training pattern in every step); else minibatches
+    batch_size: int = 0  # 0: full batch (every training pattern in every step); else minibatches
     lr: float = 1e-3
-    snapshots: int = 16          # log-spaced snapshot epochs in [1, epochs], plus epoch 0 (the initialisation)
+    snapshots: int = 16  # log-spaced snapshot epochs in [1, epochs], plus epoch 0 (the initialisation)
 
 
 @dataclass
@@ -74,15 +74,24 @@ def check_options(opts: Plane12Options) -> None:
     """Bad input as a ``BenchError`` before any work."""
     bad = [a for a in opts.activations if a not in ACTIVATIONS]
     if not opts.activations or bad:
-        raise BenchError(f"--activations: choose from {', '.join(ACTIVATIONS)}, got {','.join(opts.activations) or 'nothing'}")
+        raise BenchError(
+            f"--activations: choose from {', '.join(ACTIVATIONS)}, got {','.join(opts.activations) or 'nothing'}"
+        )
     bad = [e for e in opts.estimators if e not in ESTIMATORS]
     if not opts.estimators or bad:
-        raise BenchError(f"--estimators: choose from {', '.join(ESTIMATORS)}, got {','.join(opts.estimators) or 'nothing'}")
+        raise BenchError(
+            f"--estimators: choose from {', '.join(ESTIMATORS)}, got {','.join(opts.estimators) or 'nothing'}"
+        )
     if not opts.seeds or len(set(opts.seeds)) != len(opts.seeds):
         raise BenchError("--seeds: give one or more distinct seeds")
     tr = opts.train
-    for name, value, low in (("--epochs", tr.epochs, 1), ("--batch-size", tr.batch_size, 0),
-                             ("--snapshots", tr.snapshots, 2), ("--bins", opts.bins, 2), ("--rows", opts.outer_rows, 2)):
+    for name, value, low in (
+        ("--epochs", tr.epochs, 1),
+        ("--batch-size", tr.batch_size, 0),
+        ("--snapshots", tr.snapshots, 2),
+        ("--bins", opts.bins, 2),
+        ("--rows", opts.outer_rows, 2),
+    ):
         if value < low:
             raise BenchError(f"{name} must be >= {low}, got {value}")
     for name, value in (("--lr", tr.lr), ("--noise-beta", opts.noise_beta), ("--kde-variance", opts.kde_variance)):
@@ -116,8 +125,14 @@ def train_with_snapshots(activation: str, seed: int, x_all, y_all, n_train: int,
         acts = layer_activations(model, x_all)
         layers = {k: v for k, v in acts.items() if hidden_index(k) is not None}
         logits = acts["logits"]
-        snaps.append({"epoch": epoch, "layers": layers, "train_error": _error(logits[:n_train], y_all[:n_train]),
-                      "test_error": _error(logits[n_train:], y_all[n_train:])})
+        snaps.append(
+            {
+                "epoch": epoch,
+                "layers": layers,
+                "train_error": _error(logits[:n_train], y_all[:n_train]),
+                "test_error": _error(logits[n_train:], y_all[n_train:]),
+            }
+        )
 
     if 0 in keep:
         snap(0)
@@ -151,8 +166,14 @@ def measure(snaps: list[dict], y_all: torch.Tensor, activation: str, opts: Plane
                     r = kde_information(a, y_all, opts.kde_variance, rows=opts.outer_rows, seed=seed)
                 else:
                     r = noisy_information(a, y_all, opts.noise_beta, rows=opts.outer_rows, seed=seed)
-                pts.append({"epoch": s["epoch"], "ixt_nats": r["ixt_nats"], "ity_nats": r["ity_nats"],
-                            **({"ixt_se_nats": r["ixt_se_nats"]} if "ixt_se_nats" in r else {})})
+                pts.append(
+                    {
+                        "epoch": s["epoch"],
+                        "ixt_nats": r["ixt_nats"],
+                        "ity_nats": r["ity_nats"],
+                        **({"ixt_se_nats": r["ixt_se_nats"]} if "ixt_se_nats" in r else {}),
+                    }
+                )
             out[est][layer] = pts
     return out
 
@@ -172,11 +193,13 @@ def run_plane12(opts: Plane12Options, log=print) -> dict:
     x_test, y_test = ds.split("test")
     x_all, y_all = torch.cat([x_train, x_test]), torch.cat([y_train, y_test])
     n_train = len(x_train)
-    log(f"ib12: {len(x_all)} patterns ({n_train} train / {len(x_test)} test), activations "
+    log(
+        f"ib12: {len(x_all)} patterns ({n_train} train / {len(x_test)} test), activations "
         f"{', '.join(opts.activations)}, seeds {', '.join(map(str, opts.seeds))}, {opts.train.epochs} epochs "
         f"({'full batch' if not opts.train.batch_size else f'batch {opts.train.batch_size}'}), "
         f"snapshots at {len(snapshot_epochs(opts.train.epochs, opts.train.snapshots))} epochs, "
-        f"estimators {', '.join(opts.estimators)}")
+        f"estimators {', '.join(opts.estimators)}"
+    )
     runs, timings = [], {"train_s": 0.0, **{f"{e}_s": 0.0 for e in opts.estimators}}
     total, cpu = time.perf_counter(), time.process_time()
     for activation in opts.activations:
@@ -190,20 +213,34 @@ def run_plane12(opts: Plane12Options, log=print) -> dict:
                 t1 = time.perf_counter()
                 plane.update(measure(snaps, y_all, activation, _only(opts, est), seed))
                 timings[f"{est}_s"] += time.perf_counter() - t1
-            errors = [{"epoch": s["epoch"], "train_error": s["train_error"], "test_error": s["test_error"]}
-                      for s in snaps]
-            runs.append({"activation": activation, "seed": seed, "plane": plane, "errors": errors,
-                         "train_seconds": t_train})
-            log(f"  {activation} seed {seed}: trained in {t_train:.1f} s, final test error "
-                f"{errors[-1]['test_error']:.3f} (train {errors[-1]['train_error']:.3f})")
+            errors = [
+                {"epoch": s["epoch"], "train_error": s["train_error"], "test_error": s["test_error"]} for s in snaps
+            ]
+            runs.append(
+                {"activation": activation, "seed": seed, "plane": plane, "errors": errors, "train_seconds": t_train}
+            )
+            log(
+                f"  {activation} seed {seed}: trained in {t_train:.1f} s, final test error "
+                f"{errors[-1]['test_error']:.3f} (train {errors[-1]['train_error']:.3f})"
+            )
     timings["total_s"] = time.perf_counter() - total
-    timings["total_cpu_s"] = time.process_time() - cpu   # CPU time of this process: a shared machine inflates wall time
-    settings = {"task": ds.describe(), "rule": ds.meta.get("rule"), "model": "12-10-7-5-4-3-2 (ib12_<activation>)",
-                "train": asdict(opts.train), "optimizer": "Adam", "snapshot_epochs":
-                snapshot_epochs(opts.train.epochs, opts.train.snapshots), "bins": opts.bins,
-                "noise_beta": opts.noise_beta, "kde_variance": opts.kde_variance, "outer_rows": opts.outer_rows,
-                "x": "uniform over all 4,096 patterns", "activations": opts.activations, "seeds": opts.seeds,
-                "estimators": opts.estimators}
+    timings["total_cpu_s"] = time.process_time() - cpu  # CPU time of this process: a shared machine inflates wall time
+    settings = {
+        "task": ds.describe(),
+        "rule": ds.meta.get("rule"),
+        "model": "12-10-7-5-4-3-2 (ib12_<activation>)",
+        "train": asdict(opts.train),
+        "optimizer": "Adam",
+        "snapshot_epochs": snapshot_epochs(opts.train.epochs, opts.train.snapshots),
+        "bins": opts.bins,
+        "noise_beta": opts.noise_beta,
+        "kde_variance": opts.kde_variance,
+        "outer_rows": opts.outer_rows,
+        "x": "uniform over all 4,096 patterns",
+        "activations": opts.activations,
+        "seeds": opts.seeds,
+        "estimators": opts.estimators,
+    }
     doc = {"settings": settings, "runs": runs, "timings": timings, "environment": environment("cpu")}
     doc["verdict"] = verdicts(runs, opts.estimators, opts.activations)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,5 +257,14 @@ def _only(opts: Plane12Options, est: str) -> Plane12Options:
     return replace(opts, estimators=[est])
 
 
-__all__ = ["ACTIVATIONS", "BINS", "ESTIMATORS", "OUTER_ROWS", "Plane12Options", "TrainSettings", "run_plane12",
-           "snapshot_epochs", "train_with_snapshots"]
+__all__ = [
+    "ACTIVATIONS",
+    "BINS",
+    "ESTIMATORS",
+    "OUTER_ROWS",
+    "Plane12Options",
+    "TrainSettings",
+    "run_plane12",
+    "snapshot_epochs",
+    "train_with_snapshots",
+]

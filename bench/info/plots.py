@@ -3,9 +3,8 @@ information plane during training."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 from ..io import atomic_write_figure
 from ..results import Results
@@ -31,8 +30,17 @@ def _beta_points(res: Results) -> list[dict]:
         series = f"k={m.config['k']}" if "k" in m.config else m.name
         for entry in m.seeds():
             if entry.info:
-                pts.append({"model": m.name, "seed": entry.seed_id, "beta": beta, "series": series,
-                            "bounds": entry.info_bounds, "flags": entry.info_flags, "rec": entry.info})
+                pts.append(
+                    {
+                        "model": m.name,
+                        "seed": entry.seed_id,
+                        "beta": beta,
+                        "series": series,
+                        "bounds": entry.info_bounds,
+                        "flags": entry.info_flags,
+                        "rec": entry.info,
+                    }
+                )
     return sorted(pts, key=lambda p: (p["series"], p["beta"], p["seed"]))
 
 
@@ -63,8 +71,18 @@ def _estimates(ax, pts: list[dict], quantity: str, floor: float | None, seen: se
                 continue
             label = None if name in seen else f"{name} (no flag, ±{SPREAD:g} sd)"
             seen.add(name)
-            ax.errorbar(p["beta"], v, yerr=SPREAD * sd, fmt=MARKERS.get(name, "o"), color=COLORS.get(name, "grey"),
-                        ms=5, capsize=2, lw=0.8, zorder=5, label=label)
+            ax.errorbar(
+                p["beta"],
+                v,
+                yerr=SPREAD * sd,
+                fmt=MARKERS.get(name, "o"),
+                color=COLORS.get(name, "grey"),
+                ms=5,
+                capsize=2,
+                lw=0.8,
+                zorder=5,
+                label=label,
+            )
     return any_flagged
 
 
@@ -82,7 +100,7 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
     color = {bt: colormaps["viridis"](i / max(1, len(betas) - 1) * 0.9) for i, bt in enumerate(betas)}
     fig = Figure(figsize=(15.5, 4.9))
     ax_x, ax_y, ax_p = (fig.add_subplot(1, 3, i + 1) for i in range(3))
-    b = lambda key: (lambda p: p["bounds"].get(key))  # noqa: E731
+    b = lambda key: lambda p: p["bounds"].get(key)  # noqa: E731
     series = list(dict.fromkeys(p["series"] for p in pts))
     styles = ["-", "--", "-.", ":"]
     all_x: list[float] = []
@@ -93,8 +111,9 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
         bl, lo = _mean_by_beta(sp, b("ixz_lower_nats"))
         bu, up = _mean_by_beta(sp, lambda p: (ixz_interval(p["bounds"]) or (None, None, None))[1])
         if bl and bl == bu:
-            ax_x.fill_between(bl, lo, up, color="tab:blue", alpha=0.25, lw=0,
-                              label=f"I(X;Z) in [known-encoder lower, upper]{tag}")
+            ax_x.fill_between(
+                bl, lo, up, color="tab:blue", alpha=0.25, lw=0, label=f"I(X;Z) in [known-encoder lower, upper]{tag}"
+            )
             ax_x.plot(bl, lo, ls, color="tab:blue", lw=1)
             ax_x.plot(bu, up, ls, color="tab:blue", lw=1)
             all_x += lo + up
@@ -105,8 +124,9 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
         by, izy_lo = _mean_by_beta(sp, b("izy_lower_nats"))
         bh, h_y = _mean_by_beta(sp, b("h_y_nats"))
         if by and by == bh:
-            ax_y.fill_between(by, izy_lo, h_y, color="tab:blue", alpha=0.25, lw=0,
-                              label=f"I(Z;Y) in [H(Y) - CE, H(Y)]{tag}")
+            ax_y.fill_between(
+                by, izy_lo, h_y, color="tab:blue", alpha=0.25, lw=0, label=f"I(Z;Y) in [H(Y) - CE, H(Y)]{tag}"
+            )
             ax_y.plot(by, izy_lo, ls, color="tab:blue", lw=1, marker="o", ms=4)
         # the information plane of the bounds: an I(X;Z) interval at the height of H(Y) - CE, per beta
         for p in sp:
@@ -120,8 +140,16 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
             if lo_p is not None:
                 # thinner bars for larger beta, drawn on top: bars at the same height stay visible
                 width = 8.0 - 5.0 * betas.index(p["beta"]) / max(1, len(betas) - 1)
-                ax_p.plot([lo_p, up_p], [yl, yl], ls, color=color[p["beta"]], lw=width, alpha=0.85,
-                          solid_capstyle="butt", zorder=2 + betas.index(p["beta"]))
+                ax_p.plot(
+                    [lo_p, up_p],
+                    [yl, yl],
+                    ls,
+                    color=color[p["beta"]],
+                    lw=width,
+                    alpha=0.85,
+                    solid_capstyle="butt",
+                    zorder=2 + betas.index(p["beta"]),
+                )
             ax_p.plot(up_p, yl, "o", color=color[p["beta"]], ms=5)
     log_n = next((p["bounds"]["log_n_nats"] for p in pts if p["bounds"].get("log_n_nats")), None)
     if log_n:
@@ -145,14 +173,22 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
     ax_y.set_ylabel("I(Z;Y) [nats]")
     ax_x.set_title("I(X;Z) against β", fontsize=9)
     ax_y.set_title("I(Z;Y) against β", fontsize=9)
-    extra = [Line2D([], [], ls="", marker="x", color="0.45", label="flagged estimate (value not shown as one)"),
-             Line2D([], [], ls="", marker="v", color="0.45", label="flagged, below the axis (e.g. negative)")] \
-        if flagged_x or flagged_y else []
+    extra = (
+        [
+            Line2D([], [], ls="", marker="x", color="0.45", label="flagged estimate (value not shown as one)"),
+            Line2D([], [], ls="", marker="v", color="0.45", label="flagged, below the axis (e.g. negative)"),
+        ]
+        if flagged_x or flagged_y
+        else []
+    )
     for ax in (ax_x, ax_y):
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(handles=handles + extra, fontsize=7, loc="best")
-    ax_p.legend(handles=[Line2D([], [], color=color[bt], lw=3, label=f"β = {bt:g}") for bt in betas],
-                fontsize=7, loc="lower right")
+    ax_p.legend(
+        handles=[Line2D([], [], color=color[bt], lw=3, label=f"β = {bt:g}") for bt in betas],
+        fontsize=7,
+        loc="lower right",
+    )
     _log_nats_axis(ax_p)
     ax_p.set_xlabel("I(X;Z) [nats]: bar = [known-encoder lower, upper], dot = upper")
     ax_p.set_ylabel("H(Y) - CE <= I(Z;Y) [nats]")
@@ -160,19 +196,27 @@ def plot_info_beta(res: Results, path: Path) -> Path | None:
     ax_p.grid(alpha=0.3, which="both")
     n = pts[0]["rec"].get("n")
     n_seeds = len({p["seed"] for p in pts})
-    fig.suptitle(f"VIB across β on {n} test examples ({n_seeds} seed{'s' if n_seeds != 1 else ''}; one point per "
-                 "model and seed)", fontsize=10)
+    fig.suptitle(
+        f"VIB across β on {n} test examples ({n_seeds} seed{'s' if n_seeds != 1 else ''}; one point per "
+        "model and seed)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save_fig(fig, path)
 
 
 def _plane_order(plane: dict) -> list[str]:
     """Panels: binning by bin count, then mine, then the known-encoder bounds, then anything else."""
+
     def key(k: str):
         if k.startswith("binning"):
             return (0, int(k.split("@")[1]) if "@" in k else 0)
-        return (1 + (list(PLANE_ESTIMATORS) + [BOUNDS_KEY]).index(k), 0) if k in (*PLANE_ESTIMATORS, BOUNDS_KEY) \
+        return (
+            (1 + (list(PLANE_ESTIMATORS) + [BOUNDS_KEY]).index(k), 0)
+            if k in (*PLANE_ESTIMATORS, BOUNDS_KEY)
             else (9, 0)
+        )
+
     return sorted(plane, key=key)
 
 
@@ -202,22 +246,59 @@ def _bounds_panel(ax, plane: dict, st: dict, cmap, norm, handles):
         if "interval" in label:
             final = "final" in label
             for p in pts:
-                if p.get("ity_nats") is None:   # no decoder: no H(Y) - CE to draw the bar at
+                if p.get("ity_nats") is None:  # no decoder: no H(Y) - CE to draw the bar at
                     continue
-                ax.plot([p["ixt_nats"], p["ixt_upper_nats"]], [p["ity_nats"]] * 2, "-", lw=4 if final else 3,
-                        color="tab:red" if final else cmap(norm(p["epoch"])), alpha=0.7 if final else 0.85,
-                        solid_capstyle="butt", zorder=3 if final else 2)
-            what = (f"epoch {pts[-1]['epoch']} ({st.get('weights') or 'final weights'})" if final
-                    else f"each snapshot ({st.get('snapshot_weights') or 'live weights'})")
-            handles.append(Line2D([], [], color="tab:red" if final else "0.45", lw=4, alpha=0.7,
-                                  label=f"I(X;Z) in [lower, upper], {what}"))
+                ax.plot(
+                    [p["ixt_nats"], p["ixt_upper_nats"]],
+                    [p["ity_nats"]] * 2,
+                    "-",
+                    lw=4 if final else 3,
+                    color="tab:red" if final else cmap(norm(p["epoch"])),
+                    alpha=0.7 if final else 0.85,
+                    solid_capstyle="butt",
+                    zorder=3 if final else 2,
+                )
+            what = (
+                f"epoch {pts[-1]['epoch']} ({st.get('weights') or 'final weights'})"
+                if final
+                else f"each snapshot ({st.get('snapshot_weights') or 'live weights'})"
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="tab:red" if final else "0.45",
+                    lw=4,
+                    alpha=0.7,
+                    label=f"I(X;Z) in [lower, upper], {what}",
+                )
+            )
         else:
             xs, ys = [p["ixt_nats"] for p in pts], [p["ity_nats"] for p in pts]
             ax.plot(xs, ys, "-", color="0.6", lw=0.8, zorder=1)
-            sc = ax.scatter(xs, ys, c=[p["epoch"] for p in pts], cmap=cmap, norm=norm, marker="o", s=34,
-                            edgecolors="k", linewidths=0.4, zorder=2)
-            handles.append(Line2D([], [], ls="", marker="o", color="0.5", markeredgecolor="k",
-                                  label="(rate, H(Y) - CE) per epoch, training log"))
+            sc = ax.scatter(
+                xs,
+                ys,
+                c=[p["epoch"] for p in pts],
+                cmap=cmap,
+                norm=norm,
+                marker="o",
+                s=34,
+                edgecolors="k",
+                linewidths=0.4,
+                zorder=2,
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker="o",
+                    color="0.5",
+                    markeredgecolor="k",
+                    label="(rate, H(Y) - CE) per epoch, training log",
+                )
+            )
     if st.get("log_n_nats"):
         ax.axvline(st["log_n_nats"], ls=":", color="grey", lw=1)
         handles.append(Line2D([], [], ls=":", color="grey", label=f"log n = {st['log_n_nats']:.2f} (lower's cap)"))
@@ -256,14 +337,27 @@ def plot_infoplane(name: str, seed, plane: dict, setup: dict, path: Path, h_y: f
                 xs = [p["ixt_nats"] for p in pts]
                 ys = [p["ity_nats"] for p in pts]
                 ax.plot(xs, ys, "-", color="0.6", lw=0.8, zorder=1)
-                sc = ax.scatter(xs, ys, c=[p["epoch"] for p in pts], cmap=cmap, norm=norm, marker=mk, s=34,
-                                edgecolors="k", linewidths=0.4, zorder=2)
+                sc = ax.scatter(
+                    xs,
+                    ys,
+                    c=[p["epoch"] for p in pts],
+                    cmap=cmap,
+                    norm=norm,
+                    marker=mk,
+                    s=34,
+                    edgecolors="k",
+                    linewidths=0.4,
+                    zorder=2,
+                )
                 handles.append(Line2D([], [], ls="", marker=mk, color="0.5", markeredgecolor="k", label=layer))
             if binning and st.get("ceiling_nats"):
                 ax.axvline(st["ceiling_nats"], ls=":", color="grey", lw=1)
                 handles.append(Line2D([], [], ls=":", color="grey", label=f"log n = {st['ceiling_nats']:.2f}"))
-            detail = (f"{st.get('bins')} bins" if binning
-                      else f"{st.get('steps')} steps x {st.get('restarts')} restart(s), batch {st.get('batch_size')}")
+            detail = (
+                f"{st.get('bins')} bins"
+                if binning
+                else f"{st.get('steps')} steps x {st.get('restarts')} restart(s), batch {st.get('batch_size')}"
+            )
             ax.set_title(f"{est.split('@')[0]} ({detail}, n = {st.get('n')})", fontsize=9)
         if h_y is not None:
             ax.axhline(h_y, ls="--", color="grey", lw=1)
@@ -274,13 +368,22 @@ def plot_infoplane(name: str, seed, plane: dict, setup: dict, path: Path, h_y: f
         if binning and st.get("ceiling_nats"):
             xs_all = [p["ixt_nats"] for pts in plane[est].values() for p in pts]
             if xs_all and min(xs_all) >= 0.98 * st["ceiling_nats"]:
-                ax.text(0.03, 0.03, "every layer saturated at log n: each example has its own\nbinned vector; "
-                        "try fewer --bins or narrower layers", transform=ax.transAxes, fontsize=7, va="bottom")
+                ax.text(
+                    0.03,
+                    0.03,
+                    "every layer saturated at log n: each example has its own\nbinned vector; "
+                    "try fewer --bins or narrower layers",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    va="bottom",
+                )
         ax.legend(handles=handles, fontsize=7, loc="best")
-    note = ("binned I(X;T) of a deterministic layer is a property of the binning: the layer's true I(X;T) is "
-            "infinite") if any(e.startswith("binning") for e in ests) else ""
-    fig.suptitle(f"Information plane during training: {name} seed {seed}" + (f"\n{note}" if note else ""),
-                 fontsize=10)
+    note = (
+        ("binned I(X;T) of a deterministic layer is a property of the binning: the layer's true I(X;T) is infinite")
+        if any(e.startswith("binning") for e in ests)
+        else ""
+    )
+    fig.suptitle(f"Information plane during training: {name} seed {seed}" + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.92, 1))
     if sc is not None:
         cax = fig.add_axes((0.93, 0.15, 0.015, 0.7))
@@ -316,10 +419,23 @@ def plot_plane12(runs: list[dict], estimators, path: Path) -> Path | None:
                 ys = [sum(c[t]["ity_nats"] for c in curves) / len(curves) for t in range(len(curves[0]))]
                 ep = [max(1, p["epoch"]) for p in curves[0]]
                 ax.plot(xs, ys, "-", color="0.6", lw=0.8, zorder=1)
-                sc = ax.scatter(xs, ys, c=ep, cmap=cmap, norm=norm, marker=markers[k % len(markers)], s=26,
-                                edgecolors="k", linewidths=0.3, zorder=2)
-                handles.append(Line2D([], [], ls="", marker=markers[k % len(markers)], color="0.5",
-                                      markeredgecolor="k", label=layer))
+                sc = ax.scatter(
+                    xs,
+                    ys,
+                    c=ep,
+                    cmap=cmap,
+                    norm=norm,
+                    marker=markers[k % len(markers)],
+                    s=26,
+                    edgecolors="k",
+                    linewidths=0.3,
+                    zorder=2,
+                )
+                handles.append(
+                    Line2D(
+                        [], [], ls="", marker=markers[k % len(markers)], color="0.5", markeredgecolor="k", label=layer
+                    )
+                )
             ax.axvline(math.log(4096), ls=":", color="grey", lw=1)
             ax.set_title(f"{act}: {est} (mean of {len(mine)} seeds)", fontsize=9)
             ax.set_xlabel("I(X;T) [nats]")

@@ -17,8 +17,14 @@ import torch
 
 from ..errors import BenchError
 from .bounds import DETERMINISTIC_NOTE, QUANTITIES, Z_SEED, info_bounds, info_representation, record_flags
-from .options import (DEFAULT_ESTIMATORS, DEFAULT_N_EXAMPLES, DEFAULT_RESTARTS, DEFAULT_STEPS,  # noqa: F401
-                      check_positive, hint)
+from .options import (
+    DEFAULT_ESTIMATORS,
+    DEFAULT_N_EXAMPLES,
+    DEFAULT_RESTARTS,
+    DEFAULT_STEPS,  # noqa: F401
+    check_positive,
+    hint,
+)
 
 
 def is_deterministic(rec: dict) -> bool:
@@ -52,9 +58,23 @@ def _complete(rec: dict | None, estimators, n: int, copula: bool) -> bool:
     return is_deterministic(rec) or (rec.get("bounds") or {}).get("ixz_lower_nats") is not None
 
 
-def info_model(model, x: torch.Tensor, y: torch.Tensor, estimators, *, steps: int, restarts: int,
-               batch_size: int | None = None, seed: int = 0, device="cpu", threads: int | None = 1,
-               copula: bool = True, previous: dict | None = None, log=print, label: str = "") -> dict:
+def info_model(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    estimators,
+    *,
+    steps: int,
+    restarts: int,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device="cpu",
+    threads: int | None = 1,
+    copula: bool = True,
+    previous: dict | None = None,
+    log=print,
+    label: str = "",
+) -> dict:
     """The ``info`` record of one model on (x, y); estimators present in ``previous`` are kept."""
     from .estimate import estimate_mi
     from .sandwich import known_encoder_bounds
@@ -68,10 +88,13 @@ def info_model(model, x: torch.Tensor, y: torch.Tensor, estimators, *, steps: in
     if rep["mu"] is not None:
         known = known_encoder_bounds(rep["mu"], rep["log_sigma"], rep["z64"])
         rate = rep["rate"].mean().item()
-        log(f"  {label}I(X;Z) in [{known['lower_nats']:.3f}, {min(known['upper_nats'], rate):.3f}] nats "
+        cap = f" at its cap log N = {known['log_n_nats']:.3f}" if known["near_cap"] else ""
+        log(
+            f"  {label}I(X;Z) in [{known['lower_nats']:.3f}, {min(known['upper_nats'], rate):.3f}] nats "
             f"(known encoder: lower {known['lower_nats']:.3f}"
-            f"{' at its cap log N = %.3f' % known['log_n_nats'] if known['near_cap'] else ''}, leave-one-out "
-            f"upper {known['upper_nats']:.3f}; rate {rate:.3f})  {known['seconds']:.1f} s")
+            f"{cap}, leave-one-out "
+            f"upper {known['upper_nats']:.3f}; rate {rate:.3f})  {known['seconds']:.1f} s"
+        )
     bounds = info_bounds(rep["rate"], rep["ce"], y, known)
     rec = {"n": n, "representation": rep["kind"], "z_dim": int(z.shape[1]), "z_seed": Z_SEED}
     wanted = quantities(rec)
@@ -91,12 +114,24 @@ def info_model(model, x: torch.Tensor, y: torch.Tensor, estimators, *, steps: in
         for q in wanted:
             a, b = pairs[q]
             with hint("see --batch-size and --n-examples"):
-                r = estimate_mi(a, b, est_name, steps=steps, restarts=restarts, batch_size=batch_size,
-                                seed=seed, device=device, threads=threads, copula=copula)
+                r = estimate_mi(
+                    a,
+                    b,
+                    est_name,
+                    steps=steps,
+                    restarts=restarts,
+                    batch_size=batch_size,
+                    seed=seed,
+                    device=device,
+                    threads=threads,
+                    copula=copula,
+                )
             estimates[q][est_name] = r.as_dict()
-            log(f"  {label}{q:7s} {est_name:8s} {r.nats:7.3f} +- {r.std_nats:.3f} nats "
+            log(
+                f"  {label}{q:7s} {est_name:8s} {r.nats:7.3f} +- {r.std_nats:.3f} nats "
                 f"({r.bits:6.3f} +- {r.std_bits:.3f} bits)  {r.seconds:5.1f} s "
-                f"({r.seconds / max(1, restarts):.1f} s per restart)")
+                f"({r.seconds / max(1, restarts):.1f} s per restart)"
+            )
     rec.update({"estimates": estimates, "bounds": bounds, "deterministic": is_deterministic(rec)})
     rec["flags"] = record_flags(rec)
     rec["notes"] = [DETERMINISTIC_NOTE] if rec["deterministic"] else []
@@ -130,14 +165,14 @@ class InfoOptions:
     resume: bool = False
     plot: bool = True
     mi_threads: int = 1
-    copula: bool = True        # rank-Gaussian transform of every coordinate with few ties (bench.info.marginals)
+    copula: bool = True  # rank-Gaussian transform of every coordinate with few ties (bench.info.marginals)
     data_dir: str | None = None
     device: torch.device | str = "cpu"
 
 
 @dataclass
 class InfoOutcome:
-    items: list[tuple[str, int, dict]] = field(default_factory=list)   # (model, seed, info record)
+    items: list[tuple[str, int, dict]] = field(default_factory=list)  # (model, seed, info record)
     figure: Path | None = None
     seconds: float = 0.0
 
@@ -166,8 +201,10 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
     n = min(DEFAULT_N_EXAMPLES, len(x)) if opts.n_examples is None else opts.n_examples
     x, y = protocol.select_examples(x, y, n)
     env = environment(device)
-    log(f"information of {len(pairs)} model(s) on {n} {ds.name} test examples: "
-        f"{', '.join(estimators)}, {opts.steps} steps x {opts.restarts} restarts per estimate, on {device}")
+    log(
+        f"information of {len(pairs)} model(s) on {n} {ds.name} test examples: "
+        f"{', '.join(estimators)}, {opts.steps} steps x {opts.restarts} restarts per estimate, on {device}"
+    )
     out = InfoOutcome()
     total = time.perf_counter()
     for name, seed in pairs:
@@ -178,15 +215,28 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
             continue
         model = load_trained(run_dir, name, seed, device)
         log(f"{name} seed {seed}:")
-        rec = info_model(model, x, y, estimators, steps=opts.steps, restarts=opts.restarts,
-                         batch_size=opts.batch_size, seed=opts.seed, device=device, threads=opts.mi_threads,
-                         copula=opts.copula, previous=prev if opts.resume else None, log=log)
+        rec = info_model(
+            model,
+            x,
+            y,
+            estimators,
+            steps=opts.steps,
+            restarts=opts.restarts,
+            batch_size=opts.batch_size,
+            seed=opts.seed,
+            device=device,
+            threads=opts.mi_threads,
+            copula=opts.copula,
+            previous=prev if opts.resume else None,
+            log=log,
+        )
         for f in rec["flags"]:
             log(f"  FLAG {f['flag']}: {f['message']}")
 
         def put(r: Results, name=name, seed=seed, rec=rec):
             r.seed(name, seed, create=True).set_info(rec)
             r.set_environment("info", env)
+
         res = update_results(run_dir, put)
         out.items.append((name, seed, rec))
     out.seconds = time.perf_counter() - total
@@ -195,6 +245,19 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
     return out
 
 
-__all__ = ["DEFAULT_ESTIMATORS", "DEFAULT_N_EXAMPLES", "DEFAULT_RESTARTS", "DEFAULT_STEPS", "DETERMINISTIC_NOTE",
-           "InfoOptions", "InfoOutcome", "QUANTITIES", "Z_SEED", "info_bounds", "info_model", "is_deterministic",
-           "quantities", "run_info"]
+__all__ = [
+    "DEFAULT_ESTIMATORS",
+    "DEFAULT_N_EXAMPLES",
+    "DEFAULT_RESTARTS",
+    "DEFAULT_STEPS",
+    "DETERMINISTIC_NOTE",
+    "InfoOptions",
+    "InfoOutcome",
+    "QUANTITIES",
+    "Z_SEED",
+    "info_bounds",
+    "info_model",
+    "is_deterministic",
+    "quantities",
+    "run_info",
+]

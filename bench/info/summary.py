@@ -20,22 +20,30 @@ from ..results import ModelResult, SeedResult
 from .bounds import DETERMINISTIC_CELL, ixz_interval, izy_interval
 
 KEYS = {"ixz": "I(X;Z)", "izy": "I(Z;Y)", "izy_critic": "I(Z;Y)"}
-UPPER = {"ixz": "ixz_upper", "izy": "izy_upper"}   # the upper end of an interval column
-SHORT = {"below_lower_bound": "below-bound", "above_upper_bound": "above-bound", "unstable": "unstable",
-         "near_ceiling": "at-ceiling"}
+UPPER = {"ixz": "ixz_upper", "izy": "izy_upper"}  # the upper end of an interval column
+SHORT = {
+    "below_lower_bound": "below-bound",
+    "above_upper_bound": "above-bound",
+    "unstable": "unstable",
+    "near_ceiling": "at-ceiling",
+}
 CAP_LABEL = "I(X;Z) lower at log N"
-COLUMNS_NOTE = ("I(X;Z), I(Z;Y) (`vib-bench info`, nats): for VIB, I(X;Z) lies in [lower, upper] from the known "
-                "encoder (lower: InfoNCE with the true p(z|x), at most log N; upper: the smaller of the "
-                "leave-one-out bound and the rate); for a deterministic representation it is infinite "
-                "(inf); otherwise the largest critic estimate that raised no flag. I(Z;Y) lies in [lower, upper] for every "
-                "model: lower = H(Y) - CE of the model's own decoder on Z (one z sample per example for VIB; the "
-                "last hidden layer otherwise), upper = the smallest of H(Y), the rate and the leave-one-out bound; "
-                "I(Z;Y) critic: the largest critic estimate that raised no flag (a diagnostic).")
-FLAGS_NOTE = ("Info flags (`vib-bench info`): `below-bound`/`above-bound`: the named estimators contradict an "
-              "analytic bound; `unstable`: their restarts disagree; `at-ceiling`: InfoNCE at log(batch); "
-              f"`{CAP_LABEL}`: the lower end of the interval is capped at log N, so I(X;Z) may be much larger. "
-              "Flagged estimates never appear as values (in the I(Z;Y) critic column, or the I(X;Z) column where there "
-              "is no interval); the intervals need no critic.")
+COLUMNS_NOTE = (
+    "I(X;Z), I(Z;Y) (`vib-bench info`, nats): for VIB, I(X;Z) lies in [lower, upper] from the known "
+    "encoder (lower: InfoNCE with the true p(z|x), at most log N; upper: the smaller of the "
+    "leave-one-out bound and the rate); for a deterministic representation it is infinite "
+    "(inf); otherwise the largest critic estimate that raised no flag. I(Z;Y) lies in [lower, upper] for every "
+    "model: lower = H(Y) - CE of the model's own decoder on Z (one z sample per example for VIB; the "
+    "last hidden layer otherwise), upper = the smallest of H(Y), the rate and the leave-one-out bound; "
+    "I(Z;Y) critic: the largest critic estimate that raised no flag (a diagnostic)."
+)
+FLAGS_NOTE = (
+    "Info flags (`vib-bench info`): `below-bound`/`above-bound`: the named estimators contradict an "
+    "analytic bound; `unstable`: their restarts disagree; `at-ceiling`: InfoNCE at log(batch); "
+    f"`{CAP_LABEL}`: the lower end of the interval is capped at log N, so I(X;Z) may be much larger. "
+    "Flagged estimates never appear as values (in the I(Z;Y) critic column, or the I(X;Z) column where there "
+    "is no interval); the intervals need no critic."
+)
 
 
 def _flagged(entry: SeedResult, quantity: str) -> set[str]:
@@ -121,6 +129,8 @@ def info_flag_labels(model: ModelResult) -> list[str]:
         for q in KEYS.values():
             ran.setdefault(q, set()).update(s.info_estimates(q))
         capped = capped or bool(s.info_bounds.get("ixz_lower_at_cap"))
-    labels = [f"{q} {SHORT.get(flag, flag)}: {'all' if len(ests) > 1 and ests == ran.get(q) else '/'.join(sorted(ests))}"
-              for (q, flag), ests in sorted(seen.items())]
+    labels = [
+        f"{q} {SHORT.get(flag, flag)}: {'all' if len(ests) > 1 and ests == ran.get(q) else '/'.join(sorted(ests))}"
+        for (q, flag), ests in sorted(seen.items())
+    ]
     return labels + ([CAP_LABEL] if capped else [])

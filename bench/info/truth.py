@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -56,7 +55,7 @@ def gaussian_log_density_ratio(a: Tensor, b: Tensor, rho: float) -> Tensor:
     return (-0.5 * math.log(s) - quad / (2.0 * s)).sum(-1)
 
 
-def sample_correlated_gaussians(n: int, d: int, rho: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
+def sample_correlated_gaussians(n: int, d: int, rho: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Draw n pairs (a, b) in R^d x R^d: unit Gaussians, corr(a_k, b_k) = rho, otherwise independent."""
     gaussian_mi_truth(rho, d)  # validates rho, d
     gen = torch.Generator().manual_seed(int(seed))
@@ -90,13 +89,12 @@ def binary_channel_mi_truth(sigma: float) -> float:
         phi = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
         return -log_p(1.0 + sigma * z) * phi
 
-    h_y, _ = integrate.quad(integrand, -40.0, 40.0, points=[0.0], limit=400,
-                            epsabs=1e-13, epsrel=1e-11)
+    h_y, _ = integrate.quad(integrand, -40.0, 40.0, points=[0.0], limit=400, epsabs=1e-13, epsrel=1e-11)
     h_y_given_x = 0.5 * math.log(2.0 * math.pi * math.e * sigma * sigma)
     return max(0.0, h_y - h_y_given_x)
 
 
-def sample_binary_channel(n: int, sigma: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
+def sample_binary_channel(n: int, sigma: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Draw n pairs (x, y), x uniform on {-1, +1} and y = x + N(0, sigma^2); both shape (n, 1)."""
     if not float(sigma) > 0.0:
         raise BenchError(f"sigma must be positive, got {sigma}")
@@ -104,7 +102,6 @@ def sample_binary_channel(n: int, sigma: float, seed: int = 0) -> Tuple[Tensor, 
     x = torch.randint(0, 2, (int(n), 1), generator=gen).float() * 2.0 - 1.0
     y = x + float(sigma) * torch.randn(int(n), 1, generator=gen)
     return x, y
-
 
 
 def cubic_warp(t: Tensor) -> Tensor:
@@ -141,7 +138,7 @@ def student_t_mi_truth(rho: float, d: int, nu: float) -> float:
     return gauss + 2 * _t_entropy_part(float(nu), d) - _t_entropy_part(float(nu), 2 * d)
 
 
-def sample_student_t(n: int, d: int, rho: float, nu: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
+def sample_student_t(n: int, d: int, rho: float, nu: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Draw n pairs (a, b) from the multivariate t of :func:`student_t_mi_truth`: a Gaussian pair divided
     by one shared ``sqrt(w / nu)``, w ~ chi-square(nu)."""
     a, b = sample_correlated_gaussians(n, d, rho, seed=seed)
@@ -171,14 +168,14 @@ def sparse_gaussian_mi_truth(rho: float, pairs: int) -> float:
     return gaussian_mi_truth(rho, pairs)
 
 
-def sample_sparse_gaussians(n: int, d: int, pairs: int, rho: float, seed: int = 0) -> Tuple[Tensor, Tensor]:
+def sample_sparse_gaussians(n: int, d: int, pairs: int, rho: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Draw n pairs (a, b) in R^d x R^d: coordinates k < ``pairs`` of a and b correlated with rho, the other
     2 (d - pairs) coordinates independent unit Gaussians."""
     if not 1 <= int(pairs) <= int(d):
         raise BenchError(f"need 1 <= pairs <= d, got pairs={pairs}, d={d}")
     a, b = sample_correlated_gaussians(n, d, rho, seed=seed)
     noise = torch.randn(int(n), int(d) - int(pairs), generator=torch.Generator().manual_seed(int(seed) + 1))
-    b = torch.cat([b[:, :int(pairs)], noise], 1)     # b's unpaired coordinates: independent of everything
+    b = torch.cat([b[:, : int(pairs)], noise], 1)  # b's unpaired coordinates: independent of everything
     return a, b
 
 
@@ -196,7 +193,7 @@ def gaussian_channel_sigma_for_mi(mi_nats: float, d: int) -> float:
     return 1.0 / math.sqrt(math.expm1(2.0 * float(mi_nats) / int(d)))
 
 
-def sample_gaussian_channel(n: int, d: int, sigma: float, seed: int = 0) -> Tuple[Tensor, Tensor, Tensor]:
+def sample_gaussian_channel(n: int, d: int, sigma: float, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """Draw the Gaussian channel in float64: ``(mu, log_sigma, z)`` with mu = x, the encoder's mean,
     log_sigma = log(sigma) everywhere, and one z ~ p(z|x) per example."""
     gaussian_channel_mi_truth(sigma, d)

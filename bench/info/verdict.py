@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 
-LAST_LAYERS = 2              # the last two hidden layers (4 and 3 units)
+LAST_LAYERS = 2  # the last two hidden layers (4 and 3 units)
 MIN_DROP_NATS = 0.05
 MIN_DROP_FRACTION = 0.05
 SE_FACTOR = 3.0
@@ -42,9 +42,17 @@ def seed_verdict(points: list[dict], errors: list[dict]) -> dict:
     compresses = drop > max(MIN_DROP_NATS, MIN_DROP_FRACTION * v[k], noise)
     after = points[k:]
     rho = _spearman([p["ixt_nats"] for p in after], [err[p["epoch"]] for p in after])
-    return {"peak_epoch": points[k]["epoch"], "peak_nats": v[k], "final_nats": v[-1], "drop_nats": drop,
-            "drop_fraction": drop / v[k] if v[k] > 0 else 0.0, "compresses": bool(compresses), "rho_after_peak": rho,
-            "test_error_at_peak": err[points[k]["epoch"]], "final_test_error": err[points[-1]["epoch"]]}
+    return {
+        "peak_epoch": points[k]["epoch"],
+        "peak_nats": v[k],
+        "final_nats": v[-1],
+        "drop_nats": drop,
+        "drop_fraction": drop / v[k] if v[k] > 0 else 0.0,
+        "compresses": bool(compresses),
+        "rho_after_peak": rho,
+        "test_error_at_peak": err[points[k]["epoch"]],
+        "final_test_error": err[points[-1]["epoch"]],
+    }
 
 
 def _hidden_layers(plane: dict) -> list[str]:
@@ -65,17 +73,25 @@ def verdicts(runs: list[dict], estimators, activations) -> list[dict]:
                 drops = [p["drop_nats"] for p in per]
                 rhos = [p["rho_after_peak"] for p in per if p["rho_after_peak"] is not None]
                 n_c = sum(p["compresses"] for p in per)
-                rows.append({
-                    "activation": act, "estimator": est, "layer": layer, "seeds": len(per), "compresses": n_c,
-                    "verdict": "falls" if n_c == len(per) else "no fall" if n_c == 0 else "mixed",
-                    "drop_nats_mean": statistics.fmean(drops),
-                    "drop_nats_std": statistics.stdev(drops) if len(drops) > 1 else 0.0,
-                    "drop_fraction_mean": statistics.fmean(p["drop_fraction"] for p in per),
-                    "peak_epoch_median": statistics.median(p["peak_epoch"] for p in per),
-                    "rho_median": statistics.median(rhos) if rhos else None,
-                    "rho_min": min(rhos) if rhos else None, "rho_max": max(rhos) if rhos else None,
-                    "final_test_error_mean": statistics.fmean(p["final_test_error"] for p in per),
-                    "per_seed": per})
+                rows.append(
+                    {
+                        "activation": act,
+                        "estimator": est,
+                        "layer": layer,
+                        "seeds": len(per),
+                        "compresses": n_c,
+                        "verdict": "falls" if n_c == len(per) else "no fall" if n_c == 0 else "mixed",
+                        "drop_nats_mean": statistics.fmean(drops),
+                        "drop_nats_std": statistics.stdev(drops) if len(drops) > 1 else 0.0,
+                        "drop_fraction_mean": statistics.fmean(p["drop_fraction"] for p in per),
+                        "peak_epoch_median": statistics.median(p["peak_epoch"] for p in per),
+                        "rho_median": statistics.median(rhos) if rhos else None,
+                        "rho_min": min(rhos) if rhos else None,
+                        "rho_max": max(rhos) if rhos else None,
+                        "final_test_error_mean": statistics.fmean(p["final_test_error"] for p in per),
+                        "per_seed": per,
+                    }
+                )
     return rows
 
 
@@ -89,13 +105,30 @@ def verdict_table(rows: list[dict]) -> str:
     body = []
     for r in rows:
         rho = "" if r["rho_median"] is None else (f"{r['rho_median']:+.2f} [{r['rho_min']:+.2f}, {r['rho_max']:+.2f}]")
-        body.append([r["activation"], ESTIMATOR_NAMES.get(r["estimator"], r["estimator"]), r["layer"],
-                     f"{r['verdict']} ({r['compresses']}/{r['seeds']})",
-                     f"{r['drop_nats_mean']:.3f} ± {r['drop_nats_std']:.3f}", f"{100 * r['drop_fraction_mean']:.1f}",
-                     f"{r['peak_epoch_median']:g}", rho, f"{100 * r['final_test_error_mean']:.1f}"])
-    headers = ["activation", "estimator", "layer", "I(X;T) falls after its peak (seeds)", "drop (nats)",
-               "drop (% of peak)", "peak epoch (median)", "Spearman(I(X;T), test error) after the peak: median [min, max]",
-               "final test error %"]
+        body.append(
+            [
+                r["activation"],
+                ESTIMATOR_NAMES.get(r["estimator"], r["estimator"]),
+                r["layer"],
+                f"{r['verdict']} ({r['compresses']}/{r['seeds']})",
+                f"{r['drop_nats_mean']:.3f} ± {r['drop_nats_std']:.3f}",
+                f"{100 * r['drop_fraction_mean']:.1f}",
+                f"{r['peak_epoch_median']:g}",
+                rho,
+                f"{100 * r['final_test_error_mean']:.1f}",
+            ]
+        )
+    headers = [
+        "activation",
+        "estimator",
+        "layer",
+        "I(X;T) falls after its peak (seeds)",
+        "drop (nats)",
+        "drop (% of peak)",
+        "peak epoch (median)",
+        "Spearman(I(X;T), test error) after the peak: median [min, max]",
+        "final test error %",
+    ]
     return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
 
 
@@ -108,9 +141,11 @@ def summary_lines(rows: list[dict], runs: list[dict]) -> list[str]:
         n = sum(r["seeds"] for r in mine)
         k = sum(r["compresses"] for r in mine)
         errs = [100 * r["errors"][-1]["test_error"] for r in runs if r["activation"] == act]
-        out.append(f"- {act}: I(X;T) of the last {LAST_LAYERS} layers falls after its peak in {k} of {n} "
-                   f"(estimator, layer, seed) cases; final test error {statistics.fmean(errs):.2f}% "
-                   f"(seeds: {', '.join(f'{e:.2f}' for e in errs)}).")
+        out.append(
+            f"- {act}: I(X;T) of the last {LAST_LAYERS} layers falls after its peak in {k} of {n} "
+            f"(estimator, layer, seed) cases; final test error {statistics.fmean(errs):.2f}% "
+            f"(seeds: {', '.join(f'{e:.2f}' for e in errs)})."
+        )
     return out
 
 
@@ -118,35 +153,54 @@ def format_report(doc: dict, figure: str | None) -> str:
     """The Markdown report of a ``plane12`` results document."""
     st, tm = doc["settings"], doc["timings"]
     tr = st["train"]
-    lines = ["# The information plane on the 12-bit task", "",
-             f"Task: {st['task']['n_train'] + st['task']['n_val']} training and {st['task']['n_test']} test patterns "
-             f"of the 4,096 12-bit inputs; label rule {st['rule']} (a documented equivalent of the original rule). "
-             f"Network {st['model']}, {st['optimizer']} lr {tr['lr']:g}, "
-             f"{'full batch' if not tr['batch_size'] else 'batch ' + str(tr['batch_size'])}, {tr['epochs']} "
-             f"epochs; seeds {', '.join(map(str, st['seeds']))}; snapshots at epochs "
-             f"{', '.join(map(str, st['snapshot_epochs']))}. X is {st['x']}; I(X;T) <= log 4096 = "
-             f"{math.log(4096):.3f} nats.", "",
-             f"Estimators: binning ({st['bins']} equal-width bins per unit over the layer's range: tanh [-1, 1], ReLU "
-             f"[0, max over epochs]); the KDE upper bound of Saxe et al. (noise variance {st['kde_variance']:g}); the "
-             f"noise-regularised I(X; T + Z), Z ~ N(0, {st['noise_beta']:g}^2 I) (Goldfeld et al. 2019), by Monte "
-             f"Carlo; kde and noisy average over {st['outer_rows']} random patterns (inner sums over all 4,096).", "",
-             "## Verdict", "",
-             f"A layer compresses in a seed when I(X;T) falls after its peak by more than max({MIN_DROP_NATS} nats, "
-             f"{MIN_DROP_FRACTION:.0%} of the peak) and {SE_FACTOR:g} standard errors. The rank correlation is over "
-             f"the snapshots from the peak on (positive: the test error falls as I(X;T) falls).", "",
-             verdict_table(doc["verdict"]), "", *summary_lines(doc["verdict"], doc["runs"]), "",
-             "The rank correlation runs over training time: after the peak both I(X;T) and the test error tend to "
-             "fall with the epochs, so a positive value within one activation says they move together, not that "
-             "one drives the other; the comparison across activations (a network that generalises without any "
-             "fall) is the test of that claim.", ""]
+    lines = [
+        "# The information plane on the 12-bit task",
+        "",
+        f"Task: {st['task']['n_train'] + st['task']['n_val']} training and {st['task']['n_test']} test patterns "
+        f"of the 4,096 12-bit inputs; label rule {st['rule']} (a documented equivalent of the original rule). "
+        f"Network {st['model']}, {st['optimizer']} lr {tr['lr']:g}, "
+        f"{'full batch' if not tr['batch_size'] else 'batch ' + str(tr['batch_size'])}, {tr['epochs']} "
+        f"epochs; seeds {', '.join(map(str, st['seeds']))}; snapshots at epochs "
+        f"{', '.join(map(str, st['snapshot_epochs']))}. X is {st['x']}; I(X;T) <= log 4096 = "
+        f"{math.log(4096):.3f} nats.",
+        "",
+        f"Estimators: binning ({st['bins']} equal-width bins per unit over the layer's range: tanh [-1, 1], ReLU "
+        f"[0, max over epochs]); the KDE upper bound of Saxe et al. (noise variance {st['kde_variance']:g}); the "
+        f"noise-regularised I(X; T + Z), Z ~ N(0, {st['noise_beta']:g}^2 I) (Goldfeld et al. 2019), by Monte "
+        f"Carlo; kde and noisy average over {st['outer_rows']} random patterns (inner sums over all 4,096).",
+        "",
+        "## Verdict",
+        "",
+        f"A layer compresses in a seed when I(X;T) falls after its peak by more than max({MIN_DROP_NATS} nats, "
+        f"{MIN_DROP_FRACTION:.0%} of the peak) and {SE_FACTOR:g} standard errors. The rank correlation is over "
+        f"the snapshots from the peak on (positive: the test error falls as I(X;T) falls).",
+        "",
+        verdict_table(doc["verdict"]),
+        "",
+        *summary_lines(doc["verdict"], doc["runs"]),
+        "",
+        "The rank correlation runs over training time: after the peak both I(X;T) and the test error tend to "
+        "fall with the epochs, so a positive value within one activation says they move together, not that "
+        "one drives the other; the comparison across activations (a network that generalises without any "
+        "fall) is the test of that claim.",
+        "",
+    ]
     if figure:
         lines += [f"![information plane]({figure})", ""]
-    lines += ["## Timings", "",
-              "Wall-clock seconds, one thread: training " + f"{tm['train_s']:.0f} s; "
-              + "; ".join(f"{k[:-2]} {v:.0f} s" for k, v in tm.items() if k not in ("train_s", "total_s", "total_cpu_s"))
-              + f"; total {tm['total_s']:.0f} s"
-              + (f", of which {tm['total_cpu_s']:.0f} s of CPU time (the rest: waiting for a shared CPU)."
-                 if "total_cpu_s" in tm else "."), ""]
+    lines += [
+        "## Timings",
+        "",
+        "Wall-clock seconds, one thread: training "
+        + f"{tm['train_s']:.0f} s; "
+        + "; ".join(f"{k[:-2]} {v:.0f} s" for k, v in tm.items() if k not in ("train_s", "total_s", "total_cpu_s"))
+        + f"; total {tm['total_s']:.0f} s"
+        + (
+            f", of which {tm['total_cpu_s']:.0f} s of CPU time (the rest: waiting for a shared CPU)."
+            if "total_cpu_s" in tm
+            else "."
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -26,8 +26,8 @@ to a standard deviation), and a series of fewer than three points then has no st
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -36,9 +36,9 @@ import numpy as np
 class Fit:
     """The fitted step function: where each segment starts and the level of every point."""
 
-    starts: list[int]           # index of the first point of every segment (0 first)
-    levels: list[float]         # the fitted level (segment mean) at every point
-    noise: list[float]          # the standard error used for every point
+    starts: list[int]  # index of the first point of every segment (0 first)
+    levels: list[float]  # the fitted level (segment mean) at every point
+    noise: list[float]  # the standard error used for every point
 
     @property
     def change_points(self) -> list[int]:
@@ -64,18 +64,18 @@ def fit_steps(values: Sequence[float], noise: Sequence[float], factor: float = 3
     se = _noise(y, noise) if n else None
     if n == 0 or se is None or not np.all(np.isfinite(y)):
         return Fit([0] if n else [], [float(v) for v in y], [math.nan] * n)
-    w = 1.0 / se ** 2
+    w = 1.0 / se**2
     sw = np.concatenate([[0.0], np.cumsum(w)])
     swy = np.concatenate([[0.0], np.cumsum(w * y)])
     swyy = np.concatenate([[0.0], np.cumsum(w * y * y)])
 
-    def cost(i: int, j: int) -> float:   # weighted squared deviations of y[i:j] from their weighted mean
+    def cost(i: int, j: int) -> float:  # weighted squared deviations of y[i:j] from their weighted mean
         W, S = sw[j] - sw[i], swy[j] - swy[i]
         return max(0.0, swyy[j] - swyy[i] - S * S / W)
 
-    penalty = factor ** 2 * max(1.0, math.log(n))
-    best = [0.0] + [math.inf] * n       # best[j]: the cheapest fit of y[:j]
-    start = [0] * (n + 1)               # start[j]: where the last segment of that fit begins
+    penalty = factor**2 * max(1.0, math.log(n))
+    best = [0.0] + [math.inf] * n  # best[j]: the cheapest fit of y[:j]
+    start = [0] * (n + 1)  # start[j]: where the last segment of that fit begins
     for j in range(1, n + 1):
         for i in range(j):
             c = best[i] + cost(i, j) + penalty

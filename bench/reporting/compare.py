@@ -43,7 +43,7 @@ from ..results import CLEAN_KEY, ModelResult, Results, per_example_key
 from ..stats import benjamini_hochberg, holm, paired_seeds_min_p, paired_seeds_p, tarone, two_proportion_test
 
 FAMILIES = ("clean", "robust", "throughput")
-TIERS = ("primary", "secondary", "throughput")   # what --fail-on selects (also "all")
+TIERS = ("primary", "secondary", "throughput")  # what --fail-on selects (also "all")
 VERDICTS = ("worse", "better", "same", "not comparable", "missing", "skipped")
 CORRECTIONS = ("tarone", "holm", "none")
 TABLE_FORMATS = ("github", "simple", "csv", "latex", "html")
@@ -58,16 +58,32 @@ def check_same_dataset(base: Results, new: Results) -> None:
     else:
         same = (a.get("name"), a.get("n_test")) == (b.get("name"), b.get("n_test"))
     if not same:
-        raise BenchError(f"different datasets: {base.path} used {a.get('name')} ({a.get('checksum', 'no checksum')}), "
-                         f"{new.path} used {b.get('name')} ({b.get('checksum', 'no checksum')}); "
-                         "compare only runs evaluated on the same test set")
+        raise BenchError(
+            f"different datasets: {base.path} used {a.get('name')} ({a.get('checksum', 'no checksum')}), "
+            f"{new.path} used {b.get('name')} ({b.get('checksum', 'no checksum')}); "
+            "compare only runs evaluated on the same test set"
+        )
 
 
-def _row(family, model, metric, base, new, *, kind, test="", p=math.nan, verdict="same", note="",
-         tier="secondary") -> dict:
+def _row(
+    family, model, metric, base, new, *, kind, test="", p=math.nan, verdict="same", note="", tier="secondary"
+) -> dict:
     tier = "throughput" if family == "throughput" else tier
-    return {"family": family, "tier": tier, "model": model, "metric": metric, "base": base, "new": new, "kind": kind,
-            "test": test, "p": p, "min_p": math.nan, "p_adj": math.nan, "verdict": verdict, "note": note}
+    return {
+        "family": family,
+        "tier": tier,
+        "model": model,
+        "metric": metric,
+        "base": base,
+        "new": new,
+        "kind": kind,
+        "test": test,
+        "p": p,
+        "min_p": math.nan,
+        "p_adj": math.nan,
+        "verdict": verdict,
+        "note": note,
+    }
 
 
 def _missing(family, model, metric, note, tier="primary") -> dict:
@@ -109,15 +125,14 @@ def _paired(base: Results, new: Results, model: str, seeds: list[str], key: str)
     return pairs, n, kb / n, kn / n, prefix
 
 
-def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_better, fallback,
-                    tier="secondary") -> dict:
+def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_better, fallback, tier="secondary") -> dict:
     """A clean-error / robust-accuracy row: McNemar on the vectors, else a two-proportion test.
 
     ``fallback`` is ``(base_rate, base_n, new_rate, new_n)`` from the results file, where the rate
     is an accuracy (fraction correct) pooled over the matched seeds.
     """
     pair = _paired(base, new, model, seeds, key)
-    min_p = 0.0   # a test on rates is not discrete: always counted by Tarone's adjustment
+    min_p = 0.0  # a test on rates is not discrete: always counted by Tarone's adjustment
     if isinstance(pair, _Missing):
         return _missing(family, model, metric, str(pair), tier=tier)
     if pair is not None:
@@ -125,22 +140,44 @@ def _proportion_row(family, model, metric, base, new, seeds, key, lower_is_bette
         b, c = sum(x for x, _ in pairs), sum(y for _, y in pairs)
         p = paired_seeds_p(pairs)
         min_p = paired_seeds_min_p(pairs)
-        test = (f"McNemar exact ({b} lost, {c} gained)" if len(pairs) == 1 else
-                f"McNemar per seed, Fisher over {len(pairs)} seeds ({b} lost, {c} gained)")
+        test = (
+            f"McNemar exact ({b} lost, {c} gained)"
+            if len(pairs) == 1
+            else f"McNemar per seed, Fisher over {len(pairs)} seeds ({b} lost, {c} gained)"
+        )
         note = f"paired on the first {prefix} examples" if prefix else ""
     else:
         acc_b, nb, acc_n, nn = fallback
-        if nb and math.isfinite(acc_b) and not (nn and math.isfinite(acc_n)):   # BASE has the number, NEW not
+        if nb and math.isfinite(acc_b) and not (nn and math.isfinite(acc_n)):  # BASE has the number, NEW not
             return _missing(family, model, metric, "no rate or example count in new", tier=tier)
         if not (nb and nn and math.isfinite(acc_b) and math.isfinite(acc_n)):
-            return _row(family, model, metric, math.nan, math.nan, kind="proportion", verdict="not comparable",
-                        note="no example counts recorded", tier=tier)
+            return _row(
+                family,
+                model,
+                metric,
+                math.nan,
+                math.nan,
+                kind="proportion",
+                verdict="not comparable",
+                note="no example counts recorded",
+                tier=tier,
+            )
         p = two_proportion_test(acc_b * nb, nb, acc_n * nn, nn)
         test = "two-proportion z (no per-example data)"
         note = ""
     vb, vn = (1 - acc_b, 1 - acc_n) if lower_is_better else (acc_b, acc_n)
-    row = _row(family, model, metric, vb, vn, kind="error" if lower_is_better else "accuracy", test=test, p=p,
-               note=note, tier=tier)
+    row = _row(
+        family,
+        model,
+        metric,
+        vb,
+        vn,
+        kind="error" if lower_is_better else "accuracy",
+        test=test,
+        p=p,
+        note=note,
+        tier=tier,
+    )
     row["lower_is_better"] = lower_is_better
     row["min_p"] = min_p
     return row
@@ -156,8 +193,9 @@ def _matched_seeds(mb: ModelResult, mn: ModelResult) -> tuple[list[str], list[st
     return (sorted(sb & sn, key=_seed_order), sorted(sb - sn, key=_seed_order), sorted(sn - sb, key=_seed_order))
 
 
-def _clean_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult,
-                seeds: list[str]) -> list[dict]:
+def _clean_rows(
+    base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult, seeds: list[str]
+) -> list[dict]:
     def pooled(m: ModelResult):
         k = n = 0.0
         for s in seeds:
@@ -169,12 +207,16 @@ def _clean_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: Mo
         return (k / n if n else math.nan), int(n)
 
     (ab, nb), (an, nn) = pooled(mb), pooled(mn)
-    return [_proportion_row("clean", model, "clean error", base, new, seeds, CLEAN_KEY, True, (ab, nb, an, nn),
-                            tier="primary")]
+    return [
+        _proportion_row(
+            "clean", model, "clean error", base, new, seeds, CLEAN_KEY, True, (ab, nb, an, nn), tier="primary"
+        )
+    ]
 
 
-def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult,
-                 seeds: list[str]) -> list[dict]:
+def _robust_rows(
+    base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult, seeds: list[str]
+) -> list[dict]:
     def cells(m: ModelResult):
         per_seed = [{r.key: r for r in m.seed(s).records()} for s in seeds]
         common = set.intersection(*(set(c) for c in per_seed)) if per_seed else set()
@@ -187,25 +229,59 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
             return []
         if not cn:
             return [_missing("robust", model, "attacks", f"no attack results in new (seeds {','.join(seeds)})")]
-        return [_row("robust", model, "attacks", math.nan, math.nan, kind="text", verdict="not comparable",
-                     note=f"no attack results in base (seeds {','.join(seeds)})")]
+        return [
+            _row(
+                "robust",
+                model,
+                "attacks",
+                math.nan,
+                math.nan,
+                kind="text",
+                verdict="not comparable",
+                note=f"no attack results in base (seeds {','.join(seeds)})",
+            )
+        ]
     rows = []
-    for key in sorted(cb | cn, key=lambda k: (k.norm != "Linf", k.attack == "worst_case", str(k.attack), k.eps,
-                                              str(k.protocol))):
+    for key in sorted(
+        cb | cn, key=lambda k: (k.norm != "Linf", k.attack == "worst_case", str(k.attack), k.eps, str(k.protocol))
+    ):
         attack, norm, eps, protocol = key
         metric = f"{attack} {norm} {eps:g} [{protocol}]"
-        if key in cb and key in cn and {bool(c[key].get("cascade")) for c in pb} != {bool(c[key].get("cascade"))
-                                                                                      for c in pn}:
-            rows.append(_row("robust", model, metric, math.nan, math.nan, kind="accuracy", verdict="not comparable",
-                             note="standalone in one run, in the cascade (worst case so far) in the other"))
+        if (
+            key in cb
+            and key in cn
+            and {bool(c[key].get("cascade")) for c in pb} != {bool(c[key].get("cascade")) for c in pn}
+        ):
+            rows.append(
+                _row(
+                    "robust",
+                    model,
+                    metric,
+                    math.nan,
+                    math.nan,
+                    kind="accuracy",
+                    verdict="not comparable",
+                    note="standalone in one run, in the cascade (worst case so far) in the other",
+                )
+            )
             continue
         if key not in cn:
             lead = all(c[key].leaderboard for c in pb)
             rows.append(_missing("robust", model, metric, "only in base", tier="primary" if lead else "secondary"))
             continue
         if key not in cb:
-            rows.append(_row("robust", model, metric, math.nan, math.nan, kind="accuracy", verdict="not comparable",
-                             note="only in new"))
+            rows.append(
+                _row(
+                    "robust",
+                    model,
+                    metric,
+                    math.nan,
+                    math.nan,
+                    kind="accuracy",
+                    verdict="not comparable",
+                    note="only in new",
+                )
+            )
             continue
 
         def pooled(per_seed):
@@ -218,9 +294,19 @@ def _robust_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: M
             return (k / n if n else math.nan), int(n)
 
         (ab, nb), (an, nn) = pooled(pb), pooled(pn)
-        lead = all(c[key].leaderboard for c in pb)   # BASE decides whether a row gates, never NEW
-        row = _proportion_row("robust", model, metric, base, new, seeds, per_example_key(*key), False,
-                              (ab, nb, an, nn), tier="primary" if lead else "secondary")
+        lead = all(c[key].leaderboard for c in pb)  # BASE decides whether a row gates, never NEW
+        row = _proportion_row(
+            "robust",
+            model,
+            metric,
+            base,
+            new,
+            seeds,
+            per_example_key(*key),
+            False,
+            (ab, nb, an, nn),
+            tier="primary" if lead else "secondary",
+        )
         cfg_b = [c[key].budget for c in pb]
         cfg_n = [c[key].budget for c in pn]
         if cfg_b != cfg_n:
@@ -247,8 +333,9 @@ def _machine(mach: dict, run: Results) -> tuple:
     return machine_key(mach or run.environment("train"))
 
 
-def _throughput_rows(base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult,
-                     threshold: float) -> list[dict]:
+def _throughput_rows(
+    base: Results, new: Results, model: str, mb: ModelResult, mn: ModelResult, threshold: float
+) -> list[dict]:
     mach_b, tb = _throughput(mb)
     mach_n, tn = _throughput(mn)
     if not tb or not tn:
@@ -256,8 +343,18 @@ def _throughput_rows(base: Results, new: Results, model: str, mb: ModelResult, m
             return []
         if not tn:
             return [_missing("throughput", model, "throughput", "not timed in new")]
-        return [_row("throughput", model, "throughput", math.nan, math.nan, kind="text", verdict="not comparable",
-                     note="not timed in base")]
+        return [
+            _row(
+                "throughput",
+                model,
+                "throughput",
+                math.nan,
+                math.nan,
+                kind="text",
+                verdict="not comparable",
+                note="not timed in base",
+            )
+        ]
     rows = []
     same_machine = _machine(mach_b, base) == _machine(mach_n, new)
     for metric in sorted(set(tb) | set(tn)):
@@ -265,25 +362,46 @@ def _throughput_rows(base: Results, new: Results, model: str, mb: ModelResult, m
         if metric not in tn:
             rows.append(_missing("throughput", model, metric, "only in base"))
         elif metric not in tb:
-            rows.append(_row("throughput", model, metric, vb, vn, kind="rate", verdict="not comparable",
-                             note="only in new"))
+            rows.append(
+                _row("throughput", model, metric, vb, vn, kind="rate", verdict="not comparable", note="only in new")
+            )
         elif not same_machine:
             a, b = _machine(mach_b, base), _machine(mach_n, new)
             diff = [f"{name} {x} vs {y}" for name, x, y in zip(("cpu", "threads", "device"), a, b) if x != y]
-            rows.append(_row("throughput", model, metric, vb, vn, kind="rate", test=f"±{threshold:.0%} rule",
-                             verdict="not comparable", note="machines differ: " + ", ".join(diff)))
+            rows.append(
+                _row(
+                    "throughput",
+                    model,
+                    metric,
+                    vb,
+                    vn,
+                    kind="rate",
+                    test=f"±{threshold:.0%} rule",
+                    verdict="not comparable",
+                    note="machines differ: " + ", ".join(diff),
+                )
+            )
         else:
             rel = vn / vb - 1 if vb else math.nan
             verdict = "same"
             if math.isfinite(rel) and abs(rel) > threshold:
                 verdict = "better" if rel > 0 else "worse"
-            rows.append(_row("throughput", model, metric, vb, vn, kind="rate", test=f"±{threshold:.0%} rule",
-                             verdict=verdict))
+            rows.append(
+                _row("throughput", model, metric, vb, vn, kind="rate", test=f"±{threshold:.0%} rule", verdict=verdict)
+            )
     return rows
 
 
-def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput_threshold: float = 0.1,
-                 correction: str = "tarone", min_effect: float = 0.0, allow_missing: bool = False) -> list[dict]:
+def compare_runs(
+    base: Results,
+    new: Results,
+    *,
+    alpha: float = 0.05,
+    throughput_threshold: float = 0.1,
+    correction: str = "tarone",
+    min_effect: float = 0.0,
+    allow_missing: bool = False,
+) -> list[dict]:
     """Every difference between two runs, as rows (natural units); see the module docstring."""
     check_same_dataset(base, new)
     rows: list[dict] = []
@@ -294,32 +412,72 @@ def compare_runs(base: Results, new: Results, *, alpha: float = 0.05, throughput
             rows.append(_missing("clean", model, "model", "only in base"))
             continue
         if mb is None:
-            rows.append(_row("clean", model, "model", math.nan, math.nan, kind="text", verdict="not comparable",
-                             note="only in new"))
+            rows.append(
+                _row(
+                    "clean",
+                    model,
+                    "model",
+                    math.nan,
+                    math.nan,
+                    kind="text",
+                    verdict="not comparable",
+                    note="only in new",
+                )
+            )
             continue
         seeds, only_b, only_n = _matched_seeds(mb, mn)
         failed = [s for s in only_b if mn.seed(s) is not None and mn.seed(s).train.get("state") not in (None, "done")]
         for s in failed:
             t = mn.seed(s).train
             err = " ".join(str(t.get("error") or "").split())[:100]
-            rows.append(_row("clean", model, f"training seed {s}", "done", str(t.get("state")), kind="text",
-                             test="trained in base", verdict="worse", note=err, tier="primary"))
+            rows.append(
+                _row(
+                    "clean",
+                    model,
+                    f"training seed {s}",
+                    "done",
+                    str(t.get("state")),
+                    kind="text",
+                    test="trained in base",
+                    verdict="worse",
+                    note=err,
+                    tier="primary",
+                )
+            )
         for s in only_b:
             if s not in failed:
                 state = mn.seed(s).train.get("state") if mn.seed(s) is not None else None
-                rows.append(_missing("clean", model, f"seed {s}", "finished in base, " +
-                                     (f"{state} in new" if state else "absent in new")))
+                rows.append(
+                    _missing(
+                        "clean",
+                        model,
+                        f"seed {s}",
+                        "finished in base, " + (f"{state} in new" if state else "absent in new"),
+                    )
+                )
         if not seeds:
             if not only_b:
-                rows.append(_row("clean", model, "clean error", math.nan, math.nan, kind="text",
-                                 verdict="not comparable", note="no seed finished in either run"))
+                rows.append(
+                    _row(
+                        "clean",
+                        model,
+                        "clean error",
+                        math.nan,
+                        math.nan,
+                        kind="text",
+                        verdict="not comparable",
+                        note="no seed finished in either run",
+                    )
+                )
             rows.extend(_throughput_rows(base, new, model, mb, mn, throughput_threshold))
             continue
         unmatched = [s for s in only_b + only_n if s not in failed]
         new_rows = _clean_rows(base, new, model, mb, mn, seeds) + _robust_rows(base, new, model, mb, mn, seeds)
         if mb.config != mn.config:
             changed = sorted(k for k in set(mb.config) | set(mn.config) if mb.config.get(k) != mn.config.get(k))
-            new_rows[0]["note"] = "; ".join(x for x in (new_rows[0]["note"], f"config differs: {', '.join(changed)}") if x)
+            new_rows[0]["note"] = "; ".join(
+                x for x in (new_rows[0]["note"], f"config differs: {', '.join(changed)}") if x
+            )
         if unmatched:
             for r in new_rows:
                 r["note"] = "; ".join(x for x in (r["note"], f"seeds {','.join(seeds)} only") if x)
@@ -348,7 +506,8 @@ def _adjust_primary(tested: list[dict], alpha: float, correction: str) -> list[f
 
 
 def _decide(rows: list[dict], alpha: float, correction: str, min_effect: float) -> None:
-    """Adjust p-values per tier (Tarone or Holm on the primary family, Benjamini-Hochberg on the rest), give verdicts."""
+    """Adjust p-values per tier (Tarone or Holm on the primary family, Benjamini-Hochberg on the rest) and
+    give verdicts."""
     if correction not in CORRECTIONS:
         raise BenchError(f"--correction {correction!r}: choose from {', '.join(CORRECTIONS)}")
     for tier in ("primary", "secondary"):
@@ -356,15 +515,18 @@ def _decide(rows: list[dict], alpha: float, correction: str, min_effect: float) 
         if tier == "primary":
             adjusted = _adjust_primary(tested, alpha, correction)
         else:
-            adjusted = benjamini_hochberg([r["p"] for r in tested]) if correction != "none" else [r["p"] for r in tested]
+            adjusted = (
+                benjamini_hochberg([r["p"] for r in tested]) if correction != "none" else [r["p"] for r in tested]
+            )
         for r, pa in zip(tested, adjusted):
             r["p_adj"] = pa
             r["verdict"] = "same"
             if pa < alpha and r["base"] != r["new"]:
                 got_worse = (r["new"] > r["base"]) if r.get("lower_is_better") else (r["new"] < r["base"])
                 if abs(r["new"] - r["base"]) * 100 < min_effect:
-                    r["note"] = "; ".join(x for x in (r["note"], f"significant, below --min-effect {min_effect:g} pp")
-                                          if x)
+                    r["note"] = "; ".join(
+                        x for x in (r["note"], f"significant, below --min-effect {min_effect:g} pp") if x
+                    )
                 else:
                     r["verdict"] = "worse" if got_worse else "better"
 
@@ -391,8 +553,11 @@ def exit_status(rows: list[dict], fail_on) -> int:
         return 1
     if any(r["verdict"] == "worse" and r["tier"] in tiers for r in rows):
         return 1
-    return 1 if any(r["verdict"] == "missing" and (r["tier"] != "throughput" or "throughput" in tiers)
-                    for r in rows) else 0
+    return (
+        1
+        if any(r["verdict"] == "missing" and (r["tier"] != "throughput" or "throughput" in tiers) for r in rows)
+        else 0
+    )
 
 
 def nothing_compared(rows: list[dict]) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from . import escape
-from .compare import TABLE_FORMATS, TIERS, VERDICTS, check_fail_on, nothing_compared
 from ..errors import BenchError
 from ..results import Results
+from . import escape
+from .compare import TABLE_FORMATS, TIERS, VERDICTS, check_fail_on, nothing_compared
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -53,13 +53,31 @@ def render_rows(rows: list[dict], fmt: str = "github", show_all: bool = False) -
 
         keys = ["tier", "family", "model", "metric", "base", "new", "test", "p", "p_adj", "verdict", "note"]
         return escape.csv_frame(pd.DataFrame([{k: r[k] for k in keys} for r in shown], columns=keys)).to_csv(
-            index=False, float_format="%.8g", lineterminator="\n")
-    table = [[escape.cell(c, fmt) for c in (r["tier"], r["model"], r["metric"], _fmt_value(r, r["base"]),
-                                            _fmt_value(r, r["new"]), _fmt_delta(r), r["test"], _fmt_p(r["p"]),
-                                            _fmt_p(r["p_adj"]), r["verdict"], r["note"])] for r in shown]
+            index=False, float_format="%.8g", lineterminator="\n"
+        )
+    table = [
+        [
+            escape.cell(c, fmt)
+            for c in (
+                r["tier"],
+                r["model"],
+                r["metric"],
+                _fmt_value(r, r["base"]),
+                _fmt_value(r, r["new"]),
+                _fmt_delta(r),
+                r["test"],
+                _fmt_p(r["p"]),
+                _fmt_p(r["p_adj"]),
+                r["verdict"],
+                r["note"],
+            )
+        ]
+        for r in shown
+    ]
     if not table:
-        return (f"(no differences: all {len(rows)} rows the same; --all lists them)\n" if rows
-                else "(nothing to compare)\n")
+        return (
+            f"(no differences: all {len(rows)} rows the same; --all lists them)\n" if rows else "(nothing to compare)\n"
+        )
     tf = {"github": "pipe", "simple": "simple", "latex": "latex_raw", "html": "unsafehtml"}[fmt]
     align = ["left"] * 3 + ["right"] * 3 + ["left"] + ["right"] * 2 + ["left"] * 2
     return tabulate(table, headers=headers, tablefmt=tf, colalign=align, disable_numparse=True) + "\n"
@@ -71,9 +89,15 @@ def to_json(base: Results, new: Results, rows: list[dict], changes: list[str], f
 
     from ..io import json_safe
 
-    doc = {"base": provenance(base), "new": provenance(new), "setting_changes": changes,
-           "fail_on": sorted(check_fail_on(list(fail_on))), "status": status,
-           "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}, "rows": rows}
+    doc = {
+        "base": provenance(base),
+        "new": provenance(new),
+        "setting_changes": changes,
+        "fail_on": sorted(check_fail_on(list(fail_on))),
+        "status": status,
+        "counts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
+        "rows": rows,
+    }
     return json.dumps(json_safe(doc), indent=1) + "\n"
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from .. import rundir
 from ..io import atomic_write_figure
-from .leaderboard import default_eps, robust_accuracy, seed_values
 from ..results import Results
 from ..stats import mean_std
+from .leaderboard import default_eps, robust_accuracy, seed_values
 
 _SKIP_LOG_KEYS = {"epoch", "lr", "examples_per_s"}
 _ATTACK_ORDER = ("worst_case", "fgsm", "pgd", "eot_pgd", "apgd_ce", "apgd_t", "cw", "autoattack", "square")
@@ -35,8 +35,10 @@ _ATTACK_ORDER = ("worst_case", "fgsm", "pgd", "eot_pgd", "apgd_ce", "apgd_t", "c
 
 def _families(res: Results, models: list[str]) -> tuple[list[str], list[str]]:
     """(the other models, the VIB models ordered by beta): two families, drawn differently."""
-    vib = sorted((m for m in models if res.model(m) is not None and res.model(m).beta is not None),
-                 key=lambda m: (res.model(m).beta, m))
+    vib = sorted(
+        (m for m in models if res.model(m) is not None and res.model(m).beta is not None),
+        key=lambda m: (res.model(m).beta, m),
+    )
     return [m for m in models if m not in vib], vib
 
 
@@ -48,8 +50,11 @@ def _styles(res: Results, models: list[str]) -> dict[str, dict]:
     others, vib = _families(res, models)
     # the others avoid the ramp's hues (purple, pink, red, orange) while there are few of them
     tab = colormaps["tab10"]
-    qual = [tab(i) for i in (0, 2, 5, 7, 8, 9)] if vib and len(others) <= 6 else \
-        [colormaps["tab10" if len(others) <= 10 else "tab20"](i) for i in range(20)]
+    qual = (
+        [tab(i) for i in (0, 2, 5, 7, 8, 9)]
+        if vib and len(others) <= 6
+        else [colormaps["tab10" if len(others) <= 10 else "tab20"](i) for i in range(20)]
+    )
     ramp = colormaps["plasma"]
     out = {m: {"color": qual[i % len(qual)], "marker": "o"} for i, m in enumerate(others)}
     for i, m in enumerate(vib):
@@ -130,13 +135,22 @@ def _attack_series(res: Results) -> dict[tuple[str, str], dict[str, dict[str, li
                 cells[(r.norm, r.attack)].add(r.eps)
             for (norm, attack), eps_set in cells.items():
                 family = "worst" if attack == "worst_case" else attack
-                pts = [(e, robust_accuracy(recs, family, e, norm) if family == "worst" else
-                        min(r.robust_acc for r in recs if r.attack == attack and r.norm == norm and r.eps == e))
-                       for e in sorted(eps_set)]
+                pts = [
+                    (
+                        e,
+                        robust_accuracy(recs, family, e, norm)
+                        if family == "worst"
+                        else min(r.robust_acc for r in recs if r.attack == attack and r.norm == norm and r.eps == e),
+                    )
+                    for e in sorted(eps_set)
+                ]
                 out[(norm, attack)][model][seed] = pts
                 if attack == "worst_case":
-                    paper = [(r.eps, r.robust_acc) for r in recs
-                             if r.is_worst_case and r.norm == norm and r.protocol == "paper"]
+                    paper = [
+                        (r.eps, r.robust_acc)
+                        for r in recs
+                        if r.is_worst_case and r.norm == norm and r.protocol == "paper"
+                    ]
                     if paper:
                         out[(norm, "worst_case[paper]")][model][seed] = sorted(paper)
     return out
@@ -186,24 +200,40 @@ def plot_robust_accuracy(res: Results, path: Path) -> Path | None:
             eps, mean, std = _mean_curve(per_seed)
             x = [e + offset[model] for e in eps]
             st = styles[model]
-            ax.errorbar(x, [100 * v for v in mean], yerr=[100 * s for s in std] if len(per_seed) > 1 else None,
-                        color=st["color"], marker=st["marker"], ms=4, capsize=2, lw=1.3, alpha=0.9, label=model)
+            ax.errorbar(
+                x,
+                [100 * v for v in mean],
+                yerr=[100 * s for s in std] if len(per_seed) > 1 else None,
+                color=st["color"],
+                marker=st["marker"],
+                ms=4,
+                capsize=2,
+                lw=1.3,
+                alpha=0.9,
+                label=model,
+            )
             paper = series.get((norm, "worst_case[paper]"), {}).get(model) if attack == "worst_case" else None
             if paper:
                 pe, pm, _ = _mean_curve(paper)
-                ax.plot([e + offset[model] for e in pe], [100 * v for v in pm], color=st["color"], ls="--", lw=1,
-                        alpha=0.8)
+                ax.plot(
+                    [e + offset[model] for e in pe], [100 * v for v in pm], color=st["color"], ls="--", lw=1, alpha=0.8
+                )
         title = "worst case over attacks" if attack == "worst_case" else attack
-        ax.set_title(f"{title} ({'L-inf' if norm == 'Linf' else norm})", fontsize=10,
-                     fontweight="bold" if attack == "worst_case" else "normal")
+        ax.set_title(
+            f"{title} ({'L-inf' if norm == 'Linf' else norm})",
+            fontsize=10,
+            fontweight="bold" if attack == "worst_case" else "normal",
+        )
         ax.set_xlabel("eps")
         ax.set_ylabel("robust accuracy (%)")
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
     dashed = any(series.get((norm, "worst_case[paper]")) for norm, _ in panels)
-    fig.suptitle(f"Robust accuracy vs eps ({_seeds_label(seeds.values())}); "
-                 + ("triangles: VIB models, lighter = larger beta" if vib and others else "each model offset "
-                    "slightly sideways"), fontsize=10)
+    fig.suptitle(
+        f"Robust accuracy vs eps ({_seeds_label(seeds.values())}); "
+        + ("triangles: VIB models, lighter = larger beta" if vib and others else "each model offset slightly sideways"),
+        fontsize=10,
+    )
     _legend(fig, styles, shown, [("worst case, paper protocol (randomised)", "--")] if dashed else ())
     return atomic_write_figure(fig, path)
 
@@ -213,7 +243,7 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
     """Clean error, worst-case robust accuracy and rate vs beta; one line per other-config group."""
     groups: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
     for m in res.models():
-        beta = m.beta if m.beta is not None else m.vib_beta   # vib_beta: beta = 0 counts too
+        beta = m.beta if m.beta is not None else m.vib_beta  # vib_beta: beta = 0 counts too
         if beta is None or not m.done_seeds():
             continue
         rest = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in m.config.items() if k != "beta"))
@@ -230,8 +260,9 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
         return ", ".join(f"{k}={json.loads(d[k]) if k in d else '-'}" for k in varying) or "VIB"
 
     eps = default_eps(res)
-    values = {mod: [seed_values(s, [], eps) for s in res.model(mod).done_seeds()]
-              for g in groups.values() for _, mod in g}
+    values = {
+        mod: [seed_values(s, [], eps) for s in res.model(mod).done_seeds()] for g in groups.values() for _, mod in g
+    }
     have = lambda key: any(math.isfinite(v[key]) for vs in values.values() for v in vs)  # noqa: E731
     metrics = [("clean_error", "clean error (%)", 100.0)]
     robust = [f"worst@{e:g}" for e in eps if have(f"worst@{e:g}")]
@@ -260,13 +291,25 @@ def plot_beta_sweep(res: Results, path: Path) -> Path | None:
                     lab = label(g) + (f", L-inf eps {k.split('@')[1]}" if key == "robust" else "")
                     shade = 1.0 - 0.45 * ki / max(len(keys_here) - 1, 1) if key == "robust" else 1.0
                     color = tuple(min(1.0, c * shade + (1 - shade)) for c in _rgb(f"C{gi}"))
-                    ax.errorbar(xs, ys, yerr=es if any(es) else None, marker=markers[ki % len(markers)], ms=5,
-                                capsize=2, ls=line_styles[ki % len(line_styles)], lw=1.5, color=color, label=lab)
+                    ax.errorbar(
+                        xs,
+                        ys,
+                        yerr=es if any(es) else None,
+                        marker=markers[ki % len(markers)],
+                        ms=5,
+                        capsize=2,
+                        ls=line_styles[ki % len(line_styles)],
+                        lw=1.5,
+                        color=color,
+                        label=lab,
+                    )
         ax.set_xscale("log")
         if ticks:
             ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=45, fontsize=7)
             ax.minorticks_off()
-        ax.set_xlabel("beta" + (" (the tick \"0\": no KL term, off the log scale)" if ticks and ticks[0][1] == "0" else ""))
+        ax.set_xlabel(
+            "beta" + (' (the tick "0": no KL term, off the log scale)' if ticks and ticks[0][1] == "0" else "")
+        )
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
@@ -313,8 +356,13 @@ def plot_training_curves(res: Results, run_dir: Path, path: Path) -> Path | None
     for runs in logs.values():
         for rec in runs[0]:
             for k, v in rec.items():
-                if (isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _SKIP_LOG_KEYS
-                        and not k.endswith("_s") and k not in keys):
+                if (
+                    isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and k not in _SKIP_LOG_KEYS
+                    and not k.endswith("_s")
+                    and k not in keys
+                ):
                     keys.append(k)
     first = [k for k in ("loss", "val_error", "val_nll") if k in keys]
     keys = first + sorted(k for k in keys if k not in first)
@@ -333,8 +381,13 @@ def plot_training_curves(res: Results, run_dir: Path, path: Path) -> Path | None
                         by_epoch[rec["epoch"]].append(v)
             if by_epoch:
                 ep = sorted(by_epoch)
-                ax.plot(ep, [scale * sum(by_epoch[e]) / len(by_epoch[e]) for e in ep], color=styles[model]["color"],
-                        lw=1.5, label=model)
+                ax.plot(
+                    ep,
+                    [scale * sum(by_epoch[e]) / len(by_epoch[e]) for e in ep],
+                    color=styles[model]["color"],
+                    lw=1.5,
+                    label=model,
+                )
         ax.set_title(key + (" (%)" if scale != 1 else ""), fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -348,10 +401,12 @@ def make_figures(run_dir) -> list[Path]:
     """Write every figure the run's data allow into ``RUN_DIR/figures/``; returns their paths."""
     res = Results.load(run_dir)
     rd = rundir.run_dir_of(run_dir)
-    made = [plot_robust_accuracy(res, rundir.figure_path(rd, "robust_accuracy.png")),
-            plot_beta_sweep(res, rundir.figure_path(rd, "beta_sweep.png")),
-            plot_training_curves(res, rd, rundir.figure_path(rd, "training_curves.png")),
-            plot_reliability(res, rundir.figure_path(rd, "reliability.png"))]
+    made = [
+        plot_robust_accuracy(res, rundir.figure_path(rd, "robust_accuracy.png")),
+        plot_beta_sweep(res, rundir.figure_path(rd, "beta_sweep.png")),
+        plot_training_curves(res, rd, rundir.figure_path(rd, "training_curves.png")),
+        plot_reliability(res, rundir.figure_path(rd, "reliability.png")),
+    ]
     return [p for p in made if p is not None]
 
 
@@ -380,8 +435,15 @@ def plot_reliability(res: Results, path: Path) -> Path | None:
         width = edges[1] - edges[0]
         for lo, acc, cnt in zip(edges[:-1], rel["accuracy"], counts):
             if cnt:  # a bin of few examples is drawn pale: its accuracy is mostly noise
-                ax.bar(lo, acc, width=width, align="edge", color="tab:blue", edgecolor="white",
-                       alpha=0.25 + 0.6 * min(1.0, math.log10(cnt) / 2))
+                ax.bar(
+                    lo,
+                    acc,
+                    width=width,
+                    align="edge",
+                    color="tab:blue",
+                    edgecolor="white",
+                    alpha=0.25 + 0.6 * min(1.0, math.log10(cnt) / 2),
+                )
                 axn.bar(lo, cnt, width=width, align="edge", color="grey", edgecolor="white")
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
         ax.set_xlim(0, 1)
@@ -395,7 +457,10 @@ def plot_reliability(res: Results, path: Path) -> Path | None:
         axn.set_ylabel("examples", fontsize=8)
         axn.tick_params(labelsize=7)
         axn.set_xlabel("confidence")
-    fig.suptitle("Reliability diagrams (one seed per model). Grey: examples per confidence bin (log scale); "
-                 "pale bars: bins of fewer than 100 examples", fontsize=10)
+    fig.suptitle(
+        "Reliability diagrams (one seed per model). Grey: examples per confidence bin (log scale); "
+        "pale bars: bins of fewer than 100 examples",
+        fontsize=10,
+    )
     fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.9 / (4.6 * nrows), bottom=0.5 / (4.6 * nrows))
     return atomic_write_figure(fig, path)

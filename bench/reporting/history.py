@@ -19,15 +19,16 @@ from pathlib import Path
 
 import registry
 
-from . import escape
-from .changepoint import fit_steps
 from ..env import machine_key
 from ..errors import BenchError
-from .leaderboard import STANDARD_EPS, column, common_grid, format_name, linf_grid, robust_key, seed_n, seed_values
 from ..results import Results, norm_eps
 from ..stats import binomial_se, mean_std
+from . import escape
+from .changepoint import fit_steps
+from .leaderboard import STANDARD_EPS, column, common_grid, format_name, linf_grid, robust_key, seed_n, seed_values
 
 TABLE_FORMATS = ("github", "simple", "csv", "latex", "html", "json")
+
 
 def _recorded_at(run: Results) -> str | None:
     return run.environment("train").get("recorded_at")
@@ -35,6 +36,7 @@ def _recorded_at(run: Results) -> str | None:
 
 def check_runs(runs: list[Results], metric: str) -> None:
     """Refuse (BenchError) runs on different test sets, and a robust metric at an eps no run attacked."""
+
     def dataset(run: Results):
         d = run.dataset
         return d.get("checksum") or (d.get("name"), d.get("n_test"))
@@ -42,20 +44,30 @@ def check_runs(runs: list[Results], metric: str) -> None:
     first = runs[0]
     for run in runs[1:]:
         if dataset(run) != dataset(first):
-            raise BenchError(f"these runs use different test sets: {first.label} {first.dataset.get('name')} "
-                             f"({first.dataset.get('checksum', 'no checksum')}), {run.label} "
-                             f"{run.dataset.get('name')} ({run.dataset.get('checksum', 'no checksum')}); a history "
-                             "follows one test set: give runs of one data set")
+            raise BenchError(
+                f"these runs use different test sets: {first.label} {first.dataset.get('name')} "
+                f"({first.dataset.get('checksum', 'no checksum')}), {run.label} "
+                f"{run.dataset.get('name')} ({run.dataset.get('checksum', 'no checksum')}); a history "
+                "follows one test set: give runs of one data set"
+            )
     rk = robust_key(metric)
     if rk:
         available = sorted({e for run in runs for s in run.iter_seeds() for e in linf_grid(s)})
         if norm_eps(rk[1]) not in {norm_eps(e) for e in available}:
-            raise BenchError(f"--metric {metric}: no run was attacked at L-inf eps {rk[1]:g}; eps values "
-                             f"available: {', '.join(f'{e:g}' for e in available) or 'none (no attacks)'}")
+            raise BenchError(
+                f"--metric {metric}: no run was attacked at L-inf eps {rk[1]:g}; eps values "
+                f"available: {', '.join(f'{e:g}' for e in available) or 'none (no attacks)'}"
+            )
 
 
-def history_frame(runs: list[Results], metric: str, patterns: list[str] | None = None, *,
-                  noise_factor: float = 3.0, throughput_threshold: float = 0.1) -> list[dict]:
+def history_frame(
+    runs: list[Results],
+    metric: str,
+    patterns: list[str] | None = None,
+    *,
+    noise_factor: float = 3.0,
+    throughput_threshold: float = 0.1,
+) -> list[dict]:
     """One row per (run, model): value (mean over seeds), std, noise (standard error), the fitted level and
     step flags (see the module docstring)."""
     col = check_metric(metric)
@@ -80,10 +92,22 @@ def history_frame(runs: list[Results], metric: str, patterns: list[str] | None =
                 b = binomial_se(mean, int(min(ns))) if ns else math.nan
                 se = b if not math.isfinite(se) else max(se, b) if math.isfinite(b) else se
             mach = next((s.machine for s in seeds if s.machine), None)
-            rows.append({"run": run.label, "index": i, "recorded_at": _recorded_at(run),
-                         "commit": ((run.environment("train").get("git") or {}).get("commit") or "")[:7],
-                         "model": model, "value": mean, "std": std, "seeds": k, "noise": se,
-                         "machine": machine_key(mach or run.environment("train")), "step": False, "delta": math.nan})
+            rows.append(
+                {
+                    "run": run.label,
+                    "index": i,
+                    "recorded_at": _recorded_at(run),
+                    "commit": ((run.environment("train").get("git") or {}).get("commit") or "")[:7],
+                    "model": model,
+                    "value": mean,
+                    "std": std,
+                    "seeds": k,
+                    "noise": se,
+                    "machine": machine_key(mach or run.environment("train")),
+                    "step": False,
+                    "delta": math.nan,
+                }
+            )
     for model in dict.fromkeys(r["model"] for r in rows):
         series = [r for r in rows if r["model"] == model and math.isfinite(r["value"])]
         if metric in ("infer_ex_s", "train_ex_s"):
@@ -136,8 +160,12 @@ def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
     if fmt == "csv":
         import pandas as pd
 
-        frame = pd.DataFrame([{k: r[k] for k in ("run", "commit", "recorded_at", "model", "value", "std", "seeds",
-                                                  "noise", "step")} for r in rows])
+        frame = pd.DataFrame(
+            [
+                {k: r[k] for k in ("run", "commit", "recorded_at", "model", "value", "std", "seeds", "noise", "step")}
+                for r in rows
+            ]
+        )
         return escape.csv_frame(frame).to_csv(index=False, float_format="%.8g", lineterminator="\n")
     table = []
     for idx, label, commit, when in runs:
@@ -145,10 +173,10 @@ def render_history(rows: list[dict], metric: str, fmt: str = "github") -> str:
         for m in models:
             r = next((r for r in rows if r["index"] == idx and r["model"] == m), None)
             if r is None:
-                line.append("-")   # the model is not in this run
+                line.append("-")  # the model is not in this run
                 continue
             if not math.isfinite(r["value"]):
-                line.append("n/a")   # in the run, without a value of this metric
+                line.append("n/a")  # in the run, without a value of this metric
                 continue
             cell = col.fmt(r["value"]) + (f" ± {col.fmt(r['std'])}" if r["seeds"] > 1 else "")
             if r["step"]:
@@ -169,11 +197,14 @@ def history_json(rows: list[dict], metric: str) -> str:
     def clean(v):
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
-    keys = ("run", "commit", "recorded_at", "model", "value", "std", "seeds", "noise", "level", "step", "delta",
-            "note")
+    keys = ("run", "commit", "recorded_at", "model", "value", "std", "seeds", "noise", "level", "step", "delta", "note")
     col = column(metric)
-    doc = {"metric": metric, "doc": col.doc, "better": col.better,
-           "rows": [{k: clean(r.get(k)) for k in keys if k in r} for r in rows]}
+    doc = {
+        "metric": metric,
+        "doc": col.doc,
+        "better": col.better,
+        "rows": [{k: clean(r.get(k)) for k in keys if k in r} for r in rows],
+    }
     return json.dumps(doc, indent=1) + "\n"
 
 

@@ -8,8 +8,8 @@ only been trained still renders.
 
 The robust-accuracy columns (``fgsm@eps``, ``pgd@eps``, ``worst@eps``) exist for any L-inf eps the run
 attacked; by default a leaderboard shows up to three nonzero eps of the run's own grid
-(:func:`default_eps`), and ``eps=`` chooses them. Rendering (Markdown, LaTeX, HTML, CSV, JSON) and ``leaderboard.md`` live in
-``bench.reporting.leaderboard_render``.
+(:func:`default_eps`), and ``eps=`` chooses them. Rendering (Markdown, LaTeX, HTML, CSV, JSON) and
+``leaderboard.md`` live in ``bench.reporting.leaderboard_render``.
 
 Robust accuracy, as the attack stage records it: an example counts as robust when it is classified
 correctly both clean and attacked. For a randomised model (VIB, or anything whose outputs vary
@@ -25,19 +25,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..errors import BenchError
 from ..attack import indicators as attack_indicators
+from ..errors import BenchError
 from ..info import summary as info_summary
 from ..protocol import FLAGS
-from .ranking import Best, best_models, robust_accuracy
 from ..results import ModelResult, Results, SeedResult, norm_eps
 from ..stats import mean_std, trapezoid_auc
+from .ranking import Best, best_models, robust_accuracy
 
 FORMATS = ("github", "latex", "html", "csv", "json")
 FORMAT_ALIASES = {"markdown": "github"}
-STANDARD_EPS = (0.1, 0.3)          # the L-inf points of the MNIST threat model (Madry et al.)
+STANDARD_EPS = (0.1, 0.3)  # the L-inf points of the MNIST threat model (Madry et al.)
 STANDARD_ATTACKS = ("fgsm", "pgd")
-MAX_DEFAULT_EPS = 3                # robust columns per family when the eps are not chosen
+MAX_DEFAULT_EPS = 3  # robust columns per family when the eps are not chosen
 ROBUST_FAMILIES = (("fgsm", "FGSM"), ("pgd", "PGD"), ("worst", "worst"))
 
 
@@ -53,14 +53,14 @@ def format_name(fmt: str, choices=FORMATS) -> str:
 class Column:
     key: str
     header: str
-    better: str | None = None       # "min", "max" or None (no best is marked)
-    scale: float = 1.0              # display = value * scale
+    better: str | None = None  # "min", "max" or None (no best is marked)
+    scale: float = 1.0  # display = value * scale
     digits: int = 2
-    with_std: bool = False          # show "mean ± std" over seeds
-    thousands: bool = False         # integers with separators (throughput, parameters)
-    proportion: bool = False        # a fraction of ``n`` examples (binomial noise applies)
-    paired: bool = False            # per-example vectors exist: "best" needs a paired test (bench.reporting.ranking)
-    per_seed: bool = True           # measured per seed (throughput is measured once per model)
+    with_std: bool = False  # show "mean ± std" over seeds
+    thousands: bool = False  # integers with separators (throughput, parameters)
+    proportion: bool = False  # a fraction of ``n`` examples (binomial noise applies)
+    paired: bool = False  # per-example vectors exist: "best" needs a paired test (bench.reporting.ranking)
+    per_seed: bool = True  # measured per seed (throughput is measured once per model)
     doc: str = ""
 
     def fmt(self, value: float) -> str:
@@ -74,35 +74,100 @@ def _robust_columns(eps_list=STANDARD_EPS) -> list[Column]:
     cols = []
     for family, label in ROBUST_FAMILIES:
         for eps in eps_list:
-            what = ("per-example worst case over every attack run" if family == "worst"
-                    else f"{label}; randomised models: the worse of {family} and eot_{family} (if run)")
-            cols.append(Column(f"{family}@{eps:g}", f"{label} ε={eps:g} %", "max", 100.0, 1, proportion=True,
-                               paired=True, doc=f"robust accuracy (%) at L-inf eps {eps:g}, {what}"))
+            what = (
+                "per-example worst case over every attack run"
+                if family == "worst"
+                else f"{label}; randomised models: the worse of {family} and eot_{family} (if run)"
+            )
+            cols.append(
+                Column(
+                    f"{family}@{eps:g}",
+                    f"{label} ε={eps:g} %",
+                    "max",
+                    100.0,
+                    1,
+                    proportion=True,
+                    paired=True,
+                    doc=f"robust accuracy (%) at L-inf eps {eps:g}, {what}",
+                )
+            )
     return cols
 
 
 COLUMNS: list[Column] = [
-    Column("clean_error", "clean err %", "min", 100.0, 2, with_std=True, proportion=True, paired=True,
-           doc="test error (%), mean ± sample std over seeds"),
+    Column(
+        "clean_error",
+        "clean err %",
+        "min",
+        100.0,
+        2,
+        with_std=True,
+        proportion=True,
+        paired=True,
+        doc="test error (%), mean ± sample std over seeds",
+    ),
     Column("nll", "NLL", "min", 1.0, 3, doc="test negative log-likelihood (nats), mean over seeds"),
     Column("ece", "ECE %", "min", 100.0, 2, doc="expected calibration error (%, 15 equal-width bins), mean over seeds"),
-    Column("rate", "rate (nats)", None, 1.0, 1,
-           doc="VIB rate: mean KL(p(z|x) || N(0, I)) on the test set, an upper bound on I(X;Z) (nats)"),
+    Column(
+        "rate",
+        "rate (nats)",
+        None,
+        1.0,
+        1,
+        doc="VIB rate: mean KL(p(z|x) || N(0, I)) on the test set, an upper bound on I(X;Z) (nats)",
+    ),
     *_robust_columns(),
-    Column("ixz", "I(X;Z) nats", None, 1.0, 2,
-           doc="`vib-bench info`: VIB: [lower, upper] from the known encoder (the number: lower); deterministic: "
-               "inf, no number; otherwise the largest unflagged estimate (nats)"),
-    Column("izy", "I(Z;Y) nats", None, 1.0, 3,
-           doc="`vib-bench info`: [H(Y) - CE of the model's own decoder, min(H(Y), rate, leave-one-out)], a provable "
-               "interval for every model (the number: lower; nats)"),
-    Column("izy_critic", "I(Z;Y) critic nats", None, 1.0, 3,
-           doc="`vib-bench info`: largest I(Z;Y) critic estimate that raised no flag (a diagnostic; nats)"),
-    Column("auc", "AUC %", "max", 100.0, 1, proportion=True,
-           doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)"),
-    Column("infer_ex_s", "infer ex/s", "max", thousands=True, per_seed=False,
-           doc="inference examples/s at batch 100 (median of timing rounds)"),
-    Column("train_ex_s", "train ex/s", "max", thousands=True, per_seed=False,
-           doc="training examples/s at batch 100 (median of timing rounds)"),
+    Column(
+        "ixz",
+        "I(X;Z) nats",
+        None,
+        1.0,
+        2,
+        doc="`vib-bench info`: VIB: [lower, upper] from the known encoder (the number: lower); deterministic: "
+        "inf, no number; otherwise the largest unflagged estimate (nats)",
+    ),
+    Column(
+        "izy",
+        "I(Z;Y) nats",
+        None,
+        1.0,
+        3,
+        doc="`vib-bench info`: [H(Y) - CE of the model's own decoder, min(H(Y), rate, leave-one-out)], a provable "
+        "interval for every model (the number: lower; nats)",
+    ),
+    Column(
+        "izy_critic",
+        "I(Z;Y) critic nats",
+        None,
+        1.0,
+        3,
+        doc="`vib-bench info`: largest I(Z;Y) critic estimate that raised no flag (a diagnostic; nats)",
+    ),
+    Column(
+        "auc",
+        "AUC %",
+        "max",
+        100.0,
+        1,
+        proportion=True,
+        doc="area under worst-case accuracy vs L-inf eps (trapezoid over the common grid) / eps range (%)",
+    ),
+    Column(
+        "infer_ex_s",
+        "infer ex/s",
+        "max",
+        thousands=True,
+        per_seed=False,
+        doc="inference examples/s at batch 100 (median of timing rounds)",
+    ),
+    Column(
+        "train_ex_s",
+        "train ex/s",
+        "max",
+        thousands=True,
+        per_seed=False,
+        doc="training examples/s at batch 100 (median of timing rounds)",
+    ),
     Column("params", "params", None, thousands=True, per_seed=False, doc="number of parameters"),
 ]
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
@@ -128,8 +193,10 @@ def column(key: str) -> Column:
         return COLUMN_BY_KEY[key]
     rk = robust_key(key)
     if rk is None:
-        raise BenchError(f"unknown column {key!r} (choose from {', '.join(sort_keys())}; "
-                         "robust accuracy at any L-inf eps: fgsm@EPS, pgd@EPS, worst@EPS)")
+        raise BenchError(
+            f"unknown column {key!r} (choose from {', '.join(sort_keys())}; "
+            "robust accuracy at any L-inf eps: fgsm@EPS, pgd@EPS, worst@EPS)"
+        )
     return _robust_columns([rk[1]])[[f for f, _ in ROBUST_FAMILIES].index(rk[0])]
 
 
@@ -165,12 +232,14 @@ def choose_eps(res: Results, eps=None, sort_by: str | None = None) -> list[float
     """The eps of the robust columns: ``eps`` (checked against the run's grid) or :func:`default_eps`,
     plus the eps of a ``sort_by`` robust key, so that the table shows the column it is sorted by."""
     grid = {e for s in res.iter_seeds() for e in linf_grid(s)}
+
     def check(e: float, flag: str) -> float:
         if not e >= 0:
             raise BenchError(f"{flag}: an eps must be >= 0, got {e:g}")
         if grid and norm_eps(e) not in grid:
-            raise BenchError(f"{flag}: this run attacked no L-inf eps {e:g} "
-                             f"(its grid: {', '.join(f'{g:g}' for g in sorted(grid))})")
+            raise BenchError(
+                f"{flag}: this run attacked no L-inf eps {e:g} (its grid: {', '.join(f'{g:g}' for g in sorted(grid))})"
+            )
         return norm_eps(e)
 
     if eps is None:
@@ -183,6 +252,7 @@ def choose_eps(res: Results, eps=None, sort_by: str | None = None) -> list[float
     if rk and norm_eps(rk[1]) not in chosen:
         chosen = sorted({*chosen, check(rk[1], f"--sort-by {sort_by}")})
     return chosen
+
 
 # ------------------------------------------------------------------------------------ extraction
 def _num(v) -> float:
@@ -233,8 +303,12 @@ def seed_values(entry: SeedResult, grid: list[float], eps=STANDARD_EPS) -> dict[
     """Every leaderboard metric of one (model, seed), natural units, robust accuracy at each L-inf ``eps``;
     NaN when absent."""
     recs = entry.records()
-    out = {"clean_error": entry.clean_metric("error"), "nll": entry.clean_metric("nll"),
-           "ece": entry.clean_metric("ece"), "rate": entry.clean_metric("rate_nats")}
+    out = {
+        "clean_error": entry.clean_metric("error"),
+        "nll": entry.clean_metric("nll"),
+        "ece": entry.clean_metric("ece"),
+        "rate": entry.clean_metric("rate_nats"),
+    }
     for family in (*STANDARD_ATTACKS, "worst"):
         for e in eps:
             out[f"{family}@{e:g}"] = robust_accuracy(recs, family, e) if recs else math.nan
@@ -243,7 +317,7 @@ def seed_values(entry: SeedResult, grid: list[float], eps=STANDARD_EPS) -> dict[
         out["auc"] = trapezoid_auc(grid, acc) if all(math.isfinite(a) for a in acc) else math.nan
     else:
         out["auc"] = math.nan
-    out.update(info_summary.seed_info_values(entry))   # ixz, izy (+ _upper), izy_critic: bounds, unflagged estimates
+    out.update(info_summary.seed_info_values(entry))  # ixz, izy (+ _upper), izy_critic: bounds, unflagged estimates
     out["infer_ex_s"] = entry.throughput_median("inference", "100")
     out["train_ex_s"] = entry.throughput_median("train")
     out["params"] = _num(entry.throughput.get("params"))
@@ -295,7 +369,7 @@ class Leaderboard:
     text: pd.DataFrame
     grid: list[float]
     sort_by: str
-    count: pd.DataFrame | None = None   # seeds behind each cell
+    count: pd.DataFrame | None = None  # seeds behind each cell
     eps: list[float] = field(default_factory=lambda: list(STANDARD_EPS))  # L-inf eps of the robust columns
     _best: dict = field(default_factory=dict, repr=False)
 
@@ -343,8 +417,10 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
         try:
             column(sort_by)
         except BenchError:
-            raise BenchError(f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())}, "
-                             "or fgsm@EPS, pgd@EPS, worst@EPS at any L-inf eps of the run)") from None
+            raise BenchError(
+                f"--sort-by {sort_by!r}: unknown column (choose from {', '.join(sort_keys())}, "
+                "or fgsm@EPS, pgd@EPS, worst@EPS at any L-inf eps of the run)"
+            ) from None
     eps = choose_eps(res, eps, sort_by)
     all_columns = columns_for(eps)
     grid = common_grid(res)
@@ -360,19 +436,29 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
             counts[name][c.key] = sum(math.isfinite(v) for v in vals)
         total = len(m.seed_ids())
         fails = _failures(m)
-        texts[name] = {"seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
-                       "flags": ", ".join([flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)]
-                                          + info_summary.info_flag_labels(m)),
-                       "notes": "; ".join(fails + _imported(m)),
-                       "attack_failure": attack_indicators.model_text(seeds)}
+        texts[name] = {
+            "seeds": f"{len(seeds)}" if len(seeds) == total else f"{len(seeds)}/{total}",
+            "flags": ", ".join(
+                [flag_label(f, flag_norms(m)[f]) for f in raised_flags(m)] + info_summary.info_flag_labels(m)
+            ),
+            "notes": "; ".join(fails + _imported(m)),
+            "attack_failure": attack_indicators.model_text(seeds),
+        }
     keys = [c.key for c in all_columns]
     mean = pd.DataFrame.from_dict(means, orient="index", columns=keys, dtype=float)
     std = pd.DataFrame.from_dict(stds, orient="index", columns=keys, dtype=float)
     count = pd.DataFrame.from_dict(counts, orient="index", columns=keys, dtype=float)
     text = pd.DataFrame.from_dict(texts, orient="index", columns=["seeds", "flags", "notes", "attack_failure"])
-    columns = [c for c in all_columns if mean[c.key].notna().any()
-               or (c.key in info_summary.KEYS and any(info_summary.has_info(m) for m in res.models()))] \
-        if len(mean) else []
+    columns = (
+        [
+            c
+            for c in all_columns
+            if mean[c.key].notna().any()
+            or (c.key in info_summary.KEYS and any(info_summary.has_info(m) for m in res.models()))
+        ]
+        if len(mean)
+        else []
+    )
     if sort_by != "model" and sort_by not in [c.key for c in columns]:
         if explicit and len(mean):
             raise BenchError(f"--sort-by {sort_by}: this run has no {sort_by} data")
@@ -383,8 +469,14 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
         else:
             col = column(sort_by)
             # best first, ties broken by clean error, then by name
-            frame = pd.DataFrame({"k": mean[sort_by] * (-1 if col.better == "max" else 1),
-                                  "tie": mean["clean_error"], "name": mean.index}, index=mean.index)
+            frame = pd.DataFrame(
+                {
+                    "k": mean[sort_by] * (-1 if col.better == "max" else 1),
+                    "tie": mean["clean_error"],
+                    "name": mean.index,
+                },
+                index=mean.index,
+            )
             order = list(frame.sort_values(["k", "tie", "name"], na_position="last", kind="mergesort").index)
         mean, std, text, count = mean.loc[order], std.loc[order], text.loc[order], count.loc[order]
     return Leaderboard(res, columns, mean, std, text, grid, sort_by, count, eps)
@@ -392,5 +484,7 @@ def build_leaderboard(res: Results, sort_by: str | None = None, eps=None) -> Lea
 
 def column_help() -> str:
     width = max(len(c.key) for c in COLUMNS)
-    return ("\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
-            + "\n  (fgsm@EPS, pgd@EPS and worst@EPS exist for every L-inf eps the run attacked)")
+    return (
+        "\n".join(f"  {c.key:{width}s}  {c.doc}" for c in COLUMNS)
+        + "\n  (fgsm@EPS, pgd@EPS and worst@EPS exist for every L-inf eps the run attacked)"
+    )

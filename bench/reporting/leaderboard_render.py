@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import escape
 from ..info import summary as info_summary
 from ..io import atomic_write_text
-from .leaderboard import Column, Leaderboard, build_leaderboard, format_name, robust_key, seed_n
 from ..protocol import FLAG_BY_LABEL
 from ..results import Results
 from ..rundir import LEADERBOARD, run_dir_of
 from ..stats import mean_std
+from . import escape
+from .leaderboard import Column, Leaderboard, build_leaderboard, format_name, robust_key, seed_n
 
-ATTACK_FAILURE_NOTE = ("Attack failure: the indicators of attack failure (Pintor et al. 2022) that fired on any of the "
-                       "model's attack cells, with the number of cells; `!` marks one on which a leaderboard number "
-                       "still rests after its mitigation (every attack of that worst case shows it); none: no "
-                       "indicator fired. See the report's indicator table.")
+ATTACK_FAILURE_NOTE = (
+    "Attack failure: the indicators of attack failure (Pintor et al. 2022) that fired on any of the "
+    "model's attack cells, with the number of cells; `!` marks one on which a leaderboard number "
+    "still rests after its mitigation (every attack of that worst case shows it); none: no "
+    "indicator fired. See the report's indicator table."
+)
 
 
 def _escape(text: str, fmt: str) -> str:
@@ -50,8 +52,13 @@ def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[s
     show_flags = bool(lb.text["flags"].astype(bool).any()) if len(lb.text) else False
     show_notes = bool(lb.text["notes"].astype(bool).any()) if len(lb.text) else False
     show_fail = _show_attack_failure(lb)
-    headers = ["model", "seeds"] + [c.header for c in lb.columns] + (["flags"] if show_flags else []) \
-        + (["attack failure"] if show_fail else []) + (["notes"] if show_notes else [])
+    headers = (
+        ["model", "seeds"]
+        + [c.header for c in lb.columns]
+        + (["flags"] if show_flags else [])
+        + (["attack failure"] if show_fail else [])
+        + (["notes"] if show_notes else [])
+    )
     align = ["left", "right"] + ["right"] * len(lb.columns) + ["left"] * (show_flags + show_fail + show_notes)
     best = {c.key: lb.best(c.key) for c in lb.columns}
     rows = []
@@ -70,8 +77,7 @@ def _rows(lb: Leaderboard, fmt: str) -> tuple[list[str], list[list[str]], list[s
 
 def _show_attack_failure(lb: Leaderboard) -> bool:
     """Whether any model has indicators of attack failure measured (runs from before they existed: no)."""
-    return "attack_failure" in lb.text and bool(lb.text["attack_failure"].astype(bool).any()) if len(lb.text) \
-        else False
+    return "attack_failure" in lb.text and bool(lb.text["attack_failure"].astype(bool).any()) if len(lb.text) else False
 
 
 def to_csv(lb: Leaderboard) -> str:
@@ -82,10 +88,16 @@ def to_csv(lb: Leaderboard) -> str:
         cols[c.key] = list(lb.mean[c.key])
         if c.with_std:
             cols[f"{c.key}_std"] = list(lb.std[c.key])
-        if c.key in info_summary.UPPER:   # the upper end of an interval column (ixz_upper, izy_upper)
-            cols[info_summary.UPPER[c.key]] = [mean_std([info_summary.seed_info_values(s)[info_summary.UPPER[c.key]]
-                                                         for s in lb.results.model(m).done_seeds()])[0]
-                                               for m in lb.models]
+        if c.key in info_summary.UPPER:  # the upper end of an interval column (ixz_upper, izy_upper)
+            cols[info_summary.UPPER[c.key]] = [
+                mean_std(
+                    [
+                        info_summary.seed_info_values(s)[info_summary.UPPER[c.key]]
+                        for s in lb.results.model(m).done_seeds()
+                    ]
+                )[0]
+                for m in lb.models
+            ]
     cols["flags"] = [";".join(f.strip() for f in s.split(",") if f.strip()) for s in lb.text["flags"]]
     cols["notes"] = list(lb.text["notes"])
     if _show_attack_failure(lb):
@@ -104,19 +116,33 @@ def to_json(lb: Leaderboard) -> str:
     best = {c.key: lb.best(c.key) for c in lb.columns}
     rows = []
     for m in lb.models:
-        rows.append({"model": m, "seeds": lb.text.at[m, "seeds"],
-                     "values": {c.key: _finite(lb.mean.at[m, c.key]) for c in lb.columns},
-                     "std": {c.key: _finite(lb.std.at[m, c.key]) for c in lb.columns if c.with_std},
-                     "flags": [f.strip() for f in lb.text.at[m, "flags"].split(",") if f.strip()],
-                     "notes": lb.text.at[m, "notes"], "best": [k for k in best if m in best[k]],
-                     **({"attack_failure": lb.text.at[m, "attack_failure"]} if _show_attack_failure(lb) else {})})
-        ends = {k: info_summary.interval_ends(lb.results.model(m), k) for k in info_summary.UPPER
-                if k in {c.key for c in lb.columns}}
-        if ends:   # both ends of the I(X;Z) and I(Z;Y) intervals (null where a model has none)
+        rows.append(
+            {
+                "model": m,
+                "seeds": lb.text.at[m, "seeds"],
+                "values": {c.key: _finite(lb.mean.at[m, c.key]) for c in lb.columns},
+                "std": {c.key: _finite(lb.std.at[m, c.key]) for c in lb.columns if c.with_std},
+                "flags": [f.strip() for f in lb.text.at[m, "flags"].split(",") if f.strip()],
+                "notes": lb.text.at[m, "notes"],
+                "best": [k for k in best if m in best[k]],
+                **({"attack_failure": lb.text.at[m, "attack_failure"]} if _show_attack_failure(lb) else {}),
+            }
+        )
+        ends = {
+            k: info_summary.interval_ends(lb.results.model(m), k)
+            for k in info_summary.UPPER
+            if k in {c.key for c in lb.columns}
+        }
+        if ends:  # both ends of the I(X;Z) and I(Z;Y) intervals (null where a model has none)
             rows[-1]["intervals"] = {k: {"lower": _finite(lo), "upper": _finite(up)} for k, (lo, up) in ends.items()}
-    doc = {"run": describe_run(lb.results), "sort_by": lb.sort_by, "eps": lb.eps,
-           "columns": [{"key": c.key, "header": c.header, "better": c.better, "doc": c.doc} for c in lb.columns],
-           "rows": rows, "notes": footnotes(lb, "json")}
+    doc = {
+        "run": describe_run(lb.results),
+        "sort_by": lb.sort_by,
+        "eps": lb.eps,
+        "columns": [{"key": c.key, "header": c.header, "better": c.better, "doc": c.doc} for c in lb.columns],
+        "rows": rows,
+        "notes": footnotes(lb, "json"),
+    }
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -151,10 +177,12 @@ def describe_run(res: Results) -> str:
     ds = res.dataset
     train = res.train_config
     seeds = res.seeds
-    parts = [f"{ds.get('name', '?')} test set ({ds.get('n_test', '?')} examples, {ds.get('checksum', 'no checksum')})",
-             f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}",
-             f"{train.get('epochs', '?')} epochs" if train else "no training recipe (imported weights)",
-             f"commit {_commit(res.environment('train'))}"]
+    parts = [
+        f"{ds.get('name', '?')} test set ({ds.get('n_test', '?')} examples, {ds.get('checksum', 'no checksum')})",
+        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}",
+        f"{train.get('epochs', '?')} epochs" if train else "no training recipe (imported weights)",
+        f"commit {_commit(res.environment('train'))}",
+    ]
     if res.suite.get("name"):
         parts.insert(0, f"suite {res.suite['name']}")
     return ", ".join(parts)
@@ -167,19 +195,25 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
     if any(robust_key(k) for k in keys) or "auc" in keys:
         ns = sorted({int(seed_n(e, "robust")) for e in lb.results.iter_seeds() if math.isfinite(seed_n(e, "robust"))})
         n_txt = f"the first {ns[0]} test examples" if len(ns) == 1 else "the attacked test examples"
-        notes.append(f"Robust accuracy: % of {n_txt} classified correctly both clean and attacked (L-inf); "
-                     "for randomised models the worse of the paper and EOT protocols; "
-                     "worst = per-example worst case over every attack run.")
+        notes.append(
+            f"Robust accuracy: % of {n_txt} classified correctly both clean and attacked (L-inf); "
+            "for randomised models the worse of the paper and EOT protocols; "
+            "worst = per-example worst case over every attack run."
+        )
     if "auc" in keys:
-        notes.append(f"AUC: worst-case accuracy integrated over L-inf eps "
-                     f"{', '.join(f'{e:g}' for e in lb.grid)} (trapezoid), divided by the eps range.")
+        notes.append(
+            f"AUC: worst-case accuracy integrated over L-inf eps "
+            f"{', '.join(f'{e:g}' for e in lb.grid)} (trapezoid), divided by the eps range."
+        )
     if keys & {"infer_ex_s", "train_ex_s"}:
         machines = set()
         for e in lb.results.iter_seeds():
             mach = e.machine
             if mach:
-                machines.add(f"{mach.get('device_name', '?')} ({mach.get('device', '?')}, "
-                             f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})")
+                machines.add(
+                    f"{mach.get('device_name', '?')} ({mach.get('device', '?')}, "
+                    f"threads={mach.get('threads', '?')}, torch {mach.get('torch', '?')})"
+                )
         if machines:
             notes.append("Throughput: median examples/s at batch 100, measured on " + "; ".join(sorted(machines)) + ".")
     if keys & set(info_summary.KEYS):
@@ -187,16 +221,21 @@ def footnotes(lb: Leaderboard, fmt: str = "github") -> list[str]:
     paired = [c for c in lb.columns if c.better and c.paired]
     if paired and len(lb.models) > 1:
         where = "in bold" if fmt not in ("csv", "json") else "in the best column"
-        notes.append(f"Best ({where}): only where a paired test on the same examples (McNemar, p < 0.05) separates "
-                     "the best value from the runner-up; otherwise every value not significantly different from the "
-                     "best is marked. Columns without per-example data mark nothing.")
+        notes.append(
+            f"Best ({where}): only where a paired test on the same examples (McNemar, p < 0.05) separates "
+            "the best value from the runner-up; otherwise every value not significantly different from the "
+            "best is marked. Columns without per-example data mark nothing."
+        )
         ties = []
         for c in paired:
             b = lb.ranking(c.key)
             if b.models and not b.significant:
                 names = ", ".join(escape.markdown(m) if fmt == "github" else m for m in sorted(b.models))
-                ties.append(f"{c.header} ({names}; best vs runner-up p = {b.p:.2g})"
-                            if b.p is not None else f"{c.header} ({names})")
+                ties.append(
+                    f"{c.header} ({names}; best vs runner-up p = {b.p:.2g})"
+                    if b.p is not None
+                    else f"{c.header} ({names})"
+                )
             elif not b.models and b.runner_up is not None:
                 ties.append(f"{c.header} (all models)")
         if ties:

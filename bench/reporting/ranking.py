@@ -34,8 +34,7 @@ def robust_accuracy(records: list[AttackRecord], family: str, eps: float, norm: 
     if family == "worst":
         wc = [r for r in at if r.is_worst_case]
         if wc:
-            lead = ([r for r in wc if r.leaderboard] or
-                    [r for r in wc if r.protocol in ("all", "standard")] or wc)
+            lead = [r for r in wc if r.leaderboard] or [r for r in wc if r.protocol in ("all", "standard")] or wc
             return min(r.robust_acc for r in lead)
         at = [r for r in at if not r.is_worst_case]
     else:
@@ -57,8 +56,9 @@ def vector_key(seed: SeedResult, metric: str) -> str | None:
     eps = float(eps)
     recs = [r for r in seed.records() if r.norm == "Linf" and r.eps == norm_eps(eps)]
     if family == "worst":
-        lead = [r for r in recs if r.is_worst_case and r.leaderboard] or \
-               [r for r in recs if r.is_worst_case and r.protocol in ("all", "standard")]
+        lead = [r for r in recs if r.is_worst_case and r.leaderboard] or [
+            r for r in recs if r.is_worst_case and r.protocol in ("all", "standard")
+        ]
         return per_example_key("worst_case", "Linf", eps, lead[0].protocol) if lead else None
     cands = [r for r in recs if r.attack in (family, f"eot_{family}")]
     if not cands:
@@ -113,8 +113,9 @@ def _unpaired(sa: SeedResult, sb: SeedResult, metric: str) -> Paired | None:
     (pa, na), (pb, nb) = rate(sa), rate(sb)
     if not all(math.isfinite(v) for v in (pa, na, pb, nb)):
         return None
-    return Paired(0, 0, int(na), two_proportion_test(pa * na, int(na), pb * nb, int(nb)),
-                  "two-proportion z (no per-example data)")
+    return Paired(
+        0, 0, int(na), two_proportion_test(pa * na, int(na), pb * nb, int(nb)), "two-proportion z (no per-example data)"
+    )
 
 
 @dataclass

@@ -14,13 +14,13 @@ import html
 from pathlib import Path
 
 from .. import rundir
-from .figures import make_figures
-from ..io import atomic_write_text
-from .leaderboard import build_leaderboard, raised_flags
-from .leaderboard_render import describe_run, footnotes, render, write_leaderboard
 from ..claims import claims_html
+from ..io import atomic_write_text
 from ..protocol import FLAGS, INFO_FLAGS
 from ..results import Results
+from .figures import make_figures
+from .leaderboard import build_leaderboard, raised_flags
+from .leaderboard_render import describe_run, footnotes, render, write_leaderboard
 from .summary import Finding, attack_gaps, provenance, summarize
 from .table1 import table1_html
 
@@ -56,14 +56,14 @@ details > summary { cursor: pointer; font-weight: 600; margin: 0.5em 0; }
 
 KEY_FIGURES = {
     "robust_accuracy.png": "Robust accuracy vs eps, one panel per attack and the worst case over attacks "
-                           "(small horizontal offsets keep coinciding lines apart).",
+    "(small horizontal offsets keep coinciding lines apart).",
     "beta_sweep.png": "The VIB sweep: clean error, worst-case robust accuracy and rate against beta.",
     "info_beta.png": "The VIB sweep against beta: I(X;Z) as the known-encoder interval beside the rate, I(Z;Y) between "
-                     "H(Y) - CE and H(Y), the trade-off curve of the bounds, and the unflagged estimates.",
+    "H(Y) - CE and H(Y), the trade-off curve of the bounds, and the unflagged estimates.",
 }
 MORE_FIGURES = {
     "reliability.png": "Reliability diagrams: accuracy per confidence bin, with the number of examples in each bin "
-                       "(a calibrated model follows the diagonal).",
+    "(a calibrated model follows the diagonal).",
     "training_curves.png": "Training curves: loss terms and validation metrics per epoch.",
 }
 ADV_PREFIX = "adv_"
@@ -90,8 +90,20 @@ def _env_table(res: Results) -> str:
     if not envs:
         return "<p>No environment recorded.</p>"
     stages = list(envs)
-    keys = ["vib_bench", "python", "platform", "hostname", "cpu", "cpu_count", "threads", "device", "device_name",
-            "git", "recorded_at", "matmul_peak_gflops"]
+    keys = [
+        "vib_bench",
+        "python",
+        "platform",
+        "hostname",
+        "cpu",
+        "cpu_count",
+        "threads",
+        "device",
+        "device_name",
+        "git",
+        "recorded_at",
+        "matmul_peak_gflops",
+    ]
     pkgs = sorted({p for e in envs.values() for p in (e.get("packages") or {})})
 
     def fmt(v):
@@ -109,8 +121,10 @@ def _env_table(res: Results) -> str:
     for p in pkgs:
         rows.append((p, [str((envs[s].get("packages") or {}).get(p) or "") for s in stages]))
     head = "".join(f"<th>{html.escape(s)}</th>" for s in stages)
-    body = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(f"<td>{html.escape(v)}</td>" for v in vals)
-                   + "</tr>" for k, vals in rows)
+    body = "".join(
+        "<tr><td>" + html.escape(k) + "</td>" + "".join(f"<td>{html.escape(v)}</td>" for v in vals) + "</tr>"
+        for k, vals in rows
+    )
     return f'<div class="scroll"><table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
@@ -123,10 +137,12 @@ def _flags_section(res: Results) -> str:
     attacked = any(e.records() for e in res.iter_seeds())
     parts = []
     if warn:
-        items = "".join(f"<li><code>{html.escape(FLAGS[f].label if f in FLAGS else f)}</code> "
-                        f"({html.escape(', '.join(ms))}): "
-                        f"{html.escape(FLAGS[f].text if f in FLAGS else 'a flag raised by a plugin attack.')}</li>"
-                        for f, ms in warn.items())
+        items = "".join(
+            f"<li><code>{html.escape(FLAGS[f].label if f in FLAGS else f)}</code> "
+            f"({html.escape(', '.join(ms))}): "
+            f"{html.escape(FLAGS[f].text if f in FLAGS else 'a flag raised by a plugin attack.')}</li>"
+            for f, ms in warn.items()
+        )
         parts.append(f"<p>Sanity-check flags raised in this run:</p><ul>{items}</ul>")
     elif attacked:
         parts.append("<p>None of the sanity checks that ran raised a flag.</p>")
@@ -135,12 +151,14 @@ def _flags_section(res: Results) -> str:
     gaps = attack_gaps(res)
     if gaps:
         items = "".join(f"<li>{html.escape(g)} ({html.escape(', '.join(ms))})</li>" for g, ms in gaps.items())
-        parts.append("<p>Checks that could not fire, because the attack set has</p>"
-                     f"<ul>{items}</ul>")
+        parts.append(f"<p>Checks that could not fire, because the attack set has</p><ul>{items}</ul>")
     info = {f: ms for f, ms in raised.items() if f in INFO_FLAGS}
     if info:
-        items = "".join(f"<li><code>{html.escape(FLAGS[f].label)}</code> ({html.escape(', '.join(ms))}): "
-                        f"{html.escape(FLAGS[f].text)}</li>" for f, ms in info.items())
+        items = "".join(
+            f"<li><code>{html.escape(FLAGS[f].label)}</code> ({html.escape(', '.join(ms))}): "
+            f"{html.escape(FLAGS[f].text)}</li>"
+            for f, ms in info.items()
+        )
         parts.append(f"<p>Information:</p><ul>{items}</ul>")
     every = "".join(f"<li><code>{html.escape(f.label)}</code>: {html.escape(f.text)}</li>" for f in FLAGS.values())
     parts.append(f"<details><summary>Every flag</summary><ul>{every}</ul></details>")
@@ -161,19 +179,25 @@ def _indicators_section(res: Results) -> str:
                     continue
                 head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
                 body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-                parts.append(f"<h3>{html.escape(m.name)} seed {html.escape(s.seed_id)}, {norm}</h3>"
-                             f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-                             "</table></div>")
+                parts.append(
+                    f"<h3>{html.escape(m.name)} seed {html.escape(s.seed_id)}, {norm}</h3>"
+                    f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+                    "</table></div>"
+                )
     if not parts:
         return ""
-    every = "".join(f"<li><code>{html.escape(i.label)}</code> (fires above {100 * i.threshold:g}%): "
-                    f"{html.escape(i.measures)}. Mitigation: {html.escape(i.mitigation)}.</li>"
-                    for i in ind.INDICATOR_LIST)
-    return ('<p class="note">Pintor et al. (2022): each cell is the largest value over the attack\'s eps, in % of '
-            "the examples it attacked; <code>!</code> = fired; <code>a->b</code> = b after the mitigation; - = not "
-            "applicable. The worst-case column takes, per indicator, the smallest value over its attacks: it fires "
-            f"only when every attack shows that failure.</p>{''.join(parts)}"
-            f"<details><summary>The six indicators</summary><ul>{every}</ul></details>")
+    every = "".join(
+        f"<li><code>{html.escape(i.label)}</code> (fires above {100 * i.threshold:g}%): "
+        f"{html.escape(i.measures)}. Mitigation: {html.escape(i.mitigation)}.</li>"
+        for i in ind.INDICATOR_LIST
+    )
+    return (
+        '<p class="note">Pintor et al. (2022): each cell is the largest value over the attack\'s eps, in % of '
+        "the examples it attacked; <code>!</code> = fired; <code>a->b</code> = b after the mitigation; - = not "
+        "applicable. The worst-case column takes, per indicator, the smallest value over its attacks: it fires "
+        f"only when every attack shows that failure.</p>{''.join(parts)}"
+        f"<details><summary>The six indicators</summary><ul>{every}</ul></details>"
+    )
 
 
 def _summary_section(findings: list[Finding]) -> str:
@@ -181,12 +205,17 @@ def _summary_section(findings: list[Finding]) -> str:
     for f in findings:
         cls = ' class="warning"' if f.level == "warning" else ""
         sub = "".join(f"<li>{html.escape(i)}</li>" for i in f.items)
-        lis.append(f'<li data-topic="{html.escape(f.topic)}"{cls}>{html.escape(f.text)}'
-                   + (f"<ul>{sub}</ul>" if sub else "") + "</li>")
-    return ('<section id="summary" class="summary"><h2>Summary</h2><ul>' + "".join(lis) + "</ul>"
-            '<p class="note">Generated from the results file: worst case = per-example worst case over every attack '
-            "run; intervals are 95% Wilson intervals over the attacked examples (pooled over seeds); comparisons are "
-            "paired tests on the same examples (McNemar; several seeds: combined per-seed exact tests).</p></section>")
+        lis.append(
+            f'<li data-topic="{html.escape(f.topic)}"{cls}>{html.escape(f.text)}'
+            + (f"<ul>{sub}</ul>" if sub else "")
+            + "</li>"
+        )
+    return (
+        '<section id="summary" class="summary"><h2>Summary</h2><ul>' + "".join(lis) + "</ul>"
+        '<p class="note">Generated from the results file: worst case = per-example worst case over every attack '
+        "run; intervals are 95% Wilson intervals over the attacked examples (pooled over seeds); comparisons are "
+        "paired tests on the same examples (McNemar; several seeds: combined per-seed exact tests).</p></section>"
+    )
 
 
 def _sort_figures(figures: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
@@ -194,8 +223,7 @@ def _sort_figures(figures: list[Path]) -> tuple[list[Path], list[Path], list[Pat
     key = [p for name in KEY_FIGURES for p in figures if p.name == name]
     adv = sorted((p for p in figures if p.name.startswith(ADV_PREFIX)), key=lambda p: p.name)
     rest = [p for p in figures if p not in key and p not in adv]
-    rest.sort(key=lambda p: (list(MORE_FIGURES).index(p.name) if p.name in MORE_FIGURES else len(MORE_FIGURES),
-                             p.name))
+    rest.sort(key=lambda p: (list(MORE_FIGURES).index(p.name) if p.name in MORE_FIGURES else len(MORE_FIGURES), p.name))
     return key, rest, adv
 
 
@@ -223,17 +251,25 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
         sections.append(("adversarial", "Adversarial examples"))
     sections.append(("environment", "Environment"))
 
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p class=\"run\">{html.escape(describe_run(res))}.</p>"]
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>',
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="run">{html.escape(describe_run(res))}.</p>',
+    ]
     warnings = provenance(res)
     if warnings:
-        parts.append('<div class="provenance" id="provenance"><strong>Provenance.</strong><ul>'
-                     + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul></div>")
-    parts.append('<nav class="toc"><strong>Contents:</strong> <ol>'
-                 + "".join(f'<li><a href="#{a}">{html.escape(t)}</a></li>' for a, t in sections) + "</ol></nav>")
+        parts.append(
+            '<div class="provenance" id="provenance"><strong>Provenance.</strong><ul>'
+            + "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+            + "</ul></div>"
+        )
+    parts.append(
+        '<nav class="toc"><strong>Contents:</strong> <ol>'
+        + "".join(f'<li><a href="#{a}">{html.escape(t)}</a></li>' for a, t in sections)
+        + "</ol></nav>"
+    )
     parts.append(_summary_section(summarize(res)))
     if claims:
         parts.append(claims)
@@ -242,30 +278,41 @@ def report_html(run_dir, figures: list[Path] | None = None) -> str:
     if lb.models:
         parts.append('<div class="scroll">' + render(lb, "html") + "</div>")
         notes = [n for n in footnotes(lb, "html") if not n.startswith("`")]  # flag notes get their own section
-        parts.append("<ul class=\"note\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+        parts.append('<ul class="note">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     else:
         parts.append("<p>No models in this run yet.</p>")
     parts.append("</section>")
     if key:
-        parts.append('<section id="key-figures"><h2>Key figures</h2>'
-                     + "".join(_figure(p, KEY_FIGURES[p.name]) for p in key) + "</section>")
+        parts.append(
+            '<section id="key-figures"><h2>Key figures</h2>'
+            + "".join(_figure(p, KEY_FIGURES[p.name]) for p in key)
+            + "</section>"
+        )
     parts.append(f'<section id="flags"><h2>Flags</h2>{_flags_section(res)}</section>')
     if indicators:
         parts.append(f'<section id="indicators"><h2>Attack-failure indicators</h2>{indicators}</section>')
     if more:
-        parts.append('<section id="more-figures"><h2>More figures</h2>'
-                     + "".join(_figure(p, MORE_FIGURES.get(p.name, p.stem.replace("_", " "))) for p in more)
-                     + "</section>")
+        parts.append(
+            '<section id="more-figures"><h2>More figures</h2>'
+            + "".join(_figure(p, MORE_FIGURES.get(p.name, p.stem.replace("_", " "))) for p in more)
+            + "</section>"
+        )
     if adv:
-        parts.append('<section id="adversarial"><h2>Adversarial examples</h2>'
-                     f"<details><summary>{len(adv)} picture{'s' if len(adv) != 1 else ''}: clean images, "
-                     "adversarial images and the perturbation, per model (click to open)</summary>"
-                     + "".join(_figure(p, p.stem.removeprefix(ADV_PREFIX).replace("_seed", ", seed "))
-                               for p in adv) + "</details></section>")
-    parts += ['<section id="environment"><h2>Environment</h2>', _env_table(res), "</section>",
-              "<p class=\"note\">Generated by <code>vib-bench report</code> from "
-              f"{html.escape(rundir.results_path(run_dir).name)}; every number comes from that file.</p>",
-              "</body></html>\n"]
+        parts.append(
+            '<section id="adversarial"><h2>Adversarial examples</h2>'
+            f"<details><summary>{len(adv)} picture{'s' if len(adv) != 1 else ''}: clean images, "
+            "adversarial images and the perturbation, per model (click to open)</summary>"
+            + "".join(_figure(p, p.stem.removeprefix(ADV_PREFIX).replace("_seed", ", seed ")) for p in adv)
+            + "</details></section>"
+        )
+    parts += [
+        '<section id="environment"><h2>Environment</h2>',
+        _env_table(res),
+        "</section>",
+        '<p class="note">Generated by <code>vib-bench report</code> from '
+        f"{html.escape(rundir.results_path(run_dir).name)}; every number comes from that file.</p>",
+        "</body></html>\n",
+    ]
     return "\n".join(parts)
 
 

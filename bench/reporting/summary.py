@@ -21,15 +21,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .leaderboard import (Leaderboard, build_leaderboard, flag_norms, linf_grid, raised_flags, robust_accuracy,
-                          seed_n)
 from ..protocol import FLAGS, INFO_FLAGS, attack_set_gaps
-from .ranking import ALPHA, compare_models
 from ..results import ModelResult, Results, norm_eps
 from ..stats import wilson_interval
+from .leaderboard import Leaderboard, build_leaderboard, flag_norms, linf_grid, raised_flags, robust_accuracy, seed_n
+from .ranking import ALPHA, compare_models
 
-NOTHING_ROBUST = 0.05   # a worst-case robust accuracy below this counts as "nothing is robust"
-BASELINE = "mlp"        # the unregularised model every VIB model is compared with
+NOTHING_ROBUST = 0.05  # a worst-case robust accuracy below this counts as "nothing is robust"
+BASELINE = "mlp"  # the unregularised model every VIB model is compared with
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Finding:
 
     topic: str
     text: str
-    level: str = "info"          # "info" or "warning"
+    level: str = "info"  # "info" or "warning"
     items: tuple[str, ...] = field(default=())
 
 
@@ -90,16 +89,23 @@ def _scope(res: Results) -> Finding:
     models = [m for m in res.models() if m.done_seeds()]
     seeds = sorted({len(m.done_seeds()) for m in models})
     ds = res.dataset
-    seed_txt = (f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1
-                else f"{seeds[0]}-{seeds[-1]} seeds")
-    text = (f"{len(models)} model{'s' if len(models) != 1 else ''} x {seed_txt} on {ds.get('name', '?')} "
-            f"({ds.get('n_test', '?'):,} test examples)" if isinstance(ds.get("n_test"), int) else
-            f"{len(models)} models x {seed_txt} on {ds.get('name', '?')}")
-    ns = sorted({int(seed_n(s, "worst")) for s in res.iter_seeds() if s.is_done and s.records()
-                 and math.isfinite(seed_n(s, "worst"))})
+    seed_txt = f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} seeds"
+    text = (
+        f"{len(models)} model{'s' if len(models) != 1 else ''} x {seed_txt} on {ds.get('name', '?')} "
+        f"({ds.get('n_test', '?'):,} test examples)"
+        if isinstance(ds.get("n_test"), int)
+        else f"{len(models)} models x {seed_txt} on {ds.get('name', '?')}"
+    )
+    ns = sorted(
+        {
+            int(seed_n(s, "worst"))
+            for s in res.iter_seeds()
+            if s.is_done and s.records() and math.isfinite(seed_n(s, "worst"))
+        }
+    )
     grid = sorted({e for s in res.iter_seeds() if s.is_done for e in linf_grid(s)})
     if ns and grid:
-        text += (f"; attacked on the first {ns[0]:,} test examples" if len(ns) == 1 else "; attacked")
+        text += f"; attacked on the first {ns[0]:,} test examples" if len(ns) == 1 else "; attacked"
         text += f" at L-inf eps {', '.join(f'{e:g}' for e in grid)}"
         text += ". Robust accuracy is the worst case over every attack run (per example)"
     text += "."
@@ -126,14 +132,21 @@ def _nothing_robust(res: Results, grid: list[float]) -> tuple[Finding | None, fl
     if start is None:
         e = eps_sorted[-1]
         (acc, k, n), name = best[e]
-        return Finding("nothing_robust", f"Even at the largest L-inf eps attacked ({e:g}) the most robust model, "
-                                         f"{name}, keeps {with_ci(acc, k, n)}."), None
+        return Finding(
+            "nothing_robust",
+            f"Even at the largest L-inf eps attacked ({e:g}) the most robust model, "
+            f"{name}, keeps {with_ci(acc, k, n)}.",
+        ), None
     top_e = max((f for f in eps_sorted if f >= start), key=lambda f: best[f][0][0])
     (acc, k, n), name = best[top_e]
     where = "at every L-inf eps attacked" if start == eps_sorted[0] else f"at L-inf eps ≥ {start:g}"
-    return Finding("nothing_robust", f"Nothing is robust {where}: no model keeps more than {pct(acc)} of the "
-                                     f"attacked examples under the worst case (highest: {name} at eps {top_e:g} with "
-                                     f"{with_ci(acc, k, n)}).", "warning"), start
+    return Finding(
+        "nothing_robust",
+        f"Nothing is robust {where}: no model keeps more than {pct(acc)} of the "
+        f"attacked examples under the worst case (highest: {name} at eps {top_e:g} with "
+        f"{with_ci(acc, k, n)}).",
+        "warning",
+    ), start
 
 
 def _most_robust(res: Results, lb: Leaderboard, eps_list: list[float], alpha: float) -> list[Finding]:
@@ -155,16 +168,23 @@ def _most_robust(res: Results, lb: Leaderboard, eps_list: list[float], alpha: fl
         test = f"{paired.test}, {p_text(paired.p)}" if paired else "no test possible"
         rv = pct(values[runner])
         if ranking.significant:
-            text = (f"At L-inf eps {e:g} the most robust model is {top}: it keeps {with_ci(*c) if c else pct(values[top])}, "
-                    f"significantly more than the runner-up {runner} ({rv}; {test}).")
+            text = (
+                f"At L-inf eps {e:g} the most robust model is {top}: "
+                f"it keeps {with_ci(*c) if c else pct(values[top])}, "
+                f"significantly more than the runner-up {runner} ({rv}; {test})."
+            )
         elif ranking.models:
             others = sorted(ranking.models - {top})
-            text = (f"At L-inf eps {e:g} no model is significantly the most robust: {lead}, but the runner-up "
-                    f"{runner} ({rv}) is not significantly lower ({test}); not separable from the leader: "
-                    f"{', '.join(others)}.")
+            text = (
+                f"At L-inf eps {e:g} no model is significantly the most robust: {lead}, but the runner-up "
+                f"{runner} ({rv}) is not significantly lower ({test}); not separable from the leader: "
+                f"{', '.join(others)}."
+            )
         else:
-            text = (f"At L-inf eps {e:g} no model differs significantly from the others: {lead}; runner-up "
-                    f"{runner} {rv} ({test}).")
+            text = (
+                f"At L-inf eps {e:g} no model differs significantly from the others: {lead}; runner-up "
+                f"{runner} {rv} ({test})."
+            )
         out.append(Finding("most_robust", text))
     return out
 
@@ -181,8 +201,12 @@ def _vs_baseline(res: Results, lb: Leaderboard, eps_list: list[float], alpha: fl
         return None
     base = res.model(BASELINE)
     if base is None or not base.done_seeds():
-        return Finding("vs_baseline", f"No plain {BASELINE} finished in this run: the VIB models cannot be compared "
-                                      "with the unregularised baseline.", "warning")
+        return Finding(
+            "vs_baseline",
+            f"No plain {BASELINE} finished in this run: the VIB models cannot be compared "
+            "with the unregularised baseline.",
+            "warning",
+        )
     items, n_tests = [], 0
     for m in vibs:
         parts = []
@@ -198,15 +222,21 @@ def _vs_baseline(res: Results, lb: Leaderboard, eps_list: list[float], alpha: fl
             p = paired.p if paired else None
             n_tests += p is not None
             test = f"{paired.test}, {p_text(p)}" if paired else "no test possible"
-            parts.append(f"{label} {pct(a, digits)} vs {pct(b, digits)} ({100 * (a - b):+.{digits}f} points, "
-                         f"{_direction(a - b, p, alpha, 'higher', 'lower')}; {test})")
+            parts.append(
+                f"{label} {pct(a, digits)} vs {pct(b, digits)} ({100 * (a - b):+.{digits}f} points, "
+                f"{_direction(a - b, p, alpha, 'higher', 'lower')}; {test})"
+            )
         if parts:
             items.append(f"{m.name} (beta {m.beta:g}): " + "; ".join(parts) + ".")
     if not items:
         return None
-    return Finding("vs_baseline", f"Each VIB model against the plain {BASELINE} (the same test examples; "
-                                  f"significant: p < {alpha:g}, not corrected for the "
-                                  f"{n_tests} comparisons):", items=tuple(items))
+    return Finding(
+        "vs_baseline",
+        f"Each VIB model against the plain {BASELINE} (the same test examples; "
+        f"significant: p < {alpha:g}, not corrected for the "
+        f"{n_tests} comparisons):",
+        items=tuple(items),
+    )
 
 
 def attack_gaps(res: Results) -> dict[str, list[str]]:
@@ -232,11 +262,15 @@ def attack_gaps(res: Results) -> dict[str, list[str]]:
 
 def _gap_sentence(gap: str) -> str:
     if "gradient-free" in gap:
-        return ("No gradient-free attack (Square, or AutoAttack on a deterministic model) was run: gradient "
-                "masking could not be detected, so the masking? check could not fire")
+        return (
+            "No gradient-free attack (Square, or AutoAttack on a deterministic model) was run: gradient "
+            "masking could not be detected, so the masking? check could not fire"
+        )
     if "margin" in gap:
-        return ("No margin or DLR-loss attack (APGD-T, CW, AutoAttack) was run: cross-entropy attacks saturate on "
-                "confident models, so the robust accuracies may be overstated")
+        return (
+            "No margin or DLR-loss attack (APGD-T, CW, AutoAttack) was run: cross-entropy attacks saturate on "
+            "confident models, so the robust accuracies may be overstated"
+        )
     return gap[:1].upper() + gap[1:]
 
 
@@ -252,10 +286,14 @@ def _flags(res: Results, gaps: dict[str, list[str]]) -> list[Finding]:
     info = {f: ms for f, ms in raised.items() if f in INFO_FLAGS and f != "randomised"}
     out = []
     if warn:
-        items = tuple(f"{FLAGS[f].label if f in FLAGS else f} ({', '.join(ms)}): "
-                      f"{FLAGS[f].text if f in FLAGS else 'a check of a plugin attack.'}" for f, ms in warn.items())
-        out.append(Finding("flags", f"{len(warn)} sanity-check flag{'s' if len(warn) != 1 else ''} fired:",
-                           "warning", items))
+        items = tuple(
+            f"{FLAGS[f].label if f in FLAGS else f} ({', '.join(ms)}): "
+            f"{FLAGS[f].text if f in FLAGS else 'a check of a plugin attack.'}"
+            for f, ms in warn.items()
+        )
+        out.append(
+            Finding("flags", f"{len(warn)} sanity-check flag{'s' if len(warn) != 1 else ''} fired:", "warning", items)
+        )
     elif attacked:
         could_not = " (but see below for what could not be checked)" if gaps else ""
         out.append(Finding("flags", f"None of the sanity checks that ran raised a flag{could_not}."))
@@ -272,21 +310,35 @@ def _attack_failure(res: Results) -> Finding | None:
     per_model = {m.name: [r for s in m.done_seeds() for r in s.records()] for m in res.models()}
     if not any(r.indicators for recs in per_model.values() for r in recs):
         return None
-    failed = {name: sorted({f"{ind.INDICATORS[n].label} ({r.norm} eps {r.eps:g})"
-                            for r in ind.failed_worst_cases(recs) for n in r.fired_indicators(after=True)})
-              for name, recs in per_model.items()}
+    failed = {
+        name: sorted(
+            {
+                f"{ind.INDICATORS[n].label} ({r.norm} eps {r.eps:g})"
+                for r in ind.failed_worst_cases(recs)
+                for n in r.fired_indicators(after=True)
+            }
+        )
+        for name, recs in per_model.items()
+    }
     failed = {k: v for k, v in failed.items() if v}
     fired = sum(sum(ind.fired_cells(recs).values()) for recs in per_model.values())
     changed = sum(ind.changed_numbers(recs) for recs in per_model.values())
     if failed:
-        return Finding("attack_failure", f"{sum(len(v) for v in failed.values())} leaderboard number(s) rest on a "
-                                         "failed attack: every attack of the worst case shows an indicator of "
-                                         "attack failure even after its mitigation:", "warning",
-                       tuple(f"{k}: {', '.join(v)}." for k, v in failed.items()))
-    return Finding("attack_failure", "No leaderboard number rests on a failed attack: the six indicators of attack "
-                                     f"failure were measured on every cell; {fired} indicator(s) fired on single "
-                                     f"attacks and {changed} number(s) were changed by their mitigations (see the "
-                                     "indicator table).")
+        return Finding(
+            "attack_failure",
+            f"{sum(len(v) for v in failed.values())} leaderboard number(s) rest on a "
+            "failed attack: every attack of the worst case shows an indicator of "
+            "attack failure even after its mitigation:",
+            "warning",
+            tuple(f"{k}: {', '.join(v)}." for k, v in failed.items()),
+        )
+    return Finding(
+        "attack_failure",
+        "No leaderboard number rests on a failed attack: the six indicators of attack "
+        f"failure were measured on every cell; {fired} indicator(s) fired on single "
+        f"attacks and {changed} number(s) were changed by their mitigations (see the "
+        "indicator table).",
+    )
 
 
 def _unchecked(res: Results, gaps: dict[str, list[str]]) -> Finding | None:
@@ -294,9 +346,11 @@ def _unchecked(res: Results, gaps: dict[str, list[str]]) -> Finding | None:
     done = [m.name for m in res.models() if m.done_seeds()]
     items = []
     if done and not attacked and res.claims.get("rows"):
-        items.append("The attack stage did not run: robustness appears only in the claims table, under the paper's "
-                     "protocol and the strongest one on its own examples; there is no leaderboard robustness "
-                     "(run `vib-bench attack RUN_DIR`).")
+        items.append(
+            "The attack stage did not run: robustness appears only in the claims table, under the paper's "
+            "protocol and the strongest one on its own examples; there is no leaderboard robustness "
+            "(run `vib-bench attack RUN_DIR`)."
+        )
     elif done and not attacked:
         items.append("No model was attacked: robustness was not measured (run `vib-bench attack RUN_DIR`).")
     elif set(done) - attacked:
@@ -306,12 +360,15 @@ def _unchecked(res: Results, gaps: dict[str, list[str]]) -> Finding | None:
         items.append(f"{_gap_sentence(gap)} ({who}).")
     seeds = {len(res.model(n).done_seeds()) for n in done}
     if seeds == {1}:
-        items.append("One seed per model: intervals and tests cover the sampling of test examples, not the "
-                     "variation between training runs.")
+        items.append(
+            "One seed per model: intervals and tests cover the sampling of test examples, not the "
+            "variation between training runs."
+        )
     if not items:
         return None
-    return Finding("unchecked", "What this run could not check:", "warning" if attacked and gaps else "info",
-                   tuple(items))
+    return Finding(
+        "unchecked", "What this run could not check:", "warning" if attacked and gaps else "info", tuple(items)
+    )
 
 
 def summarize(res: Results, eps=None, alpha: float = ALPHA) -> list[Finding]:
@@ -341,7 +398,7 @@ def summarize(res: Results, eps=None, alpha: float = ALPHA) -> list[Finding]:
 
 # ------------------------------------------------------------------------------------------ provenance
 def _commit(env: dict) -> str | None:
-    return ((env.get("git") or {}).get("commit") or None)
+    return (env.get("git") or {}).get("commit") or None
 
 
 def provenance(res: Results) -> list[str]:
@@ -355,13 +412,17 @@ def provenance(res: Results) -> list[str]:
             commits.setdefault(c, []).append(stage)
     if len(commits) > 1:
         parts = [f"{' and '.join(stages)} at {c[:7]}" for c, stages in commits.items()]
-        out.append(f"The stages ran at different commits ({'; '.join(parts)}): numbers from different stages may "
-                   "come from different code.")
+        out.append(
+            f"The stages ran at different commits ({'; '.join(parts)}): numbers from different stages may "
+            "come from different code."
+        )
     dirty = [s for s, env in envs.items() if (env.get("git") or {}).get("dirty")]
     if dirty:
         who = " and ".join(dirty)
-        out.append(f"{who[:1].upper() + who[1:]} ran on a dirty tree (uncommitted changes): the recorded commit "
-                   "does not identify the code that produced these numbers.")
+        out.append(
+            f"{who[:1].upper() + who[1:]} ran on a dirty tree (uncommitted changes): the recorded commit "
+            "does not identify the code that produced these numbers."
+        )
     unknown = [s for s, env in envs.items() if not _commit(env)]
     if unknown and envs:
         out.append(f"No commit recorded for {' and '.join(unknown)} (not run from a git checkout).")

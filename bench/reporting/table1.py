@@ -19,20 +19,25 @@ from .. import rundir
 from ..claims.verdicts import PAPER_TABLE1
 from ..io import atomic_write_text
 from ..results import Results
-from .ranking import Paired, compare_models
 from ..stats import mean_std
+from .ranking import Paired, compare_models
 
-TABLE1 = "table1.md"          # in the run directory
+TABLE1 = "table1.md"  # in the run directory
 BASELINE, VIB = "mlp", "vib_beta1e-3"
-LABELS = {"mlp": "Baseline (no regularization)", "dropout": "Dropout", "confidence_penalty": "Confidence penalty",
-          "label_smoothing": "Label smoothing", "vib_beta1e-3": "VIB (beta = 1e-3)"}
-PAPER_DATA = "mnist"          # the paper's numbers are MNIST's (permutation-invariant, 10,000 test images)
+LABELS = {
+    "mlp": "Baseline (no regularization)",
+    "dropout": "Dropout",
+    "confidence_penalty": "Confidence penalty",
+    "label_smoothing": "Label smoothing",
+    "vib_beta1e-3": "VIB (beta = 1e-3)",
+}
+PAPER_DATA = "mnist"  # the paper's numbers are MNIST's (permutation-invariant, 10,000 test images)
 
 
 @dataclass
 class Row:
     model: str
-    errors: list[float]       # test error in %, one per finished seed, in seed order
+    errors: list[float]  # test error in %, one per finished seed, in seed order
 
     @property
     def n(self) -> int:
@@ -54,9 +59,9 @@ class Row:
 @dataclass
 class Table1:
     dataset: str
-    n_test: float               # test examples per seed (NaN when unrecorded)
+    n_test: float  # test examples per seed (NaN when unrecorded)
     rows: list[Row]
-    paired: Paired | None       # VIB (a) against the baseline (b) on clean correctness
+    paired: Paired | None  # VIB (a) against the baseline (b) on clean correctness
 
 
 def table1(res: Results) -> Table1 | None:
@@ -96,23 +101,29 @@ def paired_line(t: Table1) -> str:
     if p.test.startswith("two-proportion"):
         counts = ""
     else:
-        counts = (f"VIB alone is right on {p.a_only} and the baseline alone on {p.b_only} of {p.n} "
-                  "test example-seeds; ")
+        counts = f"VIB alone is right on {p.a_only} and the baseline alone on {p.b_only} of {p.n} test example-seeds; "
     return f"VIB (beta = 1e-3) against the baseline on the same test examples: {counts}p = {p.p:.3g} ({p.test})."
 
 
 def notes(t: Table1) -> list[str]:
-    out = [f"Clean test error on {t.dataset} ({_num(t.n_test, '.0f')} test examples per seed); the standard "
-           "deviation is over seeds (ddof = 1). The paper's numbers are Table 1 of Alemi et al. (2017), MNIST, "
-           "one number per model.", paired_line(t)]
+    out = [
+        f"Clean test error on {t.dataset} ({_num(t.n_test, '.0f')} test examples per seed); the standard "
+        "deviation is over seeds (ddof = 1). The paper's numbers are Table 1 of Alemi et al. (2017), MNIST, "
+        "one number per model.",
+        paired_line(t),
+    ]
     if t.dataset.lower() != PAPER_DATA:
         out.append(f"This run is on {t.dataset}, not MNIST: the paper's column is not comparable.")
     return out
 
 
 def table1_markdown(t: Table1) -> str:
-    lines = ["# Table 1 (Alemi et al. 2017): clean test error", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
+    lines = [
+        "# Table 1 (Alemi et al. 2017): clean test error",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|",
+    ]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in t.rows]
     return "\n".join(lines + [""] + [f"* {n}" for n in notes(t)]) + "\n"
 
@@ -125,8 +136,10 @@ def table1_html(res: Results) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in t.rows)
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes(t))
-    return (f'<section id="table1"><h2>Table 1</h2><div class="scroll"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{body}</tbody></table></div><ul class="note">{items}</ul></section>')
+    return (
+        f'<section id="table1"><h2>Table 1</h2><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f'<tbody>{body}</tbody></table></div><ul class="note">{items}</ul></section>'
+    )
 
 
 def write_table1(run_dir) -> Path | None:

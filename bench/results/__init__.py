@@ -25,9 +25,23 @@ compared after one normalisation, :func:`norm_eps`, everywhere.
 
 from .entries import ModelResult, SeedResult
 from .file import SCHEMA, Results, load_results, update_results
-from .records import (CLEAN_KEY, EPS_DIGITS, AttackRecord, CellKey, eps_label, norm_eps, per_example_key,
-                      put_record)
+from .records import CLEAN_KEY, EPS_DIGITS, AttackRecord, CellKey, eps_label, norm_eps, per_example_key, put_record
 from .upgrade import FORMAT
 
-__all__ = ["CLEAN_KEY", "EPS_DIGITS", "FORMAT", "SCHEMA", "AttackRecord", "CellKey", "ModelResult", "Results",
-           "SeedResult", "eps_label", "load_results", "norm_eps", "per_example_key", "put_record", "update_results"]
+__all__ = [
+    "CLEAN_KEY",
+    "EPS_DIGITS",
+    "FORMAT",
+    "SCHEMA",
+    "AttackRecord",
+    "CellKey",
+    "ModelResult",
+    "Results",
+    "SeedResult",
+    "eps_label",
+    "load_results",
+    "norm_eps",
+    "per_example_key",
+    "put_record",
+    "update_results",
+]

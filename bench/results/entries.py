@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class SeedResult:
     """Everything measured for one (model, seed)."""
 
-    def __init__(self, model: str, seed: str, raw: dict, results: "Results"):
+    def __init__(self, model: str, seed: str, raw: dict, results: Results):
         self.model, self.seed_id, self.raw, self._results = model, str(seed), raw, results
 
     @property
@@ -91,7 +91,7 @@ class SeedResult:
 
     def throughput_median(self, part: str, batch: str | None = None) -> float:
         """Median examples/s of ``inference`` at a batch size (``"100"``) or of ``train``; NaN when absent."""
-        st = (self.throughput.get(part) or {})
+        st = self.throughput.get(part) or {}
         if batch is not None:
             st = st.get(batch) or {}
         return _num(st.get("median"))
@@ -174,7 +174,7 @@ class SeedResult:
 class ModelResult:
     """One model of a run: its configuration and its seeds."""
 
-    def __init__(self, name: str, raw: dict, results: "Results"):
+    def __init__(self, name: str, raw: dict, results: Results):
         self.name, self.raw, self._results = name, raw, results
 
     @property

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -27,11 +27,21 @@ class Results:
 
     # construction, loading, saving
     @classmethod
-    def new(cls, run: dict, environment: dict, path: Path | None = None) -> "Results":
+    def new(cls, run: dict, environment: dict, path: Path | None = None) -> Results:
         from .. import __version__
 
-        return cls({"schema": SCHEMA, "format": FORMAT, "vib_bench_version": __version__, "run": run, "environment": environment,
-                    "environments": {}, "models": {}}, path)
+        return cls(
+            {
+                "schema": SCHEMA,
+                "format": FORMAT,
+                "vib_bench_version": __version__,
+                "run": run,
+                "environment": environment,
+                "environments": {},
+                "models": {},
+            },
+            path,
+        )
 
     @property
     def version(self) -> str | None:
@@ -39,7 +49,7 @@ class Results:
         return self.raw.get("vib_bench_version") or self.environment("train").get("vib_bench")
 
     @classmethod
-    def load(cls, run_dir_or_file: str | Path) -> "Results":
+    def load(cls, run_dir_or_file: str | Path) -> Results:
         """Read, upgrade (an older format, in memory) and validate a results file (a run directory or the JSON
         file itself)."""
         path = results_path(run_dir_or_file)
@@ -117,7 +127,7 @@ class Results:
         old["seeds"] = sorted(set(old["seeds"]) | set(run["seeds"]))
         old["plugins"] = sorted(set(old.get("plugins", [])) | set(run.get("plugins", [])))
         if run.get("suite"):
-            old["suite"] = run["suite"]   # an edited suite (new attacks, eps, timing) is recorded
+            old["suite"] = run["suite"]  # an edited suite (new attacks, eps, timing) is recorded
 
     # environments
     def environment(self, stage: str | None = None) -> dict:

@@ -27,7 +27,7 @@ class CellKey(NamedTuple):
     protocol: str | None
 
     @classmethod
-    def of(cls, attack: str, norm: str, eps, protocol: str | None) -> "CellKey":
+    def of(cls, attack: str, norm: str, eps, protocol: str | None) -> CellKey:
         return cls(attack, norm, norm_eps(eps), protocol)
 
 
@@ -63,7 +63,7 @@ class AttackRecord:
         self.raw = raw
 
     @classmethod
-    def build(cls, attack: str, norm: str, eps: float, protocol: str, **fields) -> "AttackRecord":
+    def build(cls, attack: str, norm: str, eps: float, protocol: str, **fields) -> AttackRecord:
         return cls({"attack": attack, "norm": norm, "eps": float(eps), "protocol": protocol, **fields})
 
     attack = property(lambda self: self.raw.get("attack"))
@@ -111,8 +111,12 @@ class AttackRecord:
         return self.raw.get("indicators") or {}
 
     def set_indicator(self, name: str, value: float | None, threshold: float, **extra) -> None:
-        entry = {"value": None if value is None else float(value), "threshold": float(threshold),
-                 "fired": value is not None and float(value) > threshold, **extra}
+        entry = {
+            "value": None if value is None else float(value),
+            "threshold": float(threshold),
+            "fired": value is not None and float(value) > threshold,
+            **extra,
+        }
         self.raw.setdefault("indicators", {})[name] = entry
 
     def set_indicator_after(self, name: str, after: float) -> None:
@@ -137,8 +141,14 @@ class AttackRecord:
 
     def add_mitigation(self, indicator: str, action: str, before: float, after: float, **extra) -> None:
         self.raw.setdefault("mitigations", []).append(
-            {"indicator": indicator, "action": action, "robust_acc_before": float(before),
-             "robust_acc_after": float(after), **extra})
+            {
+                "indicator": indicator,
+                "action": action,
+                "robust_acc_before": float(before),
+                "robust_acc_after": float(after),
+                **extra,
+            }
+        )
 
     @property
     def loss_trace(self) -> list[float]:

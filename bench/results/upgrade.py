@@ -64,8 +64,9 @@ def check_format(data, where) -> int:
     if version is None or not isinstance(data.get("models"), dict):
         raise BenchError(f"{where}: not a vib-bench results file (expected schema {NAME!r} with a format number)")
     if version > FORMAT:
-        raise BenchError(f"{where}: results.json has format {version}; this vib-bench reads up to {FORMAT}: "
-                         "upgrade vib-bench")
+        raise BenchError(
+            f"{where}: results.json has format {version}; this vib-bench reads up to {FORMAT}: upgrade vib-bench"
+        )
     return version
 
 
@@ -93,8 +94,14 @@ def upgrade(data, where, check=None) -> dict:
         data = check(data)
     if version != FORMAT and str(where) not in _noticed:
         _noticed.add(str(where))
-        log.warning("%s is in results format %d (this vib-bench writes %d); upgraded in memory "
-                    "(`vib-bench upgrade %s` rewrites the file)", where, version, FORMAT, Path(where).parent)
+        log.warning(
+            "%s is in results format %d (this vib-bench writes %d); upgraded in memory "
+            "(`vib-bench upgrade %s` rewrites the file)",
+            where,
+            version,
+            FORMAT,
+            Path(where).parent,
+        )
     return data
 
 
@@ -121,7 +128,7 @@ def upgrade_file(run_dir_or_file: str | Path, check: bool = False) -> Upgrade:
     path = results_path(run_dir_or_file)
     if not path.exists():
         raise BenchError(f"{path}: no results file (is this a vib-bench run directory?)")
-    if check:   # only looks: no lock file is created
+    if check:  # only looks: no lock file is created
         return _upgrade_file(path, check)
     with run_lock(path.parent):
         return _upgrade_file(path, check)

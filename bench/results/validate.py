@@ -21,7 +21,7 @@ import re
 from ..errors import BenchError
 from ..rundir import name_problem, seed_problem
 
-MAX_DEPTH = 32          # the deepest results file vib-bench writes has 11 levels
+MAX_DEPTH = 32  # the deepest results file vib-bench writes has 11 levels
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -44,10 +44,12 @@ def _where(path: list) -> str:
 def parse(text: str, label: str):
     """The JSON value of ``text``; malformed or too deeply nested JSON is a one-line error."""
     try:
-        return json.loads(text)     # NaN, Infinity and 1e400 parse (as floats): validate() names their field
+        return json.loads(text)  # NaN, Infinity and 1e400 parse (as floats): validate() names their field
     except json.JSONDecodeError as e:
-        raise BenchError(f"{label}: not a valid results file (truncated or malformed JSON: {e.msg} at line "
-                         f"{e.lineno} column {e.colno})") from None
+        raise BenchError(
+            f"{label}: not a valid results file (truncated or malformed JSON: {e.msg} at line "
+            f"{e.lineno} column {e.colno})"
+        ) from None
     except RecursionError:
         raise BenchError(f"{label}: not a valid results file (nested more than {MAX_DEPTH} levels deep)") from None
 
@@ -81,19 +83,37 @@ def _generic(obj, path: list, depth: int = 0) -> None:
         for i, v in enumerate(obj):
             _generic(v, path + [i], depth + 1)
     elif isinstance(obj, float) and not math.isfinite(obj):
-        raise _Bad(path, "NaN, Infinity or an out-of-range number (such as 1e400) is not allowed; vib-bench "
-                         "writes a missing number as null")
+        raise _Bad(
+            path,
+            "NaN, Infinity or an out-of-range number (such as 1e400) is not allowed; vib-bench "
+            "writes a missing number as null",
+        )
 
 
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_KINDS = {"dict": lambda v: isinstance(v, dict), "list": lambda v: isinstance(v, list),
-          "str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool), "int": _is_int, "num": _is_num,
-          "rate": lambda v: _is_num(v) and 0 <= v <= 1, "count": lambda v: _is_int(v) and v >= 0}
-_EXPECTED = {"dict": "an object", "list": "a list", "str": "a string", "bool": "true or false", "int": "an integer",
-             "num": "a number", "rate": "a number in [0, 1]", "count": "an integer >= 0"}
+_KINDS = {
+    "dict": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "int": _is_int,
+    "num": _is_num,
+    "rate": lambda v: _is_num(v) and 0 <= v <= 1,
+    "count": lambda v: _is_int(v) and v >= 0,
+}
+_EXPECTED = {
+    "dict": "an object",
+    "list": "a list",
+    "str": "a string",
+    "bool": "true or false",
+    "int": "an integer",
+    "num": "a number",
+    "rate": "a number in [0, 1]",
+    "count": "an integer >= 0",
+}
 
 
 def _type(v, kind: str, path: list) -> None:
@@ -121,6 +141,7 @@ def _obj(spec: dict | None = None, nullable: bool = True):
         _type(v, "dict?" if nullable else "dict", path)
         if v and spec:
             _fields(v, spec, path)
+
     return check
 
 
@@ -129,15 +150,18 @@ def _list_of(item, nullable: bool = True):
         _type(v, "list?" if nullable else "list", path)
         for i, x in enumerate(v or []):
             item(x, path + [i]) if callable(item) else _type(x, item, path + [i])
+
     return check
 
 
 def _map_of(item):
     """An object whose values all have one shape (``item``: a kind name or a check)."""
+
     def check(v, path):
         _type(v, "dict?", path)
         for k, x in (v or {}).items():
             item(x, path + [k]) if callable(item) else _type(x, item, path + [k])
+
     return check
 
 
@@ -158,52 +182,138 @@ def _seed_list(v, path):
 
 
 # What the accessors of bench.results (and the stages reading through them) read.
-_DATASET = _obj({"name": "str", "checksum": "str?", "source": "str?", "in_shape": _list_of("int"),
-                 "num_classes": "int", "n_train": "int?", "n_val": "int?", "n_test": "int?"})
-_RUN = _obj({"dataset": _DATASET, "train": _obj(), "models": lambda v, p: (_names(v, p), _map_of("dict")(v, p)),
-             "seeds": _seed_list, "plugins": _list_of("str"), "suite": _obj({"name": "str?"})})
-_STATS = _obj({"median": "num?", "iqr": "num?", "mean": "num?", "stddev": "num?", "min": "num?", "max": "num?",
-               "rounds": "int?", "batch_size": "int?"})
+_DATASET = _obj(
+    {
+        "name": "str",
+        "checksum": "str?",
+        "source": "str?",
+        "in_shape": _list_of("int"),
+        "num_classes": "int",
+        "n_train": "int?",
+        "n_val": "int?",
+        "n_test": "int?",
+    }
+)
+_RUN = _obj(
+    {
+        "dataset": _DATASET,
+        "train": _obj(),
+        "models": lambda v, p: (_names(v, p), _map_of("dict")(v, p)),
+        "seeds": _seed_list,
+        "plugins": _list_of("str"),
+        "suite": _obj({"name": "str?"}),
+    }
+)
+_STATS = _obj(
+    {
+        "median": "num?",
+        "iqr": "num?",
+        "mean": "num?",
+        "stddev": "num?",
+        "min": "num?",
+        "max": "num?",
+        "rounds": "int?",
+        "batch_size": "int?",
+    }
+)
 # the indicators of attack failure and the mitigations that ran (bench.attack.indicators, .mitigate)
-_INDICATOR = _obj({"value": "rate?", "after": "rate?", "threshold": "num", "fired": "bool?"},
-                  nullable=False)
-_MITIGATION = _obj({"indicator": "str", "action": "str?", "robust_acc_before": "rate", "robust_acc_after": "rate"},
-                   nullable=False)
-_ATTACK = _obj({"attack": "str", "norm": "str", "eps": "num?", "protocol": "str?", "robust_acc": "rate?",
-                "ci_low": "rate?", "ci_high": "rate?", "n": "count?", "n_robust": "count?", "clean_acc": "rate?",
-                "checks": _obj(), "config": _obj(), "leaderboard": "bool?", "indicators": _map_of(_INDICATOR),
-                "mitigations": _list_of(_MITIGATION), "loss_trace": _list_of("num"), "mitigation_for": "str?",
-                "robust_acc_before": "rate?"}, nullable=False)
-_SEED = _obj({
-    "train": _obj({"state": "str", "epochs_done": "int?", "epochs": "int?", "train_time_s": "num?",
-                   "time_per_epoch_s": "num?", "examples_per_s": "num?", "final_val_error": "num?",
-                   "stack_size": "int?", "imported": _obj(), "error": "str?"}),
-    "clean": _obj({"n": "count?", "error": "rate?", "nll": "num?", "ece": "rate?", "brier": "num?", "rate_nats": "num?",
-                   "reliability": _obj({k: _list_of("num?") for k in ("edges", "count", "confidence", "accuracy")})}),
-    "attacks": _list_of(_ATTACK),
-    "attack_checks": _obj(), "attack_setup": _obj({"n_examples": "count?", "clean_acc": "rate?"}),
-    "throughput": _obj({"params": "int?", "inference": _map_of(_STATS), "train": _STATS, "machine": _obj()}),
-    "info": _obj({"estimates": _map_of(_map_of("dict")), "bounds": _obj(), "flags": _list_of("dict"),
-                  "representation": "str?"}),
-    "infoplane": _obj(), "infoplane_setup": _obj(), "claims": _obj(),
-    "failures": _list_of(_obj({"stage": "str?", "task": "str?", "error": "str?"}, nullable=False)),
-}, nullable=False)
+_INDICATOR = _obj({"value": "rate?", "after": "rate?", "threshold": "num", "fired": "bool?"}, nullable=False)
+_MITIGATION = _obj(
+    {"indicator": "str", "action": "str?", "robust_acc_before": "rate", "robust_acc_after": "rate"}, nullable=False
+)
+_ATTACK = _obj(
+    {
+        "attack": "str",
+        "norm": "str",
+        "eps": "num?",
+        "protocol": "str?",
+        "robust_acc": "rate?",
+        "ci_low": "rate?",
+        "ci_high": "rate?",
+        "n": "count?",
+        "n_robust": "count?",
+        "clean_acc": "rate?",
+        "checks": _obj(),
+        "config": _obj(),
+        "leaderboard": "bool?",
+        "indicators": _map_of(_INDICATOR),
+        "mitigations": _list_of(_MITIGATION),
+        "loss_trace": _list_of("num"),
+        "mitigation_for": "str?",
+        "robust_acc_before": "rate?",
+    },
+    nullable=False,
+)
+_SEED = _obj(
+    {
+        "train": _obj(
+            {
+                "state": "str",
+                "epochs_done": "int?",
+                "epochs": "int?",
+                "train_time_s": "num?",
+                "time_per_epoch_s": "num?",
+                "examples_per_s": "num?",
+                "final_val_error": "num?",
+                "stack_size": "int?",
+                "imported": _obj(),
+                "error": "str?",
+            }
+        ),
+        "clean": _obj(
+            {
+                "n": "count?",
+                "error": "rate?",
+                "nll": "num?",
+                "ece": "rate?",
+                "brier": "num?",
+                "rate_nats": "num?",
+                "reliability": _obj({k: _list_of("num?") for k in ("edges", "count", "confidence", "accuracy")}),
+            }
+        ),
+        "attacks": _list_of(_ATTACK),
+        "attack_checks": _obj(),
+        "attack_setup": _obj({"n_examples": "count?", "clean_acc": "rate?"}),
+        "throughput": _obj({"params": "int?", "inference": _map_of(_STATS), "train": _STATS, "machine": _obj()}),
+        "info": _obj(
+            {
+                "estimates": _map_of(_map_of("dict")),
+                "bounds": _obj(),
+                "flags": _list_of("dict"),
+                "representation": "str?",
+            }
+        ),
+        "infoplane": _obj(),
+        "infoplane_setup": _obj(),
+        "claims": _obj(),
+        "failures": _list_of(_obj({"stage": "str?", "task": "str?", "error": "str?"}, nullable=False)),
+    },
+    nullable=False,
+)
 
 
 def _seeds(v, path):
     _type(v, "dict", path)
     for key, entry in v.items():
-        problem = seed_problem(int(key)) if key.isascii() and key.isdigit() and len(key) <= 10 else (
-            f"{key!r} is not a seed (decimal digits)")
+        problem = (
+            seed_problem(int(key))
+            if key.isascii() and key.isdigit() and len(key) <= 10
+            else (f"{key!r} is not a seed (decimal digits)")
+        )
         if problem:
             raise _Bad(path + [key], f"seed key {problem}")
         _SEED(entry, path + [key])
 
 
 _MODEL = _obj({"config": _obj(), "stochastic": "bool?", "seeds": _seeds}, nullable=False)
-_TOP = {"vib_bench_version": "str?", "run": _RUN, "environment": _obj(), "environments": _map_of(_obj()),
-        "models": lambda v, p: (_names(v, p), _map_of(_MODEL)(v, p)),
-        "claims": _obj({"setup": _obj(), "rows": _list_of("dict")})}
+_TOP = {
+    "vib_bench_version": "str?",
+    "run": _RUN,
+    "environment": _obj(),
+    "environments": _map_of(_obj()),
+    "models": lambda v, p: (_names(v, p), _map_of(_MODEL)(v, p)),
+    "claims": _obj({"setup": _obj(), "rows": _list_of("dict")}),
+}
 
 
 def validate(raw, label: str, schema: str) -> dict:

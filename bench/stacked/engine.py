@@ -26,8 +26,17 @@ from pathlib import Path
 import torch
 
 from .. import rundir
-from ..training import (Cadence, TrainConfig, divergence, epoch_record, load_checkpoint, log_prob_metrics,
-                        on_device, save_checkpoint, validate)
+from ..training import (
+    Cadence,
+    TrainConfig,
+    divergence,
+    epoch_record,
+    load_checkpoint,
+    log_prob_metrics,
+    on_device,
+    save_checkpoint,
+    validate,
+)
 from .program import StackProgram, check_members, structure
 from .state import Member, Stack, stack_id
 from .step import StackStep
@@ -42,9 +51,18 @@ def cuda_graphs_default(device: torch.device) -> bool:
     return device.type == "cuda" and os.environ.get("VIB_BENCH_CUDA_GRAPHS", "1") != "0"
 
 
-def train_stack(members: list[Member], data, cfg: TrainConfig, run_dir: str | Path, *,
-                device: torch.device | str = "cpu", resume: bool = False, progress: bool | None = None,
-                graphs: bool | str | None = None, cadence: Cadence = Cadence()) -> list[dict]:
+def train_stack(
+    members: list[Member],
+    data,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    progress: bool | None = None,
+    graphs: bool | str | None = None,
+    cadence: Cadence = Cadence(),
+) -> list[dict]:
     """Train the members (built by ``bench.training.build_member``, ``files`` set) as one stack.
 
     Returns each member's status, in order. Raises :class:`StackMismatch` before writing anything
@@ -94,12 +112,35 @@ def _train_stack(members, data, cfg, run_dir, device, resume, progress, graphs, 
             m.files.begin(start_epoch, logs[i])
 
     label = ", ".join(f"{m.name}/{m.seed}" for m in members)
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               desc=f"stack of {stack.size} ({label})"[:60], unit="step", leave=False, dynamic_ncols=True,
-               disable=(not progress) if progress is not None else None)
+    bar = tqdm(
+        total=cfg.epochs * steps_per_epoch,
+        initial=start_epoch * steps_per_epoch,
+        desc=f"stack of {stack.size} ({label})"[:60],
+        unit="step",
+        leave=False,
+        dynamic_ncols=True,
+        disable=(not progress) if progress is not None else None,
+    )
     try:
-        _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt_path, start_epoch, ema_updates,
-                statuses, bar, device, cadence, val_every)
+        _epochs(
+            members,
+            stack,
+            step,
+            program,
+            cfg,
+            x_fit,
+            y_fit,
+            x_val,
+            y_val,
+            ckpt_path,
+            start_epoch,
+            ema_updates,
+            statuses,
+            bar,
+            device,
+            cadence,
+            val_every,
+        )
     except KeyboardInterrupt:  # Ctrl-C: no member's status may say "running"; the stack checkpoint resumes
         bar.close()
         for i in stack.active():
@@ -124,8 +165,15 @@ def _train_stack(members, data, cfg, run_dir, device, resume, progress, graphs, 
     return [statuses[i] for i in range(stack.size)]
 
 
-def validate_stack(program: StackProgram, stack: Stack, x_val: torch.Tensor, y_val: torch.Tensor, epoch: int,
-                   device, batched: bool | None = None) -> dict[int, dict]:
+def validate_stack(
+    program: StackProgram,
+    stack: Stack,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    epoch: int,
+    device,
+    batched: bool | None = None,
+) -> dict[int, dict]:
     """Each active member's validation error and NLL (``bench.training.validate``'s numbers) for its EMA
     weights: MLP members in one batched pass (their evaluation is deterministic), VIB members one by one
     under the protocol's noise; one host synchronisation per member at most.
@@ -143,14 +191,36 @@ def validate_stack(program: StackProgram, stack: Stack, x_val: torch.Tensor, y_v
         return {i: validate(stack.ema_models[i], x_val, y_val, epoch, device) for i in active}
     xs = scale_input(x_val)
     with torch.no_grad():
-        logits = torch.cat([program.eval_logits(stack.ema, xs[j:j + EVAL_BATCH].unsqueeze(0).expand(stack.size, -1, -1))
-                            for j in range(0, len(xs), EVAL_BATCH)], dim=1)
+        logits = torch.cat(
+            [
+                program.eval_logits(stack.ema, xs[j : j + EVAL_BATCH].unsqueeze(0).expand(stack.size, -1, -1))
+                for j in range(0, len(xs), EVAL_BATCH)
+            ],
+            dim=1,
+        )
         logp = torch.log_softmax(logits, dim=-1)
     return {i: log_prob_metrics(logp[i], y_val) for i in active}
 
 
-def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt_path, start_epoch, ema_updates,
-            statuses, bar, device, cadence, val_every: int) -> None:
+def _epochs(
+    members,
+    stack,
+    step,
+    program,
+    cfg,
+    x_fit,
+    y_fit,
+    x_val,
+    y_val,
+    ckpt_path,
+    start_epoch,
+    ema_updates,
+    statuses,
+    bar,
+    device,
+    cadence,
+    val_every: int,
+) -> None:
     """The epochs of one stack, from ``start_epoch``: steps, divergence checks, validation (every
     ``val_every`` epochs and the last), checkpoints."""
     from ..snapshots import save_snapshot
@@ -158,7 +228,7 @@ def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt
     names = program.stat_names
     n, bs = len(x_fit), cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
-    t_mark = t_checkpoint = time.perf_counter()   # the end of the last epoch; of the last checkpoint
+    t_mark = t_checkpoint = time.perf_counter()  # the end of the last epoch; of the last checkpoint
     for epoch in range(start_epoch, cfg.epochs):
         if not stack.active():
             break
@@ -168,7 +238,7 @@ def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt
         step.reset_sums()
         t0 = time.perf_counter()
         for s in range(steps_per_epoch):
-            step(perms[:, s * bs:(s + 1) * bs], ema_updates)
+            step(perms[:, s * bs : (s + 1) * bs], ema_updates)
             ema_updates += 1
             if (s + 1) % cfg.log_every == 0 or s + 1 == steps_per_epoch:
                 sums = step.sums.cpu().tolist()
@@ -189,23 +259,30 @@ def _epochs(members, stack, step, program, cfg, x_fit, y_fit, x_val, y_val, ckpt
         t1 = time.perf_counter()
         share = (t1 - t0) / stack.size
         sums = step.sums.cpu().tolist()
-        vals = (validate_stack(program, stack, x_val, y_val, epoch, device)
-                if Cadence.val_due(epoch + 1, cfg.epochs, val_every) else {})
+        vals = (
+            validate_stack(program, stack, x_val, y_val, epoch, device)
+            if Cadence.val_due(epoch + 1, cfg.epochs, val_every)
+            else {}
+        )
         val_share = (time.perf_counter() - t1) / stack.size
         active = stack.active()
         for i in active:
             if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch == 0):
-                save_snapshot(members[i].files.mdir, stack.models[i], x_fit[:cfg.snapshot_n], y_fit[:cfg.snapshot_n],
-                              epoch + 1)
+                save_snapshot(
+                    members[i].files.mdir, stack.models[i], x_fit[: cfg.snapshot_n], y_fit[: cfg.snapshot_n], epoch + 1
+                )
         now = time.perf_counter()
         for i in active:
             means = {k: sums[names.index(k)][i] / steps_per_epoch for k in program.member_stats[i]}
-            members[i].files.log_epoch(epoch_record(epoch, lr, means, vals.get(i), share, val_share, n,
-                                                    (now - t_mark) / stack.size))
+            members[i].files.log_epoch(
+                epoch_record(epoch, lr, means, vals.get(i), share, val_share, n, (now - t_mark) / stack.size)
+            )
         due = cadence.due(epoch + 1, cfg.epochs, now - t_checkpoint)
         if due:
-            save_checkpoint(ckpt_path, stack.state_dict(epoch + 1, ema_updates, step.optimizer_state(),
-                                                        [m.files.log_lines for m in members]))
+            save_checkpoint(
+                ckpt_path,
+                stack.state_dict(epoch + 1, ema_updates, step.optimizer_state(), [m.files.log_lines for m in members]),
+            )
             t_checkpoint = time.perf_counter()
             for i in active:
                 members[i].files.add_checkpoint_time((t_checkpoint - now) / stack.size)

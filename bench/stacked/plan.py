@@ -20,31 +20,30 @@ where they stopped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
 from .. import rundir
 from ..errors import BenchError
 from ..locking import member_busy, member_locks
-from ..training import (Cadence, MemberFiles, TrainConfig, build_member, load_checkpoint, save_checkpoint,
-                        train_model)
+from ..training import Cadence, MemberFiles, TrainConfig, build_member, load_checkpoint, save_checkpoint, train_model
 from ..weights import build_model
 from .engine import StackMismatch, train_stack
 from .program import structure
 from .state import Member, stack_id, unpack_checkpoint
 
 STACK_MODES = ("auto", "on", "off")
-BUSY = "busy"   # the status run_job yields for a member another process is training
+BUSY = "busy"  # the status run_job yields for a member another process is training
 
 
 @dataclass
 class Job:
-    members: list[tuple[str, int]]   # (model, seed), in training order
+    members: list[tuple[str, int]]  # (model, seed), in training order
     stacked: bool
-    strict: bool = False             # --stack on: a stacked-loss mismatch is an error, not a fall-back
+    strict: bool = False  # --stack on: a stacked-loss mismatch is an error, not a fall-back
 
     @property
     def stack_id(self) -> str:
@@ -57,8 +56,9 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def plan(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
-         resume: bool, mode: str) -> list[Job]:
+def plan(
+    run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *, resume: bool, mode: str
+) -> list[Job]:
     """The jobs in training order: a stack where the first of its members comes in the per-model order."""
     pairs = [(name, int(seed)) for name in model_overrides for seed in seeds]
     if check_mode(mode) == "off":
@@ -96,10 +96,11 @@ def unpack_stale(run_dir, jobs: list[Job], cfg: TrainConfig, model_overrides: di
         try:
             members = list(unpack_checkpoint(ck))
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            raise BenchError(f"{path}: a damaged stack checkpoint; delete it to train its members from the "
-                             "start") from None
+            raise BenchError(
+                f"{path}: a damaged stack checkpoint; delete it to train its members from the start"
+            ) from None
         if any(member_busy(rundir.member_lock_path(run_dir, name, seed)) for name, seed, _ in members):
-            continue   # another process is training this stack now
+            continue  # another process is training this stack now
         found = True
         failed = {int(i) for i, *_ in ck.get("failed", [])}
         for i, (name, seed, member_ck) in enumerate(members):
@@ -113,8 +114,17 @@ def unpack_stale(run_dir, jobs: list[Job], cfg: TrainConfig, model_overrides: di
     return found
 
 
-def planned_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
-                 device=torch.device("cpu"), resume: bool = False, mode: str = "auto") -> list[Job]:
+def planned_jobs(
+    run_dir,
+    dataset,
+    model_overrides: dict[str, dict],
+    seeds: list[int],
+    cfg: TrainConfig,
+    *,
+    device=torch.device("cpu"),
+    resume: bool = False,
+    mode: str = "auto",
+) -> list[Job]:
     """The plan of a train stage, after unpacking stack checkpoints that no planned stack continues."""
     device = torch.device(device)
     run_dir = Path(run_dir)
@@ -124,9 +134,19 @@ def planned_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list
     return jobs
 
 
-def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: TrainConfig, *,
-            device=torch.device("cpu"), resume: bool = False, progress=None,
-            log: Callable = print, cadence: Cadence = Cadence()) -> Iterator[list[tuple[str, int, dict]]]:
+def run_job(
+    job: Job,
+    run_dir,
+    dataset,
+    model_overrides: dict[str, dict],
+    cfg: TrainConfig,
+    *,
+    device=torch.device("cpu"),
+    resume: bool = False,
+    progress=None,
+    log: Callable = print,
+    cadence: Cadence = Cadence(),
+) -> Iterator[list[tuple[str, int, dict]]]:
     """Train one job: a stack (all its members at once) or the per-model loop; yield [(model, seed,
     status)] as members finish. A stack whose loss differs from its models' own falls back to the loop,
     or, for a strict job (``--stack on``), raises ``BenchError`` before training it.
@@ -141,43 +161,121 @@ def run_job(job: Job, run_dir, dataset, model_overrides: dict[str, dict], cfg: T
         if busy:
             yield [(n, s, {"model": n, "seed": s, "state": BUSY}) for n, s in busy]
         mine = [p for p, ok in zip(job.members, got) if ok]
-        stacked = job.stacked and len(mine) == len(job.members) and not any(
-            MemberFiles(run_dir, n, s, cfg, model_overrides[n]).finished() for n, s in mine)
-        yield from _run_members(mine, stacked, run_dir, dataset, model_overrides, cfg, device=device, resume=resume,
-                                progress=progress, log=log, cadence=cadence, strict=job.strict)
+        stacked = (
+            job.stacked
+            and len(mine) == len(job.members)
+            and not any(MemberFiles(run_dir, n, s, cfg, model_overrides[n]).finished() for n, s in mine)
+        )
+        yield from _run_members(
+            mine,
+            stacked,
+            run_dir,
+            dataset,
+            model_overrides,
+            cfg,
+            device=device,
+            resume=resume,
+            progress=progress,
+            log=log,
+            cadence=cadence,
+            strict=job.strict,
+        )
 
 
-def _run_members(pairs, stacked: bool, run_dir, dataset, model_overrides, cfg, *, device, resume, progress, log,
-                 cadence: Cadence, strict: bool):
+def _run_members(
+    pairs,
+    stacked: bool,
+    run_dir,
+    dataset,
+    model_overrides,
+    cfg,
+    *,
+    device,
+    resume,
+    progress,
+    log,
+    cadence: Cadence,
+    strict: bool,
+):
     if stacked:
         members = []
         for name, seed in pairs:
             model, rng = build_member(name, seed, model_overrides[name], dataset, device)
-            members.append(Member(name, seed, model_overrides[name], model, rng,
-                                  MemberFiles(run_dir, name, seed, cfg, model_overrides[name])))
+            members.append(
+                Member(
+                    name,
+                    seed,
+                    model_overrides[name],
+                    model,
+                    rng,
+                    MemberFiles(run_dir, name, seed, cfg, model_overrides[name]),
+                )
+            )
         try:
-            statuses = train_stack(members, dataset, cfg, run_dir, device=device, resume=resume, progress=progress,
-                                   cadence=cadence)
+            statuses = train_stack(
+                members, dataset, cfg, run_dir, device=device, resume=resume, progress=progress, cadence=cadence
+            )
         except StackMismatch as e:
             if strict:
-                raise BenchError(f"--stack on: cannot stack {', '.join(f'{n} seed {s}' for n, s in pairs)}: "
-                                 f"the stacked loss differs from the model's own ({e}); use --stack auto to "
-                                 "train them one by one") from None
-            log(f"not stacking {', '.join(f'{n} seed {s}' for n, s in pairs)}: the stacked loss "
-                f"differs from the model's own ({e}); training them one by one")
+                raise BenchError(
+                    f"--stack on: cannot stack {', '.join(f'{n} seed {s}' for n, s in pairs)}: "
+                    f"the stacked loss differs from the model's own ({e}); use --stack auto to "
+                    "train them one by one"
+                ) from None
+            log(
+                f"not stacking {', '.join(f'{n} seed {s}' for n, s in pairs)}: the stacked loss "
+                f"differs from the model's own ({e}); training them one by one"
+            )
         else:
             yield [(n, s, st) for (n, s), st in zip(pairs, statuses)]
             return
         del members
     for name, seed in pairs:
-        yield [(name, seed, train_model(name, seed, dataset, cfg, run_dir, overrides=model_overrides[name],
-                                        device=device, resume=resume, progress=progress, cadence=cadence))]
+        yield [
+            (
+                name,
+                seed,
+                train_model(
+                    name,
+                    seed,
+                    dataset,
+                    cfg,
+                    run_dir,
+                    overrides=model_overrides[name],
+                    device=device,
+                    resume=resume,
+                    progress=progress,
+                    cadence=cadence,
+                ),
+            )
+        ]
 
 
-def training_jobs(run_dir, dataset, model_overrides: dict[str, dict], seeds: list[int], cfg: TrainConfig, *,
-                  device=torch.device("cpu"), resume: bool = False, mode: str = "auto", progress=None,
-                  log: Callable = print, cadence: Cadence = Cadence()) -> Iterator[list[tuple[str, int, dict]]]:
+def training_jobs(
+    run_dir,
+    dataset,
+    model_overrides: dict[str, dict],
+    seeds: list[int],
+    cfg: TrainConfig,
+    *,
+    device=torch.device("cpu"),
+    resume: bool = False,
+    mode: str = "auto",
+    progress=None,
+    log: Callable = print,
+    cadence: Cadence = Cadence(),
+) -> Iterator[list[tuple[str, int, dict]]]:
     """Train every (model, seed); yield [(model, seed, status)] for each job as it finishes."""
     for job in planned_jobs(run_dir, dataset, model_overrides, seeds, cfg, device=device, resume=resume, mode=mode):
-        yield from run_job(job, Path(run_dir), dataset, model_overrides, cfg, device=device, resume=resume,
-                           progress=progress, log=log, cadence=cadence)
+        yield from run_job(
+            job,
+            Path(run_dir),
+            dataset,
+            model_overrides,
+            cfg,
+            device=device,
+            resume=resume,
+            progress=progress,
+            log=log,
+            cadence=cadence,
+        )

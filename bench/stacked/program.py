@@ -42,8 +42,12 @@ def _layers(leaves, activation: type | None) -> tuple[list[tuple[str, str]], lis
     layers, rates, i = [], [], 0
     while i < len(leaves):
         name, lin = leaves[i]
-        if type(lin) is not nn.Linear or lin.bias is None or i + 1 >= len(leaves) \
-                or type(leaves[i + 1][1]) is not activation:
+        if (
+            type(lin) is not nn.Linear
+            or lin.bias is None
+            or i + 1 >= len(leaves)
+            or type(leaves[i + 1][1]) is not activation
+        ):
             return None
         i += 2
         p = 0.0
@@ -65,14 +69,14 @@ class Structure:
     """What a stack needs to know about one member. Layers are (weight, bias) positions in the
     model's ``named_parameters()`` order, which is also the order of the stacked tensors."""
 
-    kind: str                          # "mlp" or "vib"
-    hidden: list                       # (weight, bias) of each hidden layer, in order
-    out: tuple                         # the MLP's head, or VIB's encoder output layer (2K)
-    decoder: tuple | None              # VIB's decoder
+    kind: str  # "mlp" or "vib"
+    hidden: list  # (weight, bias) of each hidden layer, in order
+    out: tuple  # the MLP's head, or VIB's encoder output layer (2K)
+    decoder: tuple | None  # VIB's decoder
     activation: type
-    hyper: dict[str, float]            # per-member values: dropout, label_smoothing, ... beta, sigma_shift
-    names: list[str] = None            # the member's parameter names (dropout shifts them)
-    key: tuple = ()                    # members with equal keys stack together
+    hyper: dict[str, float]  # per-member values: dropout, label_smoothing, ... beta, sigma_shift
+    names: list[str] = None  # the member's parameter names (dropout shifts them)
+    key: tuple = ()  # members with equal keys stack together
 
 
 def structure(model: nn.Module) -> Structure | None:
@@ -95,9 +99,11 @@ def structure(model: nn.Module) -> Structure | None:
             out = _linear(("head", model.head))
             if parsed is None or out is None or len(set(parsed[1])) > 1:
                 return None
-            hyper = {"dropout": parsed[1][0] if parsed[1] else 0.0,
-                     "label_smoothing": float(model.label_smoothing),
-                     "confidence_penalty": float(model.confidence_penalty)}
+            hyper = {
+                "dropout": parsed[1][0] if parsed[1] else 0.0,
+                "label_smoothing": float(model.label_smoothing),
+                "confidence_penalty": float(model.confidence_penalty),
+            }
             s = Structure("mlp", parsed[0], out, None, act, hyper)
         elif type(model) is VIBClassifier:
             leaves = _leaves(model.encoder, "encoder")
@@ -123,8 +129,16 @@ def structure(model: nn.Module) -> Structure | None:
     s.out = (pos[s.out[0]], pos[s.out[1]])
     s.decoder = (pos[s.decoder[0]], pos[s.decoder[1]]) if s.decoder else None
     shapes = tuple(tuple(p.shape) for p in model.parameters())
-    s.key = (s.kind, s.activation.__name__, tuple(s.hidden), s.out, s.decoder, shapes, str(next(iter(dtypes))),
-             type(model).__qualname__)
+    s.key = (
+        s.kind,
+        s.activation.__name__,
+        tuple(s.hidden),
+        s.out,
+        s.decoder,
+        shapes,
+        str(next(iter(dtypes))),
+        type(model).__qualname__,
+    )
     return s
 
 
@@ -158,8 +172,9 @@ class StackProgram:
         self.kind, self.hidden, self.out, self.decoder = first.kind, first.hidden, first.out, first.decoder
         self.act = _ACTS[first.activation]
         self.size, self.num_classes = len(structures), num_classes
-        self.hyper = {k: torch.tensor([s.hyper[k] for s in structures], dtype=torch.float32, device=device)
-                      for k in first.hyper}
+        self.hyper = {
+            k: torch.tensor([s.hyper[k] for s in structures], dtype=torch.float32, device=device) for k in first.hyper
+        }
         self._rates = [s.hyper.get("dropout", 0.0) for s in structures]
         if self.kind == "mlp":
             cp = [s.hyper["confidence_penalty"] > 0 for s in structures]
@@ -180,23 +195,24 @@ class StackProgram:
         if not self.dropout:
             return []
         # Members without dropout keep a mask of ones (never drawn: their model draws nothing).
-        return [torch.ones(self.size, batch, params[w].shape[1], dtype=ref.dtype, device=ref.device)
-                for w, _ in self.hidden]
+        return [
+            torch.ones(self.size, batch, params[w].shape[1], dtype=ref.dtype, device=ref.device) for w, _ in self.hidden
+        ]
 
     def draw_noise(self, buffers: list[torch.Tensor], generators: list[torch.Generator]) -> None:
         """Fill ``buffers`` with each member's noise from its own generator, as its model draws it."""
         if self.kind == "vib":
             for m, g in enumerate(generators):
-                buffers[0][m].normal_(generator=g)           # = torch.randn_like(mu)
+                buffers[0][m].normal_(generator=g)  # = torch.randn_like(mu)
             return
         for m, (p, g) in enumerate(zip(self._rates, generators)):
             if p > 0:
-                for mask in buffers:                          # layer by layer, as nn.Dropout draws them
+                for mask in buffers:  # layer by layer, as nn.Dropout draws them
                     mask[m].bernoulli_(1 - p, generator=g).div_(1 - p)
 
     # -------------------------------------------------------------------------------------- loss
     def _linear(self, params: list, h: torch.Tensor, layer: tuple[str, str]) -> torch.Tensor:
-        w, b = layer   # positions in the stacked parameter list
+        w, b = layer  # positions in the stacked parameter list
         return StackedLinear.apply(h, params[w], params[b])
 
     def _body(self, params: list, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
@@ -256,8 +272,15 @@ class StackProgram:
         return loss, {"loss": loss.detach(), "ce": ce.detach(), "kl": kl.detach()}
 
 
-def check_members(program: StackProgram, params: list, models: list, generators: list[torch.Generator],
-                  x: torch.Tensor, y: torch.Tensor, scale) -> str | None:
+def check_members(
+    program: StackProgram,
+    params: list,
+    models: list,
+    generators: list[torch.Generator],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    scale,
+) -> str | None:
     """None when every member's own ``loss(x, y)`` equals the stacked loss on this batch, else a one-line
     reason. ``models`` are the members (their parameters views of ``params``); generators are untouched.
 

@@ -30,8 +30,8 @@ class Member:
     seed: int
     overrides: dict
     model: torch.nn.Module
-    rng: dict                                  # bench.training.rng_state right after initialisation
-    files: object = field(default=None)        # bench.training.MemberFiles
+    rng: dict  # bench.training.rng_state right after initialisation
+    files: object = field(default=None)  # bench.training.MemberFiles
 
 
 def stack_id(pairs) -> str:
@@ -69,7 +69,7 @@ class Stack:
             g = torch.Generator(device=device)
             g.set_state(m.rng["cuda" if device.type == "cuda" else "cpu"])
             self.noise.append(g)
-        self.failed: dict[int, tuple[str, int]] = {}   # member index -> (its error, epochs it finished)
+        self.failed: dict[int, tuple[str, int]] = {}  # member index -> (its error, epochs it finished)
 
     def active(self) -> list[int]:
         return [i for i in range(self.size) if i not in self.failed]
@@ -84,17 +84,28 @@ class Stack:
     def state_dict(self, epoch: int, ema_updates: int, optimizer: dict, logs: list[list[str]] | None = None) -> dict:
         """``logs``: each member's epoch log lines so far (a resume falls back on them when a log file
         lost lines written after the checkpoint's fsync)."""
-        return {"format": FORMAT, "members": [[m.name, int(m.seed)] for m in self.members],
-                "epoch": epoch, "ema_updates": ema_updates,
-                "names": self.names, "params": [p.detach() for p in self.params], "ema": list(self.ema),
-                "optimizer": optimizer, "shuffle": [g.get_state() for g in self.shuffles],
-                "rng": self.rng_states(), "failed": [[i, e, d] for i, (e, d) in self.failed.items()],
-                "logs": [list(lg) for lg in logs] if logs is not None else None}
+        return {
+            "format": FORMAT,
+            "members": [[m.name, int(m.seed)] for m in self.members],
+            "epoch": epoch,
+            "ema_updates": ema_updates,
+            "names": self.names,
+            "params": [p.detach() for p in self.params],
+            "ema": list(self.ema),
+            "optimizer": optimizer,
+            "shuffle": [g.get_state() for g in self.shuffles],
+            "rng": self.rng_states(),
+            "failed": [[i, e, d] for i, (e, d) in self.failed.items()],
+            "logs": [list(lg) for lg in logs] if logs is not None else None,
+        }
 
     def load_state_dict(self, ck: dict) -> tuple[int, int, dict]:
         """Restore in place (the stacked tensors keep their storage); returns (epoch, ema_updates, optimizer)."""
-        if ck.get("format") != FORMAT or ck.get("members") != [[m.name, int(m.seed)] for m in self.members] \
-                or ck.get("names") != self.names:
+        if (
+            ck.get("format") != FORMAT
+            or ck.get("members") != [[m.name, int(m.seed)] for m in self.members]
+            or ck.get("names") != self.names
+        ):
             raise ValueError("the checkpoint holds another stack")
         with torch.no_grad():
             for p, e, p0, e0 in zip(self.params, self.ema, ck["params"], ck["ema"]):
@@ -120,10 +131,20 @@ def unpack_checkpoint(ck: dict) -> list[tuple[str, int, dict]]:
     out = []
     for i, (name, seed) in enumerate(ck["members"]):
         state = {j: {k: (v if k == "step" else v[i]).clone() for k, v in st.items()} for j, st in opt["state"].items()}
-        out.append((name, int(seed), {
-            "epoch": int(ck["epoch"]), "ema_updates": int(ck["ema_updates"]),
-            "model": {k: v[i].clone() for k, v in zip(ck["names"][i], ck["params"])},
-            "ema": {k: v[i].clone() for k, v in zip(ck["names"][i], ck["ema"])},
-            "optimizer": {"state": state, "param_groups": [dict(g) for g in groups]},
-            "shuffle": ck["shuffle"][i], "rng": ck["rng"][i], "log": (ck.get("logs") or [None] * len(ck["members"]))[i]}))
+        out.append(
+            (
+                name,
+                int(seed),
+                {
+                    "epoch": int(ck["epoch"]),
+                    "ema_updates": int(ck["ema_updates"]),
+                    "model": {k: v[i].clone() for k, v in zip(ck["names"][i], ck["params"])},
+                    "ema": {k: v[i].clone() for k, v in zip(ck["names"][i], ck["ema"])},
+                    "optimizer": {"state": state, "param_groups": [dict(g) for g in groups]},
+                    "shuffle": ck["shuffle"][i],
+                    "rng": ck["rng"][i],
+                    "log": (ck.get("logs") or [None] * len(ck["members"]))[i],
+                },
+            )
+        )
     return out

@@ -31,8 +31,7 @@ from ..training import TrainConfig, ema_decay_at, make_optimizer
 
 
 class StackStep:
-    def __init__(self, program, stack, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
-                 graphs: bool | str = False):
+    def __init__(self, program, stack, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, graphs: bool | str = False):
         """``x`` (N, D): the training inputs, flattened and scaled as the models scale them; ``y`` (N,)."""
         self.program, self.stack, self.cfg, self.x, self.y = program, stack, cfg, x, y
         self.device = x.device
@@ -42,8 +41,7 @@ class StackStep:
         if self.static:
             self.lr = torch.tensor(cfg.lr, dtype=torch.float32, device=self.device)
             self.ema_weight = torch.zeros((), dtype=torch.float32, device=self.device)
-            self.opt = torch.optim.Adam(params, lr=self.lr, betas=(cfg.beta1, cfg.beta2), fused=True,
-                                        capturable=True)
+            self.opt = torch.optim.Adam(params, lr=self.lr, betas=(cfg.beta1, cfg.beta2), fused=True, capturable=True)
         else:
             self.opt = make_optimizer(params, cfg, self.device)
         self.sums = torch.zeros(len(program.stat_names), program.size, device=self.device)
@@ -85,10 +83,10 @@ class StackStep:
         loss, stats = self.program.loss(self.stack.params, self.x[idx], self.y[idx], noise)
         if not self.capture:
             self.opt.zero_grad(set_to_none=True)
-        loss.sum().backward()   # members are independent: each one's gradient is its own loss's
+        loss.sum().backward()  # members are independent: each one's gradient is its own loss's
         self.opt.step()
         with torch.no_grad():
-            if self.static:   # _foreach_lerp_ takes a number, which a graph would freeze: lerp_ takes a tensor
+            if self.static:  # _foreach_lerp_ takes a number, which a graph would freeze: lerp_ takes a tensor
                 for e, p in zip(self.stack.ema, self.stack.params):
                     e.lerp_(p, ema_weight)
             else:
@@ -121,8 +119,10 @@ class StackStep:
                     self._body(idx, noise, self.ema_weight)
                 replay = graph.replay
             else:
+
                 def replay(idx=idx, noise=noise):
                     self._body(idx, noise, self.ema_weight)
+
             self._graphs[batch] = (idx, replay)
         return self._graphs[batch]
 
@@ -141,9 +141,8 @@ class StackStep:
         stream = torch.cuda.Stream() if self.capture else None
         if stream is not None:
             stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext(), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "capturable=True ... running without CUDA graph capture"
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "capturable=True ... running without CUDA graph capture"
             for _ in range(steps):
                 self.opt.zero_grad(set_to_none=True)
                 self._body(idx, noise, self.ema_weight)
@@ -153,10 +152,9 @@ class StackStep:
             now = self._tensors()
             for t, s in zip(now[:n_saved], saved):
                 t.copy_(s)
-            for p in self.stack.params:   # Adam's state created by the warm-up: back to its zeros
+            for p in self.stack.params:  # Adam's state created by the warm-up: back to its zeros
                 if p not in had_state:
                     for v in self.opt.state[p].values():
                         if torch.is_tensor(v):
                             v.zero_()
         self.opt.zero_grad(set_to_none=True)
-
