@@ -246,6 +246,15 @@ def log_prob_metrics(logp: torch.Tensor, y: torch.Tensor) -> dict:
 VAL_SEED = 10_000  # + epoch: the noise seed of a stochastic model's validation
 
 
+def _epoch_of(line: str) -> int | None:
+    """The epoch of a train-log line, or None for a line that is not a log line (torn, or edited)."""
+    try:
+        epoch = json.loads(line).get("epoch")
+    except (ValueError, AttributeError):
+        return None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
 class MemberFiles:
     """One (model, seed)'s files while it trains: status, epoch log, final weights.
 
@@ -276,8 +285,9 @@ class MemberFiles:
         self.mdir.mkdir(parents=True, exist_ok=True)
         self.log_lines = []
         if start_epoch:
-            lines = [ln for ln in rundir.read_log_lines(self.mdir) if json.loads(ln)["epoch"] <= start_epoch]
-            if saved_log is not None and [json.loads(ln)["epoch"] for ln in lines] != list(range(1, start_epoch + 1)):
+            # a torn or edited line (a crash mid-write, a received run) is dropped, never a crash
+            lines = [ln for ln in rundir.read_log_lines(self.mdir) if (_epoch_of(ln) or start_epoch + 1) <= start_epoch]
+            if saved_log is not None and [_epoch_of(ln) for ln in lines] != list(range(1, start_epoch + 1)):
                 lines = list(saved_log)
             self.log_lines = lines
         rundir.write_log_lines(self.mdir, self.log_lines)

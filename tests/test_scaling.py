@@ -95,9 +95,11 @@ def test_stacked_validation_equals_each_members_own(digits):
     assert len({round(v["nll"], 6) for v in got.values()}) == 3  # three different members
 
 
-def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_path, digits, monkeypatch):
+@pytest.mark.parametrize("damage", ["lost lines", "torn line"])
+def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_path, digits, monkeypatch, damage):
     """The epoch log is rewritten without fsync; after a power cut it may lack lines the (fsynced)
-    checkpoint holds. Resume restores them from the checkpoint and ends as an uninterrupted run."""
+    checkpoint holds, or end in a torn line. Resume restores them from the checkpoint (never a crash) and
+    ends as an uninterrupted run."""
     import bench.stacked.engine as engine
 
     cfg = TrainConfig(epochs=5, lr=1e-3)
@@ -120,7 +122,8 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
     mdir = rundir.model_dir(tmp_path / "cut", "mlp", 0)
     assert json.loads((mdir / rundir.STATUS).read_text())["state"] == "interrupted"
     assert [r["epoch"] for r in rundir.read_train_log(mdir)] == [1, 2, 3]
-    rundir.write_log_lines(mdir, rundir.read_log_lines(mdir)[:1])  # the file lost epochs 2 and 3
+    kept = rundir.read_log_lines(mdir)[:1]  # the file lost epochs 2 and 3...
+    rundir.write_log_lines(mdir, kept if damage == "lost lines" else kept + ['{"epoch": 2, "ce": 0.'])  # ...or tore
     train_run(tmp_path / "cut", digits, models, [0], cfg, stack="on", resume=True, cadence=every2, **quiet)
     for name in models:
         a, b = weights(tmp_path / "cut", name), weights(tmp_path / "straight", name)
