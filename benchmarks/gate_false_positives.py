@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.reporting.compare import CORRECTIONS, compare_runs, exit_status  # noqa: E402
+from bench.reporting.compare import compare_runs  # noqa: E402
+from bench.reporting.gate import CORRECTIONS, exit_status  # noqa: E402
 from bench.results import CLEAN_KEY, Results  # noqa: E402
 
 

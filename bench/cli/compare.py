@@ -10,8 +10,9 @@ from .common import add_format, parse_list
 
 def cmd_compare(args) -> int:
     from ..integrity import integrity_problems
-    from ..reporting.compare import check_fail_on, compare_runs, exit_status
+    from ..reporting.compare import compare_runs
     from ..reporting.compare_render import provenance, render_rows, summary_line, to_json
+    from ..reporting.gate import check_fail_on, exit_status
     from ..results import Results
     from ..run_diff import setting_changes
 
@@ -83,7 +84,8 @@ def _correction_words(rows: list[dict], correction: str) -> str:
 
 
 def register(sub) -> None:
-    from ..reporting.compare import CORRECTIONS, TABLE_FORMATS
+    from ..reporting.compare import TABLE_FORMATS
+    from ..reporting.gate import CORRECTIONS
 
     p = sub.add_parser(
         "compare",

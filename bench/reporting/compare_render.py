@@ -7,7 +7,8 @@ import math
 from ..errors import BenchError
 from ..results import Results
 from . import escape
-from .compare import TABLE_FORMATS, TIERS, VERDICTS, check_fail_on, nothing_compared
+from .compare import TABLE_FORMATS
+from .gate import TIERS, VERDICTS, check_fail_on, nothing_compared
 
 
 # ------------------------------------------------------------------------------------ rendering

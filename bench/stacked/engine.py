@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 
 from .. import rundir
+from ..member_files import epoch_record
 from ..training import (
     Cadence,
     TrainConfig,
     divergence,
-    epoch_record,
     load_checkpoint,
     log_prob_metrics,
     on_device,

@@ -31,7 +31,7 @@ class Member:
     overrides: dict
     model: torch.nn.Module
     rng: dict  # bench.training.rng_state right after initialisation
-    files: object = field(default=None)  # bench.training.MemberFiles
+    files: object = field(default=None)  # bench.member_files.MemberFiles
 
 
 def stack_id(pairs) -> str:
