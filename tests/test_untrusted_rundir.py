@@ -167,6 +167,29 @@ def test_import_checks_the_slot_on_disk_and_replace_overwrites_it(tmp_path, caps
     assert set(raw["models"]) == {"mlp", "other"}
 
 
+def test_import_replace_refuses_a_slot_another_process_is_training(tmp_path, capsys, plain_weights):
+    from bench.locking import member_locks
+    from bench.rundir import member_lock_path
+
+    base = ["import", "mlp", str(plain_weights), "--into", str(tmp_path / "run"), "--dataset", "digits"]
+    base += ["--set", "hidden=16"]
+    assert main(base) == 0
+    capsys.readouterr()
+    weights = tmp_path / "run" / "models" / "mlp" / "seed0" / "model.safetensors"
+    before = weights.read_bytes()
+    with member_locks([member_lock_path(tmp_path / "run", "mlp", 0)]) as got:
+        assert got == [True]
+        # another process holds the slot: filelock is per process, so take it in a child
+        import subprocess
+        import sys
+
+        code = f"import sys; from bench.cli import main; sys.exit(main({[*base, '--replace']!r}))"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "being trained by another process" in proc.stderr
+    assert weights.read_bytes() == before
+
+
 # ----------------------------------------------------------------------------------------- plugins
 PLUGIN = "import pathlib\npathlib.Path({marker!r}).write_text('executed')\n"
 
