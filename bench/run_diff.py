@@ -46,7 +46,7 @@ def _attack_changes(name, mb, mn) -> list[str]:
     sn = next((s for s in mn.done_seeds() if s.has_attacks()), None)
     if sb is None or sn is None:
         return out
-    for key in ("n_examples", "eval_seed", "eval_batch"):
+    for key in ("n_examples", "eval_seed", "eval_batch", "eval_noise"):
         a, b = sb.attack_setup.get(key), sn.attack_setup.get(key)
         if a != b:
             out.append(f"model {name}: attack {key}: {_fmt(a)} -> {_fmt(b)}")

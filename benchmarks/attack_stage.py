@@ -49,12 +49,23 @@ def attack_args(suite: str) -> list[str]:
     return args
 
 
+def start(src: Path, args: list[str]) -> tuple[float, subprocess.Popen]:
+    """Start one ``python -m bench`` command from tree ``src``; its start time and process."""
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    cmd = [sys.executable, "-m", "bench", *args]
+    t0 = time.perf_counter()
+    return t0, subprocess.Popen(cmd, cwd=src, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(t0: float, p: subprocess.Popen) -> tuple[float, int, str]:
+    """Seconds, exit status and output tail of a command :func:`start` began."""
+    out, _ = p.communicate()
+    return time.perf_counter() - t0, p.returncode, out[-3000:]
+
+
 def run(src: Path, args: list[str]) -> tuple[float, int, str]:
     """Seconds, exit status and output tail of one ``python -m bench`` command run from tree ``src``."""
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "bench", *args], cwd=src, env=env, capture_output=True, text=True)
-    return time.perf_counter() - t0, p.returncode, (p.stdout + p.stderr)[-3000:]
+    return finish(*start(src, args))
 
 
 def main() -> int:
@@ -67,6 +78,11 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="more `vib-bench attack` options, space-separated")
     ap.add_argument(
         "--keep", type=Path, default=None, help="put the attacked copies here (default: a temporary folder)"
+    )
+    ap.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="run both trees at the same time (one --threads each), so that both see the same machine load",
     )
     args = ap.parse_args()
     if not (args.run_dir / "results.json").is_file():
@@ -86,12 +102,18 @@ def main() -> int:
     ]
     trees = ([("before", args.before_src.resolve())] if args.before_src else []) + [("after", ROOT)]
     times = {}
-    for label, src in trees:
+    for label, _ in trees:
         dest = base / label
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(args.run_dir, dest)
-        wall, rc, tail = run(src, ["attack", str(dest), *common])
+    started = {}
+    for label, src in trees:
+        started[label] = start(src, ["attack", str(base / label), *common])
+        if not args.concurrent:
+            started[label] = finish(*started[label])
+    for label, src in trees:
+        wall, rc, tail = started[label] if not args.concurrent else finish(*started[label])
         print(f"{label}: {src}: attack stage {wall:.1f} s (exit {rc})")
         if rc != 0:
             print(tail, file=sys.stderr)

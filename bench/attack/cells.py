@@ -32,6 +32,7 @@ class Cell:
     desc: str = ""
     randomised: bool = False  # the model's predictions are random (unstable predictions are measured)
     indicators: bool = True  # measure the indicators of attack failure (bench.attack.mitigate)
+    reproducible: bool | None = None  # eps-0 cells: the protocol's reproducibility probe passed
 
 
 def new_record(
@@ -104,7 +105,8 @@ NO_COST = {
 def from_clean(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, torch.Tensor]:
     """An eps = 0 cell without running the attack: the only image in a ball of radius 0 is the example
     itself, and predictions are keyed on the example (``bench.protocol``), so the attacked prediction is
-    the clean one. The record says so (``from_clean_pass``) and costs nothing."""
+    the clean one, provided predictions do not depend on batching: the eps-0 check is the protocol's
+    reproducibility probe (``c.reproducible``). The record says so (``from_clean_pass``) and costs nothing."""
     robust = c.clean.clone()
     pert, linf, l2 = perturbation_fields(c.x, c.x)
     acc = float(c.clean.double().mean())
@@ -124,6 +126,8 @@ def from_clean(c: Cell, name, norm, eps, proto, config) -> tuple[AttackRecord, t
         from_clean_pass=True,
     )
     cell_checks(rec, norm, eps, c.x, linf, l2, int(c.clean.sum()))
+    if c.reproducible is not None:
+        rec.checks["eps0_differs_from_clean"] = not c.reproducible
     return rec, robust
 
 

@@ -42,6 +42,14 @@ class ModelUnderAttack:
     sanity: dict = field(
         default_factory=dict
     )  # (attack, norm) -> unconstrained failure (bench.attack.group_indicators)
+    _reproducible: bool | None = None
+
+    def reproducible(self) -> bool:
+        """The protocol's reproducibility probe (``bench.protocol.reproducible``), run once, when an eps-0
+        cell first needs it."""
+        if self._reproducible is None:
+            self._reproducible = protocol.reproducible(self.model, self.x, self.y, self.clean, self.device)
+        return self._reproducible
 
     @property
     def clean_acc(self) -> float:
@@ -87,6 +95,7 @@ def load_for_attack(run_dir, name: str, seed: int, x, y, device) -> tuple[ModelU
         "n_examples": len(x),
         "eval_seed": EVAL_SEED,
         "eval_batch": EVAL_BATCH,
+        "eval_noise": protocol.EVAL_NOISE,
         "clean_acc": m.clean_acc,
         "split": "test",
         "first_n": True,
@@ -233,6 +242,7 @@ def attack_group(
             f"{m.name} {attack_name} {norm} {eps:g}",
             randomised=randomised,
             indicators=getattr(opts, "indicators", True),
+            reproducible=m.reproducible() if eps == 0 and not s.costly else None,
         )
         return s, proto, config, cell
 

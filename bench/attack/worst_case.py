@@ -54,7 +54,9 @@ def worst_case_records(
             checks={},
         )
         if eps == 0:
-            rec.checks["eps0_differs_from_clean"] = rec.robust_acc != clean_acc
+            rec.checks["eps0_differs_from_clean"] = rec.robust_acc != clean_acc or any(
+                r.checks.get("eps0_differs_from_clean") for r in rs
+            )
         elif leaderboard:
             gaps = attack_set_gaps([r.attack for r in rs], randomised)
             rec["attack_set_gaps"] = gaps

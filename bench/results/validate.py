@@ -273,7 +273,7 @@ _SEED = _obj(
         ),
         "attacks": _list_of(_ATTACK),
         "attack_checks": _obj(),
-        "attack_setup": _obj({"n_examples": "count?", "clean_acc": "rate?"}),
+        "attack_setup": _obj({"n_examples": "count?", "clean_acc": "rate?", "eval_noise": "str?"}),
         "throughput": _obj({"params": "int?", "inference": _map_of(_STATS), "train": _STATS, "machine": _obj()}),
         "info": _obj(
             {
