@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +36,17 @@ class MemberFiles:
     the same order.
     """
 
+    #: Between checkpoints, the log and the status are rewritten at most once per this many seconds (always
+    #: at a checkpoint and at the end): on short epochs (a GPU, a small data set) a rewrite per epoch was
+    #: several percent of the epoch, and a status a few seconds old is as good for watching progress.
+    FLUSH_S = 2.0
+
     def __init__(self, run_dir, name: str, seed: int, cfg: TrainConfig, overrides: dict):
         self.name, self.seed, self.cfg, self.overrides = name, seed, cfg, overrides
         self.mdir = rundir.model_dir(run_dir, name, seed)
         self.log_lines: list[str] = []
         self.epochs_done = self.checkpoint_epoch = 0
+        self._flushed = time.monotonic()
 
     @property
     def checkpoint(self) -> Path:
@@ -68,6 +75,13 @@ class MemberFiles:
         self.status("running")
 
     def status(self, state: str, durable: bool = True, **kw) -> dict:
+        """Write the status; a final one (interrupted, failed) first gives the log the epochs done since its
+        last rewrite (best effort: the status matters more)."""
+        if state not in ("running", "done") and self.log_lines:
+            try:
+                rundir.write_log_lines(self.mdir, self.log_lines, durable=False)
+            except OSError:
+                pass
         st = {
             "model": self.name,
             "seed": self.seed,
@@ -103,10 +117,16 @@ class MemberFiles:
         self.log_lines[-1] = json.dumps(line)
 
     def epoch_done(self, epoch: int, checkpointed: bool) -> None:
-        """Rewrite the log and the status (atomically, without fsync: the checkpoint is the durable state)."""
+        """Rewrite the log and the status (atomically, without fsync: the checkpoint is the durable state, and
+        it holds its own copy of the log) after a checkpoint, else when ``FLUSH_S`` has passed since the last
+        rewrite; :meth:`finish` writes both at the end."""
         self.epochs_done = epoch
         if checkpointed:
             self.checkpoint_epoch = epoch
+        now = time.monotonic()
+        if not checkpointed and now - self._flushed < self.FLUSH_S:
+            return
+        self._flushed = now
         rundir.write_log_lines(self.mdir, self.log_lines, durable=False)
         self.status("running", durable=False, checkpoint_epoch=self.checkpoint_epoch)
 

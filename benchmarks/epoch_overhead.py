@@ -2,10 +2,11 @@
 
 Overhead is everything an epoch does besides its steps: validation, the epoch log and status files,
 snapshots and the resume checkpoint. This script trains models in this process (``train_run``, the
-train stage itself) and watches the first member's status file being written: training rewrites it at
-the end of every epoch, after that epoch's checkpoint, both before and after issue 18. So
+train stage itself) and marks the end of every epoch of the first member: the return of
+``MemberFiles.epoch_done`` (called after the epoch's checkpoint and file writes, whether or not it
+rewrites the files), or, in code from before it existed, its status write at the end of every epoch. So
 
-  * wall time of epoch e = the time between the status writes of epochs e-1 and e (e >= 2);
+  * wall time of epoch e = the time between the ends of epochs e-1 and e (e >= 2);
   * step time of epoch e = ``epoch_time_s`` of the train log, summed over the members of the job;
   * overhead fraction = 1 - step / wall; printed for the steady state (epochs 2 to E-1) and for the
     last epoch (which always writes a checkpoint), and the run's whole-run fraction (epochs 2 to E).
@@ -89,13 +90,26 @@ def measure(args, val_every: int | None) -> dict:
     first = (names[0], seeds[0])
     marks: list[tuple[int, float]] = []
     real = rundir.write_status
+    try:
+        from bench.member_files import MemberFiles
+    except ImportError:  # code from before it
+        MemberFiles = None  # noqa: N806
+    real_done = getattr(MemberFiles, "epoch_done", None)
 
     def watch(mdir, status, *a, **kw):
         real(mdir, status, *a, **kw)
         if (status.get("model"), status.get("seed")) == first and status.get("state") == "running":
             marks.append((int(status["epochs_done"]), time.perf_counter()))
 
-    rundir.write_status = watch
+    def done(self, epoch, *a, **kw):
+        real_done(self, epoch, *a, **kw)
+        if (self.name, self.seed) == first:
+            marks.append((int(epoch), time.perf_counter()))
+
+    if real_done is not None:
+        MemberFiles.epoch_done = done
+    else:
+        rundir.write_status = watch
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out or tmp) / ("run" if val_every is None else f"run_val{val_every}")
@@ -116,6 +130,8 @@ def measure(args, val_every: int | None) -> dict:
             stack_size = status.get("stack_size", 1)
     finally:
         rundir.write_status = real
+        if real_done is not None:
+            MemberFiles.epoch_done = real_done
     ends = {}
     for epoch, t in marks:
         ends.setdefault(epoch, t)  # the first write that reports the epoch done

@@ -18,6 +18,13 @@ from .base import Classifier, check_init, init_linear_layers, mlp_layers, scale_
 from .noise import active_key, content_keys, normal_from_keys
 
 
+def keyed_draws(keys: torch.Tensor, n_samples: int, k: int, dtype=torch.float32) -> torch.Tensor:
+    """(S, N, K) standard normals for rows keyed by ``keys`` (``models.noise``): the draws a VIB forward call
+    makes in a keyed block, for any VIB of bottleneck ``k`` with ``n_samples`` samples (what a stacked
+    evaluation of several members shares)."""
+    return normal_from_keys(keys, n_samples * k, dtype).view(len(keys), n_samples, k).transpose(0, 1)
+
+
 def _log_softplus(t: torch.Tensor) -> torch.Tensor:
     # log(softplus(t)) without underflow: for t << 0, softplus(t) ~ exp(t), so log ~ t.
     return torch.where(t > -15.0, torch.log(F.softplus(t)), t)
@@ -88,7 +95,7 @@ class VIBClassifier(Classifier):
         s = self.n_samples
         if keys is None:
             return torch.randn((s, *mu.shape), dtype=mu.dtype, device=mu.device)
-        return normal_from_keys(keys, s * self.k, mu.dtype).view(len(mu), s, self.k).transpose(0, 1)
+        return keyed_draws(keys, s, self.k, mu.dtype)
 
     def _mean_log_probs(self, mu, sigma, eps) -> torch.Tensor:
         """log of the mean over the leading sample axis of softmax(decoder(mu + sigma * eps)), per draw group.

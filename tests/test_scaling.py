@@ -72,8 +72,10 @@ def test_checkpoints_follow_the_cadence_and_wall_time_is_recorded(tmp_path, digi
         assert 0 < train["overhead_fraction"] < 1
 
 
-def test_stacked_validation_equals_each_members_own(digits):
-    """The batched validation pass of MLP members gives each member's own validation numbers."""
+@pytest.mark.parametrize("kind", ["mlp", "vib"])
+def test_stacked_validation_equals_each_members_own(digits, kind, monkeypatch):
+    """The batched validation pass gives each member's own validation numbers: MLP members, and VIB members
+    whose keyed evaluation noise the stack draws once for all of them."""
     from bench.stacked.engine import validate_stack
     from bench.training import validate
 
@@ -81,13 +83,21 @@ def test_stacked_validation_equals_each_members_own(digits):
     members = []
     from bench.stacked.state import Member
 
-    for name, seed in (("mlp", 0), ("dropout", 1), ("label_smoothing", 2)):
+    names = ("mlp", "dropout", "label_smoothing") if kind == "mlp" else ("vib_beta1e-3", "vib_beta1e-2", "vib_beta0")
+    for name, seed in zip(names, (0, 1, 2)):
         model, rng = build_member(name, seed, ov if name == "dropout" else TINY, digits, torch.device("cpu"))
         members.append(Member(name, seed, {}, model, rng))
     stack = Stack(members, torch.device("cpu"))
     program = StackProgram([structure(m.model) for m in members], 10, torch.device("cpu"))
     x, y = digits.split("val")
-    got = validate_stack(program, stack, x, y, 4, torch.device("cpu"), batched=True)
+    import bench.stacked.engine as engine
+
+    def one_by_one(*a, **kw):
+        raise AssertionError("the batched pass fell back to validating members one by one")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(engine, "validate", one_by_one)
+        got = validate_stack(program, stack, x, y, 4, torch.device("cpu"), batched=True)
     for i, m in enumerate(stack.ema_models):
         own = validate(m, x, y, 4, torch.device("cpu"))
         assert got[i]["error"] == own["error"]

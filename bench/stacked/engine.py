@@ -175,30 +175,36 @@ def validate_stack(
     batched: bool | None = None,
 ) -> dict[int, dict]:
     """Each active member's validation error and NLL (``bench.training.validate``'s numbers) for its EMA
-    weights: MLP members in one batched pass (their evaluation is deterministic), VIB members one by one
-    under the protocol's noise; one host synchronisation per member at most.
+    weights: in one batched pass over the stack, or member by member; one host synchronisation per member.
 
-    ``batched`` (default: on CUDA only): on the CPU the pass is compute-bound and the batched one was
-    measured no faster (two 512-wide MLPs on MNIST's 5,000 validation images, one thread: 1.21-1.36 s
-    batched, 1.13 s one by one), so there members are validated one by one."""
+    The batched pass gives what each member's own evaluation gives: MLP members are deterministic, and a
+    VIB member's evaluation noise is keyed on the example and the protocol's seed (``models.noise``), so
+    every member draws the same ``eps``, computed once per batch. ``batched`` (default: on CUDA only): on
+    the CPU the pass is compute-bound and the batched one was measured no faster (two 512-wide MLPs on
+    MNIST's 5,000 validation images, one thread: 1.21-1.36 s batched, 1.13 s one by one)."""
     from models.base import scale_input
+    from models.noise import NoiseKey, content_keys
+    from models.vib import keyed_draws
 
-    from ..protocol import EVAL_BATCH
+    from ..protocol import EVAL_BATCH, EVAL_SEED
 
     active = stack.active()
     batched = torch.device(device).type == "cuda" if batched is None else batched
-    if program.kind != "mlp" or not batched:
+    if program.kind == "vib" and len({m.n_samples for m in stack.ema_models}) > 1:
+        batched = False  # members that average different numbers of draws
+    if not batched:
         return {i: validate(stack.ema_models[i], x_val, y_val, epoch, device) for i in active}
-    xs = scale_input(x_val)
+    xs, first = scale_input(x_val), stack.ema_models[0]
+    out = []
     with torch.no_grad():
-        logits = torch.cat(
-            [
-                program.eval_logits(stack.ema, xs[j : j + EVAL_BATCH].unsqueeze(0).expand(stack.size, -1, -1))
-                for j in range(0, len(xs), EVAL_BATCH)
-            ],
-            dim=1,
-        )
-        logp = torch.log_softmax(logits, dim=-1)
+        for j in range(0, len(xs), EVAL_BATCH):
+            xb = xs[j : j + EVAL_BATCH].unsqueeze(0).expand(stack.size, -1, -1)
+            eps = None
+            if program.kind == "vib":  # call 0 of a keyed block, as predict_log_probs makes it
+                keys = NoiseKey(EVAL_SEED).keys_for(content_keys(x_val[j : j + EVAL_BATCH]), 0)
+                eps = keyed_draws(keys, first.n_samples, first.k, xs.dtype)
+            out.append(torch.log_softmax(program.eval_logits(stack.ema, xb, eps), dim=-1))
+    logp = torch.cat(out, dim=1)
     return {i: log_prob_metrics(logp[i], y_val) for i in active}
 
 

@@ -18,6 +18,7 @@ with the calls its model makes, so a member sees the noise its separate run woul
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -230,15 +231,25 @@ class StackProgram:
             return self._mlp_loss(self._linear(params, h, self.out), y)
         return self._vib_loss(params, h, y, noise[0])
 
-    def eval_logits(self, params: list, x: torch.Tensor) -> torch.Tensor:
-        """The logits (M, B, C) of MLP members in evaluation mode (no dropout) for inputs (M, B, D) already
-        scaled: what each member's own ``forward`` returns."""
-        if self.kind != "mlp":
-            raise ValueError("a VIB member's evaluation is stochastic: evaluate it through its own model")
+    def eval_logits(self, params: list, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """What each member's own ``forward`` returns in evaluation mode, (M, B, C), for inputs (M, B, D)
+        already scaled: MLP members' logits (no dropout); VIB members' log of the mean softmax over the
+        draws ``eps`` (S, B, K), which every member shares (keyed noise depends on the example, not on the
+        member: ``models.vib.keyed_draws``)."""
         h = x
         for layer in self.hidden:
             h = self.act(self._linear(params, h, layer))
-        return self._linear(params, h, self.out)
+        if self.kind == "mlp":
+            return self._linear(params, h, self.out)
+        if eps is None:
+            raise ValueError("a VIB stack's evaluation needs the draws eps (S, B, K)")
+        mu, rho = self._linear(params, h, self.out).chunk(2, dim=-1)  # (M, B, K)
+        sigma = F.softplus(rho - self.hyper["sigma_shift"].view(-1, 1, 1))
+        s, b, k = eps.shape
+        z = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps.unsqueeze(0)  # (M, S, B, K)
+        logits = self._linear(params, z.reshape(self.size, s * b, k), self.decoder)
+        logp = torch.log_softmax(logits.view(self.size, s, b, -1), dim=-1)
+        return torch.logsumexp(logp, dim=1) - math.log(s)
 
     @staticmethod
     def _nll(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
