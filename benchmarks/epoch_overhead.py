@@ -77,8 +77,8 @@ def measure(args, val_every: int | None) -> dict:
     from bench.cli.common import parse_overrides
     from bench.data import load_dataset
     from bench.overrides import overrides_per_model
-    from bench.train_stage import train_run
-    from bench.training import Cadence, TrainConfig
+    from bench.train.recipe import Cadence, TrainConfig
+    from bench.train.stage import train_run
     from models import list_models
 
     torch.set_num_threads(args.threads)

@@ -12,10 +12,10 @@ from bench import rundir
 from bench.cli import main
 from bench.env import environment, resolve_device
 from bench.errors import BenchError
-from bench.stacked.program import StackProgram, structure
-from bench.stacked.state import Stack
-from bench.train_stage import train_run
-from bench.training import Cadence, TrainConfig, build_member, on_device
+from bench.train.recipe import Cadence, TrainConfig, build_member, on_device
+from bench.train.stacked.program import StackProgram, structure
+from bench.train.stacked.state import Stack
+from bench.train.stage import train_run
 from models.mlp import MLPClassifier
 
 TINY = {"hidden": [32, 32]}
@@ -41,8 +41,8 @@ def test_cadence_parses_epochs_and_seconds():
 def test_checkpoints_follow_the_cadence_and_wall_time_is_recorded(tmp_path, digits, monkeypatch, stack):
     """Every 3 epochs of 7 (3, 6 and the last): the loop and a stack write checkpoints then only; each
     log line records the epoch's wall time (>= its steps + validation) and the checkpoint's share."""
-    import bench.stacked.engine as engine
-    import bench.training as training
+    import bench.train.recipe as training
+    import bench.train.stacked.engine as engine
 
     saved = []
     real = training.save_checkpoint
@@ -74,12 +74,12 @@ def test_checkpoints_follow_the_cadence_and_wall_time_is_recorded(tmp_path, digi
 
 def test_stacked_validation_equals_each_members_own(digits):
     """The batched validation pass of MLP members gives each member's own validation numbers."""
-    from bench.stacked.engine import validate_stack
-    from bench.training import validate
+    from bench.train.recipe import validate
+    from bench.train.stacked.engine import validate_stack
 
     ov = {"hidden": [32, 32], "dropout": 0.3}
     members = []
-    from bench.stacked.state import Member
+    from bench.train.stacked.state import Member
 
     for name, seed in (("mlp", 0), ("dropout", 1), ("label_smoothing", 2)):
         model, rng = build_member(name, seed, ov if name == "dropout" else TINY, digits, torch.device("cpu"))
@@ -100,7 +100,7 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
     """The epoch log is rewritten without fsync; after a power cut it may lack lines the (fsynced)
     checkpoint holds, or end in a torn line. Resume restores them from the checkpoint (never a crash) and
     ends as an uninterrupted run."""
-    import bench.stacked.engine as engine
+    import bench.train.stacked.engine as engine
 
     cfg = TrainConfig(epochs=5, lr=1e-3)
     models = {"mlp": TINY, "dropout": TINY}
