@@ -43,7 +43,7 @@ def _prepare(opts: RunOptions):
     from .data import load_dataset
     from .executors import make_executor
     from .suite import check_suite, suite_label, suite_overrides
-    from .train_options import TrainSettings
+    from .train.options import TrainSettings
 
     suite = opts.suite
     if opts.resume and opts.fresh:

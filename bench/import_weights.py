@@ -2,7 +2,7 @@
 
 A plain safetensors state dict (no vib-bench metadata needed) is checked key by key and shape by shape
 against a registered architecture (with its ``--set`` arguments), then written through
-:mod:`bench.weights` into ``RUN_DIR/models/<name>/seed<k>/`` with the config that rebuilds it, and
+:mod:`bench.train.weights` into ``RUN_DIR/models/<name>/seed<k>/`` with the config that rebuilds it, and
 evaluated on the clean test split. Every later stage (``attack``, ``time``, ``info``, ``report``) then
 treats it like a trained model. The results record that it was imported (file, SHA-256, no training
 log); the leaderboard says so in its notes.
@@ -27,7 +27,7 @@ from .errors import BenchError
 from .overrides import overrides_per_model
 from .results import Results, update_results
 from .runs import load_run_dataset, load_run_plugins
-from .weights import build_model, save_weights
+from .train.weights import build_model, save_weights
 
 DEFAULT_DATASET = "mnist"
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel and torch.compile wrap a model's keys
@@ -141,7 +141,7 @@ def import_weights(opts: ImportOptions, log=print) -> dict:
     """Check, store and evaluate outside weights; returns the clean metrics."""
     from models import is_model, list_models
 
-    from .train_stage import evaluate_clean
+    from .train.stage import evaluate_clean
 
     plugins.load_plugins(opts.plugins)
     plugins.load_entry_points()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from .errors import BenchError
-from .weights import build_model
+from .train.weights import build_model
 
 
 def overrides_per_model(

@@ -95,7 +95,7 @@ def make_plan(
     from attacks import get_spec
 
     from .flops import linear_macs
-    from .weights import build_model
+    from .train.weights import build_model
 
     n_fit = len(dataset.split(train_split)[0])
     n_val = len(dataset.split("val")[0])

@@ -1,6 +1,6 @@
 """The options of ``vib-bench run`` (``bench.campaign``), declared once (``bench.settings``): the flags of the
 command come from :class:`RunOptions`. A suite file is their input, not their source: its tables are the
-stages' (``bench.attack.options``, ``bench.timing_options``, ``bench.train_options``). Imports no torch.
+stages' (``bench.attack.options``, ``bench.timing_options``, ``bench.train.options``). Imports no torch.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .settings import setting
-from .train_options import STACK_MODES, TrainSettings
+from .train.options import STACK_MODES, TrainSettings
 
 if TYPE_CHECKING:
     import torch
@@ -67,7 +67,7 @@ class RunOptions:
         help="with --executor ray: the cluster to use (auto: the one this machine belongs to; default: start a "
         "local Ray instance). The run directory must be on storage every node shares",
     )
-    # bench.stacked: auto | on | off (Ray: auto stacks on CUDA only); the flag is train's (TrainSettings.stack)
+    # bench.train.stacked: auto | on | off (Ray: auto stacks on CUDA only); the flag is train's (TrainSettings.stack)
     stack: str = setting(TrainSettings.stack, kind="str", choices=STACK_MODES, suite=None, flag=None)
     # process-level settings: the shared flags of bench.cli.common
     device: torch.device | str = "cpu"

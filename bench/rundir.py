@@ -11,12 +11,12 @@
     RUN_DIR/models/<model>/seed<k>/.train.lock           held while a process trains it (bench.locking)
     RUN_DIR/models/<model>/seed<k>/per_example.safetensors   bit-packed per-example correctness
     RUN_DIR/models/<model>/seed<k>/claims_zeros.safetensors  the first-zeros adversarial images (claims figure)
-    RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors   activations (bench.snapshots)
+    RUN_DIR/models/<model>/seed<k>/snapshots/epochNNNN.safetensors   activations (bench.train.snapshots)
     RUN_DIR/stacks/<stack-id>.pt                         resume state of a stack of members trained together
-                                                         (bench.stacked; removed when the stack finishes)
+                                                         (bench.train.stacked; removed when the stack finishes)
 
 The per-example store, the status file and the training log are small formats written and read
-here; weights and snapshots have their own modules (``bench.weights``, ``bench.snapshots``).
+here; weights and snapshots have their own modules (``bench.train.weights``, ``bench.train.snapshots``).
 
 A received run directory is untrusted input (docs/threat-model.md): every path built from a name (a
 model, a seed, a figure, a stack) goes through :func:`run_path`, which accepts only single safe path

@@ -96,7 +96,7 @@ def trained_models(run_dir: Path, res: Results, patterns=None) -> list[tuple[str
 
 def select_trained(run_dir: Path, res: Results, patterns=None) -> list[tuple[str, int]]:
     """Like :func:`trained_models`, but an empty selection is an error that says what to do."""
-    from .weights import read_header
+    from .train.weights import read_header
 
     pairs = trained_models(run_dir, res, patterns)
     if pairs:

@@ -18,7 +18,7 @@ from .errors import BenchError
 from .rundir import SEED_MAX
 from .settings import Setting, suite_schema
 from .timing_options import TimingOptions
-from .train_options import TrainSettings
+from .train.options import TrainSettings
 
 if sys.version_info >= (3, 11):
     import tomllib

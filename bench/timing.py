@@ -89,7 +89,7 @@ def throughput(
 
             out["inference"][str(bs)] = _stats(_measure(infer, min_run_time), bs)
 
-    from .training import TrainConfig, make_optimizer, make_train_step
+    from .train.recipe import TrainConfig, make_optimizer, make_train_step
 
     trainee = copy.deepcopy(model).train()
     ema = copy.deepcopy(model)
@@ -125,7 +125,7 @@ def timing_pairs(run_dir, res, fresh: bool = False, log=print) -> list[tuple[str
 
 def time_model(run_dir, name: str, seed: int, in_shape, num_classes: int, timing: dict, device) -> dict:
     """Throughput of one trained model-seed with a suite's ``[timing]`` settings."""
-    from .weights import load_trained
+    from .train.weights import load_trained
 
     opts = TimingOptions.from_suite(timing)
     model = load_trained(run_dir, name, seed, device)

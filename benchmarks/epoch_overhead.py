@@ -78,9 +78,14 @@ def measure(args, val_every: int | None) -> dict:
     from bench.cli.common import parse_overrides
     from bench.data import load_dataset
     from bench.overrides import overrides_per_model
-    from bench.train_stage import train_run
-    from bench.training import Cadence, TrainConfig
     from models import list_models
+
+    try:
+        from bench.train.recipe import TrainConfig
+        from bench.train.stage import train_run
+    except ImportError:  # code from before the training package (bench/training.py, bench/train_stage.py)
+        from bench.train_stage import train_run
+        from bench.training import TrainConfig
 
     torch.set_num_threads(args.threads)
     names = list_models(args.models.split(","))
@@ -91,9 +96,12 @@ def measure(args, val_every: int | None) -> dict:
     marks: list[tuple[int, float]] = []
     real = rundir.write_status
     try:
-        from bench.member_files import MemberFiles
-    except ImportError:  # code from before it
-        MemberFiles = None  # noqa: N806
+        from bench.train.member_files import MemberFiles
+    except ImportError:  # code from before the training package, or before MemberFiles
+        try:
+            from bench.member_files import MemberFiles
+        except ImportError:
+            MemberFiles = None  # noqa: N806
     real_done = getattr(MemberFiles, "epoch_done", None)
 
     def watch(mdir, status, *a, **kw):
@@ -113,7 +121,11 @@ def measure(args, val_every: int | None) -> dict:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out or tmp) / ("run" if val_every is None else f"run_val{val_every}")
-            cadence = {} if val_every is None else {"cadence": Cadence(val_epochs=val_every)}
+            cadence = {}
+            if val_every is not None:
+                from bench.train.recipe import Cadence
+
+                cadence = {"cadence": Cadence(val_epochs=val_every)}
             train_run(
                 out,
                 data,

@@ -106,10 +106,10 @@ def versions(device: torch.device) -> dict:
 
 
 def _stack(names, overrides, data, device, graphs):
-    from bench.stacked.program import StackProgram, structure
-    from bench.stacked.state import Member, Stack
-    from bench.stacked.step import StackStep
-    from bench.training import TrainConfig, build_member
+    from bench.train.recipe import TrainConfig, build_member
+    from bench.train.stacked.program import StackProgram, structure
+    from bench.train.stacked.state import Member, Stack
+    from bench.train.stacked.step import StackStep
     from models.base import scale_input
 
     x, y = (t.to(device) for t in data.split("trainval"))
@@ -124,7 +124,7 @@ def _stack(names, overrides, data, device, graphs):
 
 def graph_vs_eager(data, overrides, device, steps: int) -> dict:
     """The captured step (uncaptured static path on the CPU) against the eager one, from the same start."""
-    from bench.training import on_device
+    from bench.train.recipe import on_device
 
     out = {}
     graphs = True if device.type == "cuda" else "static"
@@ -160,8 +160,8 @@ def throughput(data_name: str, overrides: dict, seeds, device, steps: int) -> di
     from stacked_speed import Loop, Stacked, load_data, timed
 
     from bench.flops import matmul_peak_gflops, train_flops_per_example
-    from bench.stacked.state import Member
-    from bench.training import TrainConfig, build_member, on_device
+    from bench.train.recipe import TrainConfig, build_member, on_device
+    from bench.train.stacked.state import Member
 
     cfg = TrainConfig()
     ds, x, y, what = load_data(data_name, "trainval", device)

@@ -1,7 +1,7 @@
 """Stacked training against today's per-model loop, measured in one run: a suite's models at its sizes.
 
-For each (model, seed) of the suite, today's loop (``bench.training.make_train_step``: one model at a
-time, fused Adam, EMA) and the stacked trainer (``bench.stacked``: every member of one architecture
+For each (model, seed) of the suite, today's loop (``bench.train.recipe.make_train_step``: one model at a
+time, fused Adam, EMA) and the stacked trainer (``bench.train.stacked``: every member of one architecture
 as one computation) run the same number of steps on the same data, alternating in rounds so that any
 drift of the machine hits both. Printed, all measured here:
 
@@ -53,9 +53,9 @@ def load_data(name: str, split: str, device):
 
 
 def members(suite: dict, seeds, ds, device):
-    from bench.stacked.state import Member
     from bench.suite import suite_overrides
-    from bench.training import build_member
+    from bench.train.recipe import build_member
+    from bench.train.stacked.state import Member
     from models import list_models
 
     names = list_models(suite["models"])
@@ -74,7 +74,7 @@ class Loop:
     def __init__(self, mems, cfg, x, y):
         import copy
 
-        from bench.training import make_optimizer, make_train_step
+        from bench.train.recipe import make_optimizer, make_train_step
 
         self.steps = []
         for m in mems:
@@ -101,9 +101,9 @@ class Stacked:
     def __init__(self, mems, cfg, x, y, graphs):
         import copy
 
-        from bench.stacked.program import StackProgram, structure
-        from bench.stacked.state import Member, Stack
-        from bench.stacked.step import StackStep
+        from bench.train.stacked.program import StackProgram, structure
+        from bench.train.stacked.state import Member, Stack
+        from bench.train.stacked.step import StackStep
         from models.base import scale_input
 
         groups: dict = {}
@@ -162,7 +162,7 @@ def main(argv=None):
     from bench.env import device_name
     from bench.flops import matmul_peak_gflops, train_flops_per_example
     from bench.suite import load_suite
-    from bench.training import TrainConfig
+    from bench.train.recipe import TrainConfig
 
     suite = load_suite(args.suite)
     cfg = TrainConfig.from_dict({"epochs": 20, **suite.get("train", {})})

@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from bench.training import TrainConfig, make_optimizer, make_train_step
+from bench.train.recipe import TrainConfig, make_optimizer, make_train_step
 from models import create_model, list_models
 
 BATCH = 100

@@ -40,7 +40,7 @@ def mnist_like(n=10_000):
 def time_ours(model_name, x, y, steps, warmup, device):
     import copy
 
-    from bench.training import TrainConfig, make_optimizer, make_train_step
+    from bench.train.recipe import TrainConfig, make_optimizer, make_train_step
     from models import create_model
 
     torch.manual_seed(0)

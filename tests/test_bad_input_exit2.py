@@ -211,7 +211,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("stack", ["off", "on"])
 def test_a_full_disk_while_training_exits_2_and_no_status_stays_running(tmp_path, capsys, monkeypatch, stack):
-    import bench.training as training
+    import bench.train.recipe as training
     from bench.io import storage_error
 
     def full(path, durable=True):

@@ -9,8 +9,8 @@ from bench.errors import BenchError
 from bench.results import Results
 from bench.rundir import claims_path, figure_path, load_per_example
 from bench.suite import SCHEMA, load_suite
-from bench.train_stage import train_run
-from bench.training import TrainConfig
+from bench.train.recipe import TrainConfig
+from bench.train.stage import train_run
 
 FAST = {
     "cw_paper": {"steps": 20, "binary_steps": 3, "initial_const": 1.0, "lr": 0.05},

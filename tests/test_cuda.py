@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from bench import rundir
-from bench.stacked.program import StackProgram, structure
-from bench.stacked.state import Member, Stack
-from bench.stacked.step import StackStep
-from bench.train_stage import train_run
-from bench.training import TrainConfig, build_member, on_device
+from bench.train.recipe import TrainConfig, build_member, on_device
+from bench.train.stacked.program import StackProgram, structure
+from bench.train.stacked.state import Member, Stack
+from bench.train.stacked.step import StackStep
+from bench.train.stage import train_run
 from models.base import scale_input
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -12,7 +12,7 @@ from bench.cli import main
 from bench.data import load_dataset
 from bench.reporting.leaderboard_render import render_leaderboard
 from bench.results import Results
-from bench.weights import load_trained
+from bench.train.weights import load_trained
 from models import create_model
 
 
@@ -63,7 +63,7 @@ def test_import_evaluates_and_every_stage_can_use_it(tmp_path, capsys):
         expected = float((model(x).argmax(1) != y).double().mean())
     assert entry.clean_metric("error") == pytest.approx(expected)
     assert res.model("mlp").config["hidden"] == [16]
-    # the stored weights rebuild through bench.weights, so attack (and time, info, report) work on them
+    # the stored weights rebuild through bench.train.weights, so attack (and time, info, report) work on them
     reloaded = load_trained(run, "mlp", 0)
     for (k, a), b in zip(model.state_dict().items(), reloaded.state_dict().values()):
         assert torch.equal(a, b), k

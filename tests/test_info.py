@@ -15,8 +15,8 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.info import bounds as ib
 from bench.info import infoplane
-from bench.training import TrainConfig, train_model
-from bench.weights import load_weights
+from bench.train.recipe import TrainConfig, train_model
+from bench.train.weights import load_weights
 from models import create_model
 
 # Few critic steps: these tests check plumbing and bookkeeping, not the estimators' accuracy.
@@ -139,7 +139,7 @@ def test_vib_sample_is_fixed_and_not_the_mean(digits):
 def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits, dtype):
     """The per-epoch interval rebuilt from a snapshot's stored p(z|x) is the one computed from the model
     (also for a float64 model: the same z sample, drawn in the encoder's dtype)."""
-    from bench.snapshots import encoder_terms, layer_activations, layers_of
+    from bench.train.snapshots import encoder_terms, layer_activations, layers_of
 
     torch.manual_seed(0)
     model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4, sigma_shift=0.0).to(
@@ -163,7 +163,7 @@ def test_snapshot_interval_equals_the_direct_interval_on_the_same_weights(digits
 def test_an_encoder_without_a_decoder_gets_intervals_but_no_izy(digits, tmp_path):
     """No decoder, no H(Y) - CE: the interval is still there, I(Z;Y) is None, and the figure draws."""
     from bench.info.plots import plot_infoplane
-    from bench.snapshots import encoder_terms, layer_activations
+    from bench.train.snapshots import encoder_terms, layer_activations
 
     torch.manual_seed(0)
     model = create_model("vib_beta1e-3", in_shape=(1, 8, 8), num_classes=10, hidden=[16], k=4, sigma_shift=0.0)

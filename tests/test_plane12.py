@@ -13,7 +13,7 @@ from bench.data import _load_ib12, ib12_patterns, icosahedron, load_dataset
 from bench.info import mixture, verdict
 from bench.info.plane12 import snapshot_epochs
 from bench.info.truth import binary_channel_mi_truth
-from bench.snapshots import layer_activations
+from bench.train.snapshots import layer_activations
 from models import create_model
 
 

@@ -7,7 +7,7 @@ import pytest
 from bench import rundir
 from bench.errors import BenchError
 from bench.executors import tasks
-from bench.training import TrainConfig
+from bench.train.recipe import TrainConfig
 from models.mlp import MLPClassifier
 
 TINY = {"hidden": [8]}

@@ -12,10 +12,10 @@ from bench import rundir
 from bench.cli import main
 from bench.env import environment, resolve_device
 from bench.errors import BenchError
-from bench.stacked.program import StackProgram, structure
-from bench.stacked.state import Stack
-from bench.train_stage import train_run
-from bench.training import Cadence, TrainConfig, build_member, on_device
+from bench.train.recipe import Cadence, TrainConfig, build_member, on_device
+from bench.train.stacked.program import StackProgram, structure
+from bench.train.stacked.state import Stack
+from bench.train.stage import train_run
 from models.mlp import MLPClassifier
 
 TINY = {"hidden": [32, 32]}
@@ -41,8 +41,8 @@ def test_cadence_parses_epochs_and_seconds():
 def test_checkpoints_follow_the_cadence_and_wall_time_is_recorded(tmp_path, digits, monkeypatch, stack):
     """Every 3 epochs of 7 (3, 6 and the last): the loop and a stack write checkpoints then only; each
     log line records the epoch's wall time (>= its steps + validation) and the checkpoint's share."""
-    import bench.stacked.engine as engine
-    import bench.training as training
+    import bench.train.recipe as training
+    import bench.train.stacked.engine as engine
 
     saved = []
     real = training.save_checkpoint
@@ -76,12 +76,12 @@ def test_checkpoints_follow_the_cadence_and_wall_time_is_recorded(tmp_path, digi
 def test_stacked_validation_equals_each_members_own(digits, kind, monkeypatch):
     """The batched validation pass gives each member's own validation numbers: MLP members, and VIB members
     whose keyed evaluation noise the stack draws once for all of them."""
-    from bench.stacked.engine import validate_stack
-    from bench.training import validate
+    from bench.train.recipe import validate
+    from bench.train.stacked.engine import validate_stack
 
     ov = {"hidden": [32, 32], "dropout": 0.3}
     members = []
-    from bench.stacked.state import Member
+    from bench.train.stacked.state import Member
 
     names = ("mlp", "dropout", "label_smoothing") if kind == "mlp" else ("vib_beta1e-3", "vib_beta1e-2", "vib_beta0")
     for name, seed in zip(names, (0, 1, 2)):
@@ -90,7 +90,7 @@ def test_stacked_validation_equals_each_members_own(digits, kind, monkeypatch):
     stack = Stack(members, torch.device("cpu"))
     program = StackProgram([structure(m.model) for m in members], 10, torch.device("cpu"))
     x, y = digits.split("val")
-    import bench.stacked.engine as engine
+    import bench.train.stacked.engine as engine
 
     def one_by_one(*a, **kw):
         raise AssertionError("the batched pass fell back to validating members one by one")
@@ -110,7 +110,7 @@ def test_resume_takes_the_log_from_the_checkpoint_when_the_file_lost_lines(tmp_p
     """The epoch log is rewritten without fsync; after a power cut it may lack lines the (fsynced)
     checkpoint holds, or end in a torn line. Resume restores them from the checkpoint (never a crash) and
     ends as an uninterrupted run."""
-    import bench.stacked.engine as engine
+    import bench.train.stacked.engine as engine
 
     cfg = TrainConfig(epochs=5, lr=1e-3)
     models = {"mlp": TINY, "dropout": TINY}

@@ -15,7 +15,7 @@ from bench.errors import BenchError
 from bench.run_options import RunOptions
 from bench.settings import default_of, settings, suite_schema
 from bench.timing_options import TimingOptions
-from bench.train_options import TrainSettings
+from bench.train.options import TrainSettings
 
 # command -> (options dataclass, suite table)
 STAGES = {
@@ -140,14 +140,14 @@ def test_the_generated_suite_checks(tmp_path, table, value, message):
         assert message in str(e.value)
 
 
-# TrainConfig (bench/training.py) keeps its own defaults; any that differs from the declaration is drift.
+# TrainConfig (bench/train/recipe.py) keeps its own defaults; any that differs from the declaration is drift.
 TRAIN_CONFIG_DRIFT: set[str] = set()
 
 
 def test_the_recipe_is_trainconfigs_fields_with_its_defaults():
     import dataclasses
 
-    from bench.training import TrainConfig
+    from bench.train.recipe import TrainConfig
 
     config = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     recipe = {f.name: default_of(f) for f, s in settings(TrainSettings) if s.suite}

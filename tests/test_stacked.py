@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 
 from bench import rundir
 from bench.cli import main
-from bench.stacked.plan import plan
-from bench.stacked.program import StackProgram, structure
-from bench.stacked.state import Member, Stack
-from bench.stacked.step import StackStep
-from bench.train_stage import train_run
-from bench.training import EVERY_EPOCH, TrainConfig, build_member
+from bench.train.recipe import EVERY_EPOCH, TrainConfig, build_member
+from bench.train.stacked.plan import plan
+from bench.train.stacked.program import StackProgram, structure
+from bench.train.stacked.state import Member, Stack
+from bench.train.stacked.step import StackStep
+from bench.train.stage import train_run
 from models import register_model, unregister_model
 from models.base import scale_input
 from models.mlp import MLPClassifier
@@ -207,7 +207,7 @@ class _Crash(RuntimeError):
 def test_a_stack_checkpoint_continues_in_the_loop(tmp_path, digits, monkeypatch):
     """A stack stopped after 3 epochs resumes with --stack off: each member continues in the per-model
     loop from its unpacked state, and ends close to the uninterrupted stack."""
-    import bench.stacked.engine as engine
+    import bench.train.stacked.engine as engine
 
     cfg = TrainConfig(epochs=6, lr=1e-3)
     models = {"mlp": TINY, "vib_beta1e-3": {**TINY, "k": 8}}

@@ -123,7 +123,7 @@ def test_list_and_show_suites(capsys):
 
 
 def test_ctrl_c_leaves_no_running_status(tmp_path, monkeypatch, capsys):
-    import bench.training as training
+    import bench.train.recipe as training
 
     real = training.make_train_step
 

@@ -11,8 +11,8 @@ from bench.reporting.ranking import compare_models
 from bench.reporting.report import report_html
 from bench.reporting.table1 import TABLE1, table1, table1_markdown, write_table1
 from bench.results import Results
-from bench.train_stage import train_run
-from bench.training import TrainConfig
+from bench.train.recipe import TrainConfig
+from bench.train.stage import train_run
 
 TINY = {"hidden": [16]}
 MODELS = {

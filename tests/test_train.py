@@ -9,8 +9,8 @@ from conftest import one_error_line, sigkill_mid_training
 from safetensors.torch import load_file
 
 from bench.cli import main
-from bench.train_stage import train_run
-from bench.training import TrainConfig, train_model
+from bench.train.recipe import TrainConfig, train_model
+from bench.train.stage import train_run
 from models import Classifier, register_model, unregister_model
 
 SMALL = {"hidden": [16, 16]}
@@ -243,7 +243,7 @@ def test_plugin_models_register_and_train(tmp_path, capsys):
     assert rc == 0
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["run"]["plugins"] == [str(plugin)]
-    from bench.weights import load_trained
+    from bench.train.weights import load_trained
 
     assert load_trained(tmp_path / "run", "my_wide_mlp", 0)(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 

@@ -6,8 +6,8 @@ import pytest
 from safetensors.torch import load_file
 
 from bench import rundir
-from bench.train_stage import train_run
-from bench.training import Cadence, TrainConfig, auto_val_every
+from bench.train.recipe import Cadence, TrainConfig, auto_val_every
+from bench.train.stage import train_run
 
 TINY = {"hidden": [16, 16]}
 MODELS = {"mlp": TINY, "vib_beta1e-3": {**TINY, "k": 4}}

@@ -86,7 +86,7 @@ class Group:
 
 def load_for_attack(run_dir, name: str, seed: int, x, y, device) -> tuple[ModelUnderAttack, dict]:
     """Load a trained model and its clean correctness on ``x``; returns it with the stage's setup record."""
-    from ..weights import load_trained
+    from ..train.weights import load_trained
 
     model = load_trained(run_dir, name, seed, device)
     clean = predict_correct(model, x, y, device)

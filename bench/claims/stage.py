@@ -92,7 +92,7 @@ def _vector_keys(rec: dict, opts: ClaimsOptions) -> list[str]:
 def measure_run(run_dir: Path, res: Results, pairs, opts: ClaimsOptions, log=print) -> None:
     """Measure every missing cell of every (model, seed), saving as it goes."""
     from ..runs import load_run_dataset
-    from ..weights import load_trained
+    from ..train.weights import load_trained
 
     device = torch.device(opts.device)
     ds = load_run_dataset(res, opts.data_dir)

@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 from ..errors import BenchError
-from ..train_options import TrainSettings
+from ..train.options import TrainSettings
 from .common import add_data, add_device, add_plugins, add_progress, add_threads, device, parse_overrides, set_threads
 from .flags import add_flags, flag_values
 
 
 def cmd_train(args) -> int:
-    from ..train_stage import TrainOptions, run_training
-    from ..training import Cadence
+    from ..train.recipe import Cadence
+    from ..train.stage import TrainOptions, run_training
 
     set_threads(args.threads)
     st = TrainSettings(**flag_values(args, TrainSettings), overrides=parse_overrides(args.set))
@@ -47,7 +47,7 @@ def add_stack(p):
 
 
 def add_train_args(p):
-    """The flags of ``train``: the stage's from :class:`bench.train_options.TrainSettings`, in this order."""
+    """The flags of ``train``: the stage's from :class:`bench.train.options.TrainSettings`, in this order."""
     add_flags(p, TrainSettings, ["models", "dataset"])
     add_data(p)
     add_flags(

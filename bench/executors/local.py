@@ -17,7 +17,7 @@ class LocalExecutor:
         from ..attack import attack_run
         from ..runs import failed_models, open_run
         from ..timing import time_run
-        from ..train_stage import train_run
+        from ..train.stage import train_run
 
         t0 = time.perf_counter()
         train_run(

@@ -6,7 +6,7 @@ The graph, per model-seed (Ray resolves the dependencies and places the tasks; n
                                                                        timing (last, one task at a time)
 
 * **Train units** (``tasks.train_unit``): a stack of same-architecture model-seeds trained as one
-  computation (``bench.stacked``), or one model-seed. ``--stack auto`` stacks on CUDA workers only: on
+  computation (``bench.train.stacked``), or one model-seed. ``--stack auto`` stacks on CUDA workers only: on
   CPU nodes separate units on separate cores beat one stack on one core. Each unit writes its members'
   model directories (weights, checkpoint, status, log) and its stack checkpoint.
 * **Attack setup**: clean correctness and the model checks, once per model-seed.
@@ -32,7 +32,7 @@ import torch
 from ..errors import BenchError
 from ..results import update_results
 from ..timing import record_throughput, timing_pairs
-from ..train_stage import CLEAN_KEYS, init_run, record_train, run_record, train_line
+from ..train.stage import CLEAN_KEYS, init_run, record_train, run_record, train_line
 from . import books, tasks
 from .work import Campaign, Execution
 
@@ -257,7 +257,7 @@ class _Driver:
 
     def training_units(self, members) -> list[tuple[list, bool]]:
         """The train members grouped into units ``(members, stacked)`` by the stacked trainer's own plan."""
-        from ..stacked import planned_jobs
+        from ..train.stacked import planned_jobs
 
         c = self.c
         by_pair = {member[:2]: member for member in members}

@@ -58,14 +58,14 @@ def train_unit(
     """Train a unit of model-seeds ``(name, seed, overrides, evaluate)`` and evaluate each on the test split.
 
     A unit is one model-seed, or with ``stacked`` a stack of same-architecture model-seeds trained as one
-    computation (``bench.stacked.run_job``; one task, one result per member). Training resumes from the
+    computation (``bench.train.stacked.run_job``; one task, one result per member). Training resumes from the
     checkpoint a failed attempt left (the driver has checked that the run is new or resumed).
     ``evaluate`` asks for the clean metrics of a model that was already trained; a model trained now is
     always evaluated. ``strict`` (``--stack on``): a stack whose stacked loss differs from its members' own
     raises ``BenchError`` instead of falling back to the per-model loop, as in the local executor.
     """
-    from ..stacked import Job, run_job
-    from ..train_stage import clean_result
+    from ..train.stacked import Job, run_job
+    from ..train.stage import clean_result
 
     run_dir = enter(run_dir, plugin_paths, threads)
     overrides = {name: ov for name, _, ov, _ in members}
@@ -123,7 +123,7 @@ def attack_unit(
     they were put, or None when the model-seed has no setup (it did not train)."""
     from ..attack.group import ModelUnderAttack, attack_group, groups
     from ..results import AttackRecord
-    from ..weights import load_trained
+    from ..train.weights import load_trained
 
     if setup is None:
         return None
@@ -158,7 +158,7 @@ def attack_grid(
     from ..attack.grid import save_grid
     from ..attack.stage import attack_overrides
     from ..results import AttackRecord
-    from ..weights import load_trained
+    from ..train.weights import load_trained
 
     run_dir = enter(run_dir, plugin_paths, threads)
     x, y = xy

@@ -19,7 +19,7 @@ class Campaign:
     seeds: list[int]
     dataset: object  # bench.data.Dataset
     per_model: dict[str, dict]  # model -> overrides
-    cfg: object  # bench.training.TrainConfig
+    cfg: object  # bench.train.recipe.TrainConfig
     attack_opts: object | None = None  # bench.attack.AttackOptions (None: the suite has no [attack] table)
     attack_plan: object | None = None
     timing: dict = field(default_factory=dict)
@@ -28,7 +28,7 @@ class Campaign:
     progress: bool | None = None
     plugins: list[str] = field(default_factory=list)
     suite: dict | None = None  # recorded in results.json
-    stack: str = "auto"  # bench.stacked mode (Ray: auto stacks on CUDA workers only)
+    stack: str = "auto"  # bench.train.stacked mode (Ray: auto stacks on CUDA workers only)
 
 
 @dataclass

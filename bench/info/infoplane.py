@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BenchError
-from ..snapshots import hidden_index
+from ..train.snapshots import hidden_index
 from .bounds import entropy_of_counts
 from .options import (
     BOUNDS_KEY,
@@ -173,7 +173,7 @@ def _interval_point(epoch: int, rate: torch.Tensor, ce: torch.Tensor | None, y: 
 
 
 def snapshot_intervals(snaps: dict[int, dict]) -> list[dict]:
-    """The known-encoder interval of z at every snapshot epoch that stored p(z|x) (``bench.snapshots``):
+    """The known-encoder interval of z at every snapshot epoch that stored p(z|x) (``bench.train.snapshots``):
     z = mu + sigma * eps with the eps of ``info_representation`` (seed ``Z_SEED``), in float64."""
     from .bounds import z_noise, z_sample64
     from .sandwich import known_encoder_bounds
@@ -278,8 +278,8 @@ def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:
     from ..results import Results, update_results
     from ..rundir import figure_path, has_weights, model_dir, read_train_log, require_run_dir
     from ..runs import load_run_dataset, open_run, select_trained
-    from ..snapshots import default_layers, layers_of, list_snapshots, load_snapshots
-    from ..weights import load_trained
+    from ..train.snapshots import default_layers, layers_of, list_snapshots, load_snapshots
+    from ..train.weights import load_trained
     from .bounds import label_entropy
     from .plots import plot_infoplane
 

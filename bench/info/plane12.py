@@ -9,7 +9,7 @@ saturating tanh units under binning, is absent with ReLU, and is unrelated to ge
   ``ib12_relu`` of the model registry;
 * full-batch (or minibatch) training with Adam (``TrainSettings``) on the 3,277 training patterns, several
   seeds, snapshots of
-  every hidden layer on all 4,096 patterns (``bench.snapshots.layer_activations``) at log-spaced epochs;
+  every hidden layer on all 4,096 patterns (``bench.train.snapshots.layer_activations``) at log-spaced epochs;
 * per layer and snapshot, X uniform over the 4,096 patterns: binning (30 equal-width bins per unit, the
   original estimator, ``bench.info.infoplane``), the KDE upper bound Saxe et al. used and the
   noise-regularised I(X; T + Z) of Goldfeld et al. (2019) (``bench.info.mixture``);
@@ -111,7 +111,7 @@ def train_with_snapshots(activation: str, seed: int, x_all, y_all, n_train: int,
     epoch the hidden activations on all patterns, the train and the test error (the other patterns)."""
     from models import create_model
 
-    from ..snapshots import hidden_index, layer_activations
+    from ..train.snapshots import hidden_index, layer_activations
 
     x_train, y_train = x_all[:n_train], y_all[:n_train]
     torch.manual_seed(seed)

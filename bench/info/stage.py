@@ -184,7 +184,7 @@ def run_info(opts: InfoOptions, log=print) -> InfoOutcome:
     from ..results import Results, update_results
     from ..rundir import figure_path, require_run_dir
     from ..runs import load_run_dataset, open_run, select_trained
-    from ..weights import load_trained
+    from ..train.weights import load_trained
     from .plots import plot_info_beta
 
     run_dir = require_run_dir(opts.run_dir)

@@ -27,7 +27,7 @@ import warnings
 
 import torch
 
-from ..training import TrainConfig, ema_decay_at, make_optimizer
+from ..recipe import TrainConfig, ema_decay_at, make_optimizer
 
 
 class StackStep:

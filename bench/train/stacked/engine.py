@@ -1,18 +1,18 @@
 """The stacked trainer: M members of one architecture trained as one computation, epoch by epoch.
 
-It follows ``bench.training.train_model`` step for step and writes, per member, the same files
+It follows ``bench.train.recipe.train_model`` step for step and writes, per member, the same files
 through the same code (``MemberFiles``): the epoch log, the status, snapshots, the final EMA weights.
-What differs is how the steps run (``bench.stacked.step``), how validation runs (on CUDA, one batched
+What differs is how the steps run (``bench.train.stacked.step``), how validation runs (on CUDA, one batched
 pass of every member over device-resident data where the members' evaluation is deterministic, the
 MLPs; member by member for VIB, whose evaluation noise is the protocol's, and on the CPU) and the
 resume state: one stack checkpoint, written atomically at the loop's cadence
-(``bench.training.Cadence``), so a ``kill -9`` resumes every member from the same epoch and the stack
+(``bench.train.recipe.Cadence``), so a ``kill -9`` resumes every member from the same epoch and the stack
 ends bit-identical to an uninterrupted one.
 
 Times: a member's ``epoch_time_s`` and ``wall_time_s`` are its share of the stack's (the stack's time
 / its size), so per-member times add up to the wall time; its status records ``stack_size``.
 
-On CUDA, everything runs with the stack's device current (``bench.training.on_device``), so
+On CUDA, everything runs with the stack's device current (``bench.train.recipe.on_device``), so
 ``cuda:N`` captures its graphs and side stream on device N.
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from .. import rundir
+from ... import rundir
 from ..member_files import epoch_record
-from ..training import (
+from ..recipe import (
     Cadence,
     TrainConfig,
     divergence,
@@ -63,7 +63,7 @@ def train_stack(
     graphs: bool | str | None = None,
     cadence: Cadence = Cadence(),
 ) -> list[dict]:
-    """Train the members (built by ``bench.training.build_member``, ``files`` set) as one stack.
+    """Train the members (built by ``bench.train.recipe.build_member``, ``files`` set) as one stack.
 
     Returns each member's status, in order. Raises :class:`StackMismatch` before writing anything
     when the stacked objective differs from a member's own; a member whose loss diverges is
@@ -174,7 +174,7 @@ def validate_stack(
     device,
     batched: bool | None = None,
 ) -> dict[int, dict]:
-    """Each active member's validation error and NLL (``bench.training.validate``'s numbers) for its EMA
+    """Each active member's validation error and NLL (``bench.train.recipe.validate``'s numbers) for its EMA
     weights: in one batched pass over the stack, or member by member; one host synchronisation per member.
 
     The batched pass gives what each member's own evaluation gives: MLP members are deterministic, and a
@@ -186,7 +186,7 @@ def validate_stack(
     from models.noise import NoiseKey, content_keys
     from models.vib import keyed_draws
 
-    from ..protocol import EVAL_BATCH, EVAL_SEED
+    from ...protocol import EVAL_BATCH, EVAL_SEED
 
     active = stack.active()
     batched = torch.device(device).type == "cuda" if batched is None else batched

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from . import rundir
-from .errors import BenchError
-from .io import atomic_write_bytes
-from .protocol import EVAL_SEED, eval_mode, keyed_noise
+from .. import rundir
+from ..errors import BenchError
+from ..io import atomic_write_bytes
+from ..protocol import EVAL_SEED, eval_mode, keyed_noise
 
 SNAPSHOT_RE = re.compile(r"epoch(\d+)\.safetensors$")
 ENCODER_KEYS = ("z_mu", "z_log_sigma", "z_rate", "z_ce")  # not layers: the encoder's p(z|x) and its terms
@@ -63,7 +63,7 @@ def layer_activations(model, x) -> dict[str, torch.Tensor]:
 def encoder_terms(model, x, y) -> dict[str, torch.Tensor]:
     """``ENCODER_KEYS`` for a Gaussian encoder (CPU; mu and log sigma in the encoder's dtype, the rest
     float32), {} for any other model."""
-    from .info.bounds import info_representation
+    from ..info.bounds import info_representation
 
     if not callable(getattr(model, "encode", None)):
         return {}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import rundir
-from .errors import BenchError
-from .io import atomic_write_bytes
+from .. import rundir
+from ..errors import BenchError
+from ..io import atomic_write_bytes
 
 
 def build_model(name: str, overrides: dict, in_shape, num_classes: int):

@@ -1,7 +1,7 @@
 """One (model, seed)'s files while it trains, and the lines of its epoch log.
 
-``MemberFiles`` is shared by the per-model loop (``bench.training.train_model``) and the stacked trainer
-(``bench.stacked``), so both write the same files in the same order: the status, ``train_log.jsonl`` (one
+``MemberFiles`` is shared by the per-model loop (``bench.train.recipe.train_model``) and the stacked trainer
+(``bench.train.stacked``), so both write the same files in the same order: the status, ``train_log.jsonl`` (one
 ``epoch_record`` per epoch) and the final EMA weights. The run-directory layout itself is
 ``bench.rundir``'s.
 """
@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import rundir
+from .. import rundir
 from .weights import save_weights
 
 if TYPE_CHECKING:
-    from .training import TrainConfig
+    from .recipe import TrainConfig
 
 
 def _epoch_of(line: str) -> int | None:

@@ -1,7 +1,7 @@
 """A stack's state: its members' parameters, EMA and generators, stacked on one device.
 
 Each member keeps what its own run would have: its seed-determined initialisation (built by
-``bench.training.build_member``), its shuffle generator (seeded with its seed), its noise
+``bench.train.recipe.build_member``), its shuffle generator (seeded with its seed), its noise
 generator (the RNG state right after its initialisation), its Adam moments (slices of the stacked
 moments: Adam is elementwise) and its EMA. The members' own modules stay alive with parameters that
 are views into the stacked tensors, so validation, snapshots and the final weights go through the
@@ -30,8 +30,8 @@ class Member:
     seed: int
     overrides: dict
     model: torch.nn.Module
-    rng: dict  # bench.training.rng_state right after initialisation
-    files: object = field(default=None)  # bench.member_files.MemberFiles
+    rng: dict  # bench.train.recipe.rng_state right after initialisation
+    files: object = field(default=None)  # bench.train.member_files.MemberFiles
 
 
 def stack_id(pairs) -> str:
@@ -122,7 +122,7 @@ class Stack:
 
 def unpack_checkpoint(ck: dict) -> list[tuple[str, int, dict]]:
     """(name, seed, checkpoint) of each member of a stack checkpoint, in the per-model loop's format
-    (``bench.training.train_model`` resumes from it): Adam's moments and every stacked tensor are
+    (``bench.train.recipe.train_model`` resumes from it): Adam's moments and every stacked tensor are
     sliced, the step count and settings shared."""
     if ck.get("format") != FORMAT:
         raise ValueError("not a stack checkpoint")

@@ -2,7 +2,7 @@
 
 ``run_training(TrainOptions)`` is what ``vib-bench train`` calls; ``train_run`` is the stage itself,
 shared with suites. A model whose loss diverges is recorded as failed and the others go on. Members
-of one architecture train as one stack (``bench.stacked``) where ``stack`` allows; each still gets
+of one architecture train as one stack (``bench.train.stacked``) where ``stack`` allows; each still gets
 its own files and results entry, recorded as soon as its stack finishes.
 """
 
@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 
-from . import plugins
-from .env import environment, use_deterministic_cuda
-from .errors import BenchError
-from .evaluate import clean_metrics
-from .locking import LOCK_NAME, OWNER_NAME, member_busy, run_lock
-from .overrides import overrides_per_model
-from .results import CLEAN_KEY, Results, update_results
-from .run_diff import dict_changes
-from .rundir import RESULTS, check_seeds, check_writable, member_lock_path, save_per_example
-from .runs import failed_models
+from .. import plugins
+from ..env import environment, use_deterministic_cuda
+from ..errors import BenchError
+from ..evaluate import clean_metrics
+from ..locking import LOCK_NAME, OWNER_NAME, member_busy, run_lock
+from ..overrides import overrides_per_model
+from ..results import CLEAN_KEY, Results, update_results
+from ..run_diff import dict_changes
+from ..rundir import RESULTS, check_seeds, check_writable, member_lock_path, save_per_example
+from ..runs import failed_models
+from .recipe import Cadence, TrainConfig, config_dict
 from .stacked import BUSY, check_mode, training_jobs
-from .training import Cadence, TrainConfig, config_dict
 from .weights import load_trained
 
 CLEAN_KEYS = {"error", "nll", "ece", "brier", "reliability"}  # evaluated again if any is missing
@@ -193,7 +193,7 @@ def train_run(
     """Train (and evaluate on the test split) every model x seed; failures are recorded, not fatal.
 
     ``stack``: ``auto`` (stack same-architecture members where that is not slower), ``on`` or ``off``
-    (the per-model loop); see ``bench.stacked.plan``. ``cadence``: when resume checkpoints are written.
+    (the per-model loop); see ``bench.train.stacked.plan``. ``cadence``: when resume checkpoints are written.
     On CUDA the deterministic settings (``bench.env.use_deterministic_cuda``) are set first, so the
     environment recorded in the results holds them.
     """
@@ -227,7 +227,7 @@ def run_training(opts: TrainOptions, log=print) -> list[tuple[str, int]]:
     """``vib-bench train``: check everything, train, and return the (model, seed) pairs that failed."""
     from models import list_models
 
-    from .data import load_dataset
+    from ..data import load_dataset
 
     check_seeds(opts.seeds)
     plugins.load_plugins(opts.plugins)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from .. import rundir
-from ..errors import BenchError
-from ..locking import member_busy, member_locks
+from ... import rundir
+from ...errors import BenchError
+from ...locking import member_busy, member_locks
 from ..member_files import MemberFiles
-from ..training import Cadence, TrainConfig, build_member, load_checkpoint, save_checkpoint, train_model
+from ..recipe import Cadence, TrainConfig, build_member, load_checkpoint, save_checkpoint, train_model
 from ..weights import build_model
 from .engine import StackMismatch, train_stack
 from .program import structure

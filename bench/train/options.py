@@ -1,10 +1,10 @@
 """The training stage's settings, declared once (``bench.settings``): a suite's ``[train]`` table and the
 flags of ``vib-bench train`` (and the recipe ``vib-bench run`` reads from a suite) come from
-:class:`TrainSettings`. Imports no torch (``bench.training`` does).
+:class:`TrainSettings`. Imports no torch (``bench.train.recipe`` does).
 
 The recipe's defaults are the paper's (Adam 1e-4, betas 0.5/0.999, x0.97 every 2 epochs, batch 100, weight
 EMA 0.999) except ``epochs``: 20 here, as the CLI and the shipped suites have always had it (the paper: 200).
-:meth:`TrainSettings.config` passes every recipe field to ``bench.training.TrainConfig`` explicitly, so the
+:meth:`TrainSettings.config` passes every recipe field to ``bench.train.recipe.TrainConfig`` explicitly, so the
 recipe never falls back on that class's own defaults.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .settings import from_table, setting, settings
+from ..settings import from_table, setting, settings
 
 STACK_MODES = ("auto", "on", "off")
 TRAIN_SPLITS = ("train", "trainval")
@@ -30,7 +30,7 @@ class TrainSettings:
         help="comma-separated names or wildcards (default: all)",
     )
     dataset: str = setting("digits", kind="str", suite=None, help="mnist, fashion-mnist or digits (default: {default})")
-    # the recipe: suite [train] keys (bench.training.TrainConfig's fields)
+    # the recipe: suite [train] keys (bench.train.recipe.TrainConfig's fields)
     epochs: int = setting(20, kind="int", lo=1, help="passes over the training split (the paper: 200)")
     seeds: list[int] = setting(
         default_factory=lambda: [0],
@@ -123,7 +123,7 @@ class TrainSettings:
         return cls(**from_table(cls, table or {}))
 
     def config(self):
-        """The ``bench.training.TrainConfig`` of this recipe, every recipe field given explicitly."""
-        from .training import TrainConfig
+        """The ``bench.train.recipe.TrainConfig`` of this recipe, every recipe field given explicitly."""
+        from .recipe import TrainConfig
 
         return TrainConfig(**{k: getattr(self, k) for k in self.recipe_keys()})

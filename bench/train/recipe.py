@@ -38,15 +38,15 @@ from pathlib import Path
 
 import torch
 
-from .errors import BenchError
-from .io import atomic_writer
+from ..errors import BenchError
+from ..io import atomic_writer
 from .member_files import MemberFiles, epoch_record
 from .weights import build_model
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20  # the CLI and suite default (bench.train_options); the paper trains 200
+    epochs: int = 20  # the CLI and suite default (bench.train.options); the paper trains 200
     batch_size: int = 100
     lr: float = 1e-4
     beta1: float = 0.5
@@ -227,7 +227,7 @@ def validate(model, x: torch.Tensor, y: torch.Tensor, epoch: int, device) -> dic
     """The validation error and NLL of an epoch (what the epoch log records) in one pass over ``x`` and
     ``y``, which the caller keeps on the device; the evaluation protocol's batches and a seed of the
     epoch, so the loop and a stack record the same numbers for the same weights."""
-    from .protocol import EVAL_BATCH, predict_log_probs, seeded
+    from ..protocol import EVAL_BATCH, predict_log_probs, seeded
 
     with seeded(VAL_SEED + epoch, device):
         logp = predict_log_probs(model, x, EVAL_BATCH, device)
