@@ -11,12 +11,16 @@ anything (the batch-invariant protocol).
     VIB_BENCH_DATA=... python -m bench train --models mlp,vib_beta1e-3 --dataset mnist --epochs 1 --out RUN
     python benchmarks/attack_stage.py RUN --before-src /path/to/older/checkout --n-examples 200 --threads 1
 
-Without ``--before-src`` only this tree is timed.
+Without ``--before-src`` only this tree is timed. ``--concurrent`` runs both trees at once (one
+``--threads`` each), so that both see the same load on a shared machine. ``--json FILE`` writes the
+figures (wall times, the compare verdicts, and each tree's recorded cell wall time per model and
+attack), from which ``scripts/gen_docs.py`` makes the docs' table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -84,6 +88,12 @@ def main() -> int:
         action="store_true",
         help="run both trees at the same time (one --threads each), so that both see the same machine load",
     )
+    ap.add_argument(
+        "--extra-after",
+        default="",
+        help="options for this tree only (e.g. --no-indicators, so that it does the before tree's work)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     if not (args.run_dir / "results.json").is_file():
         print(f"attack_stage.py: error: {args.run_dir} is not a run directory (no results.json)", file=sys.stderr)
@@ -109,7 +119,8 @@ def main() -> int:
         shutil.copytree(args.run_dir, dest)
     started = {}
     for label, src in trees:
-        started[label] = start(src, ["attack", str(base / label), *common])
+        extra = args.extra_after.split() if label == "after" else []
+        started[label] = start(src, ["attack", str(base / label), *common, *extra])
         if not args.concurrent:
             started[label] = finish(*started[label])
     for label, src in trees:
@@ -119,13 +130,43 @@ def main() -> int:
             print(tail, file=sys.stderr)
             return 1
         times[label] = wall
+    summary = {
+        "suite": args.suite,
+        "n_examples": args.n_examples,
+        "threads": args.threads,
+        "concurrent": args.concurrent,
+        "extra_after": args.extra_after,
+        "trees": [str(src) for _, src in trees],
+        "times": times,
+        "cell_seconds": {label: cell_seconds(base / label) for label, _ in trees},
+    }
     if "before" in times:
         print(f"speed-up: {times['before'] / times['after']:.2f}x ({times['before']:.1f} s -> {times['after']:.1f} s)")
         _, rc, tail = run(ROOT, ["compare", str(base / "before"), str(base / "after"), "--fail-on", "all"])
-        print(tail.strip().splitlines()[-1] if tail.strip() else "")
+        last = tail.strip().splitlines()[-1] if tail.strip() else ""
+        print(last)
         print(f"compare BEFORE AFTER --fail-on all: exit {rc}")
+        summary.update(compare_exit=rc, compare_counts=last)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"run directories: {base}")
     return 0
+
+
+def cell_seconds(run_dir: Path) -> dict:
+    """{model: {attack: recorded wall seconds summed over its cells}} of an attacked run (this tree's reader,
+    which upgrades an older results format in memory, so either tree's run reads)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.results import Results
+
+    out = {}
+    for model in Results.load(run_dir).models():
+        for seed in model.done_seeds():
+            for rec in seed.records():
+                if not rec.is_worst_case and not rec.get("shared_run"):
+                    per = out.setdefault(model.name, {})
+                    per[rec.attack] = per.get(rec.attack, 0.0) + float(rec.get("wall_time_s") or 0.0)
+    return out
 
 
 if __name__ == "__main__":

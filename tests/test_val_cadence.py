@@ -82,3 +82,18 @@ def test_the_overhead_benchmark_measures_both_cadences_in_one_run(tmp_path):
     assert json.loads((tmp_path / "o.json").read_text()) == out
     for r in out["runs"]:
         assert r["wall_s_per_epoch"] >= r["step_s_per_epoch"] > 0 and r["overhead_fraction_steady"] < 1
+
+
+def test_the_train_command_takes_the_cadence(tmp_path, capsys):
+    from bench.cli import main
+    from tests.conftest import one_error_line
+
+    out = tmp_path / "run"
+    args = ["train", "--models", "mlp", "--dataset", "digits", "--epochs", "3", "--set", "hidden=8", "--no-progress"]
+    assert main([*args, "--val-every", "2", "--out", str(out)]) == 0
+    log = rundir.read_train_log(rundir.model_dir(out, "mlp", 0))
+    assert [r["epoch"] for r in log if r["val_error"] is not None] == [2, 3]
+    for bad in ("0", "x", "1.5"):
+        assert main([*args, "--val-every", bad, "--out", str(tmp_path / f"bad{bad}")]) == 2
+        assert "--val-every" in one_error_line(capsys)
+        assert not (tmp_path / f"bad{bad}").exists()

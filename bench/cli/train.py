@@ -32,7 +32,7 @@ def cmd_train(args) -> int:
         resume=st.resume,
         progress=args.progress,
         stack=st.stack,
-        cadence=Cadence.parse(st.checkpoint_every),
+        cadence=Cadence.parse(st.checkpoint_every).with_val_every(st.val_every),
     )
     failed = run_training(opts)
     if failed:
@@ -59,7 +59,7 @@ def add_train_args(p):
     add_device(p)
     add_threads(p)
     add_stack(p)
-    add_flags(p, TrainSettings, ["checkpoint_every", "resume"])
+    add_flags(p, TrainSettings, ["val_every", "checkpoint_every", "resume"])
     add_progress(p)
 
 

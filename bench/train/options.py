@@ -100,6 +100,14 @@ class TrainSettings:
         "groups of two or more), on (every stackable group, even a group of one) or off "
         "(one model at a time)",
     )
+    val_every: str = setting(
+        "auto",
+        kind="str",
+        suite=None,
+        metavar="N|auto",
+        help="validate the EMA weights every N epochs and after the last; auto (default): as often as costs "
+        "about 2%% of the steps' compute for these split sizes (MNIST: every 4). Never changes the weights",
+    )
     checkpoint_every: str = setting(
         "60s",
         kind="str",

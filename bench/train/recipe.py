@@ -30,6 +30,8 @@ consecutive epoch ends add up), ``checkpoint_s`` the checkpoint's part. The fina
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import math
 import time
@@ -119,6 +121,15 @@ class Cadence:
         raise BenchError(
             f"--checkpoint-every must be a number of epochs (>= 1) or of seconds such as 60s, got {text!r}"
         )
+
+    def with_val_every(self, text: str) -> Cadence:
+        """This cadence validating every ``text`` epochs (``"auto"``: :func:`auto_val_every`)."""
+        text = str(text).strip().lower()
+        if text == "auto":
+            return dataclasses.replace(self, val_epochs=0)
+        if text.isdigit() and int(text) >= 1:
+            return dataclasses.replace(self, val_epochs=int(text))
+        raise BenchError(f"--val-every must be a number of epochs (>= 1) or auto, got {text!r}")
 
     def due(self, epochs_done: int, total: int, since_last: float) -> bool:
         if epochs_done >= total:
