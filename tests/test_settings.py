@@ -14,7 +14,7 @@ from bench.cli.common import SHARED_FLAGS
 from bench.cli.flags import dest_of
 from bench.errors import BenchError
 from bench.import_options import ImportOptions
-from bench.info.options import InfoOptions, InfoplaneOptions
+from bench.info.options import InfoOptions, InfoplaneOptions, Plane12Options, Plane12Training
 from bench.run_options import RunOptions
 from bench.settings import default_of, refines_suite, settings, stated_default, suite_schema
 from bench.timing_options import TimingOptions
@@ -30,17 +30,20 @@ STAGES = {
     "info": (InfoOptions, None),
     "infoplane": (InfoplaneOptions, None),
     "import": (ImportOptions, None),
+    "infoplane12": (Plane12Options, None),
 }
 # flags a command has beyond its own options' and the shared ones (bench.cli.common.SHARED_FLAGS), and why
 ALSO = {
     "run": {
         "--stack": TrainSettings,  # run trains: train's flag, declared there
-        "-q": None,
+        "-q": None,  # -q/-v: how much the face prints
         "--quiet": None,
         "-v": None,
         "--verbose": None,
-    }
-}  # how much the face prints
+    },
+    # infoplane12 trains each network: the flags of its training options (Plane12Options.train), declared there
+    "infoplane12": {flag: Plane12Training for flag in ("--epochs", "--batch-size", "--lr", "--snapshots")},
+}
 
 
 def subparser(name: str) -> argparse.ArgumentParser:
@@ -276,3 +279,16 @@ def test_import_flags_read_back():
     assert ImportOptions("mlp", Path("w"), **{**v, "into": Path("r")}) == ImportOptions("mlp", Path("w"), Path("r"))
     with pytest.raises(BenchError, match="required: --into"):
         subparser("import").parse_args(["mlp", "w.safetensors"])
+
+
+def test_infoplane12_flags_read_back():
+    from bench.cli.flags import flag_values
+
+    args = subparser("infoplane12").parse_args(["--out", "o"])
+    opts = Plane12Options(
+        **flag_values(args, Plane12Options), train=Plane12Training(**flag_values(args, Plane12Training))
+    )
+    assert opts == Plane12Options("o")
+    args = subparser("infoplane12").parse_args(["--out", "o", "--seeds", "", "--lr", "0.01", "--rows", "9"])
+    v, t = flag_values(args, Plane12Options), flag_values(args, Plane12Training)
+    assert v["seeds"] == [] and v["outer_rows"] == 9 and t["lr"] == 0.01 and t["epochs"] == 3000

@@ -7,7 +7,7 @@ name a flag. The bottom of the package: it imports no other module of it, nor to
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,14 @@ PLANE_MINE_STEPS = 300
 PLANE_MINE_RESTARTS = 1
 PLANE_MINE_BATCH = 64
 
+# vib-bench infoplane12 (bench.info.plane12) and the estimators of bench.info.mixture
+ACTIVATIONS = ("tanh", "relu")
+PLANE12_ESTIMATORS = ("binning", "kde", "noisy")
+BINS = 30
+OUTER_ROWS = 512  # kde and noisy: outer mean over this many random patterns (the inner sum over all)
+NOISY_BETA = 0.1  # noise std of the noise-regularised estimate (activations of tanh units lie in [-1, 1])
+KDE_VARIANCE = 0.1  # noise variance of the KDE bounds (Saxe et al. 2018)
+
 
 @contextlib.contextmanager
 def hint(text: str):
@@ -48,7 +56,7 @@ def check_positive(value, flag, low=1):
 
 def flag(default=None, **kw):
     """A setting of a command no suite table sets: a flag only."""
-    if "default_factory" in kw:
+    if "default_factory" in kw or kw.get("required"):
         return setting(suite=None, **kw)
     return setting(default, suite=None, **kw)
 
@@ -149,3 +157,61 @@ class InfoplaneOptions:
     )
     data_dir: str | None = None
     device: torch.device | str = "cpu"
+
+
+@dataclass
+class Plane12Training:
+    """How ``vib-bench infoplane12`` trains each network (``bench.info.plane12.TrainSettings``)."""
+
+    epochs: int = flag(3000, kind="int", lo=1, help="training epochs (default {default})")
+    batch_size: int = flag(  # 0: full batch (every training pattern in every step); else minibatches
+        0, kind="int", lo=0, help="minibatch size; 0: full batch (default {default})"
+    )
+    lr: float = flag(1e-3, kind="float", lo=0, open_lo=True, help="Adam learning rate (default {default})")
+    snapshots: int = flag(  # log-spaced snapshot epochs in [1, epochs], plus epoch 0 (the initialisation)
+        16, kind="int", lo=2, help="log-spaced snapshot epochs, plus epoch 0 (default {default})"
+    )
+
+
+@dataclass
+class Plane12Options:
+    """What ``vib-bench infoplane12`` runs (``bench.info.plane12.run_plane12``); ``train``: its own flags."""
+
+    out: Path = flag(kind="str", required=True, help="output folder (results file, report, figure)")
+    activations: list[str] = flag(
+        kind="list",
+        default_factory=lambda: list(ACTIVATIONS),
+        what="activation",
+        blank="empty",
+        shown="both",
+        help="tanh, relu or both (default: {default})",
+    )
+    seeds: list[int] = flag(
+        kind="list",
+        default_factory=lambda: [0, 1, 2],
+        item="int",
+        what="seed",
+        blank="empty",
+        help="comma-separated training seeds (default {default})",
+    )
+    estimators: list[str] = flag(
+        kind="list",
+        default_factory=lambda: list(PLANE12_ESTIMATORS),
+        what="estimator",
+        blank="empty",
+        shown="all",
+        help=f"comma-separated: {', '.join(PLANE12_ESTIMATORS)} (default: {{default}})",
+    )
+    train: Plane12Training = field(default_factory=Plane12Training)
+    bins: int = flag(BINS, kind="int", lo=2, help="binning: bins per unit (default {default})")
+    noise_beta: float = flag(NOISY_BETA, kind="float", lo=0, open_lo=True, help="noisy: noise std (default {default})")
+    kde_variance: float = flag(
+        KDE_VARIANCE, kind="float", lo=0, open_lo=True, help="kde: noise variance (default {default})"
+    )
+    outer_rows: int = flag(
+        OUTER_ROWS,
+        kind="int",
+        lo=2,
+        flag="--rows",
+        help="kde, noisy: patterns the outer mean runs over (default {default})",
+    )
