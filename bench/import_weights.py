@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,30 +23,13 @@ import torch
 from . import plugins, rundir
 from .env import environment
 from .errors import BenchError
+from .import_options import DEFAULT_DATASET, ImportOptions
 from .overrides import overrides_per_model
 from .results import Results, update_results
 from .runs import load_run_dataset, load_run_plugins
 from .train.weights import build_model, save_weights
 
-DEFAULT_DATASET = "mnist"
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel and torch.compile wrap a model's keys
-
-
-@dataclass
-class ImportOptions:
-    """What ``vib-bench import`` needs."""
-
-    model: str  # a registered architecture
-    weights: Path  # a safetensors state dict
-    into: Path  # the run directory (created when absent)
-    overrides: dict = field(default_factory=dict)
-    dataset: str | None = None  # default: the run's; for a new run, mnist
-    data_dir: str | None = None
-    name: str | None = None  # the model's name in the run (default: ``model``)
-    seed: int = 0
-    device: torch.device | str = "cpu"
-    plugins: list[str] = field(default_factory=list)
-    replace: bool = False  # take a slot that already holds a model-seed (its files and its entry)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

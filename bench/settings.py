@@ -34,6 +34,7 @@ class Setting:
     lo: float | None = None
     hi: float | None = None
     open_lo: bool = False  # lo itself is not allowed
+    open_hi: bool = False  # hi itself is not allowed
     choices: tuple | None = None
     item: str = "str"  # kind of a list's items
     nonempty: bool = True  # a list may not be empty
@@ -44,6 +45,7 @@ class Setting:
     repeat: bool = False  # a table flag given once per entry (--attack-set A.K=V ...)
     what: str | None = None  # the noun of a bad list item in an error (default: the field name)
     required: bool = False  # the flag must be given (its field's default None means "not given")
+    blank: str = "default"  # a list flag given empty: the field's default ([] where it is None), "empty" or "none"
 
     def check(self, v) -> str | None:
         """Why ``v`` is not a valid value of this setting (None when it is), as a suite error's tail."""
@@ -72,8 +74,8 @@ def _check_float(s: Setting, v):
 def _bounds(s: Setting, v):
     if s.lo is not None and (v <= s.lo if s.open_lo else v < s.lo):
         return f"{v:g} is {'not above' if s.open_lo else 'below'} {s.lo:g}"
-    if s.hi is not None and v > s.hi:
-        return f"{v:g} is above {s.hi:g}"
+    if s.hi is not None and (v >= s.hi if s.open_hi else v > s.hi):
+        return f"{v:g} is {'not below' if s.open_hi else 'above'} {s.hi:g}"
     return None
 
 
@@ -147,6 +149,22 @@ def suite_schema(cls) -> dict[str, Callable]:
 def from_table(cls, table: dict) -> dict:
     """The options (field name -> value) a suite table sets; absent keys are left to the field defaults."""
     return {f.name: table[s.suite] for f, s in settings(cls) if s.suite and s.suite in table}
+
+
+def refines_suite(cls) -> bool:
+    """Whether the command of ``cls`` reads a suite table itself, its flags refining the table's values
+    (``vib-bench claims`` reads the run's ``[claims]``; the class says ``FLAGS_REFINE_SUITE = True``): the flag
+    of a suite setting then defaults to None, "not given", so the suite's value applies, else the field's."""
+    return bool(getattr(cls, "FLAGS_REFINE_SUITE", False))
+
+
+def first_error(obj) -> tuple[str, str] | None:
+    """The first declared field of an options object whose value its setting refuses: (field name, why not)."""
+    for f, s in settings(type(obj)):
+        msg = s.check(getattr(obj, f.name))
+        if msg and not (getattr(obj, f.name) is None and default_of(f) is None):  # None: "not given"
+            return f.name, msg
+    return None
 
 
 def stated_default(f: dataclasses.Field, s: Setting) -> str:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .attack.options import AttackOptions
+from .claims.options import ClaimsOptions
 from .errors import BenchError
 from .rundir import SEED_MAX
 from .settings import Setting, suite_schema
@@ -79,22 +80,7 @@ SCHEMA = {
     "train": suite_schema(TrainSettings),
     "attack": suite_schema(AttackOptions),
     "timing": suite_schema(TimingOptions),
-    # read by `vib-bench claims` (bench.claims)
-    "claims": {
-        "n_examples": _int(1),
-        "eps_l2": _number(0, open_lo=True),
-        "eps_linf": _list(_number(0, 1)),
-        "baseline": _str(),
-        "models": _list(_str()),
-        "strong_l2": _list(_str()),
-        "strong_linf": _list(_str()),
-        "set": _table,
-        "eot_iter": _int(1),
-        "zeros_n": _int(0),
-        "broad_min": _int(1),
-        "alpha": _number(0, 1, open_lo=True),
-        "batch_size": _int(1),
-    },
+    "claims": suite_schema(ClaimsOptions),  # read by `vib-bench claims` (bench.claims)
 }
 REQUIRED = ("dataset", "models")
 

@@ -8,12 +8,15 @@ import pytest
 
 from bench import suite as suite_mod
 from bench.attack.options import AttackOptions
+from bench.claims.options import ClaimsOptions
 from bench.cli import build_parser
 from bench.cli.common import SHARED_FLAGS
 from bench.cli.flags import dest_of
 from bench.errors import BenchError
+from bench.import_options import ImportOptions
+from bench.info.options import InfoOptions, InfoplaneOptions, Plane12Options, Plane12Training
 from bench.run_options import RunOptions
-from bench.settings import default_of, settings, suite_schema
+from bench.settings import default_of, refines_suite, settings, stated_default, suite_schema
 from bench.timing_options import TimingOptions
 from bench.train.options import TrainSettings
 
@@ -23,17 +26,24 @@ STAGES = {
     "time": (TimingOptions, "timing"),
     "train": (TrainSettings, "train"),
     "run": (RunOptions, None),
+    "claims": (ClaimsOptions, "claims"),
+    "info": (InfoOptions, None),
+    "infoplane": (InfoplaneOptions, None),
+    "import": (ImportOptions, None),
+    "infoplane12": (Plane12Options, None),
 }
 # flags a command has beyond its own options' and the shared ones (bench.cli.common.SHARED_FLAGS), and why
 ALSO = {
     "run": {
         "--stack": TrainSettings,  # run trains: train's flag, declared there
-        "-q": None,
+        "-q": None,  # -q/-v: how much the face prints
         "--quiet": None,
         "-v": None,
         "--verbose": None,
-    }
-}  # how much the face prints
+    },
+    # infoplane12 trains each network: the flags of its training options (Plane12Options.train), declared there
+    "infoplane12": {flag: Plane12Training for flag in ("--epochs", "--batch-size", "--lr", "--snapshots")},
+}
 
 
 def subparser(name: str) -> argparse.ArgumentParser:
@@ -57,7 +67,11 @@ def test_every_flag_comes_from_a_field_and_states_its_default(command):
         assert action is not None, f"{command}: {flag} declared by {cls.__name__}.{f.name} but not on the command"
         assert action.dest == dest_of(f, s)
         default = default_of(f)
-        if s.required:  # no default to agree on: the flag must be given
+        if refines_suite(cls) and s.suite and s.kind != "table":  # not given: the suite's, else the field's
+            assert action.default is None, f"{command} {flag}: a default {action.default!r} would hide the suite's"
+            if default is not None:
+                assert f"the suite's, else {stated_default(f, s)}" in action.help, flag
+        elif s.required:  # no default to agree on: the flag must be given
             assert action.required and action.default is None, flag
         elif s.kind == "bool":  # --NAME turns a false default on, --no-NAME a true one off
             assert action.default is False and flag.startswith("--no-") == (default is True), flag
@@ -119,6 +133,11 @@ def test_the_cli_reads_back_the_fields_values():
         ("attack", {"grid_eps": 0.1}, "unknown key 'grid_eps' in [attack]"),
         ("timing", {"min_run_time": 0}, "[timing] min_run_time: 0 is not above 0"),
         ("timing", {"batch_sizes": [1, "a"]}, "[timing] batch_sizes: 'a' is not an integer"),
+        ("claims", {"n_examples": 0}, "[claims] n_examples: 0 is below 1"),
+        ("claims", {"alpha": 1}, "[claims] alpha: 1 is not below 1"),
+        ("claims", {"eps_linf": [0.1, 1.5]}, "[claims] eps_linf: 1.5 is above 1"),
+        ("claims", {"eps_l2": 0.5, "alpha": 0.01, "models": ["mlp"]}, None),
+        ("claims", {"eps": [0.1]}, "unknown key 'eps' in [claims]"),
     ],
 )
 def test_the_generated_suite_checks(tmp_path, table, value, message):
@@ -181,3 +200,95 @@ def test_shipped_suites_set_only_declared_keys():
         for table, cls in (("train", TrainSettings), ("timing", TimingOptions)):
             assert set(suite.get(table, {})) <= {s.suite for _, s in settings(cls) if s.suite}, (name, table)
         assert TrainSettings.from_suite(suite.get("train")).config().validate()
+
+
+def test_the_claims_suite_keys_come_from_the_fields():
+    keys = {s.suite: f.name for f, s in settings(ClaimsOptions) if s.suite}
+    assert set(ClaimsOptions.SUITE_KEYS) == set(keys) == set(suite_mod.SCHEMA["claims"])
+    assert keys["set"] == "attack_set" and "zeros_label" not in keys.values() and "fresh" not in keys.values()
+    # an absent key is the field's default; a present one sets its field
+    assert ClaimsOptions.from_suite(".", {}) == ClaimsOptions(Path("."))
+    opts = ClaimsOptions.from_suite(".", {"n_examples": 7, "eps_linf": [0.2], "set": {"fgsm": {"x": 1}}})
+    assert opts.n_examples == 7 and opts.eps_linf == [0.2] and opts.attack_set == {"fgsm": {"x": 1}}
+    assert opts.eot_iter == ClaimsOptions(Path(".")).eot_iter == 20
+
+
+def test_claims_flags_refine_the_suite_s_values():
+    from bench.cli.flags import flag_values
+
+    v = flag_values(subparser("claims").parse_args(["RUN"]), ClaimsOptions)
+    assert {k for k, x in v.items() if x is not None} == {"fresh", "judge_only"}  # nothing else given
+    table = {"n_examples": 50, "eps_linf": [0.3], "models": ["mlp", "vib*"], "batch_size": 9}
+    assert ClaimsOptions.from_suite(".", table, **v) == ClaimsOptions.from_suite(".", table)
+    args = ["RUN", "--n-examples", "12", "--eps", "0.1,0.2", "--models", "", "--baseline", "dropout", "--judge-only"]
+    v = flag_values(subparser("claims").parse_args(args), ClaimsOptions)
+    opts = ClaimsOptions.from_suite(".", table, **v)
+    assert opts.n_examples == 12 and opts.eps_linf == [0.1, 0.2] and opts.baseline == "dropout" and opts.judge_only
+    assert opts.models == ["mlp", "vib*"] and opts.batch_size == 9  # --models '': not given, the suite's
+    v = flag_values(subparser("claims").parse_args(["RUN", "--eps", ""]), ClaimsOptions)
+    assert v["eps_linf"] == []  # given empty: refused by validate, not silently the default
+    with pytest.raises(BenchError, match="bad eps 'x'"):
+        flag_values(subparser("claims").parse_args(["RUN", "--eps", "0.1,x"]), ClaimsOptions)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_examples": 0}, "claims: n_examples: 0 is below 1"),
+        ({"alpha": 1.0}, "claims: alpha: 1 is not below 1"),
+        ({"zeros_n": -1}, "claims: zeros_n: -1 is below 0"),
+        ({"eps_l2": 0.0}, "claims: eps_l2: 0 is not above 0"),
+        ({"eps_linf": []}, "claims: eps_linf: is empty"),
+        ({"eps_linf": [0.0]}, "claims: eps_linf must list budgets > 0"),
+    ],
+)
+def test_claims_options_are_checked_by_their_declarations(change, message):
+    import dataclasses
+
+    with pytest.raises(BenchError) as e:
+        dataclasses.replace(ClaimsOptions(Path(".")), **change).validate()
+    assert str(e.value) == message
+    assert ClaimsOptions(Path(".")).validate().alpha == 0.05
+
+
+def test_info_and_infoplane_flags_read_back():
+    from bench.cli.flags import flag_values
+
+    for command, cls in (("info", InfoOptions), ("infoplane", InfoplaneOptions)):
+        defaults = flag_values(subparser(command).parse_args(["RUN"]), cls)
+        assert cls(Path("RUN"), **defaults) == cls(Path("RUN")), command
+    v = flag_values(
+        subparser("info").parse_args(["R", "--no-plot", "--no-copula", "--estimators", "infonce"]), InfoOptions
+    )
+    assert v["plot"] is False and v["copula"] is False and v["estimators"] == ["infonce"] and v["resume"] is False
+    assert flag_values(subparser("info").parse_args(["R", "--estimators", ""]), InfoOptions)["estimators"] == []
+    v = flag_values(
+        subparser("infoplane").parse_args(["R", "--estimator", "", "--bins", "", "--layers", ""]), InfoplaneOptions
+    )
+    assert v["estimators"] == [] and v["bins"] == [] and v["layers"] == []  # given empty: an error, not the default
+    v = flag_values(subparser("infoplane").parse_args(["R", "--estimator", "mine", "--bins", "2, 8"]), InfoplaneOptions)
+    assert v["estimators"] == ["mine"] and v["bins"] == [2, 8]
+    with pytest.raises(BenchError, match="bad bin count 'x'"):
+        flag_values(subparser("infoplane").parse_args(["R", "--bins", "2,x"]), InfoplaneOptions)
+
+
+def test_import_flags_read_back():
+    from bench.cli.flags import flag_values
+
+    v = flag_values(subparser("import").parse_args(["mlp", "w.safetensors", "--into", "r"]), ImportOptions)
+    assert ImportOptions("mlp", Path("w"), **{**v, "into": Path("r")}) == ImportOptions("mlp", Path("w"), Path("r"))
+    with pytest.raises(BenchError, match="required: --into"):
+        subparser("import").parse_args(["mlp", "w.safetensors"])
+
+
+def test_infoplane12_flags_read_back():
+    from bench.cli.flags import flag_values
+
+    args = subparser("infoplane12").parse_args(["--out", "o"])
+    opts = Plane12Options(
+        **flag_values(args, Plane12Options), train=Plane12Training(**flag_values(args, Plane12Training))
+    )
+    assert opts == Plane12Options("o")
+    args = subparser("infoplane12").parse_args(["--out", "o", "--seeds", "", "--lr", "0.01", "--rows", "9"])
+    v, t = flag_values(args, Plane12Options), flag_values(args, Plane12Training)
+    assert v["seeds"] == [] and v["outer_rows"] == 9 and t["lr"] == 0.01 and t["epochs"] == 3000

@@ -5,29 +5,33 @@ same examples, under the paper's protocol and under the strongest evaluation, an
 reproduced, reproduced only under the paper's protocol (which points to gradient masking), or not
 reproduced. ``options`` says what runs, ``measure`` runs it, ``verdicts`` judges, ``stage`` ties them
 to a run directory, ``render`` and ``figures`` show the result.
+
+Importing the package (or ``bench.claims.options``) does not import torch; the other names load on first use.
 """
 
 from .options import PAPER_L2, PAPER_LINF, STRONG_L2, STRONG_LINF, ClaimsOptions
-from .render import claims_html, claims_markdown, claims_text
-from .stage import check_models, options_for_run, run_claims
-from .verdicts import NOT_MEASURED, NOT_REPRODUCED, PAPER_ONLY, REPRODUCED, VERDICTS, judge_claims
 
-__all__ = [
-    "ClaimsOptions",
-    "check_models",
-    "NOT_MEASURED",
-    "NOT_REPRODUCED",
-    "PAPER_L2",
-    "PAPER_LINF",
-    "PAPER_ONLY",
-    "REPRODUCED",
-    "STRONG_L2",
-    "STRONG_LINF",
-    "VERDICTS",
-    "claims_html",
-    "claims_markdown",
-    "claims_text",
-    "judge_claims",
-    "options_for_run",
-    "run_claims",
-]
+_LAZY = {
+    "claims_html": "render",
+    "claims_markdown": "render",
+    "claims_text": "render",
+    "check_models": "stage",
+    "options_for_run": "stage",
+    "run_claims": "stage",
+    "NOT_MEASURED": "verdicts",
+    "NOT_REPRODUCED": "verdicts",
+    "PAPER_ONLY": "verdicts",
+    "REPRODUCED": "verdicts",
+    "VERDICTS": "verdicts",
+    "judge_claims": "verdicts",
+}
+
+__all__ = ["ClaimsOptions", "PAPER_L2", "PAPER_LINF", "STRONG_L2", "STRONG_LINF", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import render, stage, verdicts
+
+        return getattr({"render": render, "stage": stage, "verdicts": verdicts}[_LAZY[name]], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,12 +15,15 @@ The defaults are the full size (meant for a GPU); ``bench/suites/claims.toml`` s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import BenchError
+from ..settings import first_error, from_table, setting, settings
+
+if TYPE_CHECKING:
+    import torch
 
 PAPER_L2 = ("cw_paper", "cw_paper_targeted")
 PAPER_LINF = ("fgsm",)
@@ -36,51 +39,103 @@ EOT_KEYS = {
 
 @dataclass
 class ClaimsOptions:
-    """Everything ``vib-bench claims`` needs; a suite's ``[claims]`` table sets the same fields."""
+    """Everything ``vib-bench claims`` needs, declared once (``bench.settings``): a suite's ``[claims]`` table
+    sets the fields with a suite key, the command's flags refine the run's table (``FLAGS_REFINE_SUITE``)."""
+
+    FLAGS_REFINE_SUITE = True  # a flag not given leaves the run's suite's value, else the field's default
 
     run_dir: Path
-    n_examples: int = 1000  # the paper: the first 1,000 test images
-    eps_l2: float = 2.0  # the L2 budget at which (b) and (c) compare accuracies
-    eps_linf: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3])  # FGS budgets
-    baseline: str = "mlp"  # the deterministic baseline
-    models: list[str] | None = None  # patterns; default: the baseline and every VIB model of the run
-    strong_l2: list[str] = field(default_factory=lambda: list(STRONG_L2))
-    strong_linf: list[str] = field(default_factory=lambda: list(STRONG_LINF))
-    attack_set: dict = field(default_factory=dict)  # attack -> budget overrides (both protocols)
-    eot_iter: int = 20  # forward passes averaged by the EOT attacks on randomised models
-    zeros_n: int = 10  # the first ten test zeros...
+    n_examples: int = setting(  # the paper: the first 1,000 test images
+        1000,
+        kind="int",
+        lo=1,
+        metavar="N",
+        help="attack the first N test images (default: the suite's, else {default} as in the paper)",
+    )
+    eps_l2: float = setting(  # the L2 budget at which (b) and (c) compare accuracies
+        2.0,
+        kind="float",
+        lo=0,
+        open_lo=True,
+        metavar="EPS",
+        help="L2 budget at which accuracies are compared (default: the suite's, else {default})",
+    )
+    eps_linf: list[float] = setting(  # FGS budgets
+        kind="list",
+        default_factory=lambda: [0.1, 0.2, 0.3],
+        item="float",
+        lo=0,
+        hi=1,
+        flag="--eps",
+        metavar="LIST",
+        what="eps",
+        blank="empty",
+        help="FGS / L-inf budgets (default: the suite's, else {default})",
+    )
+    baseline: str = setting("mlp", kind="str", help="the deterministic baseline (default: the suite's, else {default})")
+    models: list[str] | None = setting(  # patterns; default: the baseline and every VIB model of the run
+        None,
+        kind="list",
+        what="model pattern",
+        blank="none",
+        help="models to check, names or wildcards (default: the suite's, else the baseline and every VIB model)",
+    )
+    strong_l2: list[str] = setting(
+        kind="list", default_factory=lambda: list(STRONG_L2), flag=None, help="the strongest evaluation's L2 attacks"
+    )
+    strong_linf: list[str] = setting(
+        kind="list",
+        default_factory=lambda: list(STRONG_LINF),
+        flag=None,
+        help="the strongest evaluation's L-inf attacks",
+    )
+    attack_set: dict = setting(  # attack -> budget overrides (both protocols)
+        kind="table",
+        default_factory=dict,
+        suite="set",
+        flag="--attack-set",
+        metavar="ATTACK.KEY=VALUE",
+        repeat=True,
+        help="override one attack's budget, e.g. --attack-set cw_paper.steps=1000 (repeatable)",
+    )
+    eot_iter: int = setting(  # forward passes averaged by the EOT attacks on randomised models
+        20,
+        kind="int",
+        lo=1,
+        metavar="K",
+        help="forward passes averaged by the EOT attacks (default: the suite's, else {default})",
+    )
+    zeros_n: int = setting(  # the first ten test zeros...
+        10,
+        kind="int",
+        lo=0,
+        metavar="N",
+        help="first N test zeros for claim (d) (default: the suite's, else {default})",
+    )
     zeros_label: int = 0
     zeros_target: int = 1  # ...attacked towards class 1
-    broad_min: int = 3  # "a broad range of beta": at least this many betas
-    alpha: float = 0.05  # significance level of every paired test
-    batch_size: int = 500
+    broad_min: int = setting(  # "a broad range of beta": at least this many betas
+        3, kind="int", lo=1, flag=None, help="at least this many betas make a broad range"
+    )
+    alpha: float = setting(  # significance level of every paired test
+        0.05, kind="float", lo=0, open_lo=True, hi=1, open_hi=True, flag=None, help="significance level of every test"
+    )
+    batch_size: int = setting(
+        500, kind="int", lo=1, help="examples per attack batch (default: the suite's, else {default})"
+    )
     device: torch.device | str = "cpu"
     data_dir: str | None = None
-    fresh: bool = False
-    judge_only: bool = False  # recompute the verdicts from stored measurements, attack nothing
-    progress: bool | None = None
-
-    SUITE_KEYS = (
-        "n_examples",
-        "eps_l2",
-        "eps_linf",
-        "baseline",
-        "models",
-        "strong_l2",
-        "strong_linf",
-        "set",
-        "eot_iter",
-        "zeros_n",
-        "broad_min",
-        "alpha",
-        "batch_size",
+    fresh: bool = setting(False, kind="bool", suite=None, help="measure everything again")
+    judge_only: bool = setting(  # recompute the verdicts from stored measurements, attack nothing
+        False, kind="bool", suite=None, help="recompute the verdicts from stored measurements only"
     )
+    progress: bool | None = None
 
     @classmethod
     def from_suite(cls, run_dir, table: dict, **kw) -> ClaimsOptions:
         """Options from a suite's ``[claims]`` table (``set`` holds the attack budgets); ``kw`` wins."""
-        vals = {k: v for k, v in (table or {}).items() if k in cls.SUITE_KEYS and k != "set"}
-        budgets = {a: dict(ov) for a, ov in ((table or {}).get("set") or {}).items()}
+        vals = from_table(cls, table or {})
+        budgets = {a: dict(ov) for a, ov in (vals.pop("attack_set", None) or {}).items()}
         for a, ov in (kw.pop("attack_set", None) or {}).items():  # per setting, over the suite's
             budgets[a] = {**budgets.get(a, {}), **ov}
         vals.update({k: v for k, v in kw.items() if v is not None})
@@ -89,30 +144,14 @@ class ClaimsOptions:
     def validate(self) -> ClaimsOptions:
         from attacks import check_eps, get_spec
 
-        checks = [
-            (
-                isinstance(self.n_examples, int) and self.n_examples >= 1,
-                f"n_examples must be >= 1, got {self.n_examples}",
-            ),
-            (isinstance(self.eot_iter, int) and self.eot_iter >= 1, f"eot_iter must be >= 1, got {self.eot_iter}"),
-            (isinstance(self.zeros_n, int) and self.zeros_n >= 0, f"zeros_n must be >= 0, got {self.zeros_n}"),
-            (isinstance(self.broad_min, int) and self.broad_min >= 1, f"broad_min must be >= 1, got {self.broad_min}"),
-            (0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
-            (
-                isinstance(self.batch_size, int) and self.batch_size >= 1,
-                f"batch_size must be >= 1, got {self.batch_size}",
-            ),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise BenchError(f"claims: {msg}")
+        bad = first_error(self)
+        if bad:
+            raise BenchError(f"claims: {bad[0]}: {bad[1]}")
         try:
             self.eps_l2 = check_eps("L2", self.eps_l2, "claims eps_l2")
             self.eps_linf = sorted({check_eps("Linf", e, "claims eps_linf") for e in self.eps_linf})
         except ValueError as e:  # AttackError
             raise BenchError(str(e)) from None
-        if not self.eps_l2 > 0:
-            raise BenchError("claims: eps_l2 must be > 0")
         if not self.eps_linf or self.eps_linf[0] <= 0:
             raise BenchError("claims: eps_linf must list budgets > 0")
         for name, norm in [(a, "L2") for a in self.strong_l2] + [(a, "Linf") for a in self.strong_linf]:
@@ -144,6 +183,10 @@ class ClaimsOptions:
             ov.setdefault(EOT_KEYS[attack], self.eot_iter)
         ov.update(extra)
         return ov
+
+
+# the keys of a suite's [claims] table, from the declarations
+ClaimsOptions.SUITE_KEYS = tuple(s.suite for _, s in settings(ClaimsOptions) if s.suite)
 
 
 def eps_key(eps: float | None) -> str:

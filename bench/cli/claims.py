@@ -3,6 +3,7 @@ verdict."""
 
 from __future__ import annotations
 
+from ..claims.options import ClaimsOptions
 from .common import (
     add_data,
     add_device,
@@ -12,10 +13,9 @@ from .common import (
     device,
     load_plugins,
     parse_attack_set,
-    parse_list,
-    patterns,
     set_threads,
 )
+from .flags import add_flags, flag_values
 
 
 def cmd_claims(args) -> int:
@@ -26,19 +26,10 @@ def cmd_claims(args) -> int:
     load_plugins(args.plugin)
     opts = options_for_run(
         args.run_dir,
-        n_examples=args.n_examples,
-        eps_l2=args.eps_l2,
-        eps_linf=parse_list(args.eps, float, "eps"),
-        baseline=args.baseline,
-        models=patterns(args.models),
-        eot_iter=args.eot_iter,
-        zeros_n=args.zeros_n,
-        batch_size=args.batch_size,
+        **flag_values(args, ClaimsOptions),  # None where not given: the run's suite's, else the field's default
         attack_set=parse_attack_set(args.attack_set) or None,
         device=device(args.device),
         data_dir=args.data_dir,
-        fresh=args.fresh,
-        judge_only=args.judge_only,
         progress=args.progress,
     )
     run_claims(opts)
@@ -60,47 +51,7 @@ def register(sub) -> None:
         "  vib-bench claims runs/claims_full --device cuda --attack-set cw_paper.steps=1000",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run with the baseline and VIB models (e.g. --suite claims)")
-    p.add_argument(
-        "--n-examples",
-        type=int,
-        default=None,
-        metavar="N",
-        help="attack the first N test images (default: the suite's, else 1000 as in the paper)",
-    )
-    p.add_argument(
-        "--eps-l2",
-        type=float,
-        default=None,
-        metavar="EPS",
-        help="L2 budget at which accuracies are compared (default: the suite's, else 2)",
-    )
-    p.add_argument(
-        "--eps", default=None, metavar="LIST", help="FGS / L-inf budgets (default: the suite's, else 0.1,0.2,0.3)"
-    )
-    p.add_argument("--baseline", default=None, help="the deterministic baseline (default: mlp)")
-    p.add_argument(
-        "--models", default=None, help="models to check, names or wildcards (default: the baseline and every VIB model)"
-    )
-    p.add_argument(
-        "--eot-iter",
-        type=int,
-        default=None,
-        metavar="K",
-        help="forward passes averaged by the EOT attacks (default: the suite's, else 20)",
-    )
-    p.add_argument(
-        "--zeros-n", type=int, default=None, metavar="N", help="first N test zeros for claim (d) (default 10)"
-    )
-    p.add_argument("--batch-size", type=int, default=None, help="examples per attack batch (default 500)")
-    p.add_argument(
-        "--attack-set",
-        action="append",
-        default=[],
-        metavar="ATTACK.KEY=VALUE",
-        help="override one attack's budget, e.g. --attack-set cw_paper.steps=1000 (repeatable)",
-    )
-    p.add_argument("--fresh", action="store_true", help="measure everything again")
-    p.add_argument("--judge-only", action="store_true", help="recompute the verdicts from stored measurements only")
+    add_flags(p, ClaimsOptions)
     add_threads(p)
     add_data(p)
     add_device(p)

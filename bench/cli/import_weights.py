@@ -4,34 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..import_options import ImportOptions
 from .common import add_data, add_device, add_plugins, add_threads, device, parse_overrides, set_threads
+from .flags import add_flags, flag_values
 
 
 def cmd_import(args) -> int:
-    from ..import_weights import ImportOptions, import_weights
+    from ..import_weights import import_weights
 
     set_threads(args.threads)
+    values = flag_values(args, ImportOptions)
     import_weights(
         ImportOptions(
             model=args.model,
             weights=Path(args.weights),
-            into=Path(args.into),
+            **{**values, "into": Path(values["into"])},
             overrides=parse_overrides(args.set),
-            dataset=args.dataset,
             data_dir=args.data_dir,
-            name=args.name,
-            seed=args.seed,
             device=device(args.device),
             plugins=args.plugin,
-            replace=args.replace,
         )
     )
     return 0
 
 
 def register(sub) -> None:
-    from ..import_weights import DEFAULT_DATASET
-
     p = sub.add_parser(
         "import",
         help="evaluate weights trained outside vib-bench (a safetensors state dict) in a run directory",
@@ -50,30 +47,7 @@ def register(sub) -> None:
         metavar="WEIGHTS.safetensors",
         help="a plain state dict saved with safetensors.torch.save_file (a 'module.' prefix is removed)",
     )
-    p.add_argument("--into", required=True, metavar="RUN_DIR", help="run directory (created when absent)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a model argument the weights were trained with, e.g. --set hidden=64,64 (repeatable)",
-    )
-    p.add_argument(
-        "--dataset",
-        default=None,
-        help=f"mnist, fashion-mnist or digits (default: the run's; for a new run {DEFAULT_DATASET})",
-    )
-    p.add_argument(
-        "--name",
-        default=None,
-        help="the model's name in the run (default: MODEL); letters, digits, _ . + = - (one path component)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="the seed slot it takes in the run (default: 0)")
-    p.add_argument(
-        "--replace",
-        action="store_true",
-        help="overwrite the slot (models/<name>/seed<k>/ and its results entry) when it is taken",
-    )
+    add_flags(p, ImportOptions)
     add_data(p)
     add_device(p)
     add_threads(p)

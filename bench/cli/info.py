@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..info.options import InfoOptions
 from ..reporting.escape import markdown
 from .common import (
     add_data,
@@ -10,10 +11,10 @@ from .common import (
     add_trained_models,
     add_trust_plugins,
     device,
-    parse_list,
     patterns,
     set_threads,
 )
+from .flags import add_flags, flag_values
 
 INFO_HEADERS = [
     "model",
@@ -123,23 +124,14 @@ def format_bounds_table(items) -> str:
 
 def cmd_info(args) -> int:
     from ..info.bounds import DETERMINISTIC_NOTE, QUANTITIES
-    from ..info.stage import InfoOptions, run_info
+    from ..info.stage import run_info
 
     set_threads(args.threads)
     out = run_info(
         InfoOptions(
             args.run_dir,
             models=patterns(args.models),
-            estimators=parse_list(args.estimators, what="estimator") if args.estimators is not None else None,
-            n_examples=args.n_examples,
-            steps=args.steps,
-            restarts=args.restarts,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            resume=args.resume,
-            plot=not args.no_plot,
-            mi_threads=args.mi_threads,
-            copula=args.copula,
+            **flag_values(args, InfoOptions),
             data_dir=args.data_dir,
             device=device(args.device),
         )
@@ -178,8 +170,6 @@ def cmd_info(args) -> int:
 
 
 def register(sub) -> None:
-    from ..info.stage import DEFAULT_ESTIMATORS, DEFAULT_N_EXAMPLES, DEFAULT_RESTARTS, DEFAULT_STEPS
-
     p = sub.add_parser(
         "info",
         help="estimate I(X;Z) and I(Z;Y) of each model's representation, beside the analytic bounds",
@@ -193,58 +183,10 @@ def register(sub) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `vib-bench train`")
     add_trained_models(p)
-    p.add_argument(
-        "--estimators",
-        default=None,
-        help=f"comma-separated MI estimators (default: {','.join(DEFAULT_ESTIMATORS)}); "
-        "see `vib-bench list estimators`",
-    )
-    p.add_argument(
-        "--n-examples",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"use the first N test examples (default: {DEFAULT_N_EXAMPLES:,} or the whole test split)",
-    )
-    p.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, help=f"critic steps per restart (default {DEFAULT_STEPS})"
-    )
-    p.add_argument(
-        "--restarts",
-        type=int,
-        default=DEFAULT_RESTARTS,
-        help=f"restarts per estimate; the spread is their std (default {DEFAULT_RESTARTS})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="critic batch size (default: the estimator's, 256 or 128 for infonce; small test "
-        "splits such as digits need e.g. 32)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the MI estimates (default 0)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="skip (model, seed)s that already have info for the requested estimators on the same N; "
-        "compute only the missing estimators of the others",
-    )
-    p.add_argument("--no-plot", action="store_true", help="do not write figures/info_beta.png")
+    add_flags(p, InfoOptions, only=["estimators", "n_examples", "steps", "restarts", "batch_size", "seed"])
+    add_flags(p, InfoOptions, only=["resume", "plot"])
     add_threads(p)
-    p.add_argument(
-        "--mi-threads",
-        type=int,
-        default=1,
-        help="torch threads inside each MI estimate (default 1: small critics gain little from more)",
-    )
-    p.add_argument(
-        "--no-copula",
-        dest="copula",
-        action="store_false",
-        help="feed the raw coordinates to the critics (default: rank-Gaussian transform of every "
-        "coordinate with at most 1%% tied values, which makes the estimates blind to the "
-        "marginals' shape)",
-    )
+    add_flags(p, InfoOptions, only=["mi_threads", "copula"])
     add_data(p)
     add_device(p)
     add_trust_plugins(p)

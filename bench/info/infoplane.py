@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,11 +27,8 @@ from ..train.snapshots import hidden_index
 from .bounds import entropy_of_counts
 from .options import (
     BOUNDS_KEY,
-    PLANE_BINS,
     PLANE_ESTIMATORS,
-    PLANE_MINE_BATCH,  # noqa: F401
-    PLANE_MINE_RESTARTS,
-    PLANE_MINE_STEPS,
+    InfoplaneOptions,
     check_positive,
     hint,
 )
@@ -253,23 +249,6 @@ def check_plane_estimators(names: list[str]) -> list[str]:
         if e not in PLANE_ESTIMATORS:
             raise BenchError(f"unknown information-plane estimator {e!r}; choose from {', '.join(PLANE_ESTIMATORS)}")
     return list(dict.fromkeys(names))
-
-
-@dataclass
-class InfoplaneOptions:
-    run_dir: Path
-    models: list[str] | None = None
-    estimators: list[str] = field(default_factory=lambda: ["binning"])
-    bins: list[int] = field(default_factory=lambda: list(PLANE_BINS))  # one record per bin count
-    layers: list[str] | None = None
-    steps: int = PLANE_MINE_STEPS
-    restarts: int = PLANE_MINE_RESTARTS
-    batch_size: int = PLANE_MINE_BATCH
-    seed: int = 0
-    mi_threads: int = 1
-    copula: bool = True  # mine: rank-Gaussian transform of every coordinate with few ties
-    data_dir: str | None = None
-    device: torch.device | str = "cpu"
 
 
 def run_infoplane(opts: InfoplaneOptions, log=print) -> list[Path]:

@@ -28,9 +28,8 @@ import math
 import torch
 
 from ..errors import BenchError
+from .options import KDE_VARIANCE, NOISY_BETA
 
-NOISY_BETA = 0.1  # noise std of the noise-regularised estimate (activations of tanh units lie in [-1, 1])
-KDE_VARIANCE = 0.1  # noise variance of the KDE bounds (Saxe et al. 2018)
 CHUNK_ROWS = 1024
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,36 +32,23 @@ import torch
 
 from ..errors import BenchError
 from .infoplane import binned_information, layer_range
-from .mixture import KDE_VARIANCE, NOISY_BETA, kde_information, noisy_information  # noqa: F401 (defaults)
+from .mixture import kde_information, noisy_information
+from .options import (  # noqa: F401 (the defaults, named here too)
+    ACTIVATIONS,
+    BINS,
+    KDE_VARIANCE,
+    NOISY_BETA,
+    OUTER_ROWS,
+    PLANE12_ESTIMATORS,
+    Plane12Options,
+    Plane12Training,
+)
 
-ACTIVATIONS = ("tanh", "relu")
-ESTIMATORS = ("binning", "kde", "noisy")
-BINS = 30
-OUTER_ROWS = 512  # kde and noisy: outer mean over this many random patterns (the inner sum over all)
+TrainSettings = Plane12Training  # the name this module has always given it
+ESTIMATORS = PLANE12_ESTIMATORS
 RESULTS_FILE = "infoplane12.json"
 REPORT_FILE = "report.md"
 FIGURE_FILE = "infoplane12.png"
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 3000
-    batch_size: int = 0  # 0: full batch (every training pattern in every step); else minibatches
-    lr: float = 1e-3
-    snapshots: int = 16  # log-spaced snapshot epochs in [1, epochs], plus epoch 0 (the initialisation)
-
-
-@dataclass
-class Plane12Options:
-    out: Path
-    activations: list[str] = field(default_factory=lambda: list(ACTIVATIONS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    estimators: list[str] = field(default_factory=lambda: list(ESTIMATORS))
-    train: TrainSettings = field(default_factory=TrainSettings)
-    bins: int = BINS
-    noise_beta: float = NOISY_BETA
-    kde_variance: float = KDE_VARIANCE
-    outer_rows: int = OUTER_ROWS
 
 
 def snapshot_epochs(epochs: int, count: int) -> list[int]:

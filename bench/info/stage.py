@@ -22,6 +22,7 @@ from .options import (
     DEFAULT_N_EXAMPLES,
     DEFAULT_RESTARTS,
     DEFAULT_STEPS,  # noqa: F401
+    InfoOptions,
     check_positive,
     hint,
 )
@@ -150,24 +151,6 @@ def check_estimators(names: list[str] | None) -> list[str]:
         if e not in list_estimators():
             raise BenchError(f"unknown MI estimator {e!r}; choose from {', '.join(list_estimators())}")
     return list(dict.fromkeys(names))
-
-
-@dataclass
-class InfoOptions:
-    run_dir: Path
-    models: list[str] | None = None
-    estimators: list[str] | None = None
-    n_examples: int | None = None
-    steps: int = DEFAULT_STEPS
-    restarts: int = DEFAULT_RESTARTS
-    batch_size: int | None = None
-    seed: int = 0
-    resume: bool = False
-    plot: bool = True
-    mi_threads: int = 1
-    copula: bool = True  # rank-Gaussian transform of every coordinate with few ties (bench.info.marginals)
-    data_dir: str | None = None
-    device: torch.device | str = "cpu"
 
 
 @dataclass
