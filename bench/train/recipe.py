@@ -30,9 +30,8 @@ consecutive epoch ends add up), ``checkpoint_s`` the checkpoint's part. The fina
 
 from __future__ import annotations
 
-import dataclasses
-
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, fields
