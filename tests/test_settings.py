@@ -14,7 +14,7 @@ from bench.cli.common import SHARED_FLAGS
 from bench.cli.flags import dest_of
 from bench.errors import BenchError
 from bench.import_options import ImportOptions
-from bench.info.options import InfoOptions, InfoplaneOptions, Plane12Options, Plane12Training
+from bench.info.options import InfoOptions, InfoplaneOptions, MiValidateOptions, Plane12Options, Plane12Training
 from bench.run_options import RunOptions
 from bench.settings import default_of, refines_suite, settings, stated_default, suite_schema
 from bench.timing_options import TimingOptions
@@ -31,6 +31,7 @@ STAGES = {
     "infoplane": (InfoplaneOptions, None),
     "import": (ImportOptions, None),
     "infoplane12": (Plane12Options, None),
+    "mi-validate": (MiValidateOptions, None),
 }
 # flags a command has beyond its own options' and the shared ones (bench.cli.common.SHARED_FLAGS), and why
 ALSO = {
@@ -43,6 +44,7 @@ ALSO = {
     },
     # infoplane12 trains each network: the flags of its training options (Plane12Options.train), declared there
     "infoplane12": {flag: Plane12Training for flag in ("--epochs", "--batch-size", "--lr", "--snapshots")},
+    "mi-validate": {"-v": None, "--verbose": None},  # how much the face prints
 }
 
 
@@ -292,3 +294,17 @@ def test_infoplane12_flags_read_back():
     args = subparser("infoplane12").parse_args(["--out", "o", "--seeds", "", "--lr", "0.01", "--rows", "9"])
     v, t = flag_values(args, Plane12Options), flag_values(args, Plane12Training)
     assert v["seeds"] == [] and v["outer_rows"] == 9 and t["lr"] == 0.01 and t["epochs"] == 3000
+
+
+def test_mi_validate_flags_read_back():
+    from bench.cli.flags import flag_values
+    from bench.info.validate import KINDS
+
+    defaults = flag_values(subparser("mi-validate").parse_args([]), MiValidateOptions)
+    assert MiValidateOptions(**defaults) == MiValidateOptions() and defaults["estimators"] is None
+    args = subparser("mi-validate").parse_args(["--estimators", "mine, jsd", "--no-copula", "--kinds", "", "--quick"])
+    v = flag_values(args, MiValidateOptions)
+    assert v["estimators"] == ["mine", "jsd"] and v["copula"] is False and v["bounds"] is True
+    assert v["kinds"] is None and v["quick"] is True  # --kinds '': every kind, as before
+    assert flag_values(subparser("mi-validate").parse_args(["--estimators", ""]), MiValidateOptions)["estimators"] == []
+    assert tuple(KINDS) == ("plain", "warped", "heavy-tailed", "hard")

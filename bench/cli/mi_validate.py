@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 import time
 
-from .common import add_threads, parse_list, set_threads
+from ..info.options import MiValidateOptions
+from .common import add_threads, set_threads
+from .flags import add_flags, flag_values
 
 
 def cmd_mi_validate(args) -> int:
+    from ..info import list_estimators
     from ..info.validate import (
         KINDS,
         TOLERANCE,
@@ -21,8 +24,9 @@ def cmd_mi_validate(args) -> int:
     )
 
     set_threads(args.threads)
-    names = parse_estimators(args.estimators)
-    kinds = parse_list(args.kinds, what="case kind")
+    opts = MiValidateOptions(**flag_values(args, MiValidateOptions))
+    names = parse_estimators(list_estimators() if opts.estimators is None else opts.estimators)
+    kinds = opts.kinds
     bad = [k for k in kinds or [] if k not in KINDS]
     if bad:
         from ..errors import BenchError
@@ -31,20 +35,20 @@ def cmd_mi_validate(args) -> int:
     start = time.perf_counter()
     rows = validate_estimators(
         names,
-        seed=args.seed,
-        quick=args.quick,
-        copula=args.copula,
-        bounds=args.bounds,
+        seed=opts.seed,
+        quick=opts.quick,
+        copula=opts.copula,
+        bounds=opts.bounds,
         kinds=kinds,
         progress=(lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None,
     )
     print(format_validation_table(rows))
-    label = "quick" if args.quick else "full"
+    label = "quick" if opts.quick else "full"
     mode = VALIDATION_MODES[label]
     floor, frac = TOLERANCE[label]
     print(
         f"\n{label}: {mode['n_samples']} samples, {mode['steps']} steps, {mode['restarts']} "
-        f"restarts per estimate; rank-Gaussian marginals {'on' if args.copula else 'off'}; seed {args.seed}; "
+        f"restarts per estimate; rank-Gaussian marginals {'on' if opts.copula else 'off'}; seed {opts.seed}; "
         f"tolerance max({floor:g} nats, {frac:.0%} of the truth); total {time.perf_counter() - start:.0f}s"
     )
     known = limitations(rows)
@@ -66,8 +70,6 @@ def cmd_mi_validate(args) -> int:
 
 
 def register(sub) -> None:
-    from ..info import list_estimators
-
     parser = sub.add_parser(
         "mi-validate",
         epilog="examples:\n  vib-bench mi-validate --quick\n  vib-bench mi-validate --kinds warped,heavy-tailed "
@@ -81,31 +83,7 @@ def register(sub) -> None:
         "flags. Exit 1 when a row is outside its tolerance; a hard case outside it is reported as a known "
         "limitation with its error, not a failure.",
     )
-    parser.add_argument(
-        "--estimators", default=",".join(list_estimators()), help="comma-separated estimators (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="fewer samples, steps and restarts (seconds per estimate instead of ~10)"
-    )
-    parser.add_argument(
-        "--no-copula",
-        dest="copula",
-        action="store_false",
-        help="feed the raw coordinates to the critics (default: rank-Gaussian transform of "
-        "every coordinate with few ties)",
-    )
-    parser.add_argument(
-        "--no-bounds",
-        dest="bounds",
-        action="store_false",
-        help="leave out the known-encoder bounds (default: included; a few seconds)",
-    )
-    parser.add_argument(
-        "--kinds",
-        default=None,
-        help="comma-separated critic case kinds: plain, warped, heavy-tailed, hard (default: all)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_flags(parser, MiValidateOptions)  # every setting, with its default, from the one declaration
     add_threads(
         parser,
         "CPU threads for torch outside the estimates (the known-encoder bounds; each estimate "

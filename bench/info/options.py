@@ -215,3 +215,37 @@ class Plane12Options:
         flag="--rows",
         help="kde, noisy: patterns the outer mean runs over (default {default})",
     )
+
+
+VALIDATE_KINDS = ("plain", "warped", "heavy-tailed", "hard")  # the critic cases of bench.info.validate
+
+
+@dataclass
+class MiValidateOptions:
+    """What ``vib-bench mi-validate`` runs (``bench.info.validate.validate_estimators``); no suite sets it."""
+
+    estimators: list[str] | None = flag(
+        kind="list",
+        what="estimator",
+        blank="empty",
+        shown="every registered one",
+        help="comma-separated estimators (default: {default})",
+    )
+    quick: bool = flag(
+        False, kind="bool", help="fewer samples, steps and restarts (seconds per estimate instead of ~10)"
+    )
+    copula: bool = flag(
+        True,
+        kind="bool",
+        help="feed the raw coordinates to the critics (default: rank-Gaussian transform of every coordinate "
+        "with few ties)",
+    )
+    bounds: bool = flag(True, kind="bool", help="leave out the known-encoder bounds (default: included; a few seconds)")
+    kinds: list[str] | None = flag(
+        kind="list",
+        what="case kind",
+        blank="none",
+        shown="all",
+        help=f"comma-separated critic case kinds: {', '.join(VALIDATE_KINDS)} (default: {{default}})",
+    )
+    seed: int = flag(0, kind="int", lo=0, help="random seed (default: {default})")
