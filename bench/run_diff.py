@@ -46,7 +46,11 @@ def _attack_changes(name, mb, mn) -> list[str]:
     sn = next((s for s in mn.done_seeds() if s.has_attacks()), None)
     if sb is None or sn is None:
         return out
+    # the noise scheme matters only where there is noise: a model the attack stage found randomised
+    randomised = bool(sb.attack_checks.get("randomised") or sn.attack_checks.get("randomised"))
     for key in ("n_examples", "eval_seed", "eval_batch", "eval_noise"):
+        if key == "eval_noise" and not randomised:
+            continue
         a, b = sb.attack_setup.get(key), sn.attack_setup.get(key)
         if a != b:
             out.append(f"model {name}: attack {key}: {_fmt(a)} -> {_fmt(b)}")

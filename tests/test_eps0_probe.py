@@ -77,6 +77,10 @@ def test_the_setup_records_the_noise_scheme_and_resume_refuses_another(tmp_path)
             check_resumable(tmp_path, "m", 0, True, old, 5, opts)
         assert protocol.EVAL_NOISE in str(e.value)
     check_resumable(tmp_path, "m", 0, False, {"n_examples": 5}, 5, opts)  # nothing to mix with
+    # a model the earlier checks found deterministic has no noise to mix
+    check_resumable(tmp_path, "m", 0, True, {"n_examples": 5}, 5, opts, {"randomised": False})
+    with pytest.raises(BenchError, match="--fresh"):
+        check_resumable(tmp_path, "m", 0, True, {"n_examples": 5}, 5, opts, {"randomised": True})
 
 
 def test_compare_lists_a_changed_noise_scheme(tmp_path):
@@ -86,11 +90,14 @@ def test_compare_lists_a_changed_noise_scheme(tmp_path):
 
     def results(noise):
         raw = golden_data()
-        for entry in raw["models"].values():
+        for name, entry in raw["models"].items():
             for s in entry["seeds"].values():
                 s["attack_setup"] = {"n_examples": 200, **({} if noise is None else {"eval_noise": noise})}
+                s["attack_checks"] = {"randomised": name.startswith("vib")}
         return Results(raw)
 
     assert setting_changes(results(protocol.EVAL_NOISE), results(protocol.EVAL_NOISE)) == []
     lines = setting_changes(results(None), results(protocol.EVAL_NOISE))
-    assert lines and all("eval_noise: - -> " + protocol.EVAL_NOISE in ln for ln in lines)
+    # listed for the randomised models only: a deterministic model's numbers do not depend on the scheme
+    assert sorted(ln.split(":")[0] for ln in lines) == ["model vib_beta1e-2", "model vib_beta1e-3"]
+    assert all("eval_noise: - -> " + protocol.EVAL_NOISE in ln for ln in lines)

@@ -50,7 +50,7 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
     n = len(x)
     entry = Results.load(run_dir).seed(name, seed, create=True)
     records = [] if opts.fresh else entry.records()
-    check_resumable(run_dir, name, seed, bool(records), entry.attack_setup, n, opts)
+    check_resumable(run_dir, name, seed, bool(records), entry.attack_setup, n, opts, entry.attack_checks)
 
     checks = model_checks(m.model, x, y, opts.device)
     m.randomised = checks["randomised"]
@@ -96,9 +96,17 @@ def attack_model(run_dir: Path, name: str, seed: int, x, y, opts: AttackOptions,
 
 
 def check_resumable(
-    run_dir, name: str, seed: int, has_records: bool, old_setup: dict, n: int, opts: AttackOptions
+    run_dir,
+    name: str,
+    seed: int,
+    has_records: bool,
+    old_setup: dict,
+    n: int,
+    opts: AttackOptions,
+    old_checks: dict | None = None,
 ) -> None:
-    """Refuse to mix a model-seed's earlier attack results with this invocation's unless asked to."""
+    """Refuse to mix a model-seed's earlier attack results with this invocation's unless asked to: other
+    examples, or (for a model the earlier checks found randomised, or did not record) another noise scheme."""
     if has_records and not opts.resume:
         raise BenchError(
             f"{run_dir}: {name} seed {seed} already has attack results; pass --resume to keep them "
@@ -110,7 +118,7 @@ def check_resumable(
             f"not {n}; pass the same --n-examples, or --fresh"
         )
     noise = old_setup.get("eval_noise", "per batch (unrecorded)") if old_setup else protocol.EVAL_NOISE
-    if has_records and noise != protocol.EVAL_NOISE:
+    if has_records and noise != protocol.EVAL_NOISE and (old_checks or {}).get("randomised", True):
         raise BenchError(
             f"--resume: {name} seed {seed} was attacked with evaluation noise {noise}, not {protocol.EVAL_NOISE} "
             "(bench.protocol); its numbers would mix two noise schemes: pass --fresh"

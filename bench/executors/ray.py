@@ -367,7 +367,8 @@ class _Driver:
         for name, seed in pairs:
             entry = res.seed(name, seed)
             records = entry.records() if entry else []
-            check_resumable(self.out, name, seed, bool(records), entry.attack_setup if entry else {}, len(x), opts)
+            setup, checks = (entry.attack_setup, entry.attack_checks) if entry else ({}, {})
+            check_resumable(self.out, name, seed, bool(records), setup, len(x), opts, checks)
             self.books[(name, seed)] = books.AttackBook(self.out, name, seed, records, spec)
 
     def submit_attacks(self) -> None:
