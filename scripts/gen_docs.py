@@ -155,6 +155,17 @@ def attack_stage_table() -> str:
             f"{_f(before / after if before and after else None, '.2f')} | {d.get('compare_exit', '')} | "
             f"{d.get('compare_counts', '')} |"
         )
+    for path in sorted(BENCH.glob("attack_stage_*.json")):  # recorded cell seconds, per model and attack
+        cells = json.loads(path.read_text()).get("cell_seconds", {})
+        before, after = cells.get("before", {}), cells.get("after", {})
+        if not before or not after:
+            continue
+        rows += ["", f"Recorded cell wall time (`wall_time_s`, summed over eps) in `{path.name}`:", ""]
+        rows += ["| model | attack | before s | after s |", "|---|---|--:|--:|"]
+        for model in after:
+            for attack in sorted(set(before.get(model, {})) | set(after[model])):
+                b, a = before.get(model, {}).get(attack), after[model].get(attack)
+                rows.append(f"| {model} | {attack} | {_f(b, '.1f')} | {_f(a, '.1f')} |")
     return "\n".join(rows) + "\n"
 
 
