@@ -169,6 +169,153 @@ def attack_stage_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _pc(v: float, fmt: str = ".1f") -> str:
+    return "" if v is None or not math.isfinite(v) else format(100 * v, fmt)
+
+
+def _pv(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def _vs(res: Results, a: str, b: str, metric: str) -> str:
+    """``a_only / b_only, p`` of the paired test of ``a`` against ``b`` on ``metric`` (bench.reporting.ranking)."""
+    from bench.reporting.ranking import compare_models
+
+    t = compare_models(res, a, b, metric)
+    return "" if t is None else f"{t.a_only} / {t.b_only}, p = {_pv(t.p)}"
+
+
+def quick_findings(res: Results, base: str = "mlp", eps: float = 0.1) -> str:
+    """The quick run's paired comparisons with the plain MLP (clean error, PGD and the worst case at ``eps``),
+    the vanishing-gradient check, the training time per stack-epoch and the info stage's time."""
+    from bench.reporting.ranking import robust_accuracy
+
+    rows = [
+        f"| model | clean err % | vs {base}: examples only it / only {base} gets right, p | PGD ε={eps:g} % | "
+        f"worst ε={eps:g} % | worst vs {base}: only it / only {base}, p | PGD - worst (points) | "
+        "correct examples with a vanishing CE gradient % | train s per stack-epoch (stack) |",
+        "|---|--:|---|--:|--:|---|--:|--:|---|",
+    ]
+    info_s = 0.0
+    for model in res.models():
+        for seed in model.done_seeds():
+            pgd, worst = (robust_accuracy(seed.records(), f, eps) for f in ("pgd", "worst"))
+            cmp = model.name != base
+            tr = seed.train
+            info_s += seed.info.get("seconds") or 0.0
+            rows.append(
+                f"| {model.name} | {_pc(seed.clean_metric('error'), '.2f')} | "
+                f"{_vs(res, model.name, base, 'clean_error') if cmp else ''} | {_pc(pgd)} | {_pc(worst)} | "
+                f"{_vs(res, model.name, base, f'worst@{eps:g}') if cmp else ''} | {_pc(pgd - worst)} | "
+                f"{_pc(seed.attack_checks.get('vanishing_grad_fraction'), '.0f')} | "
+                f"{_f(tr.get('time_per_epoch_s'), '.1f')} ({tr.get('stack_size')}) |"
+            )
+    extra = [
+        f"- PGD ε={eps:g}, confidence_penalty against dropout (only it / only dropout right): "
+        f"{_vs(res, 'confidence_penalty', 'dropout', f'pgd@{eps:g}')}.",
+        f"- Worst case ε={eps:g}, dropout against {base}: {_vs(res, 'dropout', base, f'worst@{eps:g}')}.",
+        f"- `vib-bench info` on every model: {info_s / 60:.1f} min in all (the records' `info.seconds`).",
+    ]
+    return "\n".join(rows) + "\n\n" + "\n".join(extra) + "\n"
+
+
+def quick_info(res: Results) -> str:
+    """Per model of a run with ``info`` records: the CE of its own decoder, the I(Z;Y) and I(X;Z) intervals,
+    the rate, and the critic estimates of I(Z;Y) with the estimators flagged below the lower end."""
+    from bench.info.bounds import izy_interval
+
+    rows = [
+        "| model | CE of its own decoder | I(Z;Y) in | critic estimates mine / jsd / infonce "
+        "(flagged below the lower end) | I(X;Z) in | rate |",
+        "|---|--:|---|---|---|--:|",
+    ]
+    h_y = None
+    for model in res.models():
+        for seed in model.done_seeds():
+            b = seed.info_bounds
+            if not b:
+                continue
+            h_y = b.get("h_y_nats", h_y)
+            lo, hi, _, _ = izy_interval(b)
+            est = seed.info_estimates("I(Z;Y)")
+            crit = " / ".join(_f((est.get(e) or {}).get("nats")) for e in ("mine", "jsd", "infonce"))
+            low = [
+                f["estimator"]
+                for f in seed.info_flags
+                if f["quantity"] == "I(Z;Y)" and f["flag"] == "below_lower_bound"
+            ]
+            low = "all" if len(low) == 3 else ", ".join(low) or "none"
+            ixz = (
+                "inf (deterministic)"
+                if seed.info_deterministic
+                else (
+                    f"[{_f(b.get('ixz_lower_nats'), '.2f')}, {_f(b.get('ixz_upper_nats'), '.2f')}]"
+                    + (" (lower end at log N)" if b.get("ixz_lower_at_cap") else "")
+                )
+            )
+            rows.append(
+                f"| {model.name} | {_f(b.get('ce_nats'))} | [{_f(lo)}, {_f(hi)}] | {crit} ({low}) | {ixz} | "
+                f"{_f(b.get('rate_nats'), '.1f') if not seed.info_deterministic else ''} |"
+            )
+    return f"H(Y) = {_f(h_y)} nats.\n\n" + "\n".join(rows) + "\n"
+
+
+CLAIM_CELLS = ["cw_paper", "cw_paper_targeted", "pgd_l2_strong", "apgd_l2_strong", "eot_pgd_l2_strong"]
+CLAIM_CELLS += ["transfer_pgd_l2_strong", "square_l2_strong"]
+
+
+def claims_cells(res: Results) -> str:
+    """Per model and seed of a claims run: clean accuracy, training and attack time, each L2 cell's robust
+    accuracy (the paper's CW unbounded, the rest inside the L2 budget) and the zeros' mean L2."""
+    head = " | ".join(f"`{a}` %" for a in CLAIM_CELLS)
+    rows = [
+        f"| model | clean acc % | train s | attacks s | {head} | zeros: mean L2, paper / strongest |",
+        "|---|--:|--:|--:|" + "--:|" * len(CLAIM_CELLS) + "---|",
+    ]
+    for model in res.models():
+        for seed in model.done_seeds():
+            c = seed.claims
+            if not c:
+                continue
+            cells = {x["attack"]: x for x in c.get("cells", []) if x["norm"] == "L2"}
+            accs = " | ".join(_pc((cells.get(a) or {}).get("robust_acc")) for a in CLAIM_CELLS)
+            wall = sum(x.get("wall_time_s") or 0.0 for x in c.get("cells", []))
+            z = c.get("zeros") or {}
+            l2 = [
+                _f(statistics.fmean(v), ".2f")
+                if (v := [x for x in (z.get(k) or {}).get("l2", []) if x is not None])
+                else ""
+                for k in ("paper", "strongest")
+            ]
+            rows.append(
+                f"| {model.name} | {_pc(1 - seed.clean_metric('error'), '.2f')} | "
+                f"{_f(seed.train.get('train_time_s'), '.0f')} | {wall:.0f} | {accs} | {' / '.join(l2)} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def mi_hard() -> str:
+    """The committed ``vib-bench mi-validate --kinds hard`` output (results/mi_validate/hard.md): its table
+    and its settings line, with the range of the signed errors."""
+    lines = (REPO / "results" / "mi_validate" / "hard.md").read_text().splitlines()
+    table = [ln for ln in lines if ln.startswith("|")]
+    errs = [float(c.split(":")[1].strip(" %")) for ln in table[2:] for c in ln.split("|") if "known limitation:" in c]
+    notes = [ln for ln in lines if ln.startswith("full:") or ln.startswith("quick:")]
+    out = table + [""] + [f"- {n}" for n in notes]
+    if errs:
+        out.append(f"- Signed errors from {max(errs):+.0f}% to {min(errs):+.0f}% over {len(errs)} estimates.")
+    return "\n".join(out) + "\n"
+
+
+def infoplane12() -> str:
+    """The verdict table, summary and timings of results/infoplane12/infoplane12.json (bench.info.verdict)."""
+    from bench.info.verdict import format_report
+
+    doc = json.loads((REPO / "results" / "infoplane12" / "infoplane12.json").read_text())
+    text = format_report(doc, None)
+    return text.split("## Verdict", 1)[1].strip().split("\n", 1)[1].strip().replace("## Timings", "**Timings.**") + "\n"
+
+
 def documents() -> dict[str, str]:
     """{file name: text} of every generated document."""
     docs = {}
@@ -185,6 +332,11 @@ def documents() -> dict[str, str]:
     docs["epoch-overhead.md"] = HEADER.format(src="benchmarks/results/epoch_overhead_*.json") + overhead_table()
     docs["gate-false-positives.md"] = HEADER.format(src="benchmarks/results/gate_false_positives.json") + gate_table()
     docs["attack-stage.md"] = HEADER.format(src="benchmarks/results/attack_stage_*.json") + attack_stage_table()
+    docs["quick-findings.md"] = HEADER.format(src="results/quick/results.json") + quick_findings(loaded["quick"])
+    docs["quick-info.md"] = HEADER.format(src="results/quick/results.json") + quick_info(loaded["quick"])
+    docs["claims-cells.md"] = HEADER.format(src="results/claims/results.json") + claims_cells(loaded["claims"])
+    docs["mi-validate-hard.md"] = HEADER.format(src="results/mi_validate/hard.md") + mi_hard()
+    docs["infoplane12.md"] = HEADER.format(src="results/infoplane12/infoplane12.json") + infoplane12()
     return docs
 
 
