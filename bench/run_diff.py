@@ -52,6 +52,8 @@ def _attack_changes(name, mb, mn) -> list[str]:
         if key == "eval_noise" and not randomised:
             continue
         a, b = sb.attack_setup.get(key), sn.attack_setup.get(key)
+        if key == "eval_noise":  # runs attacked before the scheme was recorded say nothing about it
+            a, b = a or "unrecorded", b or "unrecorded"
         if a != b:
             out.append(f"model {name}: attack {key}: {_fmt(a)} -> {_fmt(b)}")
     budgets_b = {r.attack: r.budget for r in sb.records() if not r.is_worst_case}

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -117,14 +118,20 @@ def main() -> int:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(args.run_dir, dest)
-    started = {}
+    done = {}
+    waiters = []
     for label, src in trees:
         extra = args.extra_after.split() if label == "after" else []
-        started[label] = start(src, ["attack", str(base / label), *common, *extra])
-        if not args.concurrent:
-            started[label] = finish(*started[label])
+        proc = start(src, ["attack", str(base / label), *common, *extra])
+        if args.concurrent:  # each process waited on (and its output drained) by its own thread: its own end time
+            waiters.append(threading.Thread(target=lambda lb=label, pr=proc: done.__setitem__(lb, finish(*pr))))
+            waiters[-1].start()
+        else:
+            done[label] = finish(*proc)
+    for w in waiters:
+        w.join()
     for label, src in trees:
-        wall, rc, tail = started[label] if not args.concurrent else finish(*started[label])
+        wall, rc, tail = done[label]
         print(f"{label}: {src}: attack stage {wall:.1f} s (exit {rc})")
         if rc != 0:
             print(tail, file=sys.stderr)

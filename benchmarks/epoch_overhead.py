@@ -123,7 +123,10 @@ def measure(args, val_every: int | None) -> dict:
             out = Path(args.out or tmp) / ("run" if val_every is None else f"run_val{val_every}")
             cadence = {}
             if val_every is not None:
-                from bench.train.recipe import Cadence
+                try:
+                    from bench.train.recipe import Cadence
+                except ImportError:  # before the training package
+                    from bench.training import Cadence
 
                 cadence = {"cadence": Cadence(val_epochs=val_every)}
             train_run(

@@ -201,12 +201,13 @@ def quick_findings(res: Results, base: str = "mlp", eps: float = 0.1) -> str:
         for seed in model.done_seeds():
             pgd, worst = (robust_accuracy(seed.records(), f, eps) for f in ("pgd", "worst"))
             cmp = model.name != base
+            gap = None if pgd is None or worst is None else pgd - worst
             tr = seed.train
             info_s += seed.info.get("seconds") or 0.0
             rows.append(
                 f"| {model.name} | {_pc(seed.clean_metric('error'), '.2f')} | "
                 f"{_vs(res, model.name, base, 'clean_error') if cmp else ''} | {_pc(pgd)} | {_pc(worst)} | "
-                f"{_vs(res, model.name, base, f'worst@{eps:g}') if cmp else ''} | {_pc(pgd - worst)} | "
+                f"{_vs(res, model.name, base, f'worst@{eps:g}') if cmp else ''} | {_pc(gap)} | "
                 f"{_pc(seed.attack_checks.get('vanishing_grad_fraction'), '.0f')} | "
                 f"{_f(tr.get('time_per_epoch_s'), '.1f')} ({tr.get('stack_size')}) |"
             )

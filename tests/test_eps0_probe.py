@@ -39,6 +39,26 @@ def _mua(model, x, y):
     return ModelUnderAttack("m", 0, model, x, y, clean, "cpu")
 
 
+def test_the_probe_takes_rounding_for_rounding(digits, monkeypatch):
+    """Log-probabilities that differ by float rounding between batch shapes pass; a noise-sized change fails."""
+    x, y = _data(digits)
+    torch.manual_seed(0)
+    model = BatchNoise(x[0].numel(), scale=0.0).eval()
+    real = protocol.predict_log_probs
+
+    def shifted(by):
+        def predict(m, xs, batch_size=protocol.EVAL_BATCH, device=None, seed=protocol.EVAL_SEED):
+            out = real(m, xs, batch_size, device, seed)
+            return out + by if batch_size == protocol.PROBE_BATCH else out
+
+        return predict
+
+    monkeypatch.setattr(protocol, "predict_log_probs", shifted(1e-6))
+    assert protocol.reproducible(model, x, "cpu")
+    monkeypatch.setattr(protocol, "predict_log_probs", shifted(1e-2))
+    assert not protocol.reproducible(model, x, "cpu")
+
+
 def test_the_probe_passes_a_keyed_vib_and_fails_batch_dependent_noise(digits):
     x, y = _data(digits)
     torch.manual_seed(0)
@@ -75,7 +95,7 @@ def test_the_setup_records_the_noise_scheme_and_resume_refuses_another(tmp_path)
     for old in ({"n_examples": 5}, {"n_examples": 5, "eval_noise": "something-else"}):
         with pytest.raises(BenchError, match="--fresh") as e:
             check_resumable(tmp_path, "m", 0, True, old, 5, opts)
-        assert protocol.EVAL_NOISE in str(e.value)
+        assert protocol.EVAL_NOISE in str(e.value) and (old.get("eval_noise") or "unrecorded") in str(e.value)
     check_resumable(tmp_path, "m", 0, False, {"n_examples": 5}, 5, opts)  # nothing to mix with
     # a model the earlier checks found deterministic has no noise to mix
     check_resumable(tmp_path, "m", 0, True, {"n_examples": 5}, 5, opts, {"randomised": False})
@@ -100,4 +120,4 @@ def test_compare_lists_a_changed_noise_scheme(tmp_path):
     lines = setting_changes(results(None), results(protocol.EVAL_NOISE))
     # listed for the randomised models only: a deterministic model's numbers do not depend on the scheme
     assert sorted(ln.split(":")[0] for ln in lines) == ["model vib_beta1e-2", "model vib_beta1e-3"]
-    assert all("eval_noise: - -> " + protocol.EVAL_NOISE in ln for ln in lines)
+    assert all("eval_noise: unrecorded -> " + protocol.EVAL_NOISE in ln for ln in lines)

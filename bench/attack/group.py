@@ -12,6 +12,7 @@ the Ray executor returns a unit's puts to the driver, the only writer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -48,7 +49,7 @@ class ModelUnderAttack:
         """The protocol's reproducibility probe (``bench.protocol.reproducible``), run once, when an eps-0
         cell first needs it."""
         if self._reproducible is None:
-            self._reproducible = protocol.reproducible(self.model, self.x, self.y, self.clean, self.device)
+            self._reproducible = protocol.reproducible(self.model, self.x, self.device)
         return self._reproducible
 
     @property
@@ -242,7 +243,6 @@ def attack_group(
             f"{m.name} {attack_name} {norm} {eps:g}",
             randomised=randomised,
             indicators=getattr(opts, "indicators", True),
-            reproducible=m.reproducible() if eps == 0 and not s.costly else None,
         )
         return s, proto, config, cell
 
@@ -266,7 +266,8 @@ def attack_group(
             rec, robust = cells.min_norm_at(
                 cell, min_norm_runs[attack_name], attack_name, norm, eps, proto, config, first
             )
-        elif eps == 0:
+        elif eps == 0:  # the probe runs once per model-seed, and only when an eps-0 cell is computed
+            cell = dataclasses.replace(cell, reproducible=m.reproducible())
             rec, robust = cells.from_clean(cell, attack_name, norm, eps, proto, config)
         else:
             rec, robust = cells.standalone(cell, attack_name, norm, eps, proto, config)

@@ -117,11 +117,12 @@ def check_resumable(
             f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
             f"not {n}; pass the same --n-examples, or --fresh"
         )
-    noise = old_setup.get("eval_noise", "per batch (unrecorded)") if old_setup else protocol.EVAL_NOISE
+    noise = old_setup.get("eval_noise", protocol.UNRECORDED_NOISE) if old_setup else protocol.EVAL_NOISE
     if has_records and noise != protocol.EVAL_NOISE and (old_checks or {}).get("randomised", True):
         raise BenchError(
-            f"--resume: {name} seed {seed} was attacked with evaluation noise {noise}, not {protocol.EVAL_NOISE} "
-            "(bench.protocol); its numbers would mix two noise schemes: pass --fresh"
+            f"--resume: {name} seed {seed} was attacked with evaluation noise '{noise}', not "
+            f"'{protocol.EVAL_NOISE}' (bench.protocol.EVAL_NOISE); its numbers might mix two noise schemes: "
+            "pass --fresh"
         )
 
 
