@@ -31,9 +31,8 @@ EVAL_BATCH = 1000  # rows per prediction call (a memory bound: predictions do no
 # How a randomised model's evaluation noise is drawn, recorded in every attack setup (``compare --strict``
 # refuses runs whose schemes differ): keyed on (seed, example content, call) by ``models.noise``. A run
 # attacked before it was recorded does not say: per batch from the global RNG before commit d550e2d, keyed
-# after it (results/quick), so its scheme reads as unrecorded.
+# after it (results/quick), so its scheme reads as unrecorded (``bench.results.recorded_noise``).
 EVAL_NOISE = "keyed-v1"
-UNRECORDED_NOISE = "unrecorded"
 PROBE_BATCH = 7  # rows per call of the reproducibility probe (:func:`reproducible`): unlike any real batch
 PROBE_TOL = 1e-3  # largest log-probability difference the probe takes for rounding
 
@@ -88,17 +87,23 @@ def predict_labels(model, x: torch.Tensor, device) -> torch.Tensor:
 
 def predict_correct(model, x: torch.Tensor, y: torch.Tensor, device) -> torch.Tensor:
     """Per-example correctness of the model's own prediction under the protocol."""
-    return predict_labels(model, x, device) == y.cpu()
+    return correct(predict_log_probs(model, x, EVAL_BATCH, device, EVAL_SEED), y)
 
 
-def reproducible(model, x: torch.Tensor, device) -> bool:
+def correct(log_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example correctness (on the CPU) of predictions given as log-probabilities."""
+    return log_probs.argmax(1).cpu() == y.cpu()
+
+
+def reproducible(model, x: torch.Tensor, device, once: torch.Tensor | None = None) -> bool:
     """Whether the protocol's predictions on ``x`` do not depend on batching: the log-probabilities predicted
     again in reverse order, ``PROBE_BATCH`` rows per call, equal those of ``EVAL_BATCH`` rows in file order
     within ``PROBE_TOL`` (float rounding between batch shapes is far below it; a draw of noise is far above).
     A model whose noise ignores the key (a plugin's, drawn per batch) fails it; that is the eps = 0 check of
     the attack stage (a ball of radius 0 holds only the example, so its prediction is the clean one exactly
-    when this holds)."""
-    once = predict_log_probs(model, x, EVAL_BATCH, device, EVAL_SEED)
+    when this holds). ``once``: the usual pass's log-probabilities when the caller already has them."""
+    if once is None:
+        once = predict_log_probs(model, x, EVAL_BATCH, device, EVAL_SEED)
     again = predict_log_probs(model, x.flip(0), PROBE_BATCH, device, EVAL_SEED).flip(0)
     return bool((once - again).abs().max() <= PROBE_TOL) if len(x) else True
 

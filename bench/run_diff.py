@@ -48,12 +48,12 @@ def _attack_changes(name, mb, mn) -> list[str]:
         return out
     # the noise scheme matters only where there is noise: a model the attack stage found randomised
     randomised = bool(sb.attack_checks.get("randomised") or sn.attack_checks.get("randomised"))
-    for key in ("n_examples", "eval_seed", "eval_batch", "eval_noise"):
-        if key == "eval_noise" and not randomised:
-            continue
-        a, b = sb.attack_setup.get(key), sn.attack_setup.get(key)
-        if key == "eval_noise":  # runs attacked before the scheme was recorded say nothing about it
-            a, b = a or "unrecorded", b or "unrecorded"
+    pairs = [
+        (key, sb.attack_setup.get(key), sn.attack_setup.get(key)) for key in ("n_examples", "eval_seed", "eval_batch")
+    ]
+    if randomised:
+        pairs.append(("eval_noise", sb.eval_noise, sn.eval_noise))
+    for key, a, b in pairs:
         if a != b:
             out.append(f"model {name}: attack {key}: {_fmt(a)} -> {_fmt(b)}")
     budgets_b = {r.attack: r.budget for r in sb.records() if not r.is_worst_case}

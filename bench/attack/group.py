@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import protocol
-from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS, predict_correct
+from ..protocol import EVAL_BATCH, EVAL_SEED, MODEL_FLAGS
 from ..results import AttackRecord, CellKey, per_example_key, put_record
 from .checks import LARGE_EPS
 from .options import attack_overrides
@@ -43,13 +43,14 @@ class ModelUnderAttack:
     sanity: dict = field(
         default_factory=dict
     )  # (attack, norm) -> unconstrained failure (bench.attack.group_indicators)
+    clean_log_probs: torch.Tensor | None = None  # the clean pass's log-probabilities, when kept
     _reproducible: bool | None = None
 
     def reproducible(self) -> bool:
         """The protocol's reproducibility probe (``bench.protocol.reproducible``), run once, when an eps-0
-        cell first needs it."""
+        cell first needs it; it reuses the clean pass's log-probabilities when they were kept."""
         if self._reproducible is None:
-            self._reproducible = protocol.reproducible(self.model, self.x, self.device)
+            self._reproducible = protocol.reproducible(self.model, self.x, self.device, self.clean_log_probs)
         return self._reproducible
 
     @property
@@ -90,8 +91,8 @@ def load_for_attack(run_dir, name: str, seed: int, x, y, device) -> tuple[ModelU
     from ..train.weights import load_trained
 
     model = load_trained(run_dir, name, seed, device)
-    clean = predict_correct(model, x, y, device)
-    m = ModelUnderAttack(name, seed, model, x, y, clean, device)
+    logp = protocol.predict_log_probs(model, x, EVAL_BATCH, device, EVAL_SEED)
+    m = ModelUnderAttack(name, seed, model, x, y, protocol.correct(logp, y), device, clean_log_probs=logp)
     setup = {
         "n_examples": len(x),
         "eval_seed": EVAL_SEED,

@@ -16,7 +16,7 @@ import torch
 
 from .. import protocol
 from ..errors import BenchError
-from ..results import AttackRecord, Results, update_results
+from ..results import AttackRecord, Results, recorded_noise, update_results
 from ..rundir import check_writable, load_per_example, model_dir, require_run_dir, save_per_example
 from .checks import model_checks, post_checks
 from .cost import matmul_peak_flops
@@ -117,7 +117,7 @@ def check_resumable(
             f"--resume: {name} seed {seed} was attacked on {old_setup.get('n_examples')} examples, "
             f"not {n}; pass the same --n-examples, or --fresh"
         )
-    noise = old_setup.get("eval_noise", protocol.UNRECORDED_NOISE) if old_setup else protocol.EVAL_NOISE
+    noise = recorded_noise(old_setup) if old_setup else protocol.EVAL_NOISE
     if has_records and noise != protocol.EVAL_NOISE and (old_checks or {}).get("randomised", True):
         raise BenchError(
             f"--resume: {name} seed {seed} was attacked with evaluation noise '{noise}', not "

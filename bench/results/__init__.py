@@ -23,7 +23,7 @@ Attack records are identified by a :class:`CellKey` (attack, norm, eps, protocol
 compared after one normalisation, :func:`norm_eps`, everywhere.
 """
 
-from .entries import ModelResult, SeedResult
+from .entries import UNRECORDED_NOISE, ModelResult, SeedResult, recorded_noise
 from .file import SCHEMA, Results, load_results, update_results
 from .records import CLEAN_KEY, EPS_DIGITS, AttackRecord, CellKey, eps_label, norm_eps, per_example_key, put_record
 from .upgrade import FORMAT
@@ -38,10 +38,12 @@ __all__ = [
     "ModelResult",
     "Results",
     "SeedResult",
+    "UNRECORDED_NOISE",
     "eps_label",
     "load_results",
     "norm_eps",
     "per_example_key",
     "put_record",
+    "recorded_noise",
     "update_results",
 ]

@@ -13,6 +13,15 @@ if TYPE_CHECKING:
 
 
 # ---------------------------------------------------------------------------------------- seeds
+UNRECORDED_NOISE = "unrecorded"
+
+
+def recorded_noise(setup: dict) -> str:
+    """The ``eval_noise`` an attack setup records, or ``UNRECORDED_NOISE`` for a run attacked before the scheme
+    was recorded (it may have been keyed or drawn per batch: ``bench.protocol.EVAL_NOISE``)."""
+    return setup.get("eval_noise") or UNRECORDED_NOISE
+
+
 class SeedResult:
     """Everything measured for one (model, seed)."""
 
@@ -78,6 +87,11 @@ class SeedResult:
     @property
     def attack_setup(self) -> dict:
         return self.raw.get("attack_setup") or {}
+
+    @property
+    def eval_noise(self) -> str:
+        """The evaluation-noise scheme its attacks ran under (:func:`recorded_noise`)."""
+        return recorded_noise(self.attack_setup)
 
     def set_attacks(self, records: list[AttackRecord], checks: dict, setup: dict) -> None:
         self.raw["attacks"] = [r.raw for r in records]
