@@ -206,7 +206,7 @@ def test_shipped_suites_set_only_declared_keys():
 
 def test_the_claims_suite_keys_come_from_the_fields():
     keys = {s.suite: f.name for f, s in settings(ClaimsOptions) if s.suite}
-    assert set(ClaimsOptions.SUITE_KEYS) == set(keys) == set(suite_mod.SCHEMA["claims"])
+    assert set(keys) == set(suite_mod.SCHEMA["claims"])
     assert keys["set"] == "attack_set" and "zeros_label" not in keys.values() and "fresh" not in keys.values()
     # an absent key is the field's default; a present one sets its field
     assert ClaimsOptions.from_suite(".", {}) == ClaimsOptions(Path("."))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BenchError
-from ..settings import first_error, from_table, setting, settings
+from ..settings import first_error, from_table, setting
 
 if TYPE_CHECKING:
     import torch
@@ -183,10 +183,6 @@ class ClaimsOptions:
             ov.setdefault(EOT_KEYS[attack], self.eot_iter)
         ov.update(extra)
         return ov
-
-
-# the keys of a suite's [claims] table, from the declarations
-ClaimsOptions.SUITE_KEYS = tuple(s.suite for _, s in settings(ClaimsOptions) if s.suite)
 
 
 def eps_key(eps: float | None) -> str:
