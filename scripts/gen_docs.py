@@ -145,8 +145,8 @@ def attack_stage_table() -> str:
         "| file | suite settings, examples | trees | before s | after s | speed-up | compare exit | verdicts |",
         "|---|---|---|--:|--:|--:|--:|---|",
     ]
-    for path in sorted(BENCH.glob("attack_stage_*.json")):
-        d = json.loads(path.read_text())
+    files = [(path, json.loads(path.read_text())) for path in sorted(BENCH.glob("attack_stage_*.json"))]
+    for path, d in files:
         t = d["times"]
         before, after = t.get("before"), t.get("after")
         rows.append(
@@ -155,8 +155,8 @@ def attack_stage_table() -> str:
             f"{_f(before / after if before and after else None, '.2f')} | {d.get('compare_exit', '')} | "
             f"{d.get('compare_counts', '')} |"
         )
-    for path in sorted(BENCH.glob("attack_stage_*.json")):  # recorded cell seconds, per model and attack
-        cells = json.loads(path.read_text()).get("cell_seconds", {})
+    for path, d in files:  # recorded cell seconds, per model and attack
+        cells = d.get("cell_seconds", {})
         before, after = cells.get("before", {}), cells.get("after", {})
         if not before or not after:
             continue
